@@ -1,0 +1,84 @@
+"""Trial checkpoints: everything needed to continue a trial bit for bit, in one torch file.
+
+Contents: the config, model, optimizer, epoch, step counter, cached g_v, every RNG (python,
+numpy, torch CPU/CUDA, the trial's data-order/augmentation generator), the history so far, wall
+time. ``load_init_weights`` reads the model part of a checkpoint to start a new trial from it
+(ordered/collapse preparation runs), also from the paper notebooks' {'model_state_dict': ...} files.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import torch
+
+from .errors import ConfigError
+
+FORMAT = "dgl_ray.trial/1"
+
+
+def save(state: dict, path: str) -> None:
+    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckpt-", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, **state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: str, map_location="cpu") -> dict:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"checkpoint {path!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ConfigError(f"checkpoint {path!r} cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ConfigError(f"checkpoint {path!r} is not a dgl_ray trial checkpoint (format {FORMAT}); "
+                          f"to start from a model's weights use init_checkpoint instead")
+    return state
+
+
+def load_init_weights(path: str, model: torch.nn.Module, model_meta: dict) -> dict:
+    """Load the weights of ``path`` into ``model``; the file may be a dgl_ray checkpoint, a notebook
+    checkpoint ({'model_state_dict': ...}) or a bare state_dict. Returns the file's metadata.
+    A checkpoint of another model is a ConfigError naming both."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"init_checkpoint={path!r} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"init_checkpoint={path!r} cannot be read ({type(e).__name__}: {e})") from None
+    meta: dict = {}
+    if isinstance(blob, dict) and blob.get("format") == FORMAT:
+        meta = dict(blob.get("model_meta", {}))
+        mine = {k: model_meta[k] for k in ("model", "width", "num_classes", "input_shape")}
+        theirs = {k: meta.get(k) for k in mine}
+        if theirs != mine:
+            raise ConfigError(f"init_checkpoint={path!r} holds {theirs}; this trial builds {mine}; "
+                              f"start from a checkpoint of the same model, width and data shape")
+        sd = blob["model"]
+        meta["final_error"] = (blob.get("history") or [{}])[-1].get("test_error")
+    elif isinstance(blob, dict) and "model_state_dict" in blob:
+        sd = blob["model_state_dict"]
+        meta = {k: v for k, v in blob.items() if k not in ("model_state_dict", "optimizer_state_dict")}
+    elif isinstance(blob, dict) and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        sd = blob
+    else:
+        raise ConfigError(f"init_checkpoint={path!r} holds no model weights (expected a dgl_ray checkpoint, "
+                          f"a dict with 'model_state_dict', or a state_dict)")
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:300]
+        raise ConfigError(f"init_checkpoint={path!r} does not fit model={model_meta['model']!r} "
+                          f"(width {model_meta['width']}): {first}") from None
+    return meta

@@ -1,0 +1,160 @@
+"""A trial's configuration: plain data, validated before any work starts.
+
+Every field is a JSON-able value, so a config travels unchanged through the command line, Ray
+Tune's param_space, checkpoints and the results table. Fields left as None take the data set's
+defaults (``DATASET_DEFAULTS``): the paper's CIFAR settings, or the digits settings of PROTOCOLS.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .schedules import check_lambda, expand_lambda_schedule
+
+DATASETS = ("digits", "cifar10", "cifar100", "synthetic-cifar")
+MODELS = ("tinycnn", "resnet18", "resnet34", "vgg11", "vgg11-p2", "simplecnn", "simplecnn-p2")
+NOISE_KINDS = ("symmetric", "asymmetric", "asymmetric-legacy")
+NOISE_CONVENTIONS = ("paper", "legacy")  # legacy: A–Q notebooks seeded noise with seed+1000
+NORMALIZATIONS = ("paper", "q-series")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+
+DATASET_DEFAULTS = {
+    # PROTOCOLS.md, last section: digits, batch 32, LR 0.1 constant, 30 epochs.
+    "digits": dict(model="tinycnn", batch_size=32, lr=0.1, lr_milestones=[], epochs=30),
+    # PROTOCOLS.md: 100 epochs, LR 0.1, MultiStep [50, 75] x0.1, batch 256.
+    "cifar10": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
+    "cifar100": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
+    "synthetic-cifar": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
+}
+
+
+@dataclass
+class TrialConfig:
+    # data
+    dataset: str = "digits"
+    data_root: str = "./data"
+    download: bool = False
+    normalization: str = "paper"      # CIFAR-10 std variant: "paper" (0.2023,...) or "q-series" (0.2470,...)
+    augment: bool | None = None         # None: on for CIFAR-shaped data, off for digits
+    synthetic_size: list[int] = field(default_factory=lambda: [50000, 10000])  # synthetic-cifar train/test
+    # label noise
+    eta: float = 0.4
+    noise: str = "symmetric"
+    noise_convention: str = "paper"
+    trusted_fraction: float | None = None   # V2: g_v from this fraction of trusted training samples only
+    # model
+    model: str | None = None
+    width: float = 1.0
+    # the dual-gradient step
+    seed: int = 0
+    lam: float | None = None                  # constant λ; or give lambda_schedule
+    lambda_schedule: list[dict] | None = None
+    K: int = 16
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_milestones: list[int] | None = None
+    lr_gamma: float = 0.1
+    lr_multiplier: float = 1.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int | None = None
+    eval_every: int = 1
+    fresh_csv: bool = False                 # W1: also log c_sv = cos(g_s, a FRESH g_v) every step
+    # start from a saved model (ordered/collapse preparation runs): fresh optimizer at `lr`,
+    # step counter and cache reset, as the paper's T/W protocols do
+    init_checkpoint: str | None = None
+    origin: str | None = None               # "ordered"/"collapse": the branch the init checkpoint holds
+    # execution
+    device: str = "auto"
+    dtype: str = "float32"
+    deterministic: bool = False
+    # free-form labels carried into the results (family, experiment name, ...)
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrialConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        if "lambda" in d and "lam" not in d:
+            d["lam"] = d.pop("lambda")
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown trial config keys {unknown}; allowed: {sorted(names)}")
+        return cls(**d).resolved()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def resolved(self) -> "TrialConfig":
+        """Fill dataset defaults, expand the λ schedule and validate everything; raises ConfigError."""
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
+        c = dataclasses.replace(self)
+        for k, v in DATASET_DEFAULTS[c.dataset].items():
+            if getattr(c, k) is None:
+                setattr(c, k, list(v) if isinstance(v, list) else v)
+        if c.augment is None:
+            c.augment = c.dataset != "digits"
+        if c.lambda_schedule is None:
+            if c.lam is None:
+                raise ConfigError("no λ given: set lam (e.g. --lambda 0.3) or a lambda_schedule")
+            check_lambda(c.lam)
+            c.lambda_schedule = [{"kind": "constant", "value": float(c.lam), "epochs": int(c.epochs)}]
+            c.lam = None  # the schedule now holds it: resolving again is a no-op
+        elif c.lam is not None:
+            raise ConfigError(f"both lam={c.lam} and a lambda_schedule were given; give one of them")
+        plans = expand_lambda_schedule(c.lambda_schedule)
+        if c.epochs != len(plans):
+            if self.epochs is not None and self.lambda_schedule is not None:
+                raise ConfigError(f"epochs={self.epochs} but the λ schedule lasts {len(plans)} epochs; "
+                                  f"leave epochs unset or make them equal")
+            c.epochs = len(plans)
+        c._validate()
+        return c
+
+    def _validate(self) -> None:
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(msg)
+
+        need(self.model in MODELS, f"model={self.model!r} is unknown; allowed: {', '.join(MODELS)}")
+        need(isinstance(self.eta, (int, float)) and 0.0 <= self.eta < 1.0,
+             f"eta={self.eta!r} is outside [0, 1); η is the fraction of wrong labels")
+        need(self.noise in NOISE_KINDS, f"noise={self.noise!r} is unknown; allowed: {', '.join(NOISE_KINDS)}")
+        need(self.noise_convention in NOISE_CONVENTIONS,
+             f"noise_convention={self.noise_convention!r} is unknown; allowed: {', '.join(NOISE_CONVENTIONS)}")
+        need(not self.noise.startswith("asymmetric") or self.dataset in ("cifar10", "synthetic-cifar", "digits"),
+             f"noise={self.noise!r} is defined for 10-class data (CIFAR-10 pairs); dataset={self.dataset!r} "
+             f"allows: symmetric")
+        need(self.trusted_fraction is None or (isinstance(self.trusted_fraction, (int, float))
+                                               and 0.0 < self.trusted_fraction <= 1.0),
+             f"trusted_fraction={self.trusted_fraction!r} must be in (0, 1] or unset")
+        need(isinstance(self.K, int) and not isinstance(self.K, bool) and self.K >= 1,
+             f"K={self.K!r} must be an integer >= 1 (1 = fresh g_v every step, 16 = the paper)")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+             f"seed={self.seed!r} must be an integer >= 0")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size={self.batch_size!r} must be >= 1")
+        need(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs={self.epochs!r} must be an integer >= 1")
+        need(isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every={self.eval_every!r} must be >= 1")
+        for name in ("lr", "lr_gamma", "lr_multiplier"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and v > 0 and math.isfinite(v), f"{name}={v!r} must be a positive number")
+        need(0.0 <= self.momentum < 1.0, f"momentum={self.momentum!r} must be in [0, 1)")
+        need(self.weight_decay >= 0.0, f"weight_decay={self.weight_decay!r} must be >= 0")
+        need(all(isinstance(m, int) and m >= 1 for m in self.lr_milestones),
+             f"lr_milestones={self.lr_milestones!r} must be epochs (integers >= 1)")
+        need(isinstance(self.width, (int, float)) and self.width > 0, f"width={self.width!r} must be > 0")
+        need(self.normalization in NORMALIZATIONS,
+             f"normalization={self.normalization!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
+        need(self.device in DEVICES or str(self.device).startswith("cuda:"),
+             f"device={self.device!r} is unknown; allowed: {', '.join(DEVICES)} or cuda:N")
+        need(self.dtype in DTYPES, f"dtype={self.dtype!r} is unknown; allowed: {', '.join(DTYPES)}")
+        need(self.origin in (None, "ordered", "collapse"), f"origin={self.origin!r}; allowed: ordered, collapse or unset")
+        need(isinstance(self.synthetic_size, (list, tuple)) and len(self.synthetic_size) == 2
+             and all(isinstance(n, int) and n >= 1 for n in self.synthetic_size),
+             f"synthetic_size={self.synthetic_size!r} must be [n_train, n_test], both >= 1")

@@ -1,0 +1,178 @@
+"""One trial from the command line.
+
+    python -m dgl_ray.train --dataset digits --model tinycnn --lambda 0.3 --eta 0.4 --seed 0 --epochs 30
+
+Prints one progress line per evaluation and, as its last stdout line, one JSON object with the
+trial's summary (final_error, lambda, eta, seed, epochs, status, ...). Bad input is a one-line
+error (exit 2) before any training starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import DATASETS, DEVICES, MODELS, NOISE_CONVENTIONS, NOISE_KINDS, NORMALIZATIONS, TrialConfig
+from .errors import ConfigError
+from .schedules import parse_range
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dgl_ray.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data and noise")
+    d.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
+    d.add_argument("--data-root", default="./data", help="folder holding cifar-10-batches-py / cifar-100-python")
+    d.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
+    d.add_argument("--normalization", default="paper", help=f"CIFAR-10 std: {', '.join(NORMALIZATIONS)}")
+    d.add_argument("--no-augment", action="store_true", help="no crop/flip (default: on for CIFAR-shaped data)")
+    d.add_argument("--eta", type=float, default=0.4, help="label-noise rate η in [0, 1)")
+    d.add_argument("--noise", default="symmetric", help=f"one of {', '.join(NOISE_KINDS)}")
+    d.add_argument("--noise-convention", default="paper", help=f"{', '.join(NOISE_CONVENTIONS)} (legacy: seed+1000)")
+    d.add_argument("--trusted-fraction", type=float, default=None, help="V2: g_v from this trusted fraction only")
+    m = p.add_argument_group("model and optimisation")
+    m.add_argument("--model", default=None, help=f"one of {', '.join(MODELS)} (default: per data set)")
+    m.add_argument("--width", type=float, default=1.0, help="width multiplier (resnet*, tinycnn)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--K", "-K", type=int, default=16, help="recompute g_v every K steps (1 = every step)")
+    m.add_argument("--batch-size", type=int, default=None)
+    m.add_argument("--lr", type=float, default=None)
+    m.add_argument("--lr-milestones", default=None, help="comma list of epochs, '' for constant LR")
+    m.add_argument("--lr-gamma", type=float, default=0.1)
+    m.add_argument("--lr-multiplier", type=float, default=1.0)
+    m.add_argument("--momentum", type=float, default=0.9)
+    m.add_argument("--weight-decay", type=float, default=5e-4)
+    m.add_argument("--epochs", type=int, default=None, help="default: per data set, or the schedule's length")
+    s = p.add_argument_group("λ schedule (one of)")
+    s.add_argument("--lambda", dest="lam", type=float, default=None, help="constant λ in [0, 1]")
+    s.add_argument("--ladder", default=None, help="ladder waypoints, e.g. 0.20,0.64,0.22 (up then down)")
+    s.add_argument("--ladder-step", type=float, default=0.02)
+    s.add_argument("--hold", type=int, default=1, help="epochs per ladder step")
+    s.add_argument("--refine", default=None, help="lo:hi:step, a finer ladder step inside [lo, hi] (R2)")
+    s.add_argument("--ramp", default=None, help="start:stop, linear over --epochs")
+    s.add_argument("--jump", default=None, help="LAMBDA@EPOCH: switch from --lambda to LAMBDA at EPOCH (Q2/W2)")
+    s.add_argument("--init-lambda", type=float, default=None, help="prepend --init-epochs at this λ (R3/T)")
+    s.add_argument("--init-epochs", type=int, default=0)
+    s.add_argument("--lambda-schedule", default=None, help="JSON list of segments, or @file.json")
+    e = p.add_argument_group("start, checkpoints, execution")
+    e.add_argument("--init-checkpoint", default=None, help="start from this model (fresh optimizer, step 0)")
+    e.add_argument("--origin", default=None, help="ordered/collapse: the branch --init-checkpoint holds")
+    e.add_argument("--save", default=None, help="write the trial checkpoint here after every evaluation")
+    e.add_argument("--resume", default=None, help="continue the trial saved in this checkpoint")
+    e.add_argument("--eval-every", type=int, default=1)
+    e.add_argument("--fresh-csv", action="store_true", help="W1: log c_sv with a fresh g_v every step")
+    e.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N")
+    e.add_argument("--dtype", default="float32")
+    e.add_argument("--deterministic", action="store_true", help="cudnn deterministic mode (slower)")
+    e.add_argument("--quiet", action="store_true", help="only the final JSON line")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrialConfig:
+    schedule = None
+    chosen = [n for n in ("ladder", "ramp", "lambda_schedule") if getattr(a, n) is not None]
+    if len(chosen) > 1:
+        raise ConfigError(f"give one λ schedule, got --{' and --'.join(c.replace('_', '-') for c in chosen)}")
+    lam, epochs = a.lam, a.epochs
+    if a.lambda_schedule is not None:
+        text = a.lambda_schedule
+        if text.startswith("@"):
+            with open(text[1:]) as f:
+                text = f.read()
+        try:
+            schedule = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--lambda-schedule is not valid JSON ({e})") from None
+    elif a.ladder is not None:
+        pts = [float(v) for v in a.ladder.split(",")]
+        seg = {"kind": "ladder", "points": pts, "step": a.ladder_step, "hold": a.hold}
+        if a.refine:
+            seg["refine"] = [float(v) for v in a.refine.split(":")]
+        schedule = [seg]
+    elif a.ramp is not None:
+        try:
+            lo, hi = (float(v) for v in a.ramp.split(":"))
+        except ValueError:
+            raise ConfigError(f"--ramp={a.ramp!r}; expected start:stop, e.g. 0.3:0.6") from None
+        if epochs is None:
+            raise ConfigError("--ramp needs --epochs (the ramp's length)")
+        schedule, epochs = [{"kind": "ramp", "start": lo, "stop": hi, "epochs": epochs}], None
+    if a.jump is not None:
+        if lam is None or epochs is None or schedule is not None:
+            raise ConfigError("--jump LAMBDA@EPOCH needs --lambda (before the jump) and --epochs (in all)")
+        try:
+            to, at = a.jump.split("@")
+            to, at = float(to), int(at)
+        except ValueError:
+            raise ConfigError(f"--jump={a.jump!r}; expected LAMBDA@EPOCH, e.g. 0.55@30") from None
+        if not 0 < at < epochs:
+            raise ConfigError(f"--jump at epoch {at} must lie inside (0, --epochs={epochs})")
+        schedule = [{"kind": "constant", "value": lam, "epochs": at, "name": "before"},
+                    {"kind": "constant", "value": to, "epochs": epochs - at, "name": "after"}]
+        lam, epochs = None, None
+    if a.init_lambda is not None:
+        if a.init_epochs < 1:
+            raise ConfigError(f"--init-epochs={a.init_epochs} must be >= 1 with --init-lambda")
+        if schedule is None:
+            if lam is None:
+                raise ConfigError("--init-lambda needs the main schedule too (--lambda, --ladder, ...)")
+            if epochs is None:
+                raise ConfigError("--init-lambda with --lambda needs --epochs (of the main phase)")
+            schedule, lam = [{"kind": "constant", "value": lam, "epochs": epochs, "name": "main"}], None
+        schedule = [{"kind": "constant", "value": a.init_lambda, "epochs": a.init_epochs, "name": "init"}] + schedule
+        epochs = None
+    if schedule is not None:
+        if lam is not None:
+            raise ConfigError("--lambda and a λ schedule (--ladder/--ramp/--lambda-schedule) exclude each other")
+        if epochs is not None and a.lambda_schedule is None:
+            epochs = None  # a ladder's length is its own
+    milestones = None
+    if a.lr_milestones is not None:
+        try:
+            milestones = [int(v) for v in a.lr_milestones.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--lr-milestones={a.lr_milestones!r}; expected a comma list of epochs") from None
+    return TrialConfig(
+        dataset=a.dataset, data_root=a.data_root, download=a.download, normalization=a.normalization,
+        augment=False if a.no_augment else None, eta=a.eta, noise=a.noise, noise_convention=a.noise_convention,
+        trusted_fraction=a.trusted_fraction, model=a.model, width=a.width, seed=a.seed, lam=lam,
+        lambda_schedule=schedule, K=a.K, batch_size=a.batch_size, lr=a.lr, lr_milestones=milestones,
+        lr_gamma=a.lr_gamma, lr_multiplier=a.lr_multiplier, momentum=a.momentum, weight_decay=a.weight_decay,
+        epochs=epochs, eval_every=a.eval_every, fresh_csv=a.fresh_csv, init_checkpoint=a.init_checkpoint,
+        origin=a.origin, device=a.device, dtype=a.dtype, deterministic=a.deterministic,
+    ).resolved()
+
+
+def format_progress(m: dict, total: int) -> str:
+    extra = f" c_sv={m['c_sv']:+.3f}" if m["c_sv"] == m["c_sv"] else ""
+    err = "   nan" if m["test_error"] != m["test_error"] else f"{m['test_error']:.4f}"
+    return (f"epoch {m['epoch']:>4}/{total}  λ={m['lambda']:.3f}  lr={m['lr']:.4g}  test_error={err}  "
+            f"train_loss={m['train_loss']:.4f}  cos={m['avg_cos']:+.3f}{extra}  [{m['status']}, {m['wall_time']:.1f}s]")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .trainer import Trial  # torch import after argument parsing: --help stays fast
+        if args.resume:
+            trial = Trial.resume(args.resume, device=args.device)
+        else:
+            trial = Trial(config_from_args(args))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def on_eval(m, t):
+        if not args.quiet:
+            print(format_progress(m, t.cfg.epochs), flush=True)
+        if args.save:
+            t.save(args.save)
+
+    summary = trial.run(on_eval=on_eval)
+    print(json.dumps(summary), flush=True)
+    return 0 if summary["status"] == "completed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""One trial of dual-gradient learning: build, train epoch by epoch, evaluate, checkpoint.
+
+    trial = Trial(TrialConfig(dataset="digits", lam=0.3, eta=0.4, seed=0, epochs=30))
+    summary = trial.run(on_eval=print)        # one metrics dict per evaluation
+
+Torch only (no Ray): dgl_ray.tune wraps this class. Every per-trial choice lives in the config;
+everything that changes while training lives in ``Trial.state_dict()``.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .config import TrialConfig
+from .data import DataSet, augment_batch, load_dataset
+from .errors import ConfigError
+from .models import build_model, check_model_input
+from .noise import make_noisy_labels, trusted_mask
+from .schedules import expand_lambda_schedule, lr_at
+from .step import DualGradientStep
+
+STATUS_RUNNING, STATUS_COMPLETED, STATUS_DIVERGED = "running", "completed", "diverged"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """The notebooks' set_seed(seed): python, numpy and torch (all devices) RNGs. Called per trial,
+    so a reused process (Ray actor reuse) starts each trial from the same state."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: DataSet, dtype, batch_size: int = 1000) -> float:
+    """Test error (fraction) in eval mode; one host sync at the end."""
+    was = model.training
+    model.eval()
+    wrong = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
+    for s in range(0, len(data.y_test), batch_size):
+        x = data.normalise(data.x_test[s:s + batch_size], dtype)
+        wrong += (model(x).argmax(1) != data.y_test[s:s + batch_size]).sum()
+    model.train(was)
+    return wrong.item() / len(data.y_test)
+
+
+class Trial:
+    def __init__(self, config: TrialConfig | dict, data: DataSet | None = None):
+        cfg = TrialConfig.from_dict(config) if isinstance(config, dict) else config.resolved()
+        self.cfg = cfg
+        self.plans = expand_lambda_schedule(cfg.lambda_schedule)
+        self.device = resolve_device(cfg.device)
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        if cfg.deterministic:
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+        cpu_data = data if data is not None else load_dataset(cfg)
+        self.data = cpu_data.to(self.device)
+        noisy = make_noisy_labels(cpu_data.y_train.numpy(), cfg.noise, cfg.eta, cfg.seed,
+                                  cpu_data.num_classes, cfg.noise_convention)
+        self.y_noisy = torch.from_numpy(noisy).to(self.device)
+        self.trusted = None
+        if cfg.trusted_fraction is not None:
+            self.trusted = torch.from_numpy(trusted_mask(len(noisy), cfg.trusted_fraction, cfg.seed)).to(self.device)
+
+        seed_everything(cfg.seed)          # model init draws from the seeded global RNG, as the paper's
+        self.model_meta = {"model": cfg.model, "width": float(cfg.width), "num_classes": cpu_data.num_classes,
+                           "input_shape": list(cpu_data.shape)}
+        self.model = build_model(cfg.model, cpu_data.num_classes, cpu_data.shape[0], cfg.width)
+        self.model.to(device=self.device, dtype=self.dtype)
+        check_model_input(self.model, cfg.model, cpu_data.shape, cpu_data.num_classes, cfg.dataset)
+        self.init_meta = None
+        if cfg.init_checkpoint:
+            self.init_meta = ckpt.load_init_weights(cfg.init_checkpoint, self.model, self.model_meta)
+            self.model.to(device=self.device, dtype=self.dtype)
+
+        # fresh optimizer (also when starting from a checkpoint: the paper's T/W protocols)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self._lr(0), momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        self.stepper = DualGradientStep(self.model, self.opt, cfg.K)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)  # data order + augmentation
+        self.epoch = 0                     # completed epochs
+        self.history: list[dict] = []
+        self.status = STATUS_RUNNING
+        self.wall_time = 0.0
+        self._acc = self._new_acc()
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _lr(self, epoch: int) -> float:
+        c = self.cfg
+        return lr_at(epoch, c.lr, c.lr_milestones, c.lr_gamma, c.lr_multiplier)
+
+    def _new_acc(self) -> dict:
+        z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)
+        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "steps": 0}
+
+    def train_epoch(self) -> None:
+        c, d, plan = self.cfg, self.data, self.plans[self.epoch]
+        lr = self._lr(self.epoch)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.model.train()
+        n = len(d.y_train)
+        perm = torch.randperm(n, generator=self.gen, device=self.device)
+        acc = self._acc
+        for s in range(0, n, c.batch_size):          # no drop_last, as the paper's DataLoader
+            idx = perm[s:s + c.batch_size]
+            raw = d.x_train[idx]
+            if c.augment:
+                raw = augment_batch(raw, self.gen)
+            x = d.normalise(raw, self.dtype)
+            out = self.stepper(x, self.y_noisy[idx], d.y_train[idx], plan.lam,
+                               trusted=None if self.trusted is None else self.trusted[idx],
+                               fresh_csv=c.fresh_csv)
+            acc["loss"] += out["loss_s"]
+            acc["cos"] += out["cos"]
+            acc["gs"] += out["gs_norm"]
+            acc["gv"] += out["gv_norm"]
+            if c.fresh_csv:
+                acc["csv"] += out["c_sv"]
+            acc["steps"] += 1
+        self.epoch += 1
+
+    def _finite(self) -> bool:
+        a = self._acc
+        vals = torch.stack([a["loss"], a["gs"], a["gv"]])
+        return bool(torch.isfinite(vals).all()) and all(
+            bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def metrics(self, test_error: float, epoch_time: float) -> dict:
+        a, plan = self._acc, self.plans[self.epoch - 1]
+        k = max(a["steps"], 1)
+        m = {
+            "epoch": self.epoch,
+            "global_step": self.stepper.step,
+            "lambda": plan.lam,
+            "lr": self._lr(self.epoch - 1),
+            "phase": plan.phase,
+            "direction": plan.direction,
+            "step_index": plan.step_index,
+            "test_error": test_error,
+            "train_loss": a["loss"].item() / k,
+            "avg_cos": a["cos"].item() / k,
+            "gs_norm": a["gs"].item() / k,
+            "gv_norm": a["gv"].item() / k,
+            "c_sv": a["csv"].item() / k if self.cfg.fresh_csv else float("nan"),
+            "wall_time": self.wall_time,
+            "epoch_time": epoch_time,
+            "status": self.status,
+        }
+        return m
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def run(self, on_eval: Callable[[dict, "Trial"], None] | None = None, max_epochs: int | None = None) -> dict:
+        """Train until the schedule ends (or ``max_epochs`` more epochs), evaluating every
+        ``eval_every`` epochs and at the end; ``on_eval(metrics, trial)`` sees each evaluation
+        (print it, report it to Tune, checkpoint the trial). Returns ``summary()``."""
+        c = self.cfg
+        stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
+        while self.status == STATUS_RUNNING and self.epoch < stop_at:
+            t0 = time.perf_counter()
+            self.train_epoch()
+            finite = self._finite()
+            last = self.epoch == c.epochs
+            if not finite:
+                self.status = STATUS_DIVERGED
+            elif last:
+                self.status = STATUS_COMPLETED
+            if not finite or last or self.epoch % c.eval_every == 0:
+                err = evaluate(self.model, self.data, self.dtype) if finite else float("nan")
+                self.wall_time += time.perf_counter() - t0
+                m = self.metrics(err, time.perf_counter() - t0)
+                self.history.append(m)
+                self._acc = self._new_acc()
+                if on_eval is not None:
+                    on_eval(m, self)
+            else:
+                self.wall_time += time.perf_counter() - t0
+        return self.summary()
+
+    def summary(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        c = self.cfg
+        err = last.get("test_error")
+        out = {
+            "status": self.status,
+            "final_error": None if err is None or (isinstance(err, float) and math.isnan(err)) else err,
+            "lambda": last.get("lambda", self.plans[0].lam),
+            "eta": c.eta, "seed": c.seed, "epochs": self.epoch, "epochs_planned": c.epochs,
+            "dataset": c.dataset, "synthetic": bool(self.data.synthetic), "model": c.model, "width": c.width,
+            "K": c.K, "noise": c.noise, "global_step": self.stepper.step, "wall_time": round(self.wall_time, 3),
+        }
+        if self.status == STATUS_DIVERGED:
+            out["reason"] = f"non-finite loss, gradient norm or weights in epoch {self.epoch}"
+        if c.origin:
+            out["origin"] = c.origin
+        if self.init_meta is not None and self.init_meta.get("final_error") is not None:
+            out["init_error"] = self.init_meta["final_error"]
+        return out
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "model_meta": self.model_meta,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "stepper": self.stepper.state_dict(),
+            "epoch": self.epoch,
+            "history": list(self.history),
+            "status": self.status,
+            "wall_time": self.wall_time,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "data": self.gen.get_state(),
+            },
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        if s["model_meta"] != self.model_meta:
+            raise ConfigError(f"checkpoint holds {s['model_meta']}; this trial builds {self.model_meta}")
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["optimizer"])
+        st = dict(s["stepper"])
+        if st["cached_gv"] is not None:
+            st["cached_gv"] = [t.to(self.device) for t in st["cached_gv"]]
+            st["cached_gv_norm"] = st["cached_gv_norm"].to(self.device)
+        self.stepper.load_state_dict(st)
+        self.epoch, self.history, self.status = s["epoch"], list(s["history"]), s["status"]
+        self.wall_time = s["wall_time"]
+        r = s["rng"]
+        random.setstate(r["python"])
+        np.random.set_state(r["numpy"])
+        torch.set_rng_state(r["torch"])
+        if r["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(r["cuda"])
+        self.gen.set_state(r["data"].cpu() if self.device.type == "cpu" else r["data"])
+        self._acc = self._new_acc()
+
+    def save(self, path: str) -> None:
+        ckpt.save(self.state_dict(), path)
+
+    @classmethod
+    def resume(cls, path: str, data: DataSet | None = None, **overrides) -> "Trial":
+        """Continue a saved trial; ``overrides`` may change execution fields (device, ...)."""
+        s = ckpt.load(path)
+        cfg = dict(s["config"])
+        allowed = {"device", "data_root", "download", "deterministic"}
+        bad = set(overrides) - allowed
+        if bad:
+            raise ConfigError(f"resume can change only {sorted(allowed)}; got {sorted(bad)}")
+        cfg.update(overrides)
+        t = cls(cfg, data=data)
+        t.load_state_dict(s)
+        return t
