@@ -223,6 +223,7 @@ def test_unknown_files_are_reported_not_skipped_in_silence(tmp_path):
     assert "unknown" in skipped["odd.json"] and "config without" in skipped["Z9_config.json"]
     assert len(rec) == 4 and any("notes.txt" in str(w.message) for w in rec)
     # S1 runs are 100 epochs long (PROTOCOLS); an unknown family's run length is not assumed.
+    assert len(df) == 2
     assert df.set_index("experiment").loc["S1x", "epoch"] == 100
     assert np.isnan(df.set_index("experiment").loc["Zq", "epoch"])
     assert df["eta"].eq(0.4).all()  # PROTOCOLS: η = 0.4 unless stated
