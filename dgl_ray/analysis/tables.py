@@ -173,7 +173,10 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
 
     Each run contributes the last evaluation of each λ step of each leg (``direction``). Returns per
     λ (and varying axis): ``n_up``, ``up`` (mean error going up), ``up_std``, ``n_down``, ``down``,
-    ``down_std`` (ddof 1), ``gap = up − down`` and ``n_diverged``. The R1 archive gives the paper's
+    ``down_std`` (ddof 1), ``gap = up − down`` and ``n_diverged``. The sign is the direction's, not
+    the branch's: an R1 loop starts fresh (high error) so up > down, while a Tα sweep goes up from an
+    ordered checkpoint and down from a collapsed one, so its gap is negative (use :func:`gap_table`
+    for the H − L gap by origin). The R1 archive gives the paper's
     H(λ↑)/L(λ↓)/gap table; note its λ↑ at 0.22 is taken after only 2 global epochs.
     """
     d = _drop_phases(df, exclude_phases)
