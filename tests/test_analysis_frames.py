@@ -232,3 +232,17 @@ def test_unknown_files_are_reported_not_skipped_in_silence(tmp_path):
 def test_load_legacy_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         load_legacy(tmp_path / "missing")
+
+
+def test_storage_with_two_sweeps_and_load_dispatch(tmp_path):
+    from dgl_ray.analysis import is_sweep_path, load
+
+    storage = tmp_path / "storage"
+    write_fake_sweep(storage, name="a", lambdas=(0.3,), seeds=range(2), epochs=2)
+    write_fake_sweep(storage, name="b", lambdas=(0.5,), seeds=range(2), epochs=2, parquet=False)
+    df = load(storage)
+    assert is_sweep_path(storage) and set(df["experiment"]) == {"a", "b"} and len(df) == 8
+    pd.DataFrame({"seed": [0], "lambda": [0.5], "final_error": [0.3]}).to_csv(
+        tmp_path / "S1q_results.csv", index=False)
+    assert not is_sweep_path(tmp_path / "S1q_results.csv")
+    assert load(tmp_path / "S1q_results.csv")["family"].tolist() == ["S1"]

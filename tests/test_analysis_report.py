@@ -62,3 +62,38 @@ def test_report_errors_are_one_line_naming_the_path(tmp_path):
     (tmp_path / "junk" / "a.txt").write_text("x")
     r = _cli("report", tmp_path / "junk", cwd=tmp_path)
     assert r.returncode == 2 and "junk" in r.stderr.splitlines()[0]
+
+
+def test_build_report_sections_for_ladders_survival_and_origins(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+
+    rows = []
+    for seed in range(3):
+        # an up-then-down loop (R1-like) -> hysteresis
+        for i, (lam, leg, e) in enumerate([(0.2, "up", 0.6), (0.4, "up", 0.5), (0.6, "up", 0.6),
+                                           (0.4, "down", 0.3), (0.2, "down", 0.15)]):
+            rows.append(dict(run=f"loop{seed}", family="R1", seed=seed, **{"lambda": lam}, epoch=i + 1,
+                             direction=leg, phase="ladder", test_error=e, hold=1))
+        # one-leg ladders from checkpoints (Tα/R3-like) -> spinodal and gap by origin
+        for i, lam in enumerate([0.4, 0.5, 0.6, 0.7]):
+            rows.append(dict(run=f"up{seed}", family="Ta", seed=seed, **{"lambda": lam}, epoch=i + 1,
+                             direction="up", origin="ordered", phase="ladder", test_error=0.12))
+            rows.append(dict(run=f"dn{seed}", family="Ta", seed=seed, **{"lambda": 1.1 - lam},
+                             epoch=i + 1, direction="down", origin="collapse", phase="ladder",
+                             test_error=0.6 if i < 2 else 0.2))
+        # a lifetime run (T13-like) -> survival
+        for i in range(8):
+            rows.append(dict(run=f"life{seed}", family="T13", seed=seed, **{"lambda": 0.54}, epoch=i + 1,
+                             phase="observe", test_error=0.5 if (seed == 0 and i > 1) else 0.1))
+    rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
+    assert {"R1/hysteresis_table", "Ta/spinodal_table", "Ta/gap_table_by_origin",
+            "T13/survival_table"} <= set(rep.tables)
+    assert rep.tables["T13/survival_table"].iloc[0]["died"] == 1
+    assert rep.tables["Ta/gap_table_by_origin"].set_index("lambda").loc[0.5, "n_pairs"] == 3
+    assert "R1/spinodal_table" not in rep.tables  # loops are not one-leg ladders
+    assert all(p.exists() for p in rep.figures) and len(rep.figures) >= 3
+    assert "![" in rep.path.read_text()
