@@ -1,0 +1,518 @@
+"""The paper's tables as pure functions: tidy frame in (see :mod:`.frames`), DataFrame out.
+
+Errors are fractions in [0, 1]. Thresholds are keyword parameters whose defaults are the paper's
+(PROTOCOLS.md, "How the paper reduces results"). A run's final error is its last evaluation
+(highest epoch) unless a table says otherwise. Diverged runs (``status == "diverged"``, error NaN)
+are counted in an ``n_diverged`` column, never dropped silently.
+
+Every table groups by λ and by each "axis" column of ``axes`` that is present and takes more than one
+value in the frame (dataset, model, width, noise, eta, hold by default), so that a sweep over η or
+width gives one row per cell without asking.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+from .frames import final_rows
+
+# The paper's thresholds (PROTOCOLS.md).
+L_MAX = 0.20          # ordered / L branch: error <= 0.20
+H_MIN = 0.40          # collapsed / H branch: error >= 0.40
+T_MIN = 0.85          # trap: error >= 0.85
+SPINODAL_UP = 0.40    # ladder going up crosses when error > 0.40
+SPINODAL_DOWN = 0.25  # ladder going down crosses when error < 0.25
+SPINODAL_RUN = 3      # ... at the 3rd consecutive step
+DEATH_MIN = 0.40      # survival: dead at 5 consecutive evaluations >= 0.40
+DEATH_RUN = 5
+
+DEFAULT_AXES: tuple[str, ...] = ("dataset", "model", "width", "noise", "eta", "hold")
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+def varying_axes(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES) -> list[str]:
+    """The columns of ``axes`` present in ``df`` that take more than one value (NaN counts as one)."""
+    return [a for a in axes if a in df.columns and df[a].nunique(dropna=False) > 1]
+
+
+def _drop_phases(df: pd.DataFrame, exclude: Sequence[str] | None) -> pd.DataFrame:
+    if not exclude or "phase" not in df:
+        return df
+    return df[~df["phase"].isin(list(exclude))]
+
+
+def _diverged(df: pd.DataFrame) -> pd.Series:
+    if "status" in df:
+        return df["status"].astype(object).eq("diverged")
+    return pd.Series(False, index=df.index)
+
+
+def _groups(df: pd.DataFrame, keys: list[str]):
+    if not keys:
+        yield (), df
+        return
+    for k, g in df.groupby(keys, dropna=False, sort=True):
+        yield (k if isinstance(k, tuple) else (k,)), g
+
+
+def _sort(out: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return out.sort_values(keys, kind="stable").reset_index(drop=True) if len(out) and keys else out
+
+
+# --------------------------------------------------------------------------------------------------
+# branch table
+# --------------------------------------------------------------------------------------------------
+
+def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: float = T_MIN,
+                 axes: Iterable[str] = DEFAULT_AXES, per_step: bool = False) -> pd.DataFrame:
+    """Branch counts per λ (paper rule: L if error <= L, H if >= H, intermediate between, T if >= T).
+
+    Uses each run's final error (``per_step=True``: the last evaluation of every λ step of every run,
+    for ladders). Returns one row per λ (and per value of each varying axis) with ``n`` (all runs,
+    diverged included), ``L``, ``intermediate``, ``H``, ``T`` (T is a subset of H, as in the paper),
+    ``n_diverged``, ``n_missing`` (error NaN without a diverged status), ``frac_L``, ``frac_H``,
+    ``mean_error`` and ``std_error`` (ddof 1, over runs with an error).
+    """
+    by = ["run", "lambda", "direction"] if per_step else ["run"]
+    f = final_rows(_drop_phases(df, ("init",)) if per_step else df, by)
+    keys = varying_axes(f, axes) + ["lambda"]
+    rows = []
+    for k, g in _groups(f, keys):
+        e = g["test_error"]
+        div = _diverged(g)
+        n = len(g)
+        rec = dict(zip(keys, k))
+        rec.update(n=n, L=int((e <= L).sum()), intermediate=int(((e > L) & (e < H)).sum()),
+                   H=int((e >= H).sum()), T=int((e >= T).sum()), n_diverged=int(div.sum()),
+                   n_missing=int((e.isna() & ~div).sum()))
+        rec.update(frac_L=rec["L"] / n if n else np.nan, frac_H=rec["H"] / n if n else np.nan,
+                   mean_error=e.mean(), std_error=e.std(ddof=1) if e.notna().sum() > 1 else np.nan)
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows), keys)
+
+
+# --------------------------------------------------------------------------------------------------
+# gap table
+# --------------------------------------------------------------------------------------------------
+
+def _side(f: pd.DataFrame, L: float, H: float) -> pd.Series:
+    """H/L side of each row: its origin where it has one, else its branch by error."""
+    by_err = np.where(f["test_error"] >= H, "H", np.where(f["test_error"] <= L, "L", None))
+    by_origin = f["origin"].map({"collapse": "H", "ordered": "L"}) if "origin" in f else None
+    if by_origin is None:
+        return pd.Series(by_err, index=f.index, dtype=object)
+    return by_origin.where(f["origin"].notna(), pd.Series(by_err, index=f.index)).astype(object)
+
+
+def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
+              axes: Iterable[str] = DEFAULT_AXES, pair_on: str = "seed",
+              exclude_phases: Sequence[str] = ("init",)) -> pd.DataFrame:
+    """Gap Δ(λ) = mean error of the H side − mean error of the L side at the same λ (paper rule).
+
+    A row is on the H side if its run started from a collapse checkpoint (``origin == "collapse"``),
+    on the L side if from an ordered one; at a λ where some runs have an origin only those count
+    (``basis == "origin"``). Where none has one, runs are placed by their error (H if >= H, L if
+    <= L, neither otherwise; ``basis == "branch"``). Each run contributes the last evaluation of each λ step, so
+    fresh runs give their final error and ladders one value per λ.
+
+    W2 rule: where runs with both origins pair by ``pair_on`` (seed) at a λ, the per-seed differences
+    H − L are summarised as ``paired_gap_mean``, ``paired_gap_std`` (population, ddof 0) and
+    ``paired_gap_max``, with ``n_pairs``.
+
+    Returns per λ (and varying axis): ``n_L``, ``n_H``, ``mean_L``, ``mean_H``, ``gap``, ``basis``
+    (origin|branch), ``n_diverged``, and the paired columns (NaN where nothing pairs).
+    """
+    f = final_rows(_drop_phases(df, exclude_phases), ["run", "lambda", "direction"])
+    f = f.assign(_side=_side(f, L, H), _div=_diverged(f))
+    keys = varying_axes(f, axes) + ["lambda"]
+    rows = []
+    for k, g in _groups(f, keys):
+        rec = dict(zip(keys, k))
+        has_origin = g["origin"].notna() if "origin" in g else pd.Series(False, index=g.index)
+        if has_origin.any():
+            # Runs from checkpoints define the sides here; fresh runs at the same λ (e.g. the
+            # runs that made those checkpoints) would blur a gap measured between branches.
+            g = g[has_origin]
+            has_origin = has_origin[has_origin]
+        e_h = g.loc[g["_side"].eq("H"), "test_error"]
+        e_l = g.loc[g["_side"].eq("L"), "test_error"]
+        basis = "origin" if has_origin.any() else "branch"
+        rec.update(n_L=int(e_l.notna().sum()), n_H=int(e_h.notna().sum()), mean_L=e_l.mean(),
+                   mean_H=e_h.mean(), basis=basis, n_diverged=int(g["_div"].sum()))
+        rec["gap"] = rec["mean_H"] - rec["mean_L"]
+        diffs = np.array([])
+        if has_origin.any() and pair_on in g:
+            o = g[has_origin & g["test_error"].notna()]
+            piv = o.pivot_table(index=pair_on, columns="origin", values="test_error", aggfunc="mean")
+            if {"ordered", "collapse"} <= set(piv.columns):
+                diffs = (piv["collapse"] - piv["ordered"]).dropna().to_numpy()
+        rec.update(n_pairs=len(diffs),
+                   paired_gap_mean=diffs.mean() if len(diffs) else np.nan,
+                   paired_gap_std=diffs.std(ddof=0) if len(diffs) else np.nan,
+                   paired_gap_max=diffs.max() if len(diffs) else np.nan)
+        rows.append(rec)
+    cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_pairs",
+                   "paired_gap_mean", "paired_gap_std", "paired_gap_max"]
+    return _sort(pd.DataFrame(rows, columns=cols), keys)
+
+
+# --------------------------------------------------------------------------------------------------
+# hysteresis
+# --------------------------------------------------------------------------------------------------
+
+def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
+                     exclude_phases: Sequence[str] = ("init",)) -> pd.DataFrame:
+    """Up and down branches side by side per λ (R1/R2 loops, Tα sweeps).
+
+    Each run contributes the last evaluation of each λ step of each leg (``direction``). Returns per
+    λ (and varying axis): ``n_up``, ``up`` (mean error going up), ``up_std``, ``n_down``, ``down``,
+    ``down_std`` (ddof 1), ``gap = up − down`` and ``n_diverged``. The sign is the direction's, not
+    the branch's: an R1 loop starts fresh (high error) so up > down, while a Tα sweep goes up from an
+    ordered checkpoint and down from a collapsed one, so its gap is negative (use :func:`gap_table`
+    for the H − L gap by origin). The R1 archive gives the paper's
+    H(λ↑)/L(λ↓)/gap table; note its λ↑ at 0.22 is taken after only 2 global epochs.
+    """
+    d = _drop_phases(df, exclude_phases)
+    d = d[d["direction"].isin(["up", "down"])]
+    f = final_rows(d, ["run", "lambda", "direction"])
+    keys = varying_axes(f, axes) + ["lambda"]
+    rows = []
+    for k, g in _groups(f, keys):
+        rec = dict(zip(keys, k))
+        for leg in ("up", "down"):
+            e = g.loc[g["direction"].eq(leg), "test_error"]
+            rec[f"n_{leg}"] = int(e.notna().sum())
+            rec[leg] = e.mean()
+            rec[f"{leg}_std"] = e.std(ddof=1) if e.notna().sum() > 1 else np.nan
+        rec["gap"] = rec["up"] - rec["down"]
+        rec["n_diverged"] = int(_diverged(g).sum())
+        rows.append(rec)
+    cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "gap", "n_diverged"]
+    return _sort(pd.DataFrame(rows, columns=cols), keys)
+
+
+# --------------------------------------------------------------------------------------------------
+# spinodal
+# --------------------------------------------------------------------------------------------------
+
+def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
+                    consecutive: int = SPINODAL_RUN, inclusive: bool = False,
+                    axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Spinodal λ of each ladder leg (paper rule: λ at the ``consecutive``-th consecutive step whose
+    error is > ``up`` going up, < ``down`` going down; ``inclusive=True`` gives ≥/≤, the T1/T2 rule).
+
+    Steps are the last evaluation of each λ in visiting order; ``init`` rows are ignored. A leg that
+    never crosses is censored at the ladder's end: ``ladder_end`` when the frame has it (the
+    planned end, R3 configs), else the last λ the run reached. A diverged step (error NaN) breaks a
+    run of crossings; the leg is flagged ``diverged``. Returns one row per (run, direction) with the
+    axes, ``seed``, ``spinodal_lambda``, ``censored``, ``n_steps``, ``diverged``.
+    """
+    d = _drop_phases(df, ("init",))
+    d = d[d["direction"].isin(["up", "down"])]
+    steps = final_rows(d, ["run", "direction", "lambda"])
+    steps = steps.assign(_ep=steps["epoch"].fillna(-1)).sort_values(["run", "_ep"], kind="stable")
+    ax = [a for a in axes if a in d.columns]
+    rows = []
+    for (run, leg), g in steps.groupby(["run", "direction"], sort=True):
+        e = g["test_error"].to_numpy(dtype=float)
+        lam = g["lambda"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            if leg == "up":
+                hit = e >= up if inclusive else e > up
+            else:
+                hit = e <= down if inclusive else e < down
+        count, at = 0, None
+        for i, h in enumerate(hit):
+            count = count + 1 if h else 0
+            if count >= consecutive:
+                at = i
+                break
+        end = g["ladder_end"].dropna() if "ladder_end" in g else pd.Series(dtype=float)
+        rec = {a: g[a].iloc[0] for a in ax}
+        rec.update(run=run, direction=leg, seed=g["seed"].iloc[0] if "seed" in g else None,
+                   spinodal_lambda=lam[at] if at is not None else
+                   (float(end.iloc[0]) if len(end) else lam[-1]),
+                   censored=at is None, n_steps=len(g), diverged=bool(_diverged(g).any()))
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=ax + ["run", "direction", "seed", "spinodal_lambda",
+                                            "censored", "n_steps", "diverged"])
+
+
+def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
+                   consecutive: int = SPINODAL_RUN, inclusive: bool = False, ddof: int = 1,
+                   axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Spinodal summary per η, hold and direction (R3, T1/T2): mean and std (``ddof``; the paper's
+    notebooks use pandas' ddof 1) of the per-run spinodal λ (:func:`spinodal_points`, censored runs
+    at the ladder's end), ``n``, ``n_censored``, ``n_diverged``, and the coexistence width
+    = mean λ↑ − mean λ↓ of the same η/hold cell (NaN when one direction is missing).
+    """
+    pts = spinodal_points(df, up=up, down=down, consecutive=consecutive, inclusive=inclusive,
+                          axes=axes)
+    cell = [a for a in ("eta", "hold") if a in pts] + [
+        a for a in varying_axes(pts, axes) if a not in ("eta", "hold")]
+    keys = cell + ["direction"]
+    rows = []
+    for k, g in _groups(pts, keys):
+        s = g["spinodal_lambda"].astype(float)
+        rec = dict(zip(keys, k))
+        rec.update(lambda_mean=s.mean(), lambda_std=s.std(ddof=ddof) if len(s) > ddof else np.nan,
+                   n=len(g), n_censored=int(g["censored"].sum()), n_diverged=int(g["diverged"].sum()))
+        rows.append(rec)
+    out = pd.DataFrame(rows, columns=keys + ["lambda_mean", "lambda_std", "n", "n_censored",
+                                             "n_diverged"])
+    width = []
+    for _, r in out.iterrows():
+        same = np.ones(len(out), dtype=bool)
+        for c in cell:
+            same &= (out[c].eq(r[c]) | (out[c].isna() & pd.isna(r[c]))).to_numpy()
+        u = out.loc[same & out["direction"].eq("up").to_numpy(), "lambda_mean"]
+        dn = out.loc[same & out["direction"].eq("down").to_numpy(), "lambda_mean"]
+        width.append(u.iloc[0] - dn.iloc[0] if len(u) and len(dn) else np.nan)
+    out["coexistence_width"] = width
+    return _sort(out, keys)
+
+
+# --------------------------------------------------------------------------------------------------
+# survival
+# --------------------------------------------------------------------------------------------------
+
+def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive: int = DEATH_RUN,
+                  phase: str | None = "observe", axes: Iterable[str] = DEFAULT_AXES,
+                  require_init_success: bool = True) -> pd.DataFrame:
+    """Lifetime of each run (T1a/T13 rule): it dies at the first run of ``consecutive`` evaluations
+    with error >= ``threshold``; lifetime = time of the last of them − (consecutive − 1). Times are
+    epochs since the observation phase began (epoch − the run's last epoch before it). A run that
+    never dies is censored at its last observed time. A diverged run dies at its first NaN
+    evaluation (flag ``diverged``). Runs whose ``init_success`` is False are dropped when
+    ``require_init_success`` (PROTOCOLS: the init must reach error <= 0.30) and flagged ``excluded``.
+
+    Uses the rows of ``phase`` when the frame has any, else every non-init row. Returns one row per
+    run: axes, ``lambda``, ``seed``, ``time`` (lifetime or censoring time), ``died``, ``diverged``,
+    ``excluded``, ``final_error`` (last evaluation).
+    """
+    d = df
+    use_phase = phase is not None and "phase" in d and d["phase"].eq(phase).any()
+    ax = [a for a in axes if a in d.columns]
+    rows = []
+    for run, g in d.groupby("run", sort=True):
+        g = g.sort_values("epoch", kind="stable", na_position="first")
+        obs = g[g["phase"].eq(phase)] if use_phase else _drop_phases(g, ("init",))
+        if obs.empty:
+            continue
+        before = g.loc[g.index.difference(obs.index), "epoch"]
+        t0 = before.max() if before.notna().any() else 0.0
+        t = (obs["epoch"] - t0).to_numpy(dtype=float)
+        if np.isnan(t).all():
+            t = np.arange(1, len(obs) + 1, dtype=float)
+        e = obs["test_error"].to_numpy(dtype=float)
+        div_rows = _diverged(obs).to_numpy() | np.isnan(e)
+        died, diverged, time, count = False, False, t[-1], 0
+        for i in range(len(e)):
+            if div_rows[i]:
+                died, diverged, time = True, True, t[i]
+                break
+            count = count + 1 if e[i] >= threshold else 0
+            if count >= consecutive:
+                died, time = True, t[i] - (consecutive - 1)
+                break
+        excluded = bool(require_init_success and "init_success" in g
+                        and g["init_success"].eq(False).any())
+        rec = {a: obs[a].iloc[-1] for a in ax}
+        rec.update(run=run, **{"lambda": obs["lambda"].iloc[-1]},
+                   seed=g["seed"].iloc[0] if "seed" in g else None, time=time, died=died,
+                   diverged=diverged, excluded=excluded,
+                   final_error=obs["test_error"].dropna().iloc[-1] if obs["test_error"].notna().any()
+                   else np.nan)
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=ax + ["run", "lambda", "seed", "time", "died", "diverged",
+                                            "excluded", "final_error"])
+
+
+def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
+                   consecutive: int = DEATH_RUN, phase: str | None = "observe",
+                   axes: Iterable[str] = DEFAULT_AXES, require_init_success: bool = True,
+                   ddof: int = 1) -> pd.DataFrame:
+    """Survival per λ (T1a/T13): ``n`` (runs kept), ``survived``, ``died``, ``survival_fraction``,
+    ``lifetime_mean``/``lifetime_min`` of the dead, ``n_diverged`` (counted among the dead),
+    ``n_excluded`` (failed init, not in ``n``), ``final_error_mean``/``final_error_std`` (ddof) of
+    the kept runs. The Kaplan–Meier curve is :func:`km_curve`.
+    """
+    r = survival_runs(df, threshold=threshold, consecutive=consecutive, phase=phase, axes=axes,
+                      require_init_success=require_init_success)
+    keys = varying_axes(r, axes) + ["lambda"]
+    rows = []
+    for k, g in _groups(r, keys):
+        kept = g[~g["excluded"]]
+        dead = kept[kept["died"]]
+        n = len(kept)
+        rec = dict(zip(keys, k))
+        rec.update(n=n, survived=int((~kept["died"]).sum()), died=len(dead),
+                   survival_fraction=(~kept["died"]).mean() if n else np.nan,
+                   lifetime_mean=dead["time"].mean() if len(dead) else np.nan,
+                   lifetime_min=dead["time"].min() if len(dead) else np.nan,
+                   n_diverged=int(kept["diverged"].sum()), n_excluded=int(g["excluded"].sum()),
+                   final_error_mean=kept["final_error"].mean(),
+                   final_error_std=kept["final_error"].std(ddof=ddof)
+                   if kept["final_error"].notna().sum() > ddof else np.nan)
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows), keys)
+
+
+def km_curve(df: pd.DataFrame, **kw) -> pd.DataFrame:
+    """Kaplan–Meier survival curve per λ (and varying axis) as a frame with columns ``time`` and
+    ``survival`` (a step function starting at (0, 1)), using scipy.stats.ecdf on censored data.
+    Keyword arguments go to :func:`survival_runs`.
+    """
+    r = survival_runs(df, **kw)
+    r = r[~r["excluded"]]
+    keys = varying_axes(r, kw.get("axes", DEFAULT_AXES)) + ["lambda"]
+    parts = []
+    for k, g in _groups(r, keys):
+        dead = g.loc[g["died"], "time"].to_numpy(dtype=float)
+        alive = g.loc[~g["died"], "time"].to_numpy(dtype=float)
+        if len(dead):
+            res = stats.ecdf(stats.CensoredData(uncensored=dead, right=alive))
+            t = np.concatenate([[0.0], res.sf.quantiles])
+            s = np.concatenate([[1.0], res.sf.probabilities])
+        else:  # nobody died: the curve stays at 1 up to the longest observation
+            t = np.array([0.0, float(np.nanmax(alive)) if len(alive) else 0.0])
+            s = np.array([1.0, 1.0])
+        part = pd.DataFrame({"time": t, "survival": s})
+        for key, v in zip(keys, k):
+            part.insert(0, key, v)
+        parts.append(part)
+    cols = keys + ["time", "survival"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+# --------------------------------------------------------------------------------------------------
+# critical point and bimodality
+# --------------------------------------------------------------------------------------------------
+
+def _logistic(x, x0, w):
+    return 1.0 / (1.0 + np.exp(-(x - x0) / w))
+
+
+def _fit_logistic(levels: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood logistic fit of the H fraction k/n per λ: (λ_c, width).
+
+    Binomial likelihood (each λ weighs by its number of runs) with an analytic gradient, so that
+    a bootstrap of hundreds of fits stays fast. The width is bounded below by 1/20 of the λ grid's
+    step: the data cannot resolve a sharper jump, and a perfect step would otherwise run w -> 0.
+    """
+    span = float(levels.max() - levels.min()) or 1.0
+    w_min = float(np.min(np.diff(levels))) / 20
+    frac = k / n
+    guess = float(levels[np.argmin(np.abs(frac - 0.5))])
+
+    def nll(theta):
+        x0, w = theta
+        z = (levels - x0) / w
+        # log p and log(1 - p) without overflow
+        lp, lq = -np.logaddexp(0, -z), -np.logaddexp(0, z)
+        r = k - n * special.expit(z)  # d(log-lik)/dz
+        return -(k * lp + (n - k) * lq).sum(), np.array([(r / w).sum(), (r * z / w).sum()])
+
+    res = optimize.minimize(nll, x0=[guess, max(span / 10, 2 * w_min)], jac=True,
+                            method="SLSQP",  # L-BFGS-B is 30x slower here (BLAS threads)
+                            bounds=[(levels.min() - span, levels.max() + span), (w_min, 10 * span)])
+    return (float(res.x[0]), float(res.x[1])) if res.success else (np.nan, np.nan)
+
+
+def _estimates(lam: np.ndarray, err: np.ndarray, H: float) -> tuple[float, float, float]:
+    """(λ at the std peak, logistic λ_c, logistic width) from per-run final errors."""
+    levels, inv, n = np.unique(lam, return_inverse=True, return_counts=True)
+    std = np.array([np.std(err[inv == i], ddof=1) if n[i] > 1 else np.nan
+                    for i in range(len(levels))])
+    peak = levels[np.nanargmax(std)] if np.isfinite(std).any() else np.nan
+    k = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
+    x0, w = np.nan, np.nan
+    if len(levels) >= 3 and k.sum() > 0 and (k < n).any():
+        x0, w = _fit_logistic(levels, k, n.astype(float))
+    return float(peak), float(x0), float(w)
+
+
+def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci: float = 0.95,
+                   seed: int = 0, axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Critical λ_c two ways (paper: argmax over λ of the std of final error, ddof 1; and the λ where a
+    logistic fit of the H fraction, error >= ``H``, crosses 1/2 — a binomial maximum-likelihood
+    fit, see :func:`_fit_logistic`), with percentile bootstrap
+    confidence intervals from resampling runs within each λ (``n_boot`` draws, RNG ``seed``).
+
+    Uses each run's final error; diverged runs count as H (a diverged model has lost the task).
+    Returns one row per varying-axis cell: ``lambda_c_var``, ``var_ci_low``, ``var_ci_high``,
+    ``lambda_c_logistic``, ``logistic_width``, ``logistic_ci_low``, ``logistic_ci_high``,
+    ``n_runs``, ``n_lambda``.
+    """
+    f = final_rows(df, ["run"])
+    f = f.assign(_e=f["test_error"].where(~_diverged(f), 1.0)).dropna(subset=["_e", "lambda"])
+    keys = varying_axes(f, axes)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, g in _groups(f, keys):
+        lam = g["lambda"].to_numpy(dtype=float)
+        err = g["_e"].to_numpy(dtype=float)
+        peak, x0, w = _estimates(lam, err, H)
+        idx_by = [np.flatnonzero(lam == v) for v in np.unique(lam)]
+        boots = []
+        for _ in range(n_boot):
+            idx = np.concatenate([rng.choice(ix, size=len(ix), replace=True) for ix in idx_by])
+            boots.append(_estimates(lam[idx], err[idx], H)[:2])
+        b = np.array(boots) if boots else np.full((0, 2), np.nan)
+        a = (1 - ci) / 2
+        q = lambda col: (np.nanquantile(b[:, col], [a, 1 - a]) if len(b) and
+                         np.isfinite(b[:, col]).any() else [np.nan, np.nan])
+        (vl, vh), (ll, lh) = q(0), q(1)
+        rec = dict(zip(keys, k))
+        rec.update(lambda_c_var=peak, var_ci_low=vl, var_ci_high=vh, lambda_c_logistic=x0,
+                   logistic_width=w, logistic_ci_low=ll, logistic_ci_high=lh, n_runs=len(g),
+                   n_lambda=len(idx_by))
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def sarle_coefficient(x: Sequence[float]) -> float:
+    """Sarle's bimodality coefficient b = (g² + 1) / (k + 3(n−1)²/((n−2)(n−3))) with the
+    sample-size-corrected skewness g and excess kurtosis k; b > 5/9 ≈ 0.555 suggests bimodality."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 4 or np.ptp(x) == 0:
+        return float("nan")
+    g = stats.skew(x, bias=False)
+    k = stats.kurtosis(x, fisher=True, bias=False)
+    return float((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
+               axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Bimodality of final errors per λ (and varying axis): Hartigan's dip statistic and p-value
+    (``diptest`` package, table interpolation), ``bimodal`` = p < ``alpha`` (the paper's rule), and
+    Sarle's coefficient with ``sarle_bimodal`` = b > 5/9. Columns: ``n``, ``dip``, ``dip_p``,
+    ``bimodal``, ``sarle``, ``sarle_bimodal``, ``n_diverged`` (diverged runs are not in the test).
+    """
+    import diptest  # imported here so that the rest of the package works without it
+
+    f = final_rows(df, ["run"])
+    keys = varying_axes(f, axes) + ["lambda"]
+    rows = []
+    for k, g in _groups(f, keys):
+        x = g["test_error"].dropna().to_numpy(dtype=float)
+        rec = dict(zip(keys, k))
+        if len(x) >= 4 and np.ptp(x) > 0:
+            dip, p = diptest.diptest(x)
+        else:
+            dip, p = np.nan, np.nan
+        b = sarle_coefficient(x)
+        rec.update(n=len(g), dip=dip, dip_p=p, bimodal=bool(p < alpha) if np.isfinite(p) else False,
+                   sarle=b, sarle_bimodal=bool(b > 5 / 9) if np.isfinite(b) else False,
+                   n_diverged=int(_diverged(g).sum()))
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows), keys)
