@@ -149,6 +149,8 @@ class TrialConfig:
         need(all(isinstance(m, int) and m >= 1 for m in self.lr_milestones),
              f"lr_milestones={self.lr_milestones!r} must be epochs (integers >= 1)")
         need(isinstance(self.width, (int, float)) and self.width > 0, f"width={self.width!r} must be > 0")
+        need(self.width == 1.0 or self.model in ("resnet18", "resnet34", "tinycnn"),
+             f"width={self.width} applies to resnet18, resnet34 and tinycnn; model={self.model!r} has a fixed width")
         need(self.normalization in NORMALIZATIONS,
              f"normalization={self.normalization!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
         need(self.device in DEVICES or str(self.device).startswith("cuda:"),

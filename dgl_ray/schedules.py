@@ -63,6 +63,8 @@ def parse_range(text: str, what: str = "range") -> list[float]:
                 raise ValueError
             return arange_inclusive(*parts, what=f"{what} {text!r}")
         return [_r(float(p)) for p in text.split(",") if p.strip()]
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(f"{what}: cannot read {text!r}; expected start:stop:step (e.g. 0.42:0.56:0.02), "
                           f"a comma list (0.3,0.5) or one number") from None

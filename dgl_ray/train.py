@@ -154,11 +154,9 @@ def format_progress(m: dict, total: int) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from .trainer import Trial  # torch import after argument parsing: --help stays fast
-        if args.resume:
-            trial = Trial.resume(args.resume, device=args.device)
-        else:
-            trial = Trial(config_from_args(args))
+        cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
+        from .trainer import Trial
+        trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -106,7 +106,7 @@ class Trial:
 
     def _new_acc(self) -> dict:
         z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)
-        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "steps": 0}
+        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
 
     def train_epoch(self) -> None:
         c, d, plan = self.cfg, self.data, self.plans[self.epoch]
@@ -130,8 +130,10 @@ class Trial:
             acc["cos"] += out["cos"]
             acc["gs"] += out["gs_norm"]
             acc["gv"] += out["gv_norm"]
-            if c.fresh_csv:
-                acc["csv"] += out["c_sv"]
+            if c.fresh_csv:  # undefined (NaN) on V2 steps without a trusted sample: averaged over the rest
+                ok = torch.isfinite(out["c_sv"])
+                acc["csv"] += torch.where(ok, out["c_sv"], 0.0)
+                acc["csv_n"] += ok
             acc["steps"] += 1
         self.epoch += 1
 
@@ -157,7 +159,7 @@ class Trial:
             "avg_cos": a["cos"].item() / k,
             "gs_norm": a["gs"].item() / k,
             "gv_norm": a["gv"].item() / k,
-            "c_sv": a["csv"].item() / k if self.cfg.fresh_csv else float("nan"),
+            "c_sv": a["csv"].item() / max(a["csv_n"].item(), 1) if self.cfg.fresh_csv and a["csv_n"] else float("nan"),
             "wall_time": self.wall_time,
             "epoch_time": epoch_time,
             "status": self.status,
