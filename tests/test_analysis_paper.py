@@ -92,3 +92,12 @@ def test_whole_archive_loads_and_reports_what_it_skipped():
     s2 = df[df["family"] == "S2"]
     assert s2.groupby("run")["epoch"].nunique().eq(10).all()
     assert s2["run"].nunique() == 502
+
+
+def test_archive_read_through_a_relative_path_with_dotdot(shared_dir, monkeypatch):
+    """'../shared/paper-results/S1' (the README's form) reads the same runs as the absolute path."""
+    import os
+    from dgl_ray.analysis import load_legacy
+    monkeypatch.chdir(shared_dir)
+    rel = os.path.join("..", shared_dir.name, "paper-results", "S1")
+    assert len(load_legacy(rel)) == len(load_legacy(shared_dir / "paper-results" / "S1")) == 400

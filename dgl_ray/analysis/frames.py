@@ -543,7 +543,8 @@ def load_legacy(path: str | Path, *, eta_default: float | None = 0.4,
         raise FileNotFoundError(f"{path}: no such file or folder (expected a paper archive: CSV/JSON "
                                 "results, or a folder of them)")
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+        # hidden files and folders below `path` are skipped; the path itself may hold '..'
+        p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts))
     skipped: list[tuple[str, str]] = []
     configs: dict[str, tuple[Path, dict]] = {}
     candidates = []
