@@ -253,7 +253,7 @@ class Trial:
         torch.set_rng_state(r["torch"])
         if r["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(r["cuda"])
-        self.gen.set_state(r["data"].cpu() if self.device.type == "cpu" else r["data"])
+        self.gen.set_state(r["data"])   # a generator's state is a CPU byte tensor on every device
         self._acc = self._new_acc()
 
     def save(self, path: str) -> None:
