@@ -24,7 +24,7 @@ def _fmt_s(s: float) -> str:
 
 class ProgressLine(Callback):
     def __init__(self, total: int, interval: float = 10.0, stream=None, already_done: int = 0):
-        self.total, self.interval, self.stream = total, interval, stream or sys.stdout
+        self.total, self.interval, self.stream = total, interval, stream
         self.t0 = time.monotonic()
         self.last = 0.0
         self.done, self.errored, self.running = set(), set(), set()
@@ -80,4 +80,9 @@ class ProgressLine(Callback):
         return s
 
     def print_line(self, trials=None) -> None:
-        print(self.line(trials), file=self.stream, flush=True)
+        print(self.line(trials), file=self.stream or sys.stdout, flush=True)
+
+    def __getstate__(self):            # Tune pickles callbacks with the experiment state
+        d = dict(self.__dict__)
+        d["stream"] = None
+        return d

@@ -203,6 +203,8 @@ def fit_boundary(lams, high, n_boot: int = 200, seed: int = 0, lo_q: float = 0.1
            "width_ci": (math.nan, math.nan)}
     if math.isnan(c):
         return out
+    if n_boot <= 0:
+        return out
     rng = np.random.default_rng(seed)
     cs, ws = [], []
     for _ in range(n_boot):
@@ -246,6 +248,13 @@ class BoundaryPolicy:
                 if a < mid < b and mid not in self.grid:
                     self.grid = sorted(self.grid + [mid])
                     return mid
+        # with a fitted boundary, P_H(λ) comes from the logistic model (shared strength across λ)
+        xs = [lam for lam, sc in outcomes.items() for v in sc if v != 0.5]
+        ys = [v for lam, sc in outcomes.items() for v in sc if v != 0.5]
+        est = fit_boundary(xs, ys, n_boot=0)
+        if not math.isnan(est["lambda_c"]):
+            w = max(est["width"] / (2 * math.log(9)), 1e-4)
+            fr = {lam: 1 / (1 + math.exp(-max(-50, min(50, (lam - est["lambda_c"]) / w)))) for lam in self.grid}
         return max(self.grid, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
 
 
