@@ -294,9 +294,7 @@ def main(module, argv=None) -> int:
         opts = parse(module, sys.argv[1:] if argv is None else argv)
         spec = module.plan(opts)
         s = spec.searcher
-        cfgs = (s._state.get("configs") or [p["config"] for p in s._state.get("preps", [])]
-                + [c for p in s._state.get("preps", []) for c in p["children"]] or [s._state.get("base")])
-        validate_configs([c for c in cfgs if c])
+        validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
         check_storage(opts)

@@ -75,6 +75,10 @@ class _StateSearcher(Searcher):
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
         pass
 
+    def plan_configs(self) -> list[dict]:
+        """The configs this searcher will (or may) hand out, for validation and --dry-run."""
+        return []
+
     @property
     def n_done(self) -> int:
         return len(self._state["done"])
@@ -90,6 +94,9 @@ class GridSearcher(_StateSearcher):
     @property
     def size(self) -> int:
         return len(self._state["configs"])
+
+    def plan_configs(self) -> list[dict]:
+        return self._state["configs"]
 
     def _next(self):
         s = self._state
@@ -130,6 +137,9 @@ class ChainedSearcher(_StateSearcher):
     def size(self) -> int:
         """Trials if every preparation run is accepted."""
         return sum(1 + len(p["children"]) for p in self._state["preps"])
+
+    def plan_configs(self) -> list[dict]:
+        return [p["config"] for p in self._state["preps"]] + [c for p in self._state["preps"] for c in p["children"]]
 
     def _next(self):
         s = self._state
@@ -275,6 +285,9 @@ class BoundarySearcher(_StateSearcher):
     @property
     def size(self) -> int:
         return self._state["budget"]
+
+    def plan_configs(self) -> list[dict]:
+        return [dict(self._state["base"], lam=lam) for lam in (self.policy.grid[0], self.policy.grid[-1])]
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
