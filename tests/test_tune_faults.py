@@ -53,8 +53,8 @@ def _completed_runs(exp: Path) -> set:
 
 
 def _cmd(storage, extra=()):
-    return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.3,0.6", "--n", "5",
-            "--epochs", "3", "--storage", str(storage), "--name", "killme", "--num-cpus", "2",
+    return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.3,0.6", "--n", "6",
+            "--epochs", "12", "--storage", str(storage), "--name", "killme", "--num-cpus", "2",
             "--checkpoint-every", "1", "--progress-interval", "2", *extra]
 
 
@@ -66,28 +66,29 @@ def test_sigkill_driver_then_resume(tmp_path):
                          start_new_session=True)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and len(_completed_runs(exp)) < 3:
-            time.sleep(0.5)
+        while time.time() < deadline and len(_completed_runs(exp)) < 2:
+            time.sleep(0.1)
         before = _completed_runs(exp)
-        assert len(before) >= 3, (tmp_path / "first.log").read_text()[-3000:]
+        assert len(before) >= 2, (tmp_path / "first.log").read_text()[-3000:]
         os.kill(p.pid, signal.SIGKILL)                             # the driver only
         p.wait(30)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     time.sleep(2)
-    assert len(before) < 10, "the sweep finished before the kill; nothing to resume"
+    assert len(before) < 12, "the sweep finished before the kill; nothing to resume"
     r = subprocess.run(_cmd(tmp_path, ["--resume"]), cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "resuming" in r.stdout
     df = parquet(tmp_path, "killme")
     f = finals(df)
-    assert len(f) == 10 and f["run"].nunique() == 10                    # every trial, once
+    assert len(f) == 12 and f["run"].nunique() == 12                    # every trial, once
     assert not f.duplicated(["lambda", "seed"]).any()                   # no (λ, seed) repeated
-    assert (f["status"] == "completed").all() and (f["epoch"] == 3).all()
+    assert (f["status"] == "completed").all() and (f["epoch"] == 12).all()
     assert not df.duplicated(["run", "epoch"]).any()
+    assert (df.groupby("run")["epoch"].apply(sorted) == df.groupby("run")["epoch"].apply(lambda e: list(range(1, 13)))).all()
     finished_before = {tid for tid, _, _ in before}
     assert finished_before <= set(f["run"])                             # finished trials kept their ids
     after = _completed_runs(exp)
-    assert len({(l, s) for _, l, s in after}) == 10
-    assert len(after) == 10, f"a (λ, seed) completed twice: {sorted(after)}"
+    assert len({(l, s) for _, l, s in after}) == 12
+    assert len(after) == 12, f"a (λ, seed) completed twice: {sorted(after)}"

@@ -98,6 +98,59 @@ def _local_copy(storage: str, name: str, tmp: str) -> str:
     return dst
 
 
+def _latest_checkpoint(trial_dir: str) -> str | None:
+    from .trainable import CKPT_FILE
+    cks = sorted(d for d in os.listdir(trial_dir) if d.startswith("checkpoint_"))
+    for d in reversed(cks):
+        f = os.path.join(trial_dir, d, CKPT_FILE)
+        if os.path.exists(f):
+            return f
+    return None
+
+
+def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
+    """Add evaluations that Tune's result.json lost but the trial's last checkpoint holds.
+
+    Tune re-downloads a trial's result.json from storage when the trial restarts (a retry after a
+    failure, or ``--resume``), so reports made since the last storage sync are dropped from it (seen
+    with Ray 2.60). Every dgl_ray checkpoint carries the trial's whole history of evaluations: each
+    (run, epoch) it holds that the frame lacks is added, with the run's config columns."""
+    import json
+    import torch
+    from ..analysis.frames import _flatten
+    if not len(df):
+        return df
+    have = df.groupby(df["run"].astype(str))["epoch"].apply(lambda e: set(pd.to_numeric(e, errors="coerce")))
+    extra = []
+    for d in sorted(os.listdir(exp)):
+        tid = trial_id_of(d)
+        full = os.path.join(exp, d)
+        if not tid or tid not in have.index or not os.path.isdir(full):
+            continue
+        ck = _latest_checkpoint(full)
+        if ck is None:
+            continue
+        try:
+            hist = torch.load(ck, map_location="cpu", weights_only=False).get("history", [])
+        except Exception:
+            continue
+        missing = [h for h in hist if h.get("epoch") not in have[tid]]
+        if not missing:
+            continue
+        template = df[df["run"].astype(str) == tid].iloc[-1].to_dict()
+        for h in missing:
+            rec = dict(template)
+            rec.update(h)
+            rec["filled_from_checkpoint"] = True
+            extra.append(rec)
+    if not extra:
+        return df
+    from ..analysis import normalise
+    out = pd.concat([df, pd.DataFrame(extra)], ignore_index=True, sort=False)
+    out["filled_from_checkpoint"] = out["filled_from_checkpoint"].fillna(False).astype(bool)
+    return normalise(out)
+
+
 def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.DataFrame, str]:
     """Read the Tune folder into the tidy frame, keep only runs Tune knows, one row per (run, epoch)
     (a trial retried from a checkpoint reports some epochs twice: the last report wins), and write
@@ -122,6 +175,7 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
             df = pd.DataFrame()
         if known_runs is not None and len(df):
             df = df[df["run"].astype(str).isin(known_runs)]
+        df = fill_from_checkpoints(df, exp)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
             for c in df.columns:       # mixed-type object columns would break Parquet

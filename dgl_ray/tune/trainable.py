@@ -8,8 +8,11 @@ run-time keys that are not trial settings:
 - ``export_checkpoint``: write the final trial checkpoint here too (a path or a URI pyarrow understands);
   chained protocols give it to preparation trials, whose children get it as ``init_checkpoint``;
 - ``checkpoint_every``: checkpoint every N evaluations (the last evaluation is always checkpointed);
-- ``fail_at_epoch`` (tests only): raise ``InjectedFailure`` after that epoch's report, once per trial
-  (a trial restored from a checkpoint does not fail again), to exercise ``FailureConfig`` retries.
+- ``fail_at_epoch`` (tests only): after epoch N was reported (and checkpointed, if it is a checkpoint
+  epoch), raise ``InjectedFailure`` at the end of the next evaluated epoch, before its report — a crash in
+  the middle of training, once per trial (a trial restored from a checkpoint does not fail again), to
+  exercise ``FailureConfig`` retries. (Raising right after a report can lose that report: Tune's
+  function runner had not handed it to the driver yet; measured here.)
 
 Every evaluation is reported with ``tune.report(metrics | labels | flat trial config, checkpoint=...)``
 so that each result row carries the trial's full config. The trial process uses ``cpus`` torch threads
@@ -153,6 +156,8 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
         n_eval = [0]
 
         def on_eval(m: dict, t: Trial) -> None:
+            if fail_at is not None and restored is None and m["epoch"] > int(fail_at):
+                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {m['epoch']} (test only)")
             n_eval[0] += 1
             row = {**base, **m}
             last = t.status != "running"
@@ -164,8 +169,6 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
                     tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
             else:
                 tune.report(row)
-            if fail_at is not None and restored is None and m["epoch"] == int(fail_at) and not last:
-                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure (test only)")
 
         trial.run(on_eval=on_eval)
 
