@@ -1,6 +1,6 @@
 """Adaptive boundary search vs a uniform grid, replayed on real digits outcomes.
 
-    python -m benchmarks.boundary_search results/coexistence/results.parquet [--repeats 20]
+    python -m benchmarks.boundary_search results/coexistence/results.parquet results/s1_low/results.parquet
 
 The S1 sweep on the digits default gives 50 seeds at each of 8 λ (0.42…0.56). Both strategies draw
 trials from that pool (without replacement, per λ): the uniform grid takes n seeds at every λ, the
@@ -20,8 +20,8 @@ import pandas as pd
 from dgl_ray.tune.searchers import BoundaryPolicy, fit_boundary
 
 
-def pools(path):
-    df = pd.read_parquet(path)
+def pools(paths):
+    df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     f = df.sort_values("epoch").groupby("run").tail(1)
     f = f[f["test_error"].notna()]
     return {round(float(l), 6): g["test_error"].to_numpy() for l, g in f.groupby("lambda")}
@@ -65,8 +65,8 @@ def adaptive(pool, budget, rng, n0=2):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("parquet")
-    ap.add_argument("--budgets", default="48,80,120,160,400")
+    ap.add_argument("parquet", nargs="+", help="results.parquet of coexistence sweeps (pooled)")
+    ap.add_argument("--budgets", default="44,88,132,220")
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args(argv)
     pool = pools(a.parquet)
@@ -78,8 +78,6 @@ def main(argv=None):
     rows = []
     for b in [int(x) for x in a.budgets.split(",")]:
         for name, fn in (("uniform", uniform), ("adaptive", adaptive)):
-            if name == "adaptive" and b > 200:
-                continue
             r = []
             for k in range(a.repeats):
                 est = estimate(*fn(pool, b, np.random.default_rng(1000 + k)), k)

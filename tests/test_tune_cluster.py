@@ -48,5 +48,10 @@ def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
     cluster.remove_node(worker)                      # trials there fail and rerun from their checkpoints
     t.join(600)
     assert out.get("rc") == 0
-    f = finals(parquet(tmp_path, "coexistence"))
+    df = parquet(tmp_path, "coexistence")
+    f = finals(df)
+    assert df["node_id"].nunique() == 2                                   # trials ran on the removed node too
+    failed = list(exp.glob("*/error.txt"))
+    assert failed, "no trial was running on the removed node"
+    print(f"{len(failed)} trial(s) lost with the node and re-ran from their checkpoints")
     assert len(f) == 8 and (f["status"] == "completed").all() and not f.duplicated(["lambda", "seed"]).any()
