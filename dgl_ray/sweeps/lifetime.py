@@ -5,7 +5,7 @@ run at a λ inside the coexistence region from its checkpoint; survival by the p
 """
 import sys
 
-from ..schedules import parse_range
+from ..tune.cli import float_list as parse_range
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher

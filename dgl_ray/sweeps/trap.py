@@ -8,7 +8,7 @@ import sys
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
-from ..schedules import parse_range
+from ..tune.cli import float_list as parse_range
 from ._common import chain_dir, const, final_summary
 
 FAMILY = "trap"

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from ..errors import ConfigError
-from ..schedules import parse_range
+from ..schedules import arange_inclusive, parse_range
 
 try:
     import tomllib
@@ -29,8 +29,22 @@ class OneLineParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+def parse_values(text, what: str) -> list[float]:
+    """parse_range, but a start:stop:step that is not a whole number of steps keeps its precise
+    message (schedules.parse_range turns it into a generic one)."""
+    parts = str(text).strip().split(":")
+    if len(parts) == 3:
+        try:
+            nums = [float(p) for p in parts]
+        except ValueError:
+            nums = None
+        if nums is not None:
+            return arange_inclusive(*nums, what=f"{what} {text!r}")
+    return parse_range(str(text), what)
+
+
 def int_list(text, what: str) -> list[int]:
-    vals = parse_range(str(text), what)
+    vals = parse_values(text, what)
     out = []
     for v in vals:
         if v != int(v) or v < 0:
@@ -40,7 +54,7 @@ def int_list(text, what: str) -> list[int]:
 
 
 def float_list(text, what: str) -> list[float]:
-    return parse_range(str(text), what)
+    return parse_values(text, what)
 
 
 def common_parser(module) -> argparse.ArgumentParser:
@@ -297,8 +311,8 @@ def main(module, argv=None) -> int:
         validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
-        check_storage(opts)
         check_address(opts)
+        check_storage(opts)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
