@@ -110,10 +110,15 @@ def test_trap(tmp_path):
     assert sorted(df.loc[df["phase"] == "intervention", "lr"].round(6).unique()) == [0.01, 0.1]
 
 
-def test_intervention(tmp_path):
-    assert run_family("intervention", tmp_path, "--targets", "0.5", "--jump-epochs", "2", "--prep-epochs", "2",
+def test_intervention_on_uri_storage(tmp_path):
+    # storage given as a URI (pyarrow filesystem): checkpoints exported to and fetched from it
+    uri = f"file://{tmp_path}"
+    assert run_family("intervention", uri, "--targets", "0.5", "--jump-epochs", "2", "--prep-epochs", "2",
                       "--ordered-accept", "1.01", "--collapse-accept", "0", "--n", "1", "--progress-interval", "30") == 0
-    _check(tmp_path, "intervention", 4)
+    df = _check(tmp_path, "intervention", 4)
+    kids = df[df["role"] == "child"]
+    assert kids["init_checkpoint"].str.startswith("file://").all()
+    assert (tmp_path / "intervention" / "chain" / "prep0000.pt").exists()
 
 
 def test_universality(tmp_path):
