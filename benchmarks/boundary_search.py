@@ -5,7 +5,8 @@
 The S1 sweep on the digits default gives 50 seeds at each of 8 λ (0.42…0.56). Both strategies draw
 trials from that pool (without replacement, per λ): the uniform grid takes n seeds at every λ, the
 adaptive :class:`BoundaryPolicy` (the rule :class:`BoundarySearcher` runs under Tune) picks λ one trial
-at a time, restricted to the same 0.02 grid so that every trial it asks for exists. For each budget,
+at a time, restricted to the same 0.02 grid and to λ whose pool is not used up, so that every trial it
+asks for exists and no run is counted twice. For each budget,
 λ_c and the coexistence width (logistic fit, λ at P_H 0.1 → 0.9) come with bootstrap 95% CIs; the
 table gives medians over repeats. Outcome per run: H if error >= 0.40, L if <= 0.20, else dropped.
 """
@@ -53,9 +54,12 @@ def adaptive(pool, budget, rng, n0=2):
     left = {l: list(rng.permutation(pool[l])) for l in lams}
     outcomes, xs, ys = {}, [], []
     for _ in range(budget):
-        l = pol.propose(outcomes, {})
-        l = min(lams, key=lambda v: abs(v - l))           # stay on the replayable grid
-        e = left[l].pop() if left[l] else rng.choice(pool[l])
+        used_up = {v for v in lams if not left[v]}
+        if len(used_up) == len(lams):
+            break
+        l = pol.propose(outcomes, {}, exclude=used_up)
+        l = min((v for v in lams if v not in used_up), key=lambda v: abs(v - l))   # the replayable grid
+        e = left[l].pop()                                  # each run of the pool at most once
         s = score(e)
         outcomes.setdefault(l, []).append(s)
         xs.append(l)

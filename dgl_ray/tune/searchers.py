@@ -258,8 +258,9 @@ class BoundaryPolicy:
     def score(self, v: float) -> float:
         return 1.0 if v >= self.H else 0.0 if v <= self.L else 0.5
 
-    def propose(self, outcomes: dict, pending: dict) -> float:
-        """Next λ given ``outcomes`` {λ: [scores]} and ``pending`` {λ: count of running trials}."""
+    def propose(self, outcomes: dict, pending: dict, exclude=()) -> float:
+        """Next λ given ``outcomes`` {λ: [scores]} and ``pending`` {λ: count of running trials};
+        λ in ``exclude`` are never proposed (a replay whose pool at that λ is used up)."""
         counts = {lam: len(outcomes.get(lam, [])) + pending.get(lam, 0) for lam in self.grid}
         for lam in self.grid:                                 # the initial design first
             if counts[lam] < self.n0:
@@ -278,7 +279,8 @@ class BoundaryPolicy:
         if not math.isnan(est["lambda_c"]):
             w = max(est["width"] / (2 * math.log(9)), 1e-4)
             fr = {lam: 1 / (1 + math.exp(-max(-50, min(50, (lam - est["lambda_c"]) / w)))) for lam in self.grid}
-        return max(self.grid, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
+        cands = [lam for lam in self.grid if lam not in exclude] or self.grid
+        return max(cands, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
 
 
 class BoundarySearcher(_StateSearcher):
