@@ -8,7 +8,8 @@ adaptive :class:`BoundaryPolicy` (the rule :class:`BoundarySearcher` runs under 
 at a time, restricted to the same 0.02 grid and to λ whose pool is not used up, so that every trial it
 asks for exists and no run is counted twice. For each budget,
 λ_c and the coexistence width (logistic fit, λ at P_H 0.1 → 0.9) come with bootstrap 95% CIs; the
-table gives medians over repeats. Outcome per run: H if error >= 0.40, L if <= 0.20, else dropped.
+table gives medians over repeats. Outcome per run: H if error >= 0.40, else not H (as the analysis'
+critical_point logistic fit).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def pools(paths):
 
 
 def score(e):
-    return 1.0 if e >= 0.40 else 0.0 if e <= 0.20 else 0.5
+    return 1.0 if e >= 0.40 else 0.0          # H fraction, as dgl_ray.analysis.critical_point
 
 
 def estimate(xs, ys, seed):

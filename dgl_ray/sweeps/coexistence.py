@@ -51,9 +51,8 @@ def _adaptive_summary(df, searcher):
     from ..tune.searchers import fit_boundary
     f = final_rows(df, ["run"])
     f = f[f["test_error"].notna()]
-    score = f["test_error"].map(lambda e: 1.0 if e >= 0.40 else 0.0 if e <= 0.20 else 0.5)
-    keep = score != 0.5
-    est = fit_boundary(f.loc[keep, "lambda"].to_numpy(), score[keep].to_numpy())
+    score = (f["test_error"] >= 0.40).astype(float)        # H fraction, as analysis.critical_point
+    est = fit_boundary(f["lambda"].to_numpy(), score.to_numpy())
     print(f"adaptive: λ_c = {est['lambda_c']:.4f} (95% CI {est['lambda_c_ci'][0]:.4f}–{est['lambda_c_ci'][1]:.4f}), "
           f"coexistence width {est['width']:.4f} (95% CI {est['width_ci'][0]:.4f}–{est['width_ci'][1]:.4f}), "
           f"{len(f)} trials")

@@ -248,15 +248,16 @@ class BoundaryPolicy:
     Start: ``n0`` seeds at every λ of a coarse grid. Then, batch after batch, give the next seeds to
     the λ whose outcomes are most split (largest binomial variance p(1-p) of the H fraction, with a
     Beta(1,1) prior, divided by (n+1) so that well-sampled points yield), and open midpoints (down to
-    ``min_step``) between neighbours whose H fractions straddle 1/2. Outcome: H if error >= H, L if
-    error <= L, intermediate counts as half."""
+    ``min_step``) between neighbours whose H fractions straddle 1/2. Outcome: 1 (H) if error >= H,
+    else 0, the rule of :func:`dgl_ray.analysis.critical_point`'s logistic fit, so both give the same λ_c
+    (``L`` is kept for callers that want the three-way branch)."""
 
     def __init__(self, lambdas, n0: int = 2, min_step: float = 0.01, L: float = 0.20, H: float = 0.40):
         self.grid = sorted(round(float(v), 10) for v in lambdas)
         self.n0, self.min_step, self.L, self.H = n0, float(min_step), L, H
 
     def score(self, v: float) -> float:
-        return 1.0 if v >= self.H else 0.0 if v <= self.L else 0.5
+        return 1.0 if v >= self.H else 0.0
 
     def propose(self, outcomes: dict, pending: dict, exclude=()) -> float:
         """Next λ given ``outcomes`` {λ: [scores]} and ``pending`` {λ: count of running trials};
@@ -272,14 +273,31 @@ class BoundaryPolicy:
                 if a < mid < b and mid not in self.grid:
                     self.grid = sorted(self.grid + [mid])
                     return mid
-        # with a fitted boundary, P_H(λ) comes from the logistic model (shared strength across λ)
-        xs = [lam for lam, sc in outcomes.items() for v in sc if v != 0.5]
-        ys = [v for lam, sc in outcomes.items() for v in sc if v != 0.5]
+        # with a fitted boundary: greedy D-optimal design for the logistic model (λ_c and its slope,
+        # hence the coexistence width, together): the next λ maximises p(1-p) x' I^-1 x, x = (1, (λ-λc)/w),
+        # I the Fisher information of the trials so far (running ones included)
+        xs = [lam for lam, sc in outcomes.items() for v in sc]
+        ys = [v for lam, sc in outcomes.items() for v in sc]
         est = fit_boundary(xs, ys, n_boot=0)
-        if not math.isnan(est["lambda_c"]):
-            w = max(est["width"] / (2 * math.log(9)), 1e-4)
-            fr = {lam: 1 / (1 + math.exp(-max(-50, min(50, (lam - est["lambda_c"]) / w)))) for lam in self.grid}
         cands = [lam for lam in self.grid if lam not in exclude] or self.grid
+        if not math.isnan(est["lambda_c"]):
+            c = est["lambda_c"]
+            w = max(est["width"] / (2 * math.log(9)), 1e-4)
+
+            def feat(lam):
+                z = max(-30.0, min(30.0, (lam - c) / w))
+                p = 1 / (1 + math.exp(-z))
+                return p * (1 - p), np.array([1.0, z])
+            info = np.eye(2) * 1e-6
+            for lam in self.grid:
+                q, x = feat(lam)
+                info += counts[lam] * q * np.outer(x, x)
+            inv = np.linalg.inv(info)
+
+            def gain(lam):
+                q, x = feat(lam)
+                return q * float(x @ inv @ x)
+            return max(cands, key=gain)
         return max(cands, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
 
 
