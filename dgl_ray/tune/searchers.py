@@ -304,15 +304,17 @@ class BoundaryPolicy:
 class BoundarySearcher(_StateSearcher):
     """Adaptive λ-boundary search within a budget of trials.
 
-    ``base`` is the Tune config shared by all trials (η, epochs, model, ...); trial k gets λ from
+    ``max_ahead``: after the initial design, at most this many trials run ahead of the results (set it
+    to the number of trials the cluster runs at once). ``base`` is the Tune config shared by all trials (η, epochs, model, ...); trial k gets λ from
     :class:`BoundaryPolicy` and the next unused seed at that λ. ``estimate()`` gives λ_c and the
     coexistence width with bootstrap CIs from the completed trials."""
 
     def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
-                 L: float = 0.20, H: float = 0.40, metric: str = "test_error", mode: str = "min"):
+                 L: float = 0.20, H: float = 0.40, max_ahead: int = 2, metric: str = "test_error",
+                 mode: str = "min"):
         super().__init__(metric, mode)
         self.policy = BoundaryPolicy(lambdas, n0, min_step, L, H)
-        self._state.update(base=dict(base), budget=int(budget), issued=0, outcomes={}, pending={},
+        self._state.update(base=dict(base), budget=int(budget), issued=0, outcomes={}, pending={}, max_ahead=max_ahead,
                            seeds={}, lam_of={}, grid=list(self.policy.grid))
 
     @property
@@ -330,8 +332,8 @@ class BoundarySearcher(_StateSearcher):
         s = self._state
         if s["issued"] >= s["budget"]:
             return FINISHED if not s["live"] else None
-        # a batch barrier keeps the design adaptive: no more than 2 trials ahead of the results
-        if len(s["live"]) >= 2 and s["issued"] >= len(self.policy.grid) * self.policy.n0:
+        # a batch barrier keeps the design adaptive: at most max_ahead trials ahead of the results
+        if len(s["live"]) >= s.get("max_ahead", 2) and s["issued"] >= len(self.policy.grid) * self.policy.n0:
             return None
         lam = self.policy.propose(s["outcomes"], s["pending"])
         s["grid"] = list(self.policy.grid)
