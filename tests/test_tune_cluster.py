@@ -28,7 +28,8 @@ def test_two_nodes(tmp_path, two_nodes):
     df = parquet(tmp_path, "coexistence")
     f = finals(df)
     assert len(f) == 6 and (f["status"] == "completed").all()
-    assert f["node_id"].nunique() == 2, f[["run", "node_id", "hostname", "pid"]]
+    assert f["node_id"].nunique() == 2, f[["run", "node_id", "host", "worker_pid"]]
+    assert f["worker_pid"].nunique() >= 2 and f["host"].notna().all()
 
 
 @pytest.mark.slow

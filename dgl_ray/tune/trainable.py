@@ -116,7 +116,7 @@ def set_resources(cpus: float, gpus: float) -> None:
 
 
 def _node_info() -> dict:
-    info = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    info = {"host": socket.gethostname(), "worker_pid": os.getpid()}   # Tune's own hostname/pid are dropped by the reader
     try:
         import ray
         info["node_id"] = ray.get_runtime_context().get_node_id()
