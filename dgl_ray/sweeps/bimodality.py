@@ -1,0 +1,47 @@
+"""S2 deep bimodality: many seeds at a few λ, test error every few epochs, dip test per λ.
+
+    python -m dgl_ray.sweeps.bimodality --lambdas 0.50 --n 300        # paper: λ=0.50 seeds 0-299
+"""
+import sys
+
+from ..tune.cli import float_list as parse_range
+from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..tune.runner import SweepSpec
+from ..tune.searchers import GridSearcher
+from ._common import grid
+
+FAMILY = "bimodality"
+
+
+def add_args(p):
+    p.add_argument("--lambdas", default="0.48,0.50,0.52", help="λ values")
+
+
+def plan(o):
+    epochs = scaled(o, o.epochs, 100, 30)
+    base = base_config(o, epochs=epochs)
+    base.setdefault("eval_every", max(1, epochs // 10))      # paper: every 10 of 100 epochs
+    base.setdefault("checkpoint_every", 5)
+    cfgs = grid(base, {"seed": seeds(o, 50), "lam": parse_range(o.lambdas, "--lambdas"), "eta": o.eta_list,
+                       "width": o.width_list}, o.order, "seed,lam,eta,width")
+    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
+
+
+def summary(df):
+    from ..analysis import bimodality, branch_table
+    b = branch_table(df)[["lambda", "n", "L", "intermediate", "H", "mean_error", "std_error"]]
+    try:
+        d = bimodality(df)
+        cols = [c for c in ("lambda", "dip", "p_value", "bimodal", "sarle") if c in d.columns]
+        b = b.merge(d[cols], on="lambda", how="left")
+    except Exception as e:  # dip test needs a few runs per λ
+        print(f"(bimodality test skipped: {e})")
+    return b
+
+
+def main(argv=None):
+    return cli_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

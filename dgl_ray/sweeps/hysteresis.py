@@ -1,0 +1,102 @@
+"""R1/R2 hysteresis loops in one run, and Tα/Tβ/Tγ sweeps from ordered/collapse checkpoints.
+
+    python -m dgl_ray.sweeps.hysteresis --mode loop --holds 1,5 --n 10        # R1 (R2: --etas 0.8 --refine 0.38:0.54:0.01)
+    python -m dgl_ray.sweeps.hysteresis --mode sweep --holds 1,3 --n 5       # Tα (Tβ: --holds 10)
+
+loop: a fresh model climbs a λ ladder 0.20->0.64->0.22 (step 0.02, 0.01 inside --refine), --holds
+epochs per λ. sweep: per seed an ordered checkpoint (λ 0.35, kept if error < 0.20) and a collapse
+checkpoint (λ 0.60, kept if error >= 0.40); from each accepted checkpoint a ladder (ordered: up
+--up-range, collapse: down --down-range; Tγ: 0.30->0.90 and 0.70->0.10) at LR 0.001, fresh SGD.
+"""
+import sys
+
+from ..errors import ConfigError
+from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
+from ..tune.runner import SweepSpec
+from ..tune.searchers import ChainedSearcher, GridSearcher
+from ._common import chain_dir, collapse_prep, grid, ordered_prep
+
+FAMILY = "hysteresis"
+
+
+def add_args(p):
+    p.add_argument("--mode", default="loop", help="loop (R1/R2) or sweep (Tα/Tβ/Tγ from checkpoints)")
+    p.add_argument("--holds", default="1", help="epochs per λ step")
+    p.add_argument("--points", default="0.20,0.64,0.22", help="loop: ladder waypoints")
+    p.add_argument("--ladder-step", type=float, default=0.02)
+    p.add_argument("--refine", default="0.42:0.58:0.01", help="loop: lo:hi:step finer inside [lo, hi] ('' for none)")
+    p.add_argument("--up-range", default="0.30,0.70", help="sweep: the ladder from ordered checkpoints")
+    p.add_argument("--down-range", default="0.70,0.30", help="sweep: the ladder from collapse checkpoints")
+    p.add_argument("--sweep-lr", type=float, default=0.001, help="sweep: LR after the checkpoint")
+    p.add_argument("--prep-epochs", type=int, default=None, help="sweep: checkpoint epochs (paper 50/100; digits 30)")
+    p.add_argument("--ordered-accept", type=float, default=0.20, help="sweep: ordered kept if error < this")
+    p.add_argument("--collapse-accept", type=float, default=0.40, help="sweep: collapse kept if error >= this")
+
+
+def floats(text, what, n=None):
+    try:
+        v = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        v = []
+    if not v or (n is not None and len(v) != n):
+        raise ConfigError(f"{what}={text!r}; expected {n or 'some'} comma-separated numbers")
+    return v
+
+
+def sweep_plan(o, family, extra_base=None, default_holds=None):
+    """Checkpoint sweeps shared by hysteresis --mode sweep and universality."""
+    holds = int_list(o.holds if default_holds is None else default_holds, "--holds")
+    up, down = floats(o.up_range, "--up-range", 2), floats(o.down_range, "--down-range", 2)
+    base = base_config(o, **(extra_base or {}))
+    base.setdefault("checkpoint_every", 10)
+    stages = []
+    for seed in seeds(o, 5):
+        for eta in o.eta_list:
+            for width in o.width_list:
+                for prep_fn, origin, pts, acc in ((ordered_prep, "ordered", up, ("<", o.ordered_accept)),
+                                                  (collapse_prep, "collapse", down, (">=", o.collapse_accept))):
+                    prep, _ = prep_fn(o, seed, eta, width)
+                    children = []
+                    for h in holds:
+                        children.append(dict(base, seed=seed, eta=eta, width=width, origin=origin, hold=h,
+                                             lr=o.sweep_lr, lr_milestones=[],
+                                             lambda_schedule=[{"kind": "ladder", "points": pts, "step": o.ladder_step,
+                                                               "hold": h, "name": "ladder"}]))
+                    stages.append((dict(base, **prep), acc, children))
+    return ChainedSearcher(stages, chain_dir(o))
+
+
+def plan(o):
+    holds = int_list(o.holds, "--holds")
+    if not holds or min(holds) < 1:
+        raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
+    if o.mode == "sweep":
+        from ..analysis import gap_table
+        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=lambda df: gap_table(df))
+    if o.mode != "loop":
+        raise ConfigError(f"--mode {o.mode!r}; allowed: loop, sweep")
+    pts = floats(o.points, "--points")
+    seg = {"kind": "ladder", "points": pts, "step": o.ladder_step, "name": "ladder"}
+    if o.refine:
+        seg["refine"] = floats(o.refine.replace(":", ","), "--refine", 3)
+    base = base_config(o)
+    base.setdefault("checkpoint_every", 10)
+    cfgs = []
+    for c in grid(base, {"seed": seeds(o, 10), "hold": holds, "eta": o.eta_list, "width": o.width_list},
+                  o.order, "seed,hold,eta,width"):
+        c["lambda_schedule"] = [dict(seg, hold=c["hold"])]
+        cfgs.append(c)
+    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
+
+
+def summary(df):
+    from ..analysis import hysteresis_table
+    return hysteresis_table(df)
+
+
+def main(argv=None):
+    return cli_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""M/N λ x η phase diagram: fresh runs over λ x η x seeds; H fraction per cell.
+
+    python -m dgl_ray.sweeps.scan --lambdas 0.20,0.30,0.35,0.40,0.45,0.50,0.60 --etas 0.2,0.4,0.6,0.8 --n 5
+"""
+import sys
+
+from ..tune.cli import float_list as parse_range
+from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..tune.runner import SweepSpec
+from ..tune.searchers import GridSearcher
+from ._common import branch_summary, grid
+
+FAMILY = "scan"
+DEFAULTS = {"etas": "0.2,0.4,0.6,0.8"}
+
+
+def add_args(p):
+    p.add_argument("--lambdas", default="0.20,0.30,0.35,0.40,0.45,0.50,0.60", help="λ values (N1/N2 grid)")
+
+
+def plan(o):
+    epochs = scaled(o, o.epochs, 100, 30)
+    base = base_config(o, epochs=epochs)
+    base.setdefault("checkpoint_every", 10)
+    cfgs = grid(base, {"seed": seeds(o, 5), "eta": o.eta_list, "lam": parse_range(o.lambdas, "--lambdas"),
+                       "width": o.width_list}, o.order, "seed,eta,lam,width")
+    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
+
+
+def main(argv=None):
+    return cli_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Tδ trap escape: a run at λ 0.60 kept if trapped (error >= 0.85), then interventions from its
+checkpoint: λ x LR multiplier; escaped if the final error < 0.60.
+
+    python -m dgl_ray.sweeps.trap --intervention-lambdas 0.60,0.0,0.20 --lr-multipliers 0.01,0.1,1 --n 5
+"""
+import sys
+
+from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..tune.runner import SweepSpec
+from ..tune.searchers import ChainedSearcher
+from ..tune.cli import float_list as parse_range
+from ._common import chain_dir, const, final_summary
+
+FAMILY = "trap"
+
+
+def add_args(p):
+    p.add_argument("--trap-lambda", type=float, default=0.60)
+    p.add_argument("--trap-epochs", type=int, default=None, help="paper 100; digits 30")
+    p.add_argument("--trap-accept", type=float, default=0.85, help="trapped if error >= this")
+    p.add_argument("--intervention-lambdas", default="0.60,0.0,0.20")
+    p.add_argument("--lr-multipliers", default="0.01,0.1,1")
+    p.add_argument("--intervention-epochs", type=int, default=None, help="paper 50; digits 15")
+    p.add_argument("--escape-below", type=float, default=0.60)
+
+
+def plan(o):
+    lams = parse_range(o.intervention_lambdas, "--intervention-lambdas")
+    mults = parse_range(o.lr_multipliers, "--lr-multipliers")
+    te = scaled(o, o.trap_epochs, 100, 30)
+    ie = scaled(o, o.intervention_epochs, 50, 15)
+    base = base_config(o)
+    base.setdefault("checkpoint_every", 10)
+    stages = []
+    for seed in seeds(o, 5):
+        for eta in o.eta_list:
+            prep = dict(base, seed=seed, eta=eta, lambda_schedule=const(o.trap_lambda, te, "init"))
+            kids = [dict(base, seed=seed, eta=eta, origin="collapse", lr_multiplier=m, lr_milestones=[],
+                         intervention=f"λ={lam:g} lr×{m:g}", lambda_schedule=const(lam, ie, "intervention"))
+                    for lam in lams for m in mults]
+            stages.append((prep, (">=", o.trap_accept), kids))
+    s = ChainedSearcher(stages, chain_dir(o))
+    return SweepSpec(FAMILY, s, summarize=lambda df: final_summary(
+        df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=o.escape_below))
+
+
+def main(argv=None):
+    return cli_main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""A compact live progress view for sweeps of hundreds of trials.
+
+One status line every ``interval`` seconds (and one at the end), never a table per trial:
+
+    [ 12:34] done 123/400 (err 1) | running 2 | pending 275 | 0.55 trials/s | ETA 8m24s | final error best 0.040 (λ=0.42 s=3) worst 0.921 (λ=0.56 s=7)
+
+Trials of chained or adaptive plans that do not exist yet count as pending (``total`` is the plan's
+size, an upper bound for chained plans).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+
+def _fmt_s(s: float) -> str:
+    if s != s or s == float("inf"):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class ProgressLine(Callback):
+    def __init__(self, total: int, interval: float = 10.0, stream=None, already_done: int = 0):
+        self.total, self.interval, self.stream = total, interval, stream
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.done, self.errored, self.running = set(), set(), set()
+        self.already_done = already_done
+        self.best = self.worst = None
+
+    def _label(self, trial, err):
+        c = trial.config or {}
+        lam = c.get("lam", c.get("lambda"))
+        bits = [f"{err:.3f}"]
+        if lam is not None:
+            bits.append(f"(λ={lam:g} s={c.get('seed')})")
+        return " ".join(bits)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.done.add(trial.trial_id)
+        err = (trial.last_result or {}).get("test_error")
+        if isinstance(err, (int, float)) and err == err:
+            if self.best is None or err < self.best[0]:
+                self.best = (err, self._label(trial, err))
+            if self.worst is None or err > self.worst[0]:
+                self.worst = (err, self._label(trial, err))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.errored.add(trial.trial_id)
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.print_line(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.print_line(trials)
+
+    def line(self, trials=None) -> str:
+        running = sum(1 for t in trials if t.status == "RUNNING") if trials is not None else len(self.running)
+        n_done = len(self.done) + self.already_done
+        finished = n_done + len(self.errored)
+        pending = max(0, self.total - finished - running)
+        el = time.monotonic() - self.t0
+        rate = len(self.done) / el if el > 0 and self.done else 0.0
+        eta = (pending + running) / rate if rate > 0 else float("nan")
+        s = (f"[{_fmt_s(el):>6}] done {n_done}/{self.total}" + (f" (errored {len(self.errored)})" if self.errored else "")
+             + f" | running {running} | pending {pending} | {rate:.2f} trials/s | ETA {_fmt_s(eta)}")
+        if self.best:
+            s += f" | final error best {self.best[1]} worst {self.worst[1]}"
+        return s
+
+    def print_line(self, trials=None) -> None:
+        print(self.line(trials), file=self.stream or sys.stdout, flush=True)
+
+    def __getstate__(self):            # Tune pickles callbacks with the experiment state
+        d = dict(self.__dict__)
+        d["stream"] = None
+        return d

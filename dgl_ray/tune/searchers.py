@@ -1,0 +1,367 @@
+"""Tune searchers that hand out dgl_ray trial configs, with a save/restore contract.
+
+All three are :class:`ray.tune.search.Searcher` subclasses. Their whole state is one picklable dict
+(``_state``) written by ``save(path)`` and read back by ``restore(path)``, which Tune calls through
+``Tuner.restore``: a restored sweep neither loses nor repeats a trial the searcher already handed out.
+Use them with ``TuneConfig(num_samples=-1)``: they end the sweep by returning ``Searcher.FINISHED``.
+
+- :class:`GridSearcher`: a fixed list of configs (λ ladders x seeds x η x width x ...), in the order the
+  plan gives (e.g. every λ of seed 0 first, so partial results already show the whole curve).
+- :class:`ChainedSearcher`: preparation trials first (ordered/collapse checkpoints); when one completes
+  and passes its acceptance rule (e.g. ordered init error <= 0.30), its follow-up trials are emitted
+  with the parent's checkpoint as ``init_checkpoint``.
+- :class:`BoundarySearcher`: adaptive; spends a budget of trials where outcomes are split between the
+  branches (more seeds, finer λ), and estimates λ_c and the coexistence width with bootstrap CIs.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import operator
+import pickle
+
+import numpy as np
+from ray.tune.search import Searcher
+
+FINISHED = Searcher.FINISHED
+
+
+class _StateSearcher(Searcher):
+    """Searcher whose state is the dict ``self._state``; subclasses implement ``_next()`` and
+    ``_complete(plan_id, result, error)``."""
+
+    def __init__(self, metric: str = "test_error", mode: str = "min"):
+        super().__init__(metric=metric, mode=mode)
+        self._state: dict = {"live": {}, "done": {}, "errored": []}
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True   # configs come from the plan, not from param_space
+
+    def suggest(self, trial_id: str):
+        nxt = self._next()
+        if nxt is None or nxt is FINISHED:
+            return nxt
+        plan_id, cfg = nxt
+        self._state["live"][trial_id] = plan_id
+        cfg = copy.deepcopy(cfg)
+        cfg["plan_id"] = plan_id
+        return cfg
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        plan_id = self._state["live"].pop(trial_id, None)
+        if plan_id is None:
+            return
+        if error:
+            self._state["errored"].append(plan_id)
+        else:
+            self._state["done"][plan_id] = (result or {}).get(self.metric)
+        self._complete(plan_id, result or {}, error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"cls": type(self).__name__, "state": self._state}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            saved = pickle.load(f)
+        if saved.get("cls") != type(self).__name__:
+            raise ValueError(f"searcher state of {saved.get('cls')} cannot restore a {type(self).__name__}")
+        self._state = saved["state"]
+
+    # subclass hooks
+    def _next(self):
+        raise NotImplementedError
+
+    def _complete(self, plan_id: str, result: dict, error: bool) -> None:
+        pass
+
+    def plan_configs(self) -> list[dict]:
+        """The configs this searcher will (or may) hand out, for validation and --dry-run."""
+        return []
+
+    @property
+    def n_done(self) -> int:
+        return len(self._state["done"])
+
+
+class GridSearcher(_StateSearcher):
+    """Emit ``configs`` (a list of Tune config dicts) in order, once each."""
+
+    def __init__(self, configs: list[dict], metric: str = "test_error", mode: str = "min"):
+        super().__init__(metric, mode)
+        self._state.update(configs=[dict(c) for c in configs], next=0)
+
+    @property
+    def size(self) -> int:
+        return len(self._state["configs"])
+
+    def plan_configs(self) -> list[dict]:
+        return self._state["configs"]
+
+    def _next(self):
+        s = self._state
+        if s["next"] >= len(s["configs"]):
+            return FINISHED
+        i = s["next"]
+        s["next"] += 1
+        return f"g{i:05d}", s["configs"][i]
+
+
+class ChainedSearcher(_StateSearcher):
+    """Preparation trials, then the follow-ups of each accepted one.
+
+    ``stages`` is a list of ``(prep_config, accept, children)``: ``prep_config`` is a Tune config (its
+    ``export_checkpoint`` is set here), ``accept`` is ``None`` or ``(op, threshold)`` on the prep trial's
+    final ``test_error`` with op one of ``<=, <, >=, >`` (the paper's rules: ordered init ``<= 0.30``,
+    collapse checkpoint ``>= 0.40``, trap ``>= 0.85``), and ``children`` is a list of Tune configs that
+    get ``init_checkpoint`` (the parent's exported checkpoint), ``parent`` and ``init_error``.
+    Preparation trials are emitted before any child; a child is emitted as soon as its parent passes.
+    """
+
+    OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+
+    def __init__(self, stages: list[tuple[dict, tuple | None, list[dict]]], chain_dir: str,
+                 metric: str = "test_error", mode: str = "min"):
+        super().__init__(metric, mode)
+        preps = []
+        for i, (prep, accept, children) in enumerate(stages):
+            if accept is not None and accept[0] not in self.OPS:
+                raise ValueError(f"acceptance op {accept[0]!r}; allowed: {', '.join(self.OPS)}")
+            p = dict(prep)
+            p.setdefault("role", "prep")
+            p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
+            preps.append({"config": p, "accept": accept, "children": [dict(c) for c in children]})
+        self._state.update(preps=preps, next_prep=0, queue=[], accepted=[], rejected=[])
+
+    @property
+    def size(self) -> int:
+        """Trials if every preparation run is accepted."""
+        return sum(1 + len(p["children"]) for p in self._state["preps"])
+
+    def plan_configs(self) -> list[dict]:
+        return [p["config"] for p in self._state["preps"]] + [c for p in self._state["preps"] for c in p["children"]]
+
+    def _next(self):
+        s = self._state
+        if s["next_prep"] < len(s["preps"]):
+            i = s["next_prep"]
+            s["next_prep"] += 1
+            return f"p{i:04d}", s["preps"][i]["config"]
+        if s["queue"]:
+            return s["queue"].pop(0)
+        if s["live"]:
+            return None        # wait: a running parent may still add children
+        return FINISHED
+
+    def _complete(self, plan_id: str, result: dict, error: bool) -> None:
+        if not plan_id.startswith("p"):
+            return
+        i = int(plan_id[1:])
+        prep = self._state["preps"][i]
+        err = result.get("test_error")
+        ok = not error and err is not None and not (isinstance(err, float) and math.isnan(err))
+        if ok and prep["accept"] is not None:
+            op, thr = prep["accept"]
+            ok = self.OPS[op](float(err), float(thr))
+        if not ok:
+            self._state["rejected"].append((plan_id, err))
+            return
+        self._state["accepted"].append((plan_id, err))
+        for j, child in enumerate(prep["children"]):
+            c = dict(child)
+            c.update(init_checkpoint=prep["config"]["export_checkpoint"], parent=plan_id, init_error=err)
+            c.setdefault("role", "child")
+            self._state["queue"].append((f"c{i:04d}_{j:03d}", c))
+
+    def summary(self) -> dict:
+        s = self._state
+        return {"preps": len(s["preps"]), "accepted": len(s["accepted"]), "rejected": len(s["rejected"])}
+
+
+# --------------------------------------------------------------------------------------------------
+# adaptive boundary search
+# --------------------------------------------------------------------------------------------------
+
+def _logit_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-4, iters: int = 50):
+    """Logistic regression logit P(H) = a + b (λ - mean λ) by Newton's method with a tiny ridge on b
+    (finite under perfect separation). -> (λ_c = mean - a/b, w = 1/b) or NaNs."""
+    if len(x) < 3 or y.min() == y.max():
+        return math.nan, math.nan
+    xm = x.mean()
+    X = np.stack([np.ones_like(x), (x - xm) * 100.0], 1)          # λ in percent: a well-scaled slope
+    beta = np.zeros(2)
+    R = np.diag([0.0, ridge * len(x)])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+        g = X.T @ (y - p) - R @ beta
+        H = (X * (p * (1 - p))[:, None]).T @ X + R + 1e-9 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        beta += step
+        if np.abs(step).max() < 1e-8:
+            break
+    a, b = beta
+    if b <= 1e-6:
+        return math.nan, math.nan
+    b = b * 100.0
+    return float(xm - a / b), float(1 / b)
+
+
+def fit_boundary(lams, high, n_boot: int = 200, seed: int = 0, lo_q: float = 0.1, hi_q: float = 0.9):
+    """Logistic fit of P(H | λ) = 1 / (1 + exp(-(λ - λc) / w)) by maximum likelihood.
+
+    ``high`` is 1 for a collapsed (H) outcome, 0 for ordered (L). Returns a dict with ``lambda_c``,
+    ``width`` (the coexistence width: λ at P_H = hi_q minus λ at P_H = lo_q, = 2 w ln 9 for 0.1/0.9)
+    and bootstrap 95% intervals ``lambda_c_ci`` and ``width_ci`` (resampling trials), or NaNs when
+    the outcomes do not bracket a transition."""
+    x = np.asarray(lams, float)
+    y = np.asarray(high, float)
+    k = math.log(hi_q / (1 - hi_q)) - math.log(lo_q / (1 - lo_q))
+
+    def fit(xx, yy):
+        c, w = _logit_fit(xx, yy)
+        if math.isnan(c):
+            return c, w
+        return float(np.clip(c, xx.min() - 0.1, xx.max() + 0.1)), float(min(w, 1.0) * k)
+
+    c, width = fit(x, y)
+    out = {"lambda_c": c, "width": width, "n": int(len(x)), "lambda_c_ci": (math.nan, math.nan),
+           "width_ci": (math.nan, math.nan)}
+    if math.isnan(c) or n_boot <= 0:
+        return out
+    rng = np.random.default_rng(seed)
+    cs, ws = [], []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(x), len(x))
+        bc, bw = fit(x[idx], y[idx])
+        if not math.isnan(bc):
+            cs.append(bc)
+            ws.append(bw)
+    if len(cs) >= 10:
+        out["lambda_c_ci"] = tuple(float(v) for v in np.percentile(cs, [2.5, 97.5]))
+        out["width_ci"] = tuple(float(v) for v in np.percentile(ws, [2.5, 97.5]))
+    return out
+
+
+class BoundaryPolicy:
+    """The adaptive rule, Ray-free (the searcher and the offline benchmark share it).
+
+    Start: ``n0`` seeds at every λ of a coarse grid. Then, batch after batch, give the next seeds to
+    the λ whose outcomes are most split (largest binomial variance p(1-p) of the H fraction, with a
+    Beta(1,1) prior, divided by (n+1) so that well-sampled points yield), and open midpoints (down to
+    ``min_step``) between neighbours whose H fractions straddle 1/2. Outcome: 1 (H) if error >= H,
+    else 0, the rule of :func:`dgl_ray.analysis.critical_point`'s logistic fit, so both give the same λ_c
+    (``L`` is kept for callers that want the three-way branch)."""
+
+    def __init__(self, lambdas, n0: int = 2, min_step: float = 0.01, L: float = 0.20, H: float = 0.40):
+        self.grid = sorted(round(float(v), 10) for v in lambdas)
+        self.n0, self.min_step, self.L, self.H = n0, float(min_step), L, H
+
+    def score(self, v: float) -> float:
+        return 1.0 if v >= self.H else 0.0
+
+    def propose(self, outcomes: dict, pending: dict, exclude=()) -> float:
+        """Next λ given ``outcomes`` {λ: [scores]} and ``pending`` {λ: count of running trials};
+        λ in ``exclude`` are never proposed (a replay whose pool at that λ is used up)."""
+        counts = {lam: len(outcomes.get(lam, [])) + pending.get(lam, 0) for lam in self.grid}
+        for lam in self.grid:                                 # the initial design first
+            if counts[lam] < self.n0:
+                return lam
+        fr = {lam: (sum(outcomes.get(lam, [])) + 1) / (len(outcomes.get(lam, [])) + 2) for lam in self.grid}
+        for a, b in zip(self.grid[:-1], self.grid[1:]):       # refine where the H fraction crosses 1/2
+            if (fr[a] - 0.5) * (fr[b] - 0.5) < 0 and b - a > self.min_step * 1.5:
+                mid = round(round((a + b) / 2 / self.min_step) * self.min_step, 10)
+                if a < mid < b and mid not in self.grid:
+                    self.grid = sorted(self.grid + [mid])
+                    return mid
+        # with a fitted boundary: greedy D-optimal design for the logistic model (λ_c and its slope,
+        # hence the coexistence width, together): the next λ maximises p(1-p) x' I^-1 x, x = (1, (λ-λc)/w),
+        # I the Fisher information of the trials so far (running ones included)
+        xs = [lam for lam, sc in outcomes.items() for v in sc]
+        ys = [v for lam, sc in outcomes.items() for v in sc]
+        est = fit_boundary(xs, ys, n_boot=0)
+        cands = [lam for lam in self.grid if lam not in exclude] or self.grid
+        if not math.isnan(est["lambda_c"]):
+            c = est["lambda_c"]
+            w = max(est["width"] / (2 * math.log(9)), 1e-4)
+
+            def feat(lam):
+                z = max(-30.0, min(30.0, (lam - c) / w))
+                p = 1 / (1 + math.exp(-z))
+                return p * (1 - p), np.array([1.0, z])
+            info = np.eye(2) * 1e-6
+            for lam in self.grid:
+                q, x = feat(lam)
+                info += counts[lam] * q * np.outer(x, x)
+            inv = np.linalg.inv(info)
+
+            def gain(lam):
+                q, x = feat(lam)
+                return q * float(x @ inv @ x)
+            return max(cands, key=gain)
+        return max(cands, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
+
+
+class BoundarySearcher(_StateSearcher):
+    """Adaptive λ-boundary search within a budget of trials.
+
+    ``max_ahead``: after the initial design, at most this many trials run ahead of the results (set it
+    to the number of trials the cluster runs at once). ``base`` is the Tune config shared by all trials (η, epochs, model, ...); trial k gets λ from
+    :class:`BoundaryPolicy` and the next unused seed at that λ. ``estimate()`` gives λ_c and the
+    coexistence width with bootstrap CIs from the completed trials."""
+
+    def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
+                 L: float = 0.20, H: float = 0.40, max_ahead: int = 2, metric: str = "test_error",
+                 mode: str = "min"):
+        super().__init__(metric, mode)
+        self.policy = BoundaryPolicy(lambdas, n0, min_step, L, H)
+        self._state.update(base=dict(base), budget=int(budget), issued=0, outcomes={}, pending={}, max_ahead=max_ahead,
+                           seeds={}, lam_of={}, grid=list(self.policy.grid))
+
+    @property
+    def size(self) -> int:
+        return self._state["budget"]
+
+    def plan_configs(self) -> list[dict]:
+        return [dict(self._state["base"], lam=lam) for lam in (self.policy.grid[0], self.policy.grid[-1])]
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self.policy.grid = list(self._state["grid"])
+
+    def _next(self):
+        s = self._state
+        if s["issued"] >= s["budget"]:
+            return FINISHED if not s["live"] else None
+        # a batch barrier keeps the design adaptive: at most max_ahead trials ahead of the results
+        if len(s["live"]) >= s.get("max_ahead", 2) and s["issued"] >= len(self.policy.grid) * self.policy.n0:
+            return None
+        lam = self.policy.propose(s["outcomes"], s["pending"])
+        s["grid"] = list(self.policy.grid)
+        seed = s["seeds"].get(lam, 0)
+        s["seeds"][lam] = seed + 1
+        s["pending"][lam] = s["pending"].get(lam, 0) + 1
+        pid = f"b{s['issued']:05d}"
+        s["issued"] += 1
+        s["lam_of"][pid] = lam
+        cfg = dict(s["base"])
+        cfg.update(lam=lam, seed=int(cfg.get("seed", 0)) + seed)
+        return pid, cfg
+
+    def _complete(self, plan_id: str, result: dict, error: bool) -> None:
+        s = self._state
+        lam = s["lam_of"].get(plan_id)
+        if lam is None:
+            return
+        s["pending"][lam] = max(0, s["pending"].get(lam, 0) - 1)
+        err = result.get("test_error")
+        if not error and err is not None and not (isinstance(err, float) and math.isnan(err)):
+            s["outcomes"].setdefault(lam, []).append(self.policy.score(float(err)))
+
+    def estimate(self, **kw) -> dict:
+        lams, ys = [], []
+        for lam, sc in self._state["outcomes"].items():
+            for v in sc:
+                if v != 0.5:
+                    lams.append(lam)
+                    ys.append(v)
+        return fit_boundary(lams, ys, **kw)

@@ -1,0 +1,181 @@
+"""The Ray Tune function trainable around :class:`dgl_ray.trainer.Trial`.
+
+A Tune config is a trial config (the fields of :class:`dgl_ray.config.TrialConfig`) plus labels and
+run-time keys that are not trial settings:
+
+- labels (reported as columns): ``family``, ``experiment``, ``hold``, ``role``, ``plan_id``, ``parent``,
+  ``init_error`` and any key of ``LABEL_KEYS``;
+- ``export_checkpoint``: write the final trial checkpoint here too (a path or a URI pyarrow understands);
+  chained protocols give it to preparation trials, whose children get it as ``init_checkpoint``;
+- ``checkpoint_every``: checkpoint every N evaluations (the last evaluation is always checkpointed);
+- ``fail_at_epoch`` (tests only): after epoch N was reported (and checkpointed, if it is a checkpoint
+  epoch), raise ``InjectedFailure`` at the end of the next evaluated epoch, before its report — a crash in
+  the middle of training, once per trial (a trial restored from a checkpoint does not fail again), to
+  exercise ``FailureConfig`` retries. (Raising right after a report can lose that report: Tune's
+  function runner had not handed it to the driver yet; measured here.)
+
+Every evaluation is reported with ``tune.report(metrics | labels | flat trial config, checkpoint=...)``
+so that each result row carries the trial's full config. The trial process uses ``cpus`` torch threads
+and, on a GPU, caps its memory at the ``gpus`` share (fractional packing such as 0.25 per trial).
+Every RNG is re-seeded per trial by :class:`Trial` itself, so reused actors are safe.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+
+CKPT_FILE = "trial.pt"
+LABEL_KEYS = ("family", "experiment", "hold", "role", "plan_id", "parent", "init_error", "variant",
+              "schedule_kind", "target_lambda", "intervention")
+RUNTIME_KEYS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
+
+_DATA_CACHE: dict = {}
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by ``fail_at_epoch`` (tests of FailureConfig retries)."""
+
+
+def split_config(config: dict) -> tuple[dict, dict, dict]:
+    """-> (trial config, labels, run-time keys)."""
+    from ..config import TrialConfig
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(TrialConfig)} | {"lambda"}
+    trial, labels, runtime = {}, {}, {}
+    for k, v in config.items():
+        if k in RUNTIME_KEYS:
+            runtime[k] = v
+        elif k in names:
+            trial[k] = v
+        else:
+            labels[k] = v
+    return trial, labels, runtime
+
+
+def flat_config(cfg) -> dict:
+    """A resolved TrialConfig as flat report columns (lists/dicts as JSON text)."""
+    out = {}
+    for k, v in cfg.to_dict().items():
+        if k in ("lam",):
+            continue
+        if isinstance(v, (list, dict)):
+            v = json.dumps(v, sort_keys=True)
+        out[k] = v
+    return out
+
+
+def _data_for(cfg):
+    from ..data import load_dataset
+    key = (cfg.dataset, cfg.data_root, cfg.normalization, tuple(cfg.synthetic_size))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()            # one data set per reused actor at a time
+        _DATA_CACHE[key] = load_dataset(cfg)
+    return _DATA_CACHE[key]
+
+
+def _fs_and_path(uri: str):
+    import pyarrow.fs as pafs
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def export_file(local: str, dest: str) -> None:
+    """Copy a local file to a path or URI (atomic rename for local paths)."""
+    if "://" not in dest:
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        tmp = dest + ".tmp"
+        with open(local, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(src.read())
+        os.replace(tmp, dest)
+        return
+    fs, path = _fs_and_path(dest)
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    with open(local, "rb") as src, fs.open_output_stream(path) as dst:
+        dst.write(src.read())
+
+
+def fetch_file(src: str, tmpdir: str) -> str:
+    """A local copy of a path or URI (the path itself when local)."""
+    if "://" not in src:
+        return src
+    fs, path = _fs_and_path(src)
+    local = os.path.join(tmpdir, os.path.basename(path))
+    with fs.open_input_stream(path) as f, open(local, "wb") as out:
+        out.write(f.read())
+    return local
+
+
+def set_resources(cpus: float, gpus: float) -> None:
+    import torch
+    torch.set_num_threads(max(1, int(cpus)))
+    if gpus and torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(min(1.0, float(gpus)), 0)
+
+
+def _node_info() -> dict:
+    info = {"host": socket.gethostname(), "worker_pid": os.getpid()}   # Tune's own hostname/pid are dropped by the reader
+    try:
+        import ray
+        info["node_id"] = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (unit tests of the function)
+        info["node_id"] = None
+    return info
+
+
+def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
+    """Tune function trainable: one dual-gradient trial, reported at every evaluation."""
+    from ray import tune
+    from ..trainer import Trial
+
+    set_resources(cpus, gpus)
+    trial_cfg, labels, runtime = split_config(config)
+    every = max(1, int(runtime.get("checkpoint_every") or 1))
+    fail_at = runtime.get("fail_at_epoch")
+    node = _node_info()
+    with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            from .. import checkpoint as ckpt
+            with restored.as_directory() as d:
+                state = ckpt.load(os.path.join(d, CKPT_FILE))
+            saved = dict(state["config"])
+            if saved.get("init_checkpoint"):   # a URI's local copy of the last attempt is gone
+                saved["init_checkpoint"] = trial_cfg.get("init_checkpoint", saved["init_checkpoint"])
+            rc = _resolved(saved, fetch_dir)
+            trial = Trial(rc, data=_data_for(rc))
+            trial.load_state_dict(state)
+        else:
+            rc = _resolved(trial_cfg, fetch_dir)
+            trial = Trial(rc, data=_data_for(rc))
+        base = {**flat_config(trial.cfg), **{k: v for k, v in labels.items()}, **node}
+        if trial_cfg.get("init_checkpoint"):
+            base["init_checkpoint"] = trial_cfg["init_checkpoint"]   # the parent's (maybe remote) path
+        n_eval = [0]
+
+        def on_eval(m: dict, t: Trial) -> None:
+            if fail_at is not None and restored is None and m["epoch"] > int(fail_at):
+                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {m['epoch']} (test only)")
+            n_eval[0] += 1
+            row = {**base, **m}
+            last = t.status != "running"
+            if last or n_eval[0] % every == 0:
+                with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
+                    t.save(os.path.join(d, CKPT_FILE))
+                    if last and runtime.get("export_checkpoint"):
+                        export_file(os.path.join(d, CKPT_FILE), runtime["export_checkpoint"])
+                    tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report(row)
+
+        trial.run(on_eval=on_eval)
+
+
+def _resolved(trial_cfg: dict, fetch_dir: str):
+    from ..config import TrialConfig
+    d = dict(trial_cfg)
+    if d.get("init_checkpoint"):
+        d["init_checkpoint"] = fetch_file(d["init_checkpoint"], fetch_dir)
+    return TrialConfig.from_dict(d)

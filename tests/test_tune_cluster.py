@@ -1,0 +1,58 @@
+"""Two Ray nodes on one machine (ray.cluster_utils.Cluster): --address connects, trials run on both
+nodes, and every trial's result arrives."""
+import os
+
+import pytest
+
+from _sweep_helpers import finals, parquet, run_family
+
+
+@pytest.fixture
+def two_nodes():
+    import ray
+    from ray.cluster_utils import Cluster
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")    # the same auth mode on every node (RAY_NOTES)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    worker = c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c, worker
+    ray.shutdown()
+    c.shutdown()
+
+
+def test_two_nodes(tmp_path, two_nodes):
+    cluster, _ = two_nodes
+    rc = run_family("coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3,0.6", "--n", "3",
+                    "--epochs", "2", "--progress-interval", "30")
+    assert rc == 0
+    df = parquet(tmp_path, "coexistence")
+    f = finals(df)
+    assert len(f) == 6 and (f["status"] == "completed").all()
+    assert f["node_id"].nunique() == 2, f[["run", "node_id", "host", "worker_pid"]]
+    assert f["worker_pid"].nunique() >= 2 and f["host"].notna().all()
+
+
+@pytest.mark.slow
+def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
+    import threading
+    import time
+    cluster, worker = two_nodes
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("rc", run_family(
+        "coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3,0.6", "--n", "4", "--epochs", "6",
+        "--checkpoint-every", "1", "--max-failures", "3", "--progress-interval", "30")))
+    t.start()
+    exp = tmp_path / "coexistence"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(exp.glob("*/checkpoint_*"))) < 3:
+        time.sleep(0.5)
+    cluster.remove_node(worker)                      # trials there fail and rerun from their checkpoints
+    t.join(600)
+    assert out.get("rc") == 0
+    df = parquet(tmp_path, "coexistence")
+    f = finals(df)
+    assert df["node_id"].nunique() == 2                                   # trials ran on the removed node too
+    failed = list(exp.glob("*/error.txt"))
+    assert failed, "no trial was running on the removed node"
+    print(f"{len(failed)} trial(s) lost with the node and re-ran from their checkpoints")
+    assert len(f) == 8 and (f["status"] == "completed").all() and not f.duplicated(["lambda", "seed"]).any()

@@ -1,0 +1,28 @@
+"""The progress view stays one short line at 400+ trials."""
+import io
+import pickle
+from types import SimpleNamespace as NS
+
+from dgl_ray.tune.progress import ProgressLine
+
+
+def test_one_line_for_many_trials():
+    buf = io.StringIO()
+    p = ProgressLine(total=450, interval=0, stream=buf)
+    trials = []
+    for i in range(450):
+        t = NS(trial_id=f"t{i}", config={"lam": 0.42 + 0.02 * (i % 8), "seed": i // 8},
+               last_result={"test_error": 0.05 + (i % 8) * 0.1}, status="TERMINATED" if i < 300 else
+               "RUNNING" if i < 302 else "PENDING")
+        trials.append(t)
+        if i < 300:
+            p.on_trial_start(0, trials, t)
+            p.on_trial_complete(0, trials, t)
+    p.on_trial_error(0, trials, NS(trial_id="t301"))
+    p.on_step_end(0, trials)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 200, lines
+    line = lines[0]
+    assert "done 300/450" in line and "running 2" in line and "pending 147" in line and "errored 1" in line
+    assert "best 0.050 (λ=0.42 s=0)" in line and "worst 0.750 (λ=0.56 s=0)" in line and "ETA" in line
+    pickle.dumps(p)                        # Tune pickles callbacks with the experiment state
