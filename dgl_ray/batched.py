@@ -106,11 +106,12 @@ class BatchedTrials:
         """x: (B, G, C, H, W) normalised -> logits (B, G, classes)."""
         w1, b1, g1, be1, w2, b2, g2, be2, wf, bf = params
         B, G = x.shape[:2]
-        h = x.reshape(B, G * x.shape[2], *x.shape[3:])
+        # channels-last: BatchNorm, pooling and the grouped convs walk G·C contiguous channels
+        h = x.reshape(B, G * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
         h = F.conv2d(h, w1.reshape(-1, *w1.shape[2:]), b1.reshape(-1), padding=1, groups=G)
         h = F.batch_norm(h, self.run_mean[0].view(-1), self.run_var[0].view(-1), g1.reshape(-1), be1.reshape(-1),
                          training=training, momentum=0.1, eps=1e-5)
-        h = F.max_pool2d(F.relu(h), 2)
+        h = F.relu(F.max_pool2d(h, 2))      # pool then ReLU: the same values and gradients, 4x less ReLU
         h = F.conv2d(h, w2.reshape(-1, *w2.shape[2:]), b2.reshape(-1), padding=1, groups=G)
         h = F.batch_norm(h, self.run_mean[1].view(-1), self.run_var[1].view(-1), g2.reshape(-1), be2.reshape(-1),
                          training=training, momentum=0.1, eps=1e-5)
