@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -60,8 +61,9 @@ def run_groups(cfgs, gids, grps) -> dict:
         setup += t2 - t1
         train += time.perf_counter() - t2
         del b
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     return {"rows": rows, "setup_s": setup, "train_s": train, "wall_s": time.perf_counter() - t0,
-            "rss_mb": peak_rss_mb()}
+            "rss_mb": peak_rss_mb(), "cpu_s": ru.ru_utime + ru.ru_stime}
 
 
 def _child(args):
@@ -97,7 +99,7 @@ def run_tune(a) -> tuple[list[dict], list[dict]]:
         set_threads(a.threads)
         out = run_groups(cfgs, [config["group"]], grps)
         tune.report({"n": len(out["rows"]), "rows": json.dumps(out["rows"]), "rss_mb": out["rss_mb"],
-                     "setup_s": out["setup_s"], "train_s": out["train_s"]})
+                     "setup_s": out["setup_s"], "train_s": out["train_s"], "cpu_s": out["cpu_s"]})
 
     ray.init(num_cpus=a.procs, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": os.getcwd()}})
@@ -164,6 +166,10 @@ def main(argv=None) -> None:
           f"training {train:.1f} s)")
     print(f"overhead outside training (process start, imports, data, {'Ray Tune, ' if a.tune else ''}trial setup): "
           f"{wall - train / a.procs:.1f} s = {1000 * (wall - train / a.procs) / n:.0f} ms per trial")
+    cpu = [o.get("cpu_s", float("nan")) for o in outs]
+    print(f"CPU time (user+sys) per worker: {', '.join(f'{c:.1f}' for c in cpu)} s; load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: wall > CPU time "
+          f"when the machine is busy)")
     rss = [o["rss_mb"] for o in outs]
     print(f"peak host RSS: workers {', '.join(f'{r:.0f}' for r in rss)} MB, driver {peak_rss_mb():.0f} MB, "
           f"total {sum(rss) + peak_rss_mb():.0f} MB ({max(rss) * a.procs / n:.1f} MB per trial incl. imports)")

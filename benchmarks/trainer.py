@@ -45,39 +45,48 @@ def bench_digits(a) -> float:
     cfgs = [dict(dataset="digits", lam=a.lam, seed=s, epochs=a.epochs, width=a.width) for s in range(a.seeds)]
     n = len(cfgs) * a.epochs
 
-    def reference():
+    def reference(cfgs=cfgs):
         runs = [ReferenceRun(c, data) for c in cfgs]
-        t0 = time.perf_counter()
-        errs = [[r.train_epoch() for _ in range(a.epochs)][-1] for r in runs]
-        return time.perf_counter() - t0, errs
+        t0, c0 = time.perf_counter(), time.process_time()
+        errs = [[r.train_epoch() for _ in range(c['epochs'])][-1] for r, c in zip(runs, cfgs)]
+        return time.perf_counter() - t0, time.process_time() - c0, errs
 
-    def trial():
+    def trial(cfgs=cfgs):
         trials = [Trial(c, data=data) for c in cfgs]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         errs = [t.run()["final_error"] for t in trials]
-        return time.perf_counter() - t0, errs
+        return time.perf_counter() - t0, time.process_time() - c0, errs
 
-    def batched():
+    def batched(cfgs=cfgs):
         b = BatchedTrials(cfgs, data=data)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         errs = [s["final_error"] for s in b.run()]
-        return time.perf_counter() - t0, errs
+        return time.perf_counter() - t0, time.process_time() - c0, errs
 
     paths = {"reference": reference, "trial": trial, "batched": batched}
     times = {k: [] for k in paths}
+    cpus = {k: [] for k in paths}
     errs = {}
     print(f"digits, tinycnn width {a.width}: {a.seeds} seeds x {a.epochs} epochs = {n} trial-epochs per path, "
           f"{a.repeats} rounds, interleaved", flush=True)
+    for f in paths.values():          # warm-up (first-call allocations, kernel selection), not timed
+        f([dict(cfgs[0], epochs=1)])
     for r in range(a.repeats):
         order = list(paths)[r % 3:] + list(paths)[:r % 3]      # rotate so no path always runs first
         for k in order:
-            dt, errs[k] = paths[k]()
+            dt, dc, errs[k] = paths[k]()
             times[k].append(dt)
-            print(f"  round {r + 1} {k:9s} {dt:7.2f} s  {n / dt:7.1f} trial-epochs/s", flush=True)
+            cpus[k].append(dc)
+            print(f"  round {r + 1} {k:9s} {dt:7.2f} s wall {dc:7.2f} s CPU  {n / dt:7.1f} trial-epochs/s", flush=True)
     rate = {k: n / median(v) for k, v in times.items()}
-    print(f"{'path':10s} {'median s':>9s} {'trial-epochs/s':>15s} {'x reference':>12s}")
+    crate = {k: n / median(v) for k, v in cpus.items()}
+    print(f"{'path':10s} {'median s':>9s} {'trial-epochs/s':>15s} {'x reference':>12s}   "
+          f"{'CPU s':>7s} {'per CPU-s':>9s} {'x ref':>6s}")
     for k in paths:
-        print(f"{k:10s} {median(times[k]):9.2f} {rate[k]:15.1f} {rate[k] / rate['reference']:12.2f}")
+        print(f"{k:10s} {median(times[k]):9.2f} {rate[k]:15.1f} {rate[k] / rate['reference']:12.2f}   "
+              f"{median(cpus[k]):7.2f} {crate[k]:9.1f} {crate[k] / crate['reference']:6.2f}")
+    print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+          f"(wall-clock ratio is the speedup line; CPU-time ratio is the same work without other jobs' noise)")
     dev = max(abs(x - y) for x, y in zip(errs["trial"], errs["batched"]))
     print(f"final errors: reference {fmt(errs['reference'])}\n              trial     {fmt(errs['trial'])}\n"
           f"              batched   {fmt(errs['batched'])}  (max |batched - trial| = {dev:.4f}, float32)")

@@ -313,6 +313,25 @@ class BatchedTrials:
         return [t.summary() for t in self.trials]
 
 
+def group_configs(configs: Sequence[TrialConfig | dict], max_size: int = 100) -> list[list[int]]:
+    """Split any list of trial configs into groups that BatchedTrials can run: equal ``SHARED`` fields,
+    at most ``max_size`` trials each, order kept inside a group. Returns lists of indices into
+    ``configs``; a config BatchedTrials cannot run (not tinycnn, V2, W1) gets a group of its own,
+    to be run with ``Trial`` (see ``batchable``)."""
+    cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
+    keys: dict = {}
+    for i, c in enumerate(cfgs):
+        k = (tuple(repr(getattr(c, f)) for f in SHARED) if batchable(c) else ("single", i))
+        keys.setdefault(k, []).append(i)
+    return [idx[s:s + max_size] for idx in keys.values() for s in range(0, len(idx), max_size)]
+
+
+def batchable(config: TrialConfig | dict) -> bool:
+    """True if BatchedTrials can run this trial (tinycnn, no trusted subset, no fresh c_sv)."""
+    c = TrialConfig.from_dict(config) if isinstance(config, dict) else config.resolved()
+    return c.model == "tinycnn" and c.trusted_fraction is None and not c.fresh_csv
+
+
 def run_group(configs: Sequence[TrialConfig | dict], on_eval: Callable[[dict, int], None] | None = None,
               data: DataSet | None = None) -> list[dict]:
     """Train a group of trials as one batched model; the entry point for one Ray Tune trial per group.

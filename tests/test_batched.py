@@ -133,3 +133,10 @@ def test_float32_default_path_close_to_trial(digits):
 def test_group_must_share_shapes(digits, bad):
     with pytest.raises(ConfigError):
         BatchedTrials([dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.3, seed=1, **bad)], data=digits)
+
+
+def test_group_configs_splits_by_shape():
+    from dgl_ray.batched import group_configs
+    cfgs = [dict(BASE, lam=0.3, seed=s) for s in range(5)] + [dict(BASE, lam=0.3, seed=0, batch_size=32),
+                                                              dict(BASE, lam=0.3, seed=0, model="resnet18")]
+    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6]]
