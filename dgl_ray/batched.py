@@ -86,13 +86,17 @@ class BatchedTrials:
         self.epoch = 0
         stack = lambda ts: torch.stack([t.detach().clone() for t in ts]).contiguous()
         named = [dict(t.model.named_parameters()) for t in self.trials]
-        self.params = [stack([n[k] for n in named]).requires_grad_() for k in _PARAMS]
+        # all of a trial's parameters in one row of a (G, P) leaf: norms, dots, mix and SGD are a
+        # handful of whole-tensor ops per step instead of ~100 per-parameter ones
+        stacked = [stack([n[k] for n in named]) for k in _PARAMS]
+        self.shapes = [tuple(t.shape[1:]) for t in stacked]
+        self.flat = torch.cat([t.reshape(self.G, -1) for t in stacked], 1).requires_grad_()
         bufs = [dict(t.model.named_buffers()) for t in self.trials]
         self.run_mean = [stack([b[f"{m}.running_mean"] for b in bufs]) for m in _BN]
         self.run_var = [stack([b[f"{m}.running_var"] for b in bufs]) for m in _BN]
         self.bn_tracked = [stack([b[f"{m}.num_batches_tracked"] for b in bufs]) for m in _BN]
-        self.mom = [torch.zeros_like(p) for p in self.params]   # 0·0.9 + d_p == d_p: SGD's first step exactly
-        self.gv: list[torch.Tensor] | None = None
+        self.mom = torch.zeros_like(self.flat, requires_grad=False)   # 0·0.9 + d_p == d_p: SGD's first step exactly
+        self.gv: torch.Tensor | None = None
         self.gv_norm: torch.Tensor | None = None
         self.y_noisy = torch.stack([t.y_noisy for t in self.trials])          # (G, N)
         self.active = list(range(self.G))        # trial indices still training, in slice order
@@ -100,6 +104,24 @@ class BatchedTrials:
         self._acc = self._new_acc()
         self._mean = torch.tensor(data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
         self._std = torch.tensor(data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Per-parameter views (G, *shape) of the flat rows, in TinyCNN's named_parameters() order."""
+        out, o = [], 0
+        for shp in self.shapes:
+            n = math.prod(shp)
+            out.append(self.flat[:, o:o + n].view(self.flat.shape[0], *shp))
+            o += n
+        return out
+
+    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        out, o = [], 0
+        for shp in self.shapes:
+            n = math.prod(shp)
+            out.append(flat[:, o:o + n].view(flat.shape[0], *shp))
+            o += n
+        return out
 
     # ---- the grouped network ----------------------------------------------------------------------
     def _forward(self, params, x, training: bool):
@@ -125,40 +147,25 @@ class BatchedTrials:
         losses = F.cross_entropy(logits.reshape(B * G, k), y.reshape(B * G), reduction="none").view(B, G).mean(0)
         for t in self.bn_tracked:                                              # BatchNorm's counter
             t += 1
-        return losses.detach(), list(torch.autograd.grad(losses.sum(), self.params))
-
-    @staticmethod
-    def _norms(gs) -> torch.Tensor:
-        # per-trial ‖g‖ over that trial's parameters: one (G,) norm per tensor, then the norm of those
-        G = gs[0].shape[0]
-        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(G, -1), dim=1) for g in gs]), dim=0)
-
-    @staticmethod
-    def _dots(a, b) -> torch.Tensor:
-        G = a[0].shape[0]
-        return torch.stack([(x.reshape(G, -1) * y.reshape(G, -1)).sum(1) for x, y in zip(a, b)]).sum(0)
-
-    def _bcast(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (p.dim() - 1)))
+        return losses.detach(), torch.autograd.grad(losses.sum(), self.flat)[0]
 
     def _step(self, x, bn, bc, lam, lr) -> None:
         loss_s, gs = self._grads(x, bn)
         if self.step % self.K == 0 or self.gv is None:
             _, self.gv = self._grads(x, bc)
-            self.gv_norm = self._norms(self.gv)
-        gs_norm = self._norms(gs)
+            self.gv_norm = torch.linalg.vector_norm(self.gv, dim=1)
+        gs_norm = torch.linalg.vector_norm(gs, dim=1)                       # per trial: its own row
         gv, gv_norm = self.gv, self.gv_norm
-        cos = self._dots(gs, gv) / (gs_norm * gv_norm + EPS)
-        a = (1 - lam) / (gs_norm + EPS)
-        b = lam / (gv_norm + EPS)
+        cos = (gs * gv).sum(1) / (gs_norm * gv_norm + EPS)
+        a = ((1 - lam) / (gs_norm + EPS))[:, None]
+        b = (lam / (gv_norm + EPS))[:, None]
         wd, m = self.cfg.weight_decay, self.cfg.momentum
         with torch.no_grad():
-            for p, g, v, buf in zip(self.params, gs, gv, self.mom):
-                d = g.mul_(self._bcast(a, g)).add_(v * self._bcast(b, v))    # the mixed gradient, in place
-                if wd:
-                    d.add_(p, alpha=wd)                                        # decay inside the step, as SGD
-                buf.mul_(m).add_(d)
-                p.sub_(buf * self._bcast(lr, p))
+            d = gs.mul_(a).add_(gv * b)                                        # the mixed gradient, in place
+            if wd:
+                d.add_(self.flat, alpha=wd)                                    # decay inside the step, as SGD
+            self.mom.mul_(m).add_(d)
+            self.flat.sub_(self.mom * lr[:, None])
         self.step += 1
         acc = self._acc
         acc["loss"] += loss_s
@@ -199,8 +206,7 @@ class BatchedTrials:
         a = self._acc
         G = len(self.active)
         ok = torch.isfinite(torch.stack([a["loss"], a["gs"], a["gv"]])).all(0)
-        for p in self.params:
-            ok &= torch.isfinite(p.reshape(G, -1)).all(1)
+        ok &= torch.isfinite(self.flat.detach()).all(1)
         return ok
 
     @torch.no_grad()
@@ -221,12 +227,12 @@ class BatchedTrials:
         """Keep only these slice positions (mask out diverged trials: their NaNs leave the group)."""
         k = torch.tensor(keep, dtype=torch.long, device=self.device)
         sel = lambda ts: [t.detach().index_select(0, k).contiguous() for t in ts]
-        self.params = [p.requires_grad_() for p in sel(self.params)]
-        self.mom = sel(self.mom)
+        self.flat = self.flat.detach().index_select(0, k).requires_grad_()
+        self.mom = self.mom.index_select(0, k)
         self.run_mean, self.run_var = sel(self.run_mean), sel(self.run_var)
         self.bn_tracked = sel(self.bn_tracked)
         if self.gv is not None:
-            self.gv, self.gv_norm = sel(self.gv), self.gv_norm.index_select(0, k)
+            self.gv, self.gv_norm = self.gv.index_select(0, k), self.gv_norm.index_select(0, k)
         for key in ("loss", "cos", "gs", "gv"):
             self._acc[key] = self._acc[key].index_select(0, k)
         self.active = [self.active[j] for j in keep]
@@ -299,14 +305,14 @@ class BatchedTrials:
                 bufs[f"{m}.running_mean"].copy_(rm[j])
                 bufs[f"{m}.running_var"].copy_(rv[j])
                 bufs[f"{m}.num_batches_tracked"].copy_(nb[j])
-            for k, buf in zip(_PARAMS, self.mom):
+            for k, buf in zip(_PARAMS, self._split(self.mom)):
                 if self.step:
                     t.opt.state[named[k]]["momentum_buffer"] = buf[j].clone()
             for g in t.opt.param_groups:
                 g["lr"] = t._lr(max(self.epoch - 1, 0))
             t.stepper.step = self.step
             if self.gv is not None:
-                t.stepper.cached_gv = [v[j].clone() for v in self.gv]
+                t.stepper.cached_gv = [v[j].clone() for v in self._split(self.gv)]
                 t.stepper.cached_gv_norm = self.gv_norm[j].clone()
 
     def summaries(self) -> list[dict]:
