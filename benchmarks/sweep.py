@@ -115,25 +115,24 @@ def run_tune(a) -> tuple[list[dict], list[dict]]:
     return [r for o in outs for r in o["rows"]], outs
 
 
-def estimate_reference(a) -> tuple[float, float, float]:
-    """Seconds per reference trial-epoch and setup per trial, from --ref-trials x --ref-epochs runs."""
+def measure_reference(a, part: int, parts: int = 2) -> list[tuple[float, float, float]]:
+    """(setup s, wall s per trial-epoch, CPU s per trial-epoch) of the notebook loop for every
+    ``parts``-th of --ref-trials trials (half before the dgl_ray run, half after: the load of a
+    shared machine changes over minutes)."""
     from dgl_ray.data import load_digits_data
 
-    set_threads(a.threads)
     data = load_digits_data()
     cfgs = configs(a)
-    pick = [cfgs[(k * len(cfgs)) // a.ref_trials] for k in range(a.ref_trials)]   # spread over λ
-    per_epoch, setup = [], []
+    pick = [cfgs[(k * len(cfgs)) // a.ref_trials] for k in range(part, a.ref_trials, parts)]   # spread over λ
+    out = []
     for c in pick:
         t0 = time.perf_counter()
         r = ReferenceRun(c, data)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for _ in range(a.ref_epochs):
             r.train_epoch()
-        setup.append(t1 - t0)
-        per_epoch.append((time.perf_counter() - t1) / a.ref_epochs)
-    n = len(cfgs)
-    return n * (median(setup) + a.epochs * median(per_epoch)), median(per_epoch), median(setup)
+        out.append((t1 - t0, (time.perf_counter() - t1) / a.ref_epochs, (time.process_time() - c1) / a.ref_epochs))
+    return out
 
 
 def main(argv=None) -> None:
@@ -154,6 +153,7 @@ def main(argv=None) -> None:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; command: python -m benchmarks.sweep {' '.join(sys.argv[1:])}")
     print(f"digits S1: {len(LAMBDAS)} λ x {a.seeds} seeds = {n} trials x {a.epochs} epochs; groups of {a.group_size}, "
           f"{a.procs} {'Tune trials' if a.tune else 'processes'} x {a.threads} thread(s)", flush=True)
+    ref = measure_reference(a, 0)
     t0 = time.perf_counter()
     rows, outs = run_tune(a) if a.tune else run_processes(a)
     wall = time.perf_counter() - t0
@@ -179,10 +179,17 @@ def main(argv=None) -> None:
         dv = sum(1 for r in rows if abs(r["lambda"] - lam) < 1e-9 and r["status"] == "diverged")
         print(f"{lam:5.2f} {sum(x <= 0.2 for x in e):9d} {sum(x >= 0.4 for x in e):9d} "
               f"{sum(e) / max(len(e), 1):9.3f} {dv:9d}")
-    ref_wall, ref_epoch, ref_setup = estimate_reference(a)
-    print(f"reference (ESTIMATED from {a.ref_trials} trials x {a.ref_epochs} epochs measured now, one trial at a time "
-          f"in one process): {ref_epoch:.3f} s per trial-epoch, {ref_setup:.3f} s setup per trial -> "
-          f"{ref_wall:.0f} s for the sweep ({ref_wall / 3600:.2f} h)")
+    ref += measure_reference(a, 1)
+    ref_setup, ref_epoch, ref_cpu = (median([r[k] for r in ref]) for k in range(3))
+    ref_wall = n * (ref_setup + a.epochs * ref_epoch)
+    print(f"reference (ESTIMATED from {len(ref)} trials x {a.ref_epochs} epochs measured in this run, half before and "
+          f"half after the dgl_ray run; one trial at a time in one process): {ref_epoch:.3f} s wall "
+          f"({ref_cpu:.3f} s CPU) per trial-epoch, {ref_setup:.3f} s setup per trial -> {ref_wall:.0f} s for the sweep "
+          f"({ref_wall / 3600:.2f} h)")
+    cpu_total = sum(cpu)
+    print(f"CPU time for the sweep: reference (est.) {n * a.epochs * ref_cpu:.0f} s, dgl_ray {cpu_total:.0f} s "
+          f"({n * a.epochs * ref_cpu / cpu_total:.2f}x less); on {a.procs} idle cores dgl_ray would take about "
+          f"{max(cpu) + wall - train / a.procs:.0f} s wall")
     print(f"speedup: {ref_wall / wall:.2f}")
 
 
