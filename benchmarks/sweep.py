@@ -1,0 +1,197 @@
+"""The digits S1 sweep end to end: 8 λ (0.42…0.56) × 50 seeds × 30 epochs = 400 trials.
+
+dgl_ray: the 400 (λ, seed) trials cut into groups of --group-size, each group one BatchedTrials
+(one grouped model, every trial still its own row: own noisy labels, data order and result), the
+groups spread over --procs worker processes (forked) of --threads torch threads each (default 2 x 1 on a
+2-core machine). With --tune the same groups run as Ray Tune trials (one Tune trial per group,
+1 CPU each) through ``run_group``; otherwise in worker processes without Ray.
+
+reference: the seed notebook's loop, one trial at a time in one process. 400 x 30 epochs of it take
+hours, so it is ESTIMATED from a measured subset (--ref-trials trials x --ref-epochs epochs, timed
+in this run): wall = 400 x (setup per trial + 30 x time per trial-epoch).
+
+    python -m benchmarks.sweep                      # the full S1 sweep (about 3-5 minutes on 2 cores)
+    python -m benchmarks.sweep --seeds 4 --epochs 2 # a quick look
+
+Prints wall time, per-trial overhead, trial-epochs/s, peak host RSS (every process), the L/H counts
+per λ, and as its last line ``speedup: X.XX`` = estimated reference wall / measured dgl_ray wall.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+from benchmarks.common import ReferenceRun, machine, median, peak_rss_mb, set_threads
+
+LAMBDAS = [0.42, 0.44, 0.46, 0.48, 0.50, 0.52, 0.54, 0.56]
+
+
+def configs(a) -> list[dict]:
+    return [dict(dataset="digits", lam=lam, seed=s, epochs=a.epochs, eta=0.4)
+            for lam in LAMBDAS for s in range(a.seeds)]
+
+
+def groups(a) -> list[list[int]]:
+    n = len(LAMBDAS) * a.seeds
+    return [list(range(i, min(i + a.group_size, n))) for i in range(0, n, a.group_size)]
+
+
+_DATA = None
+
+
+def run_groups(cfgs, gids, grps) -> dict:
+    """Run some groups in this process; return the rows and the timings."""
+    from dgl_ray.batched import BatchedTrials
+    from dgl_ray.data import load_digits_data
+
+    t0 = time.perf_counter()
+    data = _DATA if _DATA is not None else load_digits_data()
+    rows, setup, train = [], 0.0, 0.0
+    for g in gids:
+        t1 = time.perf_counter()
+        b = BatchedTrials([cfgs[i] for i in grps[g]], data=data)
+        t2 = time.perf_counter()
+        for i, s in zip(grps[g], b.run()):
+            rows.append({"i": i, "lambda": s["lambda"], "seed": s["seed"], "final_error": s["final_error"],
+                         "status": s["status"]})
+        setup += t2 - t1
+        train += time.perf_counter() - t2
+        del b
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"rows": rows, "setup_s": setup, "train_s": train, "wall_s": time.perf_counter() - t0,
+            "rss_mb": peak_rss_mb(), "cpu_s": ru.ru_utime + ru.ru_stime}
+
+
+def _child(args):
+    a, gids = args
+    set_threads(a.threads)
+    return run_groups(configs(a), gids, groups(a))
+
+
+def run_processes(a) -> tuple[list[dict], list[dict]]:
+    """Worker processes forked from this one (torch and dgl_ray already imported: no second import)."""
+    import multiprocessing as mp
+
+    import dgl_ray.batched  # noqa: F401  (imported before the fork)
+    from dgl_ray.data import load_digits_data
+
+    global _DATA
+    _DATA = load_digits_data()                 # read once, shared by the forked workers
+    grps = groups(a)
+    share = [list(range(p, len(grps), a.procs)) for p in range(a.procs)]
+    with mp.get_context("fork").Pool(a.procs) as pool:
+        outs = pool.map(_child, [(a, s) for s in share if s], chunksize=1)
+    return [r for o in outs for r in o["rows"]], outs
+
+
+def run_tune(a) -> tuple[list[dict], list[dict]]:
+    """One Ray Tune trial per group (1 CPU each), through dgl_ray.batched.run_group."""
+    import ray
+    from ray import tune
+
+    cfgs, grps = configs(a), groups(a)
+
+    def trainable(config):
+        set_threads(a.threads)
+        out = run_groups(cfgs, [config["group"]], grps)
+        tune.report({"n": len(out["rows"]), "rows": json.dumps(out["rows"]), "rss_mb": out["rss_mb"],
+                     "setup_s": out["setup_s"], "train_s": out["train_s"], "cpu_s": out["cpu_s"]})
+
+    ray.init(num_cpus=a.procs, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": os.getcwd()}})
+    try:
+        tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
+                           param_space={"group": tune.grid_search(list(range(len(grps))))},
+                           tune_config=tune.TuneConfig(max_concurrent_trials=a.procs),
+                           run_config=tune.RunConfig(storage_path=os.path.abspath(a.tune_dir), verbose=0))
+        res = tuner.fit()
+        outs = [dict(r.metrics, rows=json.loads(r.metrics["rows"])) for r in res]
+    finally:
+        ray.shutdown()
+    return [r for o in outs for r in o["rows"]], outs
+
+
+def measure_reference(a, part: int, parts: int = 2) -> list[tuple[float, float, float]]:
+    """(setup s, wall s per trial-epoch, CPU s per trial-epoch) of the notebook loop for every
+    ``parts``-th of --ref-trials trials (half before the dgl_ray run, half after: the load of a
+    shared machine changes over minutes)."""
+    from dgl_ray.data import load_digits_data
+
+    data = load_digits_data()
+    cfgs = configs(a)
+    pick = [cfgs[(k * len(cfgs)) // a.ref_trials] for k in range(part, a.ref_trials, parts)]   # spread over λ
+    out = []
+    for c in pick:
+        t0 = time.perf_counter()
+        r = ReferenceRun(c, data)
+        t1, c1 = time.perf_counter(), time.process_time()
+        for _ in range(a.ref_epochs):
+            r.train_epoch()
+        out.append((t1 - t0, (time.perf_counter() - t1) / a.ref_epochs, (time.process_time() - c1) / a.ref_epochs))
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--group-size", type=int, default=100, help="trials per BatchedTrials group")
+    p.add_argument("--procs", type=int, default=2, help="worker processes (or concurrent Tune trials)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--tune", action="store_true", help="run the groups as Ray Tune trials")
+    p.add_argument("--tune-dir", default="/tmp/dgl_ray_bench_tune")
+    p.add_argument("--ref-trials", type=int, default=4)
+    p.add_argument("--ref-epochs", type=int, default=2)
+    a = p.parse_args(argv)
+    set_threads(a.threads)
+    n = len(LAMBDAS) * a.seeds
+    print(f"machine: {machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; command: python -m benchmarks.sweep {' '.join(sys.argv[1:])}")
+    print(f"digits S1: {len(LAMBDAS)} λ x {a.seeds} seeds = {n} trials x {a.epochs} epochs; groups of {a.group_size}, "
+          f"{a.procs} {'Tune trials' if a.tune else 'processes'} x {a.threads} thread(s)", flush=True)
+    ref = measure_reference(a, 0)
+    t0 = time.perf_counter()
+    rows, outs = run_tune(a) if a.tune else run_processes(a)
+    wall = time.perf_counter() - t0
+    assert sorted(r["i"] for r in rows) == list(range(n)), "every (λ, seed) must come back as its own row"
+    setup = sum(o["setup_s"] for o in outs)
+    train = sum(o["train_s"] for o in outs)
+    busy = setup + train
+    print(f"dgl_ray wall {wall:.1f} s for {n} trials ({n * a.epochs / wall:.1f} trial-epochs/s); "
+          f"worker busy time {busy:.1f} s (setup {setup:.1f} s = {1000 * setup / n:.0f} ms per trial, "
+          f"training {train:.1f} s)")
+    print(f"overhead outside training (process start, imports, data, {'Ray Tune, ' if a.tune else ''}trial setup): "
+          f"{wall - train / a.procs:.1f} s = {1000 * (wall - train / a.procs) / n:.0f} ms per trial")
+    cpu = [o.get("cpu_s", float("nan")) for o in outs]
+    print(f"CPU time (user+sys) per worker: {', '.join(f'{c:.1f}' for c in cpu)} s; load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: wall > CPU time "
+          f"when the machine is busy)")
+    rss = [o["rss_mb"] for o in outs]
+    print(f"peak host RSS: workers {', '.join(f'{r:.0f}' for r in rss)} MB, driver {peak_rss_mb():.0f} MB, "
+          f"total {sum(rss) + peak_rss_mb():.0f} MB ({max(rss) * a.procs / n:.1f} MB per trial incl. imports)")
+    print(f"{'λ':>5s} {'L (≤0.20)':>9s} {'H (≥0.40)':>9s} {'mean err':>9s} {'diverged':>9s}")
+    for lam in LAMBDAS:
+        e = [r["final_error"] for r in rows if abs(r["lambda"] - lam) < 1e-9 and r["final_error"] is not None]
+        dv = sum(1 for r in rows if abs(r["lambda"] - lam) < 1e-9 and r["status"] == "diverged")
+        print(f"{lam:5.2f} {sum(x <= 0.2 for x in e):9d} {sum(x >= 0.4 for x in e):9d} "
+              f"{sum(e) / max(len(e), 1):9.3f} {dv:9d}")
+    ref += measure_reference(a, 1)
+    ref_setup, ref_epoch, ref_cpu = (median([r[k] for r in ref]) for k in range(3))
+    ref_wall = n * (ref_setup + a.epochs * ref_epoch)
+    print(f"reference (ESTIMATED from {len(ref)} trials x {a.ref_epochs} epochs measured in this run, half before and "
+          f"half after the dgl_ray run; one trial at a time in one process): {ref_epoch:.3f} s wall "
+          f"({ref_cpu:.3f} s CPU) per trial-epoch, {ref_setup:.3f} s setup per trial -> {ref_wall:.0f} s for the sweep "
+          f"({ref_wall / 3600:.2f} h)")
+    cpu_total = sum(cpu)
+    print(f"CPU time for the sweep: reference (est.) {n * a.epochs * ref_cpu:.0f} s, dgl_ray {cpu_total:.0f} s "
+          f"({n * a.epochs * ref_cpu / cpu_total:.2f}x less); on {a.procs} idle cores dgl_ray would take about "
+          f"{max(cpu) + wall - train / a.procs:.0f} s wall")
+    print(f"speedup: {ref_wall / wall:.2f}")
+
+
+if __name__ == "__main__":
+    main()

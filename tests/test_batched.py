@@ -1,0 +1,142 @@
+"""BatchedTrials (G trials as one grouped model) against Trial run alone and the notebook's step."""
+import copy
+import math
+
+import pytest
+import torch
+
+from dgl_ray.batched import BatchedTrials, run_group
+from dgl_ray.errors import ConfigError
+from dgl_ray.step import ReferenceDualGradient
+from dgl_ray.trainer import STATUS_COMPLETED, STATUS_DIVERGED, Trial
+
+BASE = dict(dataset="digits", epochs=2, K=4, dtype="float64", batch_size=64)
+CONFIGS = [dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.5, seed=1, eta=0.2),
+           dict(BASE, seed=7, lambda_schedule=[{"kind": "ramp", "start": 0.45, "stop": 0.6, "epochs": 2}],
+                lr_milestones=[1], epochs=None)]
+KEYS = ("train_loss", "avg_cos", "gs_norm", "gv_norm", "lambda", "lr")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models on a shared 2-core machine: oversubscribed threads make them 10-30x slower
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def alone(digits):
+    out = []
+    for c in CONFIGS:
+        t = Trial(c, data=digits)
+        t.run()
+        out.append(t)
+    return out
+
+
+def _same_state(t1, t2, rtol=1e-9, atol=1e-11):
+    for (k, a), b in zip(t1.model.state_dict().items(), t2.model.state_dict().values()):
+        assert torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol), (k, (a.double() - b.double()).abs().max())
+
+
+def _same_rows(h1, h2):
+    assert len(h1) == len(h2)
+    for r1, r2 in zip(h1, h2):
+        assert r1["epoch"] == r2["epoch"] and r1["global_step"] == r2["global_step"] and r1["status"] == r2["status"]
+        assert r1["test_error"] == r2["test_error"] or (math.isnan(r1["test_error"]) and math.isnan(r2["test_error"]))
+        for k in KEYS:
+            assert r1[k] == pytest.approx(r2[k], rel=1e-9, abs=1e-12), k
+
+
+def test_batched_equals_trials_alone(digits, alone):
+    rows = []
+    b = BatchedTrials(CONFIGS, data=digits)
+    summaries = b.run(on_eval=lambda m, i: rows.append((i, m["epoch"])))
+    assert sorted(rows) == [(i, e) for i in range(3) for e in (1, 2)]
+    for t, bt, s in zip(alone, b.trials, summaries):
+        _same_state(t, bt)
+        _same_rows(t.history, bt.history)
+        assert s["status"] == STATUS_COMPLETED and s["final_error"] == t.summary()["final_error"]
+        assert s["seed"] == t.cfg.seed and s["global_step"] == t.stepper.step == 2 * 22
+        # optimizer state and the g_v cache went back into the Trial objects too
+        for p1, p2 in zip(t.model.parameters(), bt.model.parameters()):
+            m1, m2 = t.opt.state[p1]["momentum_buffer"], bt.opt.state[p2]["momentum_buffer"]
+            assert torch.allclose(m1, m2, rtol=1e-9, atol=1e-11)
+        for g1, g2 in zip(t.stepper.cached_gv, bt.stepper.cached_gv):
+            assert torch.allclose(g1, g2, rtol=1e-9, atol=1e-12)
+
+
+def test_batched_equals_reference_step(digits):
+    """The contract: each trial of the group against the notebook's step fed that trial's batches."""
+    cfgs = [dict(BASE, lam=0.4, seed=3, epochs=1), dict(BASE, lam=0.55, seed=4, epochs=1)]
+    b = BatchedTrials(cfgs, data=digits)
+    refs = []
+    for t in b.trials:
+        m = copy.deepcopy(t.model)
+        refs.append((m, ReferenceDualGradient(m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9,
+                                                                 weight_decay=5e-4), 4)))
+    b.run()
+    d = b.data
+    for t, (m, ref), c in zip(b.trials, refs, cfgs):
+        perm = torch.randperm(len(d.y_train), generator=torch.Generator().manual_seed(c["seed"]))
+        for s in range(0, len(perm), 64):
+            idx = perm[s:s + 64]
+            ref.step(d.normalise(d.x_train[idx], torch.float64), t.y_noisy[idx], d.y_train[idx], c["lam"])
+        assert ref.state["step"] == t.stepper.step == 22
+        for p1, p2 in zip(m.parameters(), t.model.parameters()):
+            assert torch.allclose(p1, p2, rtol=1e-9, atol=1e-11), (p1 - p2).abs().max()
+        for b1, b2 in zip(m.buffers(), t.model.buffers()):
+            assert torch.allclose(b1.double(), b2.double(), rtol=1e-9, atol=1e-11)
+
+
+def test_diverged_trial_leaves_the_group(digits, alone):
+    b = BatchedTrials(CONFIGS, data=digits)
+    with torch.no_grad():
+        b.params[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
+    rows = []
+    b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])), max_epochs=1)
+    assert b.active == [0, 2]
+    b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])))
+    assert (1, 1, STATUS_DIVERGED) in rows and not any(i == 1 and e == 2 for i, e, _ in rows)
+    assert b.trials[1].summary()["status"] == STATUS_DIVERGED and b.trials[1].summary()["final_error"] is None
+    for i in (0, 2):                              # the others are untouched by its NaNs
+        _same_state(alone[i], b.trials[i])
+        _same_rows(alone[i].history, b.trials[i].history)
+
+
+def test_checkpoint_of_a_batched_trial_resumes_in_trial(digits, alone, tmp_path):
+    b = BatchedTrials(CONFIGS, data=digits)
+    b.run(max_epochs=1)
+    b.trials[2].save(str(tmp_path / "t2.pt"))
+    t = Trial.resume(str(tmp_path / "t2.pt"), data=digits)
+    t.run()
+    _same_state(alone[2], t)
+    _same_rows(alone[2].history, t.history)
+
+
+def test_float32_default_path_close_to_trial(digits):
+    cfgs = [dict(dataset="digits", lam=0.3, seed=s, epochs=1) for s in (0, 1)]
+    summaries = run_group(cfgs, data=digits)
+    b = BatchedTrials(cfgs, data=digits)
+    b.run()
+    for c, bt, s in zip(cfgs, b.trials, summaries):
+        t = Trial(c, data=digits)
+        t.run()
+        _same_state(t, bt, rtol=1e-3, atol=1e-4)
+        assert s["final_error"] == pytest.approx(t.summary()["final_error"], abs=3 / 397)
+
+
+@pytest.mark.parametrize("bad", [dict(model="resnet18"), dict(batch_size=16), dict(K=8), dict(fresh_csv=True),
+                                 dict(trusted_fraction=0.05)])
+def test_group_must_share_shapes(digits, bad):
+    with pytest.raises(ConfigError):
+        BatchedTrials([dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.3, seed=1, **bad)], data=digits)
+
+
+def test_group_configs_splits_by_shape():
+    from dgl_ray.batched import group_configs
+    cfgs = [dict(BASE, lam=0.3, seed=s) for s in range(5)] + [dict(BASE, lam=0.3, seed=0, batch_size=32),
+                                                              dict(BASE, lam=0.3, seed=0, model="resnet18")]
+    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6]]
