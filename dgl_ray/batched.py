@@ -72,18 +72,31 @@ class BatchedTrials:
     so it holds trial i's config, noisy labels, generator, history and status); its model and
     optimizer are filled from the stacked state by ``sync_trials()`` (for checkpoints)."""
 
-    def __init__(self, configs: Sequence[TrialConfig | dict], data: DataSet | None = None):
-        cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
-        _check_group(cfgs)
-        data = data if data is not None else load_dataset(cfgs[0])
-        # each Trial draws its own init (seeded global RNG), noisy labels and data generator
-        self.trials = [Trial(c, data=data) for c in cfgs]
+    def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
+                 trials: Sequence[Trial] | None = None):
+        """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
+        ``Trial.load_state_dict`` from a checkpoint): their weights, BatchNorm statistics, momentum,
+        cached g_v, step counter and epoch are stacked as they are. Trials that already ended
+        (completed/diverged) stay out of the group."""
+        if trials is None:
+            cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
+            _check_group(cfgs)
+            data = data if data is not None else load_dataset(cfgs[0])
+            # each Trial draws its own init (seeded global RNG), noisy labels and data generator
+            trials = [Trial(c, data=data) for c in cfgs]
+        else:
+            _check_group([t.cfg for t in trials])
+            running = [t for t in trials if t.status == STATUS_RUNNING]
+            if len({(t.epoch, t.stepper.step) for t in running}) > 1:
+                raise ConfigError("trials continued as one group must stand at the same epoch and step")
+        self.trials = list(trials)
         t0 = self.trials[0]
         self.cfg, self.data, self.device, self.dtype = t0.cfg, t0.data, t0.device, t0.dtype
         self.G = len(self.trials)
         self.K = self.cfg.K
-        self.step = 0                     # global step, shared: the trials run in lock step
-        self.epoch = 0
+        live = [t for t in self.trials if t.status == STATUS_RUNNING] or self.trials
+        self.step = live[0].stepper.step  # global step, shared: the trials run in lock step
+        self.epoch = live[0].epoch
         stack = lambda ts: torch.stack([t.detach().clone() for t in ts]).contiguous()
         named = [dict(t.model.named_parameters()) for t in self.trials]
         # all of a trial's parameters in one row of a (G, P) leaf: norms, dots, mix and SGD are a
@@ -95,15 +108,28 @@ class BatchedTrials:
         self.run_mean = [stack([b[f"{m}.running_mean"] for b in bufs]) for m in _BN]
         self.run_var = [stack([b[f"{m}.running_var"] for b in bufs]) for m in _BN]
         self.bn_tracked = [stack([b[f"{m}.num_batches_tracked"] for b in bufs]) for m in _BN]
-        self.mom = torch.zeros_like(self.flat, requires_grad=False)   # 0·0.9 + d_p == d_p: SGD's first step exactly
+
+        def row(ts):  # per-parameter tensors of one trial -> its flat row
+            return torch.cat([t.detach().reshape(-1) for t in ts]).to(self.flat.dtype)
+
+        # momentum: absent before the first step (0·0.9 + d_p == d_p: SGD's first step exactly)
+        self.mom = torch.stack([
+            row([t.opt.state.get(n[k], {}).get("momentum_buffer", torch.zeros_like(n[k])) for k in _PARAMS])
+            for t, n in zip(self.trials, named)]).to(self.device)
         self.gv: torch.Tensor | None = None
         self.gv_norm: torch.Tensor | None = None
+        if all(t.stepper.cached_gv is not None for t in self.trials):
+            self.gv = torch.stack([row(t.stepper.cached_gv) for t in self.trials])
+            self.gv_norm = torch.stack([t.stepper.cached_gv_norm.to(self.flat.dtype) for t in self.trials])
         self.y_noisy = torch.stack([t.y_noisy for t in self.trials])          # (G, N)
         self.active = list(range(self.G))        # trial indices still training, in slice order
-        self.wall_time = 0.0
+        self.wall_time = max(t.wall_time for t in self.trials)
         self._acc = self._new_acc()
-        self._mean = torch.tensor(data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
-        self._std = torch.tensor(data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+        self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+        self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+        done = [j for j, t in enumerate(self.trials) if t.status != STATUS_RUNNING]
+        if done:
+            self._drop([j for j in range(self.G) if j not in done])
 
     @property
     def params(self) -> list[torch.Tensor]:

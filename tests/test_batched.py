@@ -116,6 +116,35 @@ def test_checkpoint_of_a_batched_trial_resumes_in_trial(digits, alone, tmp_path)
     _same_rows(alone[2].history, t.history)
 
 
+def test_a_group_stopped_and_continued_as_a_group_gives_the_same_numbers(digits, alone, tmp_path):
+    """What the Ray layer does for one Tune trial per group: checkpoint every member, restore them,
+    continue them as one BatchedTrials (weights, BN statistics, momentum, cached g_v, step, RNGs)."""
+    b = BatchedTrials(CONFIGS, data=digits)
+    b.run(max_epochs=1)
+    for i, t in enumerate(b.trials):
+        t.save(str(tmp_path / f"m{i}.pt"))
+    restored = []
+    for i, c in enumerate(CONFIGS):
+        t = Trial(c, data=digits)
+        t.load_state_dict(torch.load(tmp_path / f"m{i}.pt", weights_only=False))
+        restored.append(t)
+    torch.manual_seed(1234)   # disturb the global RNG between stop and continue
+    b2 = BatchedTrials(trials=restored)
+    assert b2.epoch == 1 and b2.step == 22 and b2.gv is not None
+    b2.run()
+    for i in range(3):
+        _same_state(alone[i], b2.trials[i])
+        _same_rows(alone[i].history, b2.trials[i].history)
+
+
+def test_continuing_a_group_that_disagrees_on_the_epoch_is_refused(digits):
+    a = Trial(CONFIGS[0], data=digits)
+    b = Trial(CONFIGS[1], data=digits)
+    a.run(max_epochs=1)
+    with pytest.raises(ConfigError, match="same epoch and step"):
+        BatchedTrials(trials=[a, b])
+
+
 def test_float32_default_path_close_to_trial(digits):
     cfgs = [dict(dataset="digits", lam=0.3, seed=s, epochs=1) for s in (0, 1)]
     summaries = run_group(cfgs, data=digits)

@@ -3,7 +3,7 @@ import pytest
 
 from dgl_ray.analysis import load_experiment
 
-from _sweep_helpers import TINY, finals, parquet, run_family
+from tests._sweep_helpers import TINY, finals, parquet, run_family
 
 
 @pytest.fixture(scope="module", autouse=True)

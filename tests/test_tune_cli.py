@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from _sweep_helpers import run_family
+from tests._sweep_helpers import run_family
 
 
 def _err(capsys):

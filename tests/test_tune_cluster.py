@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from _sweep_helpers import finals, parquet, run_family
+from tests._sweep_helpers import finals, parquet, run_family
 
 
 @pytest.fixture

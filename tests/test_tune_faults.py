@@ -11,19 +11,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _sweep_helpers import finals, parquet, run_family
+from tests._sweep_helpers import finals, parquet, run_family
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_trial_that_raises_is_retried_from_checkpoint(tmp_path):
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_trial_that_raises_is_retried_from_checkpoint(tmp_path, group_size):
     import ray
     from dgl_ray.tune.runner import init_ray
     init_ray(None, num_cpus=2)
     try:
         rc = run_family("coexistence", tmp_path, "--lambdas", "0.3", "--n", "2", "--epochs", "4",
                         "--checkpoint-every", "1", "--fail-at-epoch", "2", "--max-failures", "1",
-                        "--progress-interval", "30")
+                        "--progress-interval", "30", "--group-size", str(group_size))
     finally:
         ray.shutdown()
     assert rc == 0
@@ -32,9 +33,10 @@ def test_trial_that_raises_is_retried_from_checkpoint(tmp_path):
     for _, g in df.groupby("run"):
         assert sorted(g["epoch"]) == [1, 2, 3, 4]                  # every epoch once, none lost
         assert g.sort_values("epoch")["status"].iloc[-1] == "completed"
-    # each trial failed once (Tune keeps the error) and resumed from its epoch-2 checkpoint
+    # each Tune trial (one per run, or one holding both runs) failed once (Tune keeps the error)
+    # and resumed from its epoch-2 checkpoint
     errs = list((tmp_path / "coexistence").glob("*/error.txt"))
-    assert len(errs) == 2 and "InjectedFailure" in errs[0].read_text()
+    assert len(errs) == (2 if group_size == 1 else 1) and "InjectedFailure" in errs[0].read_text()
     # the resumed part ran in the same trial: wall_time continues from the checkpoint's
     assert (df.sort_values(["run", "epoch"]).groupby("run")["wall_time"].diff().dropna() > 0).all()
 
@@ -48,21 +50,25 @@ def _completed_runs(exp: Path) -> set:
             except json.JSONDecodeError:
                 continue
             if r.get("status") == "completed":
-                done.add((r["trial_id"], round(r["lambda"], 6), r["seed"]))
+                done.add((r.get("run", r["trial_id"]), round(r["lambda"], 6), r["seed"]))
     return done
 
 
-def _cmd(storage, extra=()):
-    return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.3,0.6", "--n", "6",
+def _cmd(storage, extra=(), n=6):
+    return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.3,0.6", "--n", str(n),
             "--epochs", "12", "--storage", str(storage), "--name", "killme", "--num-cpus", "2",
             "--checkpoint-every", "1", "--progress-interval", "2", *extra]
 
 
-def test_sigkill_driver_then_resume(tmp_path):
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_sigkill_driver_then_resume(tmp_path, group_size):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     exp = tmp_path / "killme"
     log = open(tmp_path / "first.log", "w")
-    p = subprocess.Popen(_cmd(tmp_path), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    g = ["--group-size", str(group_size)]
+    n = 6 if group_size == 1 else 24          # grouped trials are fast: more of them, to kill mid-sweep
+    total = 2 * n
+    p = subprocess.Popen(_cmd(tmp_path, g, n), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)
     try:
         deadline = time.time() + 240
@@ -76,13 +82,13 @@ def test_sigkill_driver_then_resume(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     time.sleep(2)
-    assert len(before) < 12, "the sweep finished before the kill; nothing to resume"
-    r = subprocess.run(_cmd(tmp_path, ["--resume"]), cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert len(before) < total, "the sweep finished before the kill; nothing to resume"
+    r = subprocess.run(_cmd(tmp_path, g + ["--resume"], n), cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "resuming" in r.stdout
     df = parquet(tmp_path, "killme")
     f = finals(df)
-    assert len(f) == 12 and f["run"].nunique() == 12                    # every trial, once
+    assert len(f) == total and f["run"].nunique() == total              # every trial, once
     assert not f.duplicated(["lambda", "seed"]).any()                   # no (λ, seed) repeated
     assert (f["status"] == "completed").all() and (f["epoch"] == 12).all()
     assert not df.duplicated(["run", "epoch"]).any()
@@ -90,5 +96,5 @@ def test_sigkill_driver_then_resume(tmp_path):
     finished_before = {tid for tid, _, _ in before}
     assert finished_before <= set(f["run"])                             # finished trials kept their ids
     after = _completed_runs(exp)
-    assert len({(l, s) for _, l, s in after}) == 12
-    assert len(after) == 12, f"a (λ, seed) completed twice: {sorted(after)}"
+    assert len({(l, s) for _, l, s in after}) == total
+    assert len(after) == total, f"a (λ, seed) completed twice: {sorted(after)}"

@@ -162,7 +162,9 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
     records = []
     for r in rows:
         rec = {k: v for k, v in r.items() if k not in _TUNE_NOISE and not isinstance(v, dict)}
-        rec["run"] = str(r.get("trial_id") or folder_id)
+        # a grouped Tune trial reports each member as its own run; `tune_trial` keeps Tune's id
+        rec["tune_trial"] = str(r.get("trial_id") or folder_id)
+        rec["run"] = str(r.get("run") or rec["tune_trial"])
         for k, v in config.items():  # the metrics win: lambda in effect beats the config's lambda
             rec.setdefault(k, v)
         if "epoch" not in rec and "training_iteration" in r:
@@ -208,14 +210,15 @@ def _load_one_experiment(folder: Path) -> pd.DataFrame:
     # The Parquet is written at the end of a sweep: trials missing from it (sweep still running or
     # killed) or with more evaluations in their folder than in it come from the trial folders.
     for trial in _trial_dirs(folder):
-        t = _read_trial(trial, folder.name)
-        run = str(t["run"].iloc[0])
-        ep = pd.to_numeric(t.get("epoch", pd.Series(dtype=float)), errors="coerce").max()
-        if run in have and not (pd.notna(ep) and ep > (have[run] if pd.notna(have[run]) else -1)):
-            continue
-        if run in have:
-            frames[0] = frames[0][frames[0]["run"].astype(str) != run]
-        frames.append(t)
+        # a folder holds one run, or one per member of a grouped Tune trial
+        for run, t in _read_trial(trial, folder.name).groupby("run", sort=False):
+            run = str(run)
+            ep = pd.to_numeric(t.get("epoch", pd.Series(dtype=float)), errors="coerce").max()
+            if run in have and not (pd.notna(ep) and ep > (have[run] if pd.notna(have[run]) else -1)):
+                continue
+            if run in have:
+                frames[0] = frames[0][frames[0]["run"].astype(str) != run]
+            frames.append(t)
     if not frames:
         return pd.DataFrame(columns=CORE_COLUMNS)
     df = pd.concat(frames, ignore_index=True, sort=False)

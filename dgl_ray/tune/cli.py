@@ -87,6 +87,9 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--gpus-per-trial", type=float, default=0, help="e.g. 0.25: four trials share one GPU (memory capped)")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
     r.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N evaluations (the last always)")
+    r.add_argument("--group-size", type=int, default=1,
+                   help="train up to N grid trials as ONE batched model in one Tune trial (digits tinycnn; "
+                        "each (λ, seed) stays its own row; others run alone). 1 = one trial per Tune trial")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress lines")
     r.add_argument("--dry-run", action="store_true", help="print the trial plan and its size; run nothing")
@@ -153,6 +156,8 @@ def check_common(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial} must be >= 0")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={o.max_concurrent} must be >= 1")
+    if o.group_size < 1:
+        raise ConfigError(f"--group-size={o.group_size} must be >= 1 (1 = one trial per Tune trial)")
     if o.max_failures < 0:
         raise ConfigError(f"--max-failures={o.max_failures} must be >= 0")
     if o.lr_milestones is not None:
@@ -255,7 +260,7 @@ def print_plan(spec, opts) -> None:
     s = spec.searcher
     print(f"{spec.family}: plan for {opts.storage.rstrip('/')}/{opts.name}")
     if isinstance(s, GridSearcher):
-        cfgs = s._state["configs"]
+        cfgs = [m for c in s._state["configs"] for m in c.get("group", [c])]   # members of grouped Tune trials
         print(f"  {len(cfgs)} trials (grid)")
         _axes(cfgs)
     elif isinstance(s, ChainedSearcher):
@@ -303,6 +308,23 @@ def _axes(cfgs) -> None:
         print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
 
 
+def group_trials(spec, opts) -> None:
+    """--group-size N: pack a grid's trials into Tune trials of up to N members that BatchedTrials
+    trains as one model (same data set, model, shapes; see dgl_ray.batched.group_configs). Plan order
+    is kept inside and across groups; a trial that cannot be batched stays a Tune trial of its own."""
+    from .searchers import GridSearcher
+    from .trainable import split_config
+    if opts.group_size <= 1 or not isinstance(spec.searcher, GridSearcher):
+        return
+    from ..batched import group_configs
+    cfgs = spec.searcher.plan_configs()
+    groups = group_configs([split_config(c)[0] for c in cfgs], max_size=opts.group_size)
+    groups.sort(key=lambda g: g[0])
+    packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
+    spec.searcher = GridSearcher(packed)
+    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (--group-size {opts.group_size})")
+
+
 def main(module, argv=None) -> int:
     try:
         opts = parse(module, sys.argv[1:] if argv is None else argv)
@@ -311,6 +333,7 @@ def main(module, argv=None) -> int:
         validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
+        group_trials(spec, opts)
         check_address(opts)
         check_storage(opts)
     except ConfigError as e:

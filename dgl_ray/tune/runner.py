@@ -67,8 +67,8 @@ def experiment_exists(storage: str, name: str) -> bool:
 
 def make_trainable(cpus: float, gpus: float):
     from ray import tune
-    from .trainable import dgl_trainable
-    t = tune.with_parameters(dgl_trainable, cpus=cpus, gpus=gpus)
+    from .trainable import any_trainable
+    t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus)
     return tune.with_resources(t, {"cpu": cpus, "gpu": gpus})
 
 
@@ -98,14 +98,22 @@ def _local_copy(storage: str, name: str, tmp: str) -> str:
     return dst
 
 
-def _latest_checkpoint(trial_dir: str) -> str | None:
-    from .trainable import CKPT_FILE
+def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
+    """(run id, checkpoint file) pairs of a trial folder's last checkpoint: one for a single trial,
+    one per member for a grouped Tune trial."""
+    from .trainable import CKPT_FILE, member_file, member_run
     cks = sorted(d for d in os.listdir(trial_dir) if d.startswith("checkpoint_"))
     for d in reversed(cks):
         f = os.path.join(trial_dir, d, CKPT_FILE)
         if os.path.exists(f):
-            return f
-    return None
+            return [(tid, f)]
+        members, i = [], 0
+        while os.path.exists(os.path.join(trial_dir, d, member_file(i))):
+            members.append((member_run(tid, i), os.path.join(trial_dir, d, member_file(i))))
+            i += 1
+        if members:
+            return members
+    return []
 
 
 def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
@@ -125,24 +133,24 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     for d in sorted(os.listdir(exp)):
         tid = trial_id_of(d)
         full = os.path.join(exp, d)
-        if not tid or tid not in have.index or not os.path.isdir(full):
+        if not tid or not os.path.isdir(full):
             continue
-        ck = _latest_checkpoint(full)
-        if ck is None:
-            continue
-        try:
-            hist = torch.load(ck, map_location="cpu", weights_only=False).get("history", [])
-        except Exception:
-            continue
-        missing = [h for h in hist if h.get("epoch") not in have[tid]]
-        if not missing:
-            continue
-        template = df[df["run"].astype(str) == tid].iloc[-1].to_dict()
-        for h in missing:
-            rec = dict(template)
-            rec.update(h)
-            rec["filled_from_checkpoint"] = True
-            extra.append(rec)
+        for run, ck in _latest_checkpoints(full, tid):
+            if run not in have.index:
+                continue
+            try:
+                hist = torch.load(ck, map_location="cpu", weights_only=False).get("history", [])
+            except Exception:
+                continue
+            missing = [h for h in hist if h.get("epoch") not in have[run]]
+            if not missing:
+                continue
+            template = df[df["run"].astype(str) == run].iloc[-1].to_dict()
+            for h in missing:
+                rec = dict(template)
+                rec.update(h)
+                rec["filled_from_checkpoint"] = True
+                extra.append(rec)
     if not extra:
         return df
     from ..analysis import normalise
@@ -174,7 +182,8 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
         except ValueError:
             df = pd.DataFrame()
         if known_runs is not None and len(df):
-            df = df[df["run"].astype(str).isin(known_runs)]
+            key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
+            df = df[key.astype(str).isin(known_runs)]
         df = fill_from_checkpoints(df, exp)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)

@@ -179,3 +179,76 @@ def _resolved(trial_cfg: dict, fetch_dir: str):
     if d.get("init_checkpoint"):
         d["init_checkpoint"] = fetch_file(d["init_checkpoint"], fetch_dir)
     return TrialConfig.from_dict(d)
+
+
+def member_file(i: int) -> str:
+    return f"member_{i:04d}.pt"
+
+
+def member_run(tune_trial_id: str, i: int) -> str:
+    """The ``run`` id of member i of a grouped Tune trial: every (λ, seed) stays its own run."""
+    return f"{tune_trial_id}_{i:03d}"
+
+
+def dgl_group_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
+    """Tune function trainable for ``{"group": [trial config, ...]}``: the members train as ONE batched
+    model (dgl_ray.batched.BatchedTrials; digits tinycnn), and every member's evaluation is reported as
+    its own row (``run`` = ``<tune trial id>_<member>``), with that member's full config. A checkpoint
+    holds one dgl_ray trial checkpoint per member; a restored group continues from them as one group."""
+    from ray import tune
+    from ..batched import BatchedTrials
+    from ..trainer import Trial
+    from .. import checkpoint as ckpt
+
+    set_resources(cpus, gpus)
+    members = config["group"]
+    group_labels = {k: v for k, v in config.items() if k != "group"}
+    parts = [split_config({**group_labels, **m}) for m in members]
+    runtime = parts[0][2]
+    every = max(1, int(runtime.get("checkpoint_every") or 1))
+    fail_at = runtime.get("fail_at_epoch")
+    node = _node_info()
+    tid = tune.get_context().get_trial_id() or "group"
+    with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
+        cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
+        data = _data_for(cfgs[0])
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            trials = []
+            with restored.as_directory() as d:
+                for i, c in enumerate(cfgs):
+                    t = Trial(c, data=data)
+                    t.load_state_dict(ckpt.load(os.path.join(d, member_file(i))))
+                    trials.append(t)
+            group = BatchedTrials(trials=trials)
+        else:
+            group = BatchedTrials(cfgs, data=data)
+        bases = [{**flat_config(t.cfg), **labels, **node, "run": member_run(tid, i)}
+                 for i, (t, (_, labels, _)) in enumerate(zip(group.trials, parts))]
+        n_eval = 0
+        while group.active and group.epoch < group.cfg.epochs:
+            rows = []
+            group.run(on_eval=lambda m, i: rows.append({**bases[i], **m}), max_epochs=1)  # one epoch
+            if not rows:
+                continue
+            if fail_at is not None and restored is None and group.epoch > int(fail_at):
+                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {group.epoch} (test only)")
+            n_eval += 1
+            last = not group.active or group.epoch >= group.cfg.epochs
+            for r in rows[:-1]:
+                tune.report(r)
+            if last or n_eval % every == 0:
+                with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
+                    for i, t in enumerate(group.trials):
+                        t.save(os.path.join(d, member_file(i)))
+                    tune.report(rows[-1], checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report(rows[-1])
+
+
+def any_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
+    """One Tune trainable for both kinds of Tune trial: a single trial, or a ``group`` of them."""
+    if "group" in config:
+        dgl_group_trainable(config, cpus, gpus)
+    else:
+        dgl_trainable(config, cpus, gpus)
