@@ -2,9 +2,10 @@
 
 dgl_ray: the 400 (λ, seed) trials cut into groups of --group-size, each group one BatchedTrials
 (one grouped model, every trial still its own row: own noisy labels, data order and result), the
-groups spread over --procs worker processes (forked) of --threads torch threads each (default 2 x 1 on a
-2-core machine). With --tune the same groups run as Ray Tune trials (one Tune trial per group,
-1 CPU each) through ``run_group``; otherwise in worker processes without Ray.
+groups run as Ray Tune trials (one Tune trial per group, 1 CPU and --threads torch threads each,
+--procs at once) by the real sweep command, ``python -m dgl_ray.sweeps.coexistence`` (Ray start,
+Tune, checkpoints, the Parquet, the table), run as a subprocess; ``--no-tune`` runs the same groups
+in --procs forked worker processes without Ray instead.
 
 reference: the seed notebook's loop, one trial at a time in one process. 400 x 30 epochs of it take
 hours, so it is ESTIMATED from a measured subset (--ref-trials trials x --ref-epochs epochs, timed
@@ -89,30 +90,42 @@ def run_processes(a) -> tuple[list[dict], list[dict]]:
 
 
 def run_tune(a) -> tuple[list[dict], list[dict]]:
-    """One Ray Tune trial per group (1 CPU each), through dgl_ray.batched.run_group."""
-    import ray
-    from ray import tune
+    """The product, end to end: ``python -m dgl_ray.sweeps.coexistence`` as a user runs it (Ray start,
+    Tune trials of --group-size batched trials, checkpoints, the Parquet, the table), in a subprocess
+    whose whole process tree (driver, raylet, Tune workers) is sampled for memory."""
+    import subprocess
+    import tempfile
+    import pandas as pd
+    import psutil
 
-    cfgs, grps = configs(a), groups(a)
-
-    def trainable(config):
-        set_threads(a.threads)
-        out = run_groups(cfgs, [config["group"]], grps)
-        tune.report({"n": len(out["rows"]), "rows": json.dumps(out["rows"]), "rss_mb": out["rss_mb"],
-                     "setup_s": out["setup_s"], "train_s": out["train_s"], "cpu_s": out["cpu_s"]})
-
-    ray.init(num_cpus=a.procs, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": os.getcwd()}})
-    try:
-        tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
-                           param_space={"group": tune.grid_search(list(range(len(grps))))},
-                           tune_config=tune.TuneConfig(max_concurrent_trials=a.procs),
-                           run_config=tune.RunConfig(storage_path=os.path.abspath(a.tune_dir), verbose=0))
-        res = tuner.fit()
-        outs = [dict(r.metrics, rows=json.loads(r.metrics["rows"])) for r in res]
-    finally:
-        ray.shutdown()
-    return [r for o in outs for r in o["rows"]], outs
+    storage = tempfile.mkdtemp(prefix="dgl_ray_bench_")
+    cmd = [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.42:0.56:0.02", "--n", str(a.seeds),
+           "--epochs", str(a.epochs), "--group-size", str(a.group_size), "--max-concurrent", str(a.procs),
+           "--num-cpus", str(a.procs), "--storage", storage, "--name", "s1", "--progress-interval", "30"]
+    print("running: " + " ".join(cmd[1:]), flush=True)
+    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
+    root, peak = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        try:
+            tree = [root] + root.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    if proc.returncode != 0:
+        raise SystemExit(f"the sweep failed with exit code {proc.returncode}")
+    df = pd.read_parquet(os.path.join(storage, "s1", "results.parquet"))
+    last = df.sort_values("epoch").groupby("run").tail(1)
+    lam_index = {l: k for k, l in enumerate(LAMBDAS)}
+    rows = [{"i": lam_index[round(r["lambda"], 2)] * a.seeds + int(r["seed"]), "lambda": r["lambda"],
+             "seed": int(r["seed"]), "final_error": None if pd.isna(r["test_error"]) else r["test_error"],
+             "status": r["status"]} for _, r in last.iterrows()]
+    # a Tune trial's wall_time metric is its (group's) training time; the rest of the wall is Tune's
+    train = last.groupby("tune_trial")["wall_time"].max() if "tune_trial" in last else last["wall_time"]
+    outs = [{"setup_s": 0.0, "train_s": float(t), "rss_mb": 0.0, "cpu_s": float("nan")} for t in train]
+    outs[0]["rss_mb"] = peak   # whole tree (driver + Ray + workers) sampled every 0.5 s
+    a.n_tune_trials = len(train)
+    return rows, outs
 
 
 def measure_reference(a, part: int, parts: int = 2) -> list[tuple[float, float, float]]:
@@ -139,11 +152,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=50)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--group-size", type=int, default=100, help="trials per BatchedTrials group")
+    p.add_argument("--group-size", type=int, default=25, help="trials per BatchedTrials group")
     p.add_argument("--procs", type=int, default=2, help="worker processes (or concurrent Tune trials)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--tune", action="store_true", help="run the groups as Ray Tune trials")
-    p.add_argument("--tune-dir", default="/tmp/dgl_ray_bench_tune")
+    p.add_argument("--no-tune", dest="tune", action="store_false",
+                   help="run the groups in forked worker processes without Ray (default: through Ray Tune, "
+                        "as python -m dgl_ray.sweeps.coexistence runs them)")
     p.add_argument("--ref-trials", type=int, default=4)
     p.add_argument("--ref-epochs", type=int, default=2)
     a = p.parse_args(argv)
@@ -165,14 +179,20 @@ def main(argv=None) -> None:
           f"worker busy time {busy:.1f} s (setup {setup:.1f} s = {1000 * setup / n:.0f} ms per trial, "
           f"training {train:.1f} s)")
     print(f"overhead outside training (process start, imports, data, {'Ray Tune, ' if a.tune else ''}trial setup): "
-          f"{wall - train / a.procs:.1f} s = {1000 * (wall - train / a.procs) / n:.0f} ms per trial")
+          f"{wall - train / a.procs:.1f} s = {1000 * (wall - train / a.procs) / n:.0f} ms per trial"
+          + (f" = {(wall - train / a.procs) / a.n_tune_trials:.2f} s per Tune trial ({a.n_tune_trials} Tune trials)"
+             if a.tune else ""))
     cpu = [o.get("cpu_s", float("nan")) for o in outs]
-    print(f"CPU time (user+sys) per worker: {', '.join(f'{c:.1f}' for c in cpu)} s; load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: wall > CPU time "
-          f"when the machine is busy)")
+    if not a.tune:
+        print(f"CPU time (user+sys) per worker: {', '.join(f'{c:.1f}' for c in cpu)} s; load average "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: wall > CPU time "
+              f"when the machine is busy)")
     rss = [o["rss_mb"] for o in outs]
-    print(f"peak host RSS: workers {', '.join(f'{r:.0f}' for r in rss)} MB, driver {peak_rss_mb():.0f} MB, "
-          f"total {sum(rss) + peak_rss_mb():.0f} MB ({max(rss) * a.procs / n:.1f} MB per trial incl. imports)")
+    if a.tune:
+        print(f"peak host RSS of the whole sweep (driver, Ray, Tune workers): {rss[0]:.0f} MB")
+    else:
+        print(f"peak host RSS: workers {', '.join(f'{r:.0f}' for r in rss)} MB, driver {peak_rss_mb():.0f} MB, "
+              f"total {sum(rss) + peak_rss_mb():.0f} MB ({max(rss) * a.procs / n:.1f} MB per trial incl. imports)")
     print(f"{'λ':>5s} {'L (≤0.20)':>9s} {'H (≥0.40)':>9s} {'mean err':>9s} {'diverged':>9s}")
     for lam in LAMBDAS:
         e = [r["final_error"] for r in rows if abs(r["lambda"] - lam) < 1e-9 and r["final_error"] is not None]
@@ -187,9 +207,10 @@ def main(argv=None) -> None:
           f"({ref_cpu:.3f} s CPU) per trial-epoch, {ref_setup:.3f} s setup per trial -> {ref_wall:.0f} s for the sweep "
           f"({ref_wall / 3600:.2f} h)")
     cpu_total = sum(cpu)
-    print(f"CPU time for the sweep: reference (est.) {n * a.epochs * ref_cpu:.0f} s, dgl_ray {cpu_total:.0f} s "
-          f"({n * a.epochs * ref_cpu / cpu_total:.2f}x less); on {a.procs} idle cores dgl_ray would take about "
-          f"{max(cpu) + wall - train / a.procs:.0f} s wall")
+    if not a.tune:
+        print(f"CPU time for the sweep: reference (est.) {n * a.epochs * ref_cpu:.0f} s, dgl_ray {cpu_total:.0f} s "
+              f"({n * a.epochs * ref_cpu / cpu_total:.2f}x less); on {a.procs} idle cores dgl_ray would take about "
+              f"{max(cpu) + wall - train / a.procs:.0f} s wall")
     print(f"speedup: {ref_wall / wall:.2f}")
 
 

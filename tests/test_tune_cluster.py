@@ -23,7 +23,7 @@ def two_nodes():
 def test_two_nodes(tmp_path, two_nodes):
     cluster, _ = two_nodes
     rc = run_family("coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3,0.6", "--n", "3",
-                    "--epochs", "2", "--progress-interval", "30")
+                    "--epochs", "2", "--progress-interval", "30", "--group-size", "2")  # 3 grouped Tune trials
     assert rc == 0
     df = parquet(tmp_path, "coexistence")
     f = finals(df)
@@ -40,7 +40,7 @@ def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("rc", run_family(
         "coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3,0.6", "--n", "4", "--epochs", "6",
-        "--checkpoint-every", "1", "--max-failures", "3", "--progress-interval", "30")))
+        "--checkpoint-every", "1", "--max-failures", "3", "--progress-interval", "30", "--group-size", "1")))
     t.start()
     exp = tmp_path / "coexistence"
     deadline = time.time() + 180

@@ -24,6 +24,11 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore
 
 
+# The digits CNN is overhead-bound: 25 trials as one batched model use a core ~5x better than one
+# (benchmarks/RESULTS.md), while 400 trials still make 16 Tune trials to spread over the workers.
+AUTO_GROUP_SIZE = 25
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         raise ConfigError(message)
@@ -87,9 +92,10 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--gpus-per-trial", type=float, default=0, help="e.g. 0.25: four trials share one GPU (memory capped)")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
     r.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N evaluations (the last always)")
-    r.add_argument("--group-size", type=int, default=1,
-                   help="train up to N grid trials as ONE batched model in one Tune trial (digits tinycnn; "
-                        "each (λ, seed) stays its own row; others run alone). 1 = one trial per Tune trial")
+    r.add_argument("--group-size", type=int, default=None,
+                   help="train up to N grid trials as ONE batched model in one Tune trial (tinycnn; each "
+                        "(λ, seed) stays its own row; other models run alone). 1 = one trial per Tune trial. "
+                        f"Default: {AUTO_GROUP_SIZE} on digits, else 1")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress lines")
     r.add_argument("--dry-run", action="store_true", help="print the trial plan and its size; run nothing")
@@ -156,6 +162,8 @@ def check_common(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial} must be >= 0")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={o.max_concurrent} must be >= 1")
+    if o.group_size is None:
+        o.group_size = AUTO_GROUP_SIZE if o.dataset == "digits" else 1
     if o.group_size < 1:
         raise ConfigError(f"--group-size={o.group_size} must be >= 1 (1 = one trial per Tune trial)")
     if o.max_failures < 0:
