@@ -148,3 +148,14 @@ def check_model_input(model: nn.Module, name: str, shape: tuple, num_classes: in
     if tuple(out.shape) != (2, num_classes):
         raise ConfigError(f"model={name!r} gives outputs of shape {tuple(out.shape)[1:]} for dataset={dataset!r}; "
                           f"expected {num_classes} classes")
+
+
+# (image shape, classes) of each data source, known without loading it
+DATA_SHAPES = {"digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
+               "synthetic-cifar": ((3, 32, 32), 10)}
+
+
+def check_model_fits(model: str, width: float, dataset: str) -> None:
+    """check_model_input without the data: for planning many trials before any of them starts."""
+    shape, k = DATA_SHAPES[dataset]
+    check_model_input(build_model(model, k, shape[0], width), model, shape, k, dataset)

@@ -115,3 +115,11 @@ def test_preset_unknown_key(tmp_path, capsys):
     bad.write_text('family = "coexistence"\ncolour = "red"\n')
     assert run_family("coexistence", tmp_path, "--config", str(bad)) == 2
     assert "unknown option 'colour'" in _err(capsys)
+
+
+def test_model_that_cannot_take_the_data_is_refused_before_ray(tmp_path, capsys):
+    from dgl_ray.sweeps import coexistence
+    rc = coexistence.main(["--storage", str(tmp_path), "--model", "vgg11", "--lambdas", "0.3", "--n", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "model='vgg11' cannot take dataset='digits'" in err[0]
+    assert not (tmp_path / "coexistence").exists()

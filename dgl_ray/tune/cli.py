@@ -216,14 +216,18 @@ def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
     from ..config import TrialConfig
     from .trainable import split_config
-    seen = set()
+    from ..models import check_model_fits
+    seen, fits = set(), set()
     for c in configs:
         trial, _, _ = split_config(c)
         key = json.dumps(trial, sort_keys=True, default=str)
         if key in seen:
             continue
         seen.add(key)
-        TrialConfig.from_dict(trial)
+        rc = TrialConfig.from_dict(trial)
+        if (rc.model, rc.width, rc.dataset) not in fits:   # e.g. vgg11 on 8x8 digits: refused before Ray starts
+            check_model_fits(rc.model, rc.width, rc.dataset)
+            fits.add((rc.model, rc.width, rc.dataset))
 
 
 def check_storage(o) -> None:
