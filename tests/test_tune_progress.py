@@ -26,3 +26,18 @@ def test_one_line_for_many_trials():
     assert "done 300/450" in line and "running 2" in line and "pending 147" in line and "errored 1" in line
     assert "best 0.050 (λ=0.42 s=0)" in line and "worst 0.750 (λ=0.56 s=0)" in line and "ETA" in line
     pickle.dumps(p)                        # Tune pickles callbacks with the experiment state
+
+
+def test_grouped_trials_are_counted_one_by_one():
+    buf = io.StringIO()
+    p = ProgressLine(total=16, interval=0, stream=buf, members=400)
+    t = NS(trial_id="g0", config={}, last_result={}, status="RUNNING")
+    for i in range(25):   # one Tune trial of 25 members: each finishes with its own last row
+        p.on_trial_result(0, [t], t, {"run": f"g0_{i:03d}", "status": "completed", "test_error": 0.1 + i / 100,
+                                      "lambda": 0.42, "seed": i})
+    p.on_trial_result(0, [t], t, {"run": "g0_000", "status": "running", "test_error": 0.9})   # not final: ignored
+    p.on_trial_complete(0, [t], t)
+    p.print_line([t])
+    line = buf.getvalue().strip()
+    assert "done 25/400 trials (1/16 Tune trials)" in line
+    assert "best 0.100 (λ=0.42 s=0)" in line and "worst 0.340 (λ=0.42 s=24)" in line

@@ -95,7 +95,8 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--group-size", type=int, default=None,
                    help="train up to N grid trials as ONE batched model in one Tune trial (tinycnn; each "
                         "(λ, seed) stays its own row; other models run alone). 1 = one trial per Tune trial. "
-                        f"Default: {AUTO_GROUP_SIZE} on digits, else 1")
+                        f"Default on digits: {AUTO_GROUP_SIZE}, or fewer so that a plan makes at least 4 Tune trials; "
+                        f"else 1")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress lines")
     r.add_argument("--dry-run", action="store_true", help="print the trial plan and its size; run nothing")
@@ -162,6 +163,7 @@ def check_common(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial} must be >= 0")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={o.max_concurrent} must be >= 1")
+    o.group_size_auto = o.group_size is None
     if o.group_size is None:
         o.group_size = AUTO_GROUP_SIZE if o.dataset == "digits" else 1
     if o.group_size < 1:
@@ -330,11 +332,14 @@ def group_trials(spec, opts) -> None:
         return
     from ..batched import group_configs
     cfgs = spec.searcher.plan_configs()
-    groups = group_configs([split_config(c)[0] for c in cfgs], max_size=opts.group_size)
+    size = opts.group_size
+    if opts.group_size_auto:   # small plans: at least 4 Tune trials, so that every worker gets work
+        size = max(1, min(size, -(-len(cfgs) // 4)))
+    groups = group_configs([split_config(c)[0] for c in cfgs], max_size=size)
     groups.sort(key=lambda g: g[0])
     packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
     spec.searcher = GridSearcher(packed)
-    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (--group-size {opts.group_size})")
+    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (--group-size {size})")
 
 
 def main(module, argv=None) -> int:

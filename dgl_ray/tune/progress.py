@@ -5,7 +5,10 @@ One status line every ``interval`` seconds (and one at the end), never a table p
     [ 12:34] done 123/400 (err 1) | running 2 | pending 275 | 0.55 trials/s | ETA 8m24s | final error best 0.040 (λ=0.42 s=3) worst 0.921 (λ=0.56 s=7)
 
 Trials of chained or adaptive plans that do not exist yet count as pending (``total`` is the plan's
-size, an upper bound for chained plans).
+size, an upper bound for chained plans). With grouped Tune trials (``members`` > ``total``) the line
+counts (λ, seed) trials, each finished when its own last row arrives, and names the Tune trials after:
+
+    [ 1m30s] done 150/400 trials (6/16 Tune trials) | Tune trials running 2, pending 8 | 1.67 trials/s | ETA 2m30s | ...
 """
 from __future__ import annotations
 
@@ -23,8 +26,11 @@ def _fmt_s(s: float) -> str:
 
 
 class ProgressLine(Callback):
-    def __init__(self, total: int, interval: float = 10.0, stream=None, already_done: int = 0):
+    def __init__(self, total: int, interval: float = 10.0, stream=None, already_done: int = 0,
+                 members: int | None = None):
         self.total, self.interval, self.stream = total, interval, stream
+        self.members = members if members and members > total else None
+        self.member_done: set = set()
         self.t0 = time.monotonic()
         self.last = 0.0
         self.done, self.errored, self.running = set(), set(), set()
@@ -46,11 +52,24 @@ class ProgressLine(Callback):
         self.running.discard(trial.trial_id)
         self.done.add(trial.trial_id)
         err = (trial.last_result or {}).get("test_error")
-        if isinstance(err, (int, float)) and err == err:
+        if self.members is None and isinstance(err, (int, float)) and err == err:
             if self.best is None or err < self.best[0]:
                 self.best = (err, self._label(trial, err))
             if self.worst is None or err > self.worst[0]:
                 self.worst = (err, self._label(trial, err))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        # members of a grouped Tune trial end one by one, each with its own final row
+        if self.members is None or result.get("status") not in ("completed", "diverged"):
+            return
+        self.member_done.add(result.get("run") or trial.trial_id)
+        err = result.get("test_error")
+        if isinstance(err, (int, float)) and err == err:
+            label = f"{err:.3f} (λ={result.get('lambda', float('nan')):g} s={result.get('seed')})"
+            if self.best is None or err < self.best[0]:
+                self.best = (err, label)
+            if self.worst is None or err > self.worst[0]:
+                self.worst = (err, label)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
@@ -73,8 +92,18 @@ class ProgressLine(Callback):
         el = time.monotonic() - self.t0
         rate = len(self.done) / el if el > 0 and self.done else 0.0
         eta = (pending + running) / rate if rate > 0 else float("nan")
-        s = (f"[{_fmt_s(el):>6}] done {n_done}/{self.total}" + (f" (errored {len(self.errored)})" if self.errored else "")
-             + f" | running {running} | pending {pending} | {rate:.2f} trials/s | ETA {_fmt_s(eta)}")
+        if self.members is not None:
+            m_done = len(self.member_done)
+            m_rate = m_done / el if el > 0 and m_done else 0.0
+            eta = (self.members - m_done) / m_rate if m_rate > 0 else float("nan")
+            head = f"done {m_done}/{self.members} trials ({n_done}/{self.total} Tune trials)"
+            run_s = f"Tune trials running {running}, pending {pending}"
+            rate_s = f"{m_rate:.2f} trials/s"
+        else:
+            head, rate_s = f"done {n_done}/{self.total}", f"{rate:.2f} trials/s"
+            run_s = f"running {running} | pending {pending}"
+        s = (f"[{_fmt_s(el):>6}] {head}" + (f" (errored {len(self.errored)})" if self.errored else "")
+             + f" | {run_s} | {rate_s} | ETA {_fmt_s(eta)}")
         if self.best:
             s += f" | final error best {self.best[1]} worst {self.worst[1]}"
         return s

@@ -211,7 +211,9 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
     init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial)
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
     total = getattr(spec.searcher, "size", 0)
-    progress = ProgressLine(total=total, interval=opts.progress_interval)
+    plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
+    members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
+    progress = ProgressLine(total=total, interval=opts.progress_interval, members=members)
     restored = False
     t0 = time.time()
     path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
