@@ -51,8 +51,10 @@ def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
     assert out.get("rc") == 0
     df = parquet(tmp_path, "coexistence")
     f = finals(df)
-    assert df["node_id"].nunique() == 2                                   # trials ran on the removed node too
     failed = list(exp.glob("*/error.txt"))
     assert failed, "no trial was running on the removed node"
+    # the trials that failed were on the removed node (their rows may all come from the re-run on the
+    # head: Ray re-reads result.json on restart, and the runner refills lost rows from checkpoints)
+    assert all("node has died" in f.read_text() or "ActorDiedError" in f.read_text() for f in failed)
     print(f"{len(failed)} trial(s) lost with the node and re-ran from their checkpoints")
     assert len(f) == 8 and (f["status"] == "completed").all() and not f.duplicated(["lambda", "seed"]).any()
