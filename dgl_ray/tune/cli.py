@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from ..errors import ConfigError
-from ..schedules import arange_inclusive, parse_range
+from ..schedules import parse_range
 
 try:
     import tomllib
@@ -35,16 +35,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_values(text, what: str) -> list[float]:
-    """parse_range, but a start:stop:step that is not a whole number of steps keeps its precise
-    message (schedules.parse_range turns it into a generic one)."""
-    parts = str(text).strip().split(":")
-    if len(parts) == 3:
-        try:
-            nums = [float(p) for p in parts]
-        except ValueError:
-            nums = None
-        if nums is not None:
-            return arange_inclusive(*nums, what=f"{what} {text!r}")
+    """start:stop:step (stop included, drift-free), a comma list, or one value."""
     return parse_range(str(text), what)
 
 
