@@ -300,8 +300,9 @@ class BatchedTrials:
                     keep.append(j)
                 t.stepper.step = self.step
                 t.wall_time = self.wall_time
-                t._acc = {k: torch.tensor(acc[k][j], dtype=torch.float64) for k in acc}
-                t._acc["csv"], t._acc["steps"] = torch.zeros((), dtype=torch.float64), steps
+                # Trial's own accumulator (every key its metrics() reads), filled with this trial's sums
+                t._acc = {**t._new_acc(), **{k: torch.tensor(acc[k][j], dtype=torch.float64) for k in acc},
+                          "steps": steps}
                 m = t.metrics(errs[j], dt)
                 t.history.append(m)
                 if on_eval is not None:

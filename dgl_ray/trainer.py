@@ -85,8 +85,8 @@ class Trial:
         check_model_input(self.model, cfg.model, cpu_data.shape, cpu_data.num_classes, cfg.dataset)
         self.init_meta = None
         if cfg.init_checkpoint:
+            # load_state_dict copies into the parameters in place: device and dtype stay as set above
             self.init_meta = ckpt.load_init_weights(cfg.init_checkpoint, self.model, self.model_meta)
-            self.model.to(device=self.device, dtype=self.dtype)
 
         # fresh optimizer (also when starting from a checkpoint: the paper's T/W protocols)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self._lr(0), momentum=cfg.momentum,
@@ -146,6 +146,7 @@ class Trial:
     def metrics(self, test_error: float, epoch_time: float) -> dict:
         a, plan = self._acc, self.plans[self.epoch - 1]
         k = max(a["steps"], 1)
+        n_csv = a["csv_n"].item()   # steps with a defined c_sv (W1 only)
         m = {
             "epoch": self.epoch,
             "global_step": self.stepper.step,
@@ -159,7 +160,7 @@ class Trial:
             "avg_cos": a["cos"].item() / k,
             "gs_norm": a["gs"].item() / k,
             "gv_norm": a["gv"].item() / k,
-            "c_sv": a["csv"].item() / max(a["csv_n"].item(), 1) if self.cfg.fresh_csv and a["csv_n"] else float("nan"),
+            "c_sv": a["csv"].item() / n_csv if self.cfg.fresh_csv and n_csv else float("nan"),
             "wall_time": self.wall_time,
             "epoch_time": epoch_time,
             "status": self.status,
