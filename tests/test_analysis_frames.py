@@ -160,6 +160,9 @@ def test_t1a_t13_json_survival(tmp_path):
                      "observe_trajectory": [{"epoch": i + 1, "error": e} for i, e in enumerate(obs)]})
     _write(tmp_path / "T13_results.json", runs)
     df = _load_quiet(tmp_path)
+    assert df[df["phase"] == "init"]["lambda"].isna().all()  # the file does not say: not assumed
+    _write(tmp_path / "T13_config.json", {"parameters": {"init_lambda": 0.35}})
+    df = _load_quiet(tmp_path)
     assert df[df["phase"] == "init"]["lambda"].eq(0.35).all()
     t = survival_table(df).iloc[0]
     assert t["lambda"] == 0.54 and (t["n"], t["survived"], t["died"]) == (2, 1, 1)
@@ -226,7 +229,11 @@ def test_unknown_files_are_reported_not_skipped_in_silence(tmp_path):
     assert len(df) == 2
     assert df.set_index("experiment").loc["S1x", "epoch"] == 100
     assert np.isnan(df.set_index("experiment").loc["Zq", "epoch"])
-    assert df["eta"].eq(0.4).all()  # PROTOCOLS: η = 0.4 unless stated
+    assert df["eta"].isna().all()  # no η in the files: NaN and a note, never a silent 0.4
+    assert len(df.attrs["notes"]) == 2 and all("η not given" in n for n in df.attrs["notes"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_legacy(tmp_path, eta_default=0.4)["eta"].eq(0.4).all()  # stated by the caller
 
 
 def test_load_legacy_missing_path(tmp_path):

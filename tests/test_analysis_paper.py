@@ -9,12 +9,13 @@ import pytest
 from dgl_ray.analysis import bimodality, branch_table, hysteresis_table, load_legacy
 
 
-def _shared() -> Path:
+def _archive() -> Path:
+    """$DGL_SHARED/paper-results when set, else the copy in tests/data (a plain clone has it)."""
     env = os.environ.get("DGL_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return Path(env) / "paper-results" if env else Path(__file__).resolve().parent / "data" / "paper-results"
 
 
-ARCHIVE = _shared() / "paper-results"
+ARCHIVE = _archive()
 needs_archive = pytest.mark.skipif(
     not ARCHIVE.is_dir(), reason=f"paper archive not found at {ARCHIVE} (set DGL_SHARED)")
 
@@ -29,7 +30,7 @@ R1_TABLE = {0.22: (58.6, 13.9, 44.7), 0.30: (45.5, 14.9, 30.6),
 
 @needs_archive
 def test_s1_counts_all_18_cells():
-    df = load_legacy(ARCHIVE / "S1")
+    df = load_legacy(ARCHIVE / "S1", warn=False)
     assert df.attrs["skipped"] == []
     bt = branch_table(df).set_index("lambda")
     for lam, (n, L, H) in S1_COUNTS.items():
@@ -71,7 +72,7 @@ def test_s2_dip_test_at_050_is_not_bimodal():
     # PROTOCOLS.md quirk: n=300 at λ=0.50 gives p ≈ 0.97, not bimodal by the paper's own rule.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = load_legacy(ARCHIVE / "S2")
+        df = load_legacy(ARCHIVE / "S2", eta_default=0.4)  # S2a-e state no η; PROTOCOLS: 0.4
     b = bimodality(df).set_index(["eta", "lambda"])
     row = b.loc[(0.4, 0.50)]
     assert row["n"] == 300
@@ -94,10 +95,10 @@ def test_whole_archive_loads_and_reports_what_it_skipped():
     assert s2["run"].nunique() == 502
 
 
-def test_archive_read_through_a_relative_path_with_dotdot(shared_dir, monkeypatch):
+@needs_archive
+def test_archive_read_through_a_relative_path_with_dotdot(monkeypatch):
     """'../shared/paper-results/S1' (the README's form) reads the same runs as the absolute path."""
-    import os
-    from dgl_ray.analysis import load_legacy
-    monkeypatch.chdir(shared_dir)
-    rel = os.path.join("..", shared_dir.name, "paper-results", "S1")
-    assert len(load_legacy(rel)) == len(load_legacy(shared_dir / "paper-results" / "S1")) == 400
+    shared = ARCHIVE.parent
+    monkeypatch.chdir(shared)
+    rel = os.path.join("..", shared.name, "paper-results", "S1")
+    assert len(load_legacy(rel)) == len(load_legacy(ARCHIVE / "S1")) == 400

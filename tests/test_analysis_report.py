@@ -12,12 +12,14 @@ from dgl_ray.analysis import write_fake_sweep
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _shared() -> Path:
+def _archive() -> Path:
+    """$DGL_SHARED/paper-results when set, else the copy in tests/data (a plain clone has it)."""
     env = os.environ.get("DGL_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return Path(env) / "paper-results" if env else Path(__file__).resolve().parent / "data" / "paper-results"
 
 
-S1 = _shared() / "paper-results" / "S1"
+ARCHIVE = _archive()
+S1 = ARCHIVE / "S1"
 
 
 def _cli(*args, cwd):

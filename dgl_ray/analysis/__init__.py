@@ -15,7 +15,7 @@ Pure functions: a tidy DataFrame (one row per trial per evaluation) in, a table 
 
 from .figures import (coexistence_map, error_histograms, finite_size_curves, hysteresis_loop,
                       phase_diagram, save_png, spinodal_plot, survival_curves)
-from .frames import (CORE_COLUMNS, SkippedFileWarning, final_rows, is_sweep_path, load,
+from .frames import (CORE_COLUMNS, InvalidValueWarning, SkippedFileWarning, final_rows, is_sweep_path, load,
                      load_experiment, load_legacy, normalise)
 from .report import build_report, to_markdown
 from .synthetic import fake_sweep_frame, write_fake_sweep
@@ -24,7 +24,7 @@ from .tables import (bimodality, branch_table, critical_point, gap_table, hyster
                      survival_table, varying_axes)
 
 __all__ = [
-    "CORE_COLUMNS", "SkippedFileWarning", "load", "load_experiment", "load_legacy", "normalise",
+    "CORE_COLUMNS", "InvalidValueWarning", "SkippedFileWarning", "load", "load_experiment", "load_legacy", "normalise",
     "final_rows", "is_sweep_path",
     "branch_table", "gap_table", "hysteresis_table", "spinodal_points", "spinodal_table",
     "survival_runs", "survival_table", "km_curve", "critical_point", "bimodality",

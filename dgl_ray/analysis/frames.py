@@ -58,31 +58,36 @@ _TUNE_NOISE = {
 # Tune's trial folder: <trainable>_<5 hex>_<5 digits>_<k>=<v>,..._<date>
 _TRIAL_DIR = re.compile(r"^(?P<trainable>.+?)_(?P<id>[0-9a-f]{5}_\d{5})(?:_|$)")
 
-# Legacy column names -> tidy names.
-_LEGACY_RENAME = {
-    "noise_rate": "eta",
-    "experiment_id": "run",
-    "width_mult": "width",
-    "hold_epochs": "hold",
-    "epochs_per_lambda": "hold",
-    "error": "test_error",
-    "avg_cos_struct_value": "avg_cos",
-    "time_seconds": "wall_time",
-    "time": "wall_time",
-}
-
-# Config keys (of *_config.json "parameters") copied onto rows when the rows lack them.
-_CONFIG_RENAME = {
-    "noise_rate": "eta", "width_mult": "width", "hold_epochs": "hold", "epochs_per_lambda": "hold",
-    "lr": "base_lr",  # the config's starting LR, not the LR in effect at an evaluation
-}
-
-# Runs of these families are fresh 100-epoch runs (PROTOCOLS.md), so their single row is epoch 100.
-_FRESH_100 = {"S1", "S2", "Q1", "M1", "M2", "M3", "N1", "N2"}
-
-
 class SkippedFileWarning(UserWarning):
     """A file under a loaded path was not read (unknown shape, duplicate, config without results)."""
+
+
+class InvalidValueWarning(UserWarning):
+    """Rows were excluded: an error outside [0, 1] (or infinite) or a λ that is not a number."""
+
+
+def _screen(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str, int]]]:
+    """Drop rows no table can use honestly, and say which: (experiment, reason, rows).
+
+    An error is a fraction: -1, 7.5 or inf is a broken record, not a data point; a λ that is not a
+    number cannot be placed on any axis. NaN errors stay (diverged or not evaluated: counted).
+    """
+    raw_lam = df["lambda"]
+    lam = pd.to_numeric(raw_lam, errors="coerce")
+    bad_lam = raw_lam.notna() & lam.isna()
+    err = pd.to_numeric(df["test_error"], errors="coerce")
+    bad_err = (df["test_error"].notna() & err.isna()) | (err.notna() & ~err.between(0.0, 1.0))
+    excluded = []
+    for mask, why in ((bad_lam, "λ is not a number"),
+                      (bad_err & ~bad_lam, "error outside [0, 1] or not a number")):
+        if mask.any():
+            exp = df.loc[mask, "experiment"].astype(object).where(df.loc[mask, "experiment"].notna(), "?")
+            for e, n in exp.astype(str).value_counts(sort=False).items():
+                examples = ", ".join(map(repr, (raw_lam if "λ" in why else df["test_error"])
+                                         [mask & exp.reindex(df.index).eq(e)].unique()[:3]))
+                excluded.append((e, f"{why} (e.g. {examples})", int(n)))
+    bad = bad_lam | bad_err
+    return df[~bad], excluded
 
 
 def _round_lambda(s: pd.Series) -> pd.Series:
@@ -93,13 +98,19 @@ def _round_lambda(s: pd.Series) -> pd.Series:
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
     """Return ``df`` with every core column present, dtypes set and λ rounded to 1e-6.
 
-    Rows are sorted by run then epoch so that "last evaluation" is the last row of a run.
+    Rows are sorted by run then epoch so that "last evaluation" is the last row of a run. Rows whose
+    error is outside [0, 1] (or infinite, or not a number) or whose λ is not a number are dropped
+    with an :class:`InvalidValueWarning` and counted in ``attrs["excluded"]`` as
+    ``(experiment, reason, rows)``.
     """
     df = df.copy()
     for c in CORE_COLUMNS:
         if c not in df.columns:
             df[c] = np.nan if c not in {"run", "experiment", "family", "dataset", "model", "noise",
                                         "status", "phase", "direction", "origin"} else None
+    df, excluded = _screen(df)
+    for exp, why, n in excluded:
+        warnings.warn(f"{exp}: {n} rows excluded: {why}", InvalidValueWarning, stacklevel=3)
     for c in ["width", "eta", "lambda", "epoch", "test_error", "train_loss", "avg_cos", "gs_norm",
               "gv_norm", "c_sv", "lr", "global_step", "wall_time", "hold"]:
         df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -114,7 +125,9 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df[order]
     df["_order"] = np.arange(len(df))
     df = df.sort_values(["run", "epoch", "_order"], na_position="last", kind="stable")
-    return df.drop(columns="_order").reset_index(drop=True)
+    df = df.drop(columns="_order").reset_index(drop=True)
+    df.attrs["excluded"] = list(df.attrs.get("excluded", [])) + excluded
+    return df
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,350 +280,41 @@ def is_sweep_path(path: str | Path) -> bool:
 # The paper's archive
 # --------------------------------------------------------------------------------------------------
 
-def _family_of(stem: str) -> str | None:
-    # S1a -> S1, exp_Q1c1 -> Q1, R3b -> R3, T13 -> T13; the T-letter series (Ta1-1, Ta2-3, Tβ2)
-    # are one family each (Tα ordered and collapse sweeps must meet in one gap table).
-    m = re.match(r"^(?:exp_)?(T[a-zα-ω])", stem)
-    if m:
-        return m.group(1)
-    m = re.match(r"^(?:exp_)?([A-Z][a-zα-ω]?\d*)", stem)
-    return m.group(1) if m else None
-
-
-def _stem(p: Path) -> str:
-    s = p.stem
-    return s[: -len("_results")] if s.endswith("_results") else s
-
-
-def _globalise(phases: list, epochs: list) -> list:
-    """Phase-relative epochs -> run-global epochs (offset each phase by the end of the previous)."""
-    out, offset, last, prev_phase = [], 0.0, 0.0, object()
-    for ph, ep in zip(phases, epochs):
-        if ph != prev_phase and ep is not None and not pd.isna(ep) and ep + offset <= last:
-            offset = last
-        prev_phase = ph
-        g = (ep + offset) if ep is not None and not pd.isna(ep) else np.nan
-        if not pd.isna(g):
-            last = g
-        out.append(g)
-    return out
-
-
-def _origin_of(label: Any) -> tuple[str | None, str | None]:
-    """Archive branch label -> (origin, direction)."""
-    if not isinstance(label, str):
-        return None, None
-    low = label.lower()
-    direction = "up" if low.endswith("_up") else "down" if low.endswith("_down") else None
-    if low.startswith(("ordered", "low_error", "low")):
-        return "ordered", direction
-    if low.startswith(("collapse", "high_error", "high")):
-        return "collapse", direction
-    return None, direction
-
-
-def _csv_rows(df: pd.DataFrame, stem: str) -> pd.DataFrame | None:
-    cols = set(df.columns)
-    has_err = bool({"final_error", "test_error", "error"} & cols)
-    if "lambda" not in cols or not has_err:
-        return None
-    df = df.copy()
-    if "phase" in df and df["phase"].isin(["ordered", "collapsed", "intermediate", "trap"]).any():
-        df = df.rename(columns={"phase": "paper_branch"})
-    if "final_error" in df and "test_error" not in df and "error" not in df:
-        df["test_error"] = df["final_error"]
-    df = df.rename(columns={k: v for k, v in _LEGACY_RENAME.items() if k in df and v not in df})
-    if "branch" in df:  # V1/V3/V4/Tβ2 and Tα CSVs: one row per (seed, branch, λ step)
-        od = df["branch"].map(_origin_of)
-        df["origin"] = [o for o, _ in od]
-        df["direction"] = [d for _, d in od]
-        if "run" not in df:
-            df["run"] = stem + "-" + df["branch"].astype(str) + "-s" + df["seed"].astype(str)
-        df["step"] = df.groupby("run", sort=False).cumcount()
-        df["phase"] = "ladder"
-    elif "step_idx" in df:  # R1/R2 loops: one row per λ step
-        df = df.rename(columns={"step_idx": "step"})
-        df["phase"] = "ladder"
-    else:
-        if "run" not in df:
-            df["run"] = stem + "-" + df.index.astype(str)
-        df["phase"] = "main"
-    if "run" not in df:
-        df["run"] = stem + "-s" + df["seed"].astype(str)
-    return df
-
-
-def _json_rows(data: Any, stem: str) -> pd.DataFrame | None:
-    """Dispatch on the keys of the first object; None when the shape is unknown."""
-    if isinstance(data, dict) and isinstance(data.get("results"), list):
-        data = data["results"]
-    if not isinstance(data, list) or not data or not all(isinstance(o, dict) for o in data):
-        return None
-    keys = set(data[0])
-    recs: list[dict] = []
-    if "interventions" in keys:  # W2
-        for o in data:
-            for iv in o["interventions"]:
-                lam = iv.get("target_lambda")
-                for origin in ("ordered", "collapse"):
-                    arm = iv.get(origin)
-                    if not isinstance(arm, dict):
-                        continue
-                    run = f"{stem}-s{o.get('seed')}-l{lam}-{origin}"
-                    base = dict(run=run, seed=o.get("seed"), eta=o.get("eta"), origin=origin,
-                                phase="main", init_error=arm.get("init_error"),
-                                paper_final_error=arm.get("final_error"),
-                                paper_final_gap=iv.get("final_gap"))
-                    base["lambda"] = lam
-                    traj = arm.get("trajectory") or []
-                    if not traj:
-                        recs.append(dict(base, test_error=arm.get("final_error")))
-                    for t in traj:
-                        recs.append(dict(base, epoch=t.get("epoch"), test_error=t.get("error")))
-        return pd.DataFrame.from_records(recs)
-    if "history" in keys and "direction" in keys:  # R3 spinodal ladders
-        for i, o in enumerate(data):
-            run = (f"{stem}-{o.get('direction')}-eta{o.get('noise_rate')}-"
-                   f"{o.get('hold_type', o.get('hold_epochs'))}-s{o.get('seed')}")
-            base = dict(run=run, seed=o.get("seed"), eta=o.get("noise_rate", o.get("eta")),
-                        direction=o.get("direction"), hold=o.get("hold_epochs"),
-                        hold_type=o.get("hold_type"), paper_spinodal=o.get("spinodal_lambda"),
-                        init_error=o.get("init_error"))
-            if o.get("init_error") is not None:
-                recs.append(dict(base, phase="init", test_error=o["init_error"], _init=True))
-            for h in o.get("history") or []:
-                rec = dict(base, phase="ladder", test_error=h.get("test_error", h.get("error")),
-                           epoch=h.get("global_epoch", h.get("epoch")))
-                rec["lambda"] = h.get("lambda")
-                recs.append(rec)
-        return pd.DataFrame.from_records(recs)
-    if "observe_trajectory" in keys:  # T1a/T13 lifetime
-        for o in data:
-            run = f"{stem}-s{o.get('seed')}"
-            base = dict(run=run, seed=o.get("seed"), eta=o.get("eta"),
-                        init_success=o.get("init_success"), init_error=o.get("init_error"),
-                        paper_lifetime=o.get("lifetime"), paper_censored=o.get("censored"),
-                        paper_final_error=o.get("final_error"))
-            phases, epochs, errs, lams = [], [], [], []
-            for t in o.get("init_trajectory") or []:
-                phases.append("init"); epochs.append(t.get("epoch")); errs.append(t.get("error"))
-                lams.append(o.get("init_lambda", 0.35))  # PROTOCOLS: init at λ 0.35
-            for t in o.get("observe_trajectory") or []:
-                phases.append("observe"); epochs.append(t.get("epoch")); errs.append(t.get("error"))
-                lams.append(o.get("target_lambda"))
-            for ph, raw, ge, e, lam in zip(phases, epochs, _globalise(phases, epochs), errs, lams):
-                rec = dict(base, phase=ph, phase_epoch=raw, epoch=ge, test_error=e)
-                rec["lambda"] = lam
-                recs.append(rec)
-        return pd.DataFrame.from_records(recs)
-    if "trajectory" in keys and ({"lambda_up", "lambda_down", "collapsed", "recovered"} & keys):
-        for o in data:  # T1/T2 slow spinodal
-            direction = "up" if ("lambda_up" in o or "collapsed" in o) else "down"
-            run = f"{stem}-{direction}-s{o.get('seed')}"
-            base = dict(run=run, seed=o.get("seed"), eta=o.get("eta"), direction=direction,
-                        init_success=o.get("init_success"), init_error=o.get("init_error"),
-                        paper_spinodal=o.get("lambda_up", o.get("lambda_down")),
-                        paper_final_error=o.get("final_error"), hold=o.get("hold_epochs"))
-            traj = o.get("trajectory") or []
-            phases = [t.get("phase", "ladder") for t in traj]
-            epochs = [t.get("epoch") for t in traj]
-            for t, ph, raw, ge in zip(traj, phases, epochs, _globalise(phases, epochs)):
-                rec = dict(base, phase=ph, phase_epoch=raw, epoch=ge,
-                           test_error=t.get("error", t.get("test_error")))
-                rec["lambda"] = t.get("lambda")
-                recs.append(rec)
-        return pd.DataFrame.from_records(recs)
-    if "trajectory" in keys and ("lambda_start" in keys or "checkpoint_source" in keys):
-        for o in data:  # Tα/Tγ sweeps from checkpoints
-            src = str(o.get("checkpoint_source", ""))
-            origin, _ = _origin_of(src.split("/")[-1])
-            a, b = o.get("lambda_start"), o.get("lambda_end")
-            direction = None if a is None or b is None else ("up" if b > a else "down")
-            hold = o.get("epochs_per_lambda", o.get("hold_epochs"))
-            run = str(o.get("experiment_id") or f"{stem}-s{o.get('seed')}")
-            base = dict(run=run, seed=o.get("seed"), eta=o.get("eta"), origin=origin,
-                        direction=direction, hold=hold, phase="ladder",
-                        init_error=o.get("init_error"), checkpoint_source=src or None)
-            for i, t in enumerate(o.get("trajectory") or []):
-                ep = t.get("epoch", (i + 1) * hold if hold else i + 1)
-                rec = dict(base, step=i, epoch=ep, test_error=t.get("error", t.get("test_error")))
-                rec["lambda"] = t.get("lambda")
-                recs.append(rec)
-        return pd.DataFrame.from_records(recs)
-    if "lambda" in keys and ({"final_error", "test_error", "error"} & keys):  # S2-like runs
-        for o in data:
-            base = {k: v for k, v in o.items() if not isinstance(v, (list, dict))}
-            base = {_LEGACY_RENAME.get(k, k) if _LEGACY_RENAME.get(k, k) not in o else k: v
-                    for k, v in base.items()}
-            if base.get("phase") in ("ordered", "collapsed", "intermediate", "trap"):
-                base["paper_branch"] = base.pop("phase")
-            base.setdefault("run", f"{stem}-s{o.get('seed')}")
-            base["phase"] = "main"
-            hist = o.get("error_history") or o.get("history") or []
-            if not hist:
-                recs.append(dict(base, test_error=o.get("test_error", o.get("final_error"))))
-            for h in hist:
-                recs.append(dict(base, epoch=h.get("epoch"),
-                                 test_error=h.get("error", h.get("test_error"))))
-        return pd.DataFrame.from_records(recs)
-    return None
-
-
-def _is_config(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("parameters"), dict)
-
-
-def _apply_config(df: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Copy scalar config parameters onto rows that lack them (R1 hold, Q1 width, R3 init λ...)."""
-    df = df.copy()
-    for k, v in params.items():
-        if isinstance(v, (list, dict)):
-            continue
-        col = _CONFIG_RENAME.get(k, k)
-        if col not in df:
-            df[col] = v
-        else:
-            df[col] = df[col].fillna(v) if df[col].isna().any() else df[col]
-    if "init_lambda" in params and "_init" in df:
-        df.loc[df["_init"].fillna(False).astype(bool), "lambda"] = params["init_lambda"]
-    if "init_epochs" in params and "_init" in df:
-        df.loc[df["_init"].fillna(False).astype(bool), "epoch"] = params["init_epochs"]
-    rng = params.get("lambda_range")
-    if isinstance(rng, (list, tuple)) and len(rng) >= 2:
-        df["ladder_start"], df["ladder_end"] = rng[0], rng[1]
-    return df
-
-
-def _finish_legacy(df: pd.DataFrame, stem: str, eta_default: float | None) -> pd.DataFrame:
-    df = df.copy()
-    if "experiment" in df:  # Q1's long names; the file stem names the sub-experiment (S1a, R1b...)
-        df = df.rename(columns={"experiment": "paper_experiment"})
-    df["experiment"] = stem
-    df["family"] = _family_of(stem)
-    if eta_default is not None:
-        df["eta"] = pd.to_numeric(df["eta"], errors="coerce").fillna(eta_default) \
-            if "eta" in df else eta_default
-    if "step" in df and ("epoch" not in df or df["epoch"].isna().all()):
-        hold = pd.to_numeric(df["hold"], errors="coerce") if "hold" in df else np.nan
-        df["epoch"] = (df["step"] + 1) * (hold.fillna(1) if isinstance(hold, pd.Series) else 1)
-    if "epoch" not in df or df["epoch"].isna().all():
-        total = None
-        for key in ("epochs", "total_epochs"):
-            if key in df and df[key].notna().any():
-                total = df[key]
-                break
-        if total is None and _family_of(stem) in _FRESH_100:
-            total = 100
-        df["epoch"] = total if total is not None else np.nan
-    if "_init" in df:
-        df = df.drop(columns="_init")
-    df["status"] = df["status"] if "status" in df else "completed"
-    return df
-
-
-def _read_legacy_file(p: Path) -> tuple[pd.DataFrame | None, str]:
-    """-> (rows or None, reason when None)."""
-    try:
-        if p.suffix == ".csv":
-            raw = pd.read_csv(p)
-            rows = _csv_rows(raw, _stem(p))
-            return rows, "CSV without lambda and error columns"
-        if p.suffix == ".json":
-            data = json.loads(p.read_text())
-            if _is_config(data):
-                return None, "config"
-            rows = _json_rows(data, _stem(p))
-            return rows, "JSON of unknown shape"
-    except Exception as exc:  # a broken file is reported, not fatal for the folder
-        return None, f"unreadable: {exc.__class__.__name__}: {exc}"
-    return None, "unknown file type"
-
-
-def load_legacy(path: str | Path, *, eta_default: float | None = 0.4,
+def load_legacy(path: str | Path, *, eta_default: float | None = None,
                 warn: bool = True) -> pd.DataFrame:
     """Read the paper's archived results (a file or a folder of them, recursively) into the tidy frame.
 
-    Shapes understood (PROTOCOLS.md): S1/S2/Q1/Ta-prep CSVs of final errors, S2 JSON with
-    ``error_history``, R1/R2 loop CSVs (``step_idx``, ``direction``), R3 JSON ladders, T1/T2 JSON,
-    T1a/T13 JSON, W2 JSON, Tα/Tγ JSON, V1/V3/V4/Tβ2/Tα CSVs (``seed, branch, lambda, error``), and
-    ``*_config.json`` beside them (their scalar ``parameters`` fill missing columns of the results
-    whose file name starts with the config's prefix, e.g. ``R1a_config.json`` -> ``R1a_results.csv``).
+    Every layout of PROTOCOLS.md has a reader in :mod:`dgl_ray.analysis.archive.shapes` (S1/S2/Q1/
+    Ta-prep CSVs of final errors, S2 JSON with ``error_history``, R1/R2 loop CSVs, R3 JSON ladders,
+    T1/T2 JSON, T1a/T13 JSON, W2 JSON, Tα/Tγ JSON, branch CSVs ``seed, branch, lambda, error``, JSON
+    of per-branch λ trajectories); ``*_config.json`` beside them fill missing columns of the results
+    whose file name starts with the config's prefix (``R1a_config.json`` -> ``R1a_results.csv``).
 
-    Duplicates inside a folder are read once: a CSV with a JSON of the same stem defers to the JSON
-    (richer: histories), and a file whose runs were all read already (``S2_combined``) is skipped.
-    Every file not read is named in a :class:`SkippedFileWarning` (unless ``warn=False``) and listed
-    in ``frame.attrs["skipped"]`` as ``(path, reason)``.
+    Every run of every file is read or reported: a run without evaluations keeps one row with
+    ``status == "no_evaluation"``; a file not read (unknown shape, duplicate: a CSV whose JSON twin
+    was read, or a file whose runs were all read already, ``S2_combined``) is named in a
+    :class:`SkippedFileWarning` (unless ``warn=False``) and in ``frame.attrs["skipped"]`` as
+    ``(path, reason)``. A CSV is never skipped for a JSON twin that could not be read.
+
+    Values a file and its config do not give (η of S1, hold of a ladder) stay NaN and are listed in
+    ``frame.attrs["notes"]``; pass ``eta_default`` to state η yourself (PROTOCOLS.md: 0.4 unless
+    stated). Rows with an error outside [0, 1] or a non-numeric λ are dropped and counted in
+    ``frame.attrs["excluded"]`` (see :func:`normalise`).
     """
+    from .archive import read_folder
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder (expected a paper archive: CSV/JSON "
                                 "results, or a folder of them)")
-    files = [path] if path.is_file() else sorted(
-        # hidden files and folders below `path` are skipped; the path itself may hold '..'
-        p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts))
-    skipped: list[tuple[str, str]] = []
-    configs: dict[str, tuple[Path, dict]] = {}
-    candidates = []
-    for p in files:
-        if p.suffix == ".json" and p.stem.endswith("_config"):
-            try:
-                data = json.loads(p.read_text())
-            except Exception as exc:
-                skipped.append((str(p), f"unreadable config: {exc}"))
-                continue
-            if _is_config(data):
-                configs[str(p.parent / p.stem[: -len("_config")])] = (p, data["parameters"])
-                continue
-        candidates.append(p)
-    json_stems = {(p.parent, p.stem) for p in candidates if p.suffix == ".json"}
-    # Component files before "combined" ones so that the combination is the one found duplicate.
-    candidates.sort(key=lambda p: ("combined" in p.stem, p.suffix != ".json", str(p)))
-    frames, seen_runs, used_configs = [], {}, set()
-    for p in candidates:
-        if p.suffix == ".csv" and (p.parent, p.stem) in json_stems:
-            skipped.append((str(p), f"duplicate of {p.stem}.json (same runs; JSON read instead)"))
-            continue
-        rows, reason = _read_legacy_file(p)
-        if rows is None or rows.empty:
-            skipped.append((str(p), reason if rows is None else "no rows"))
-            continue
-        stem = _stem(p)
-        # The config whose prefix is the longest prefix of this results file's stem.
-        best = None
-        for key, (cp, params) in configs.items():
-            cstem = Path(key).name
-            if Path(key).parent == p.parent and stem.startswith(cstem):
-                if best is None or len(cstem) > len(Path(best[0]).name):
-                    best = (key, cp, params)
-        if best is not None:
-            rows = _apply_config(rows, best[2])
-            used_configs.add(best[0])
-        if "_init" in rows and best is None:
-            rows.loc[rows["_init"].fillna(False).astype(bool), "lambda"] = np.nan
-        rows = _finish_legacy(rows, stem, eta_default)
-        runs = set(rows["run"].astype(str))
-        dup = runs & set(seen_runs)
-        if dup and dup == runs:
-            skipped.append((str(p), f"duplicate: all {len(runs)} runs already read from "
-                                    f"{seen_runs[next(iter(dup))]}"))
-            continue
-        if dup:
-            rows = rows[~rows["run"].astype(str).isin(dup)]
-            skipped.append((str(p), f"partly duplicate: {len(dup)} runs already read were dropped"))
-        for r in runs - dup:
-            seen_runs[r] = p.name
-        frames.append(rows)
-    for key, (cp, _) in configs.items():
-        if key not in used_configs:
-            skipped.append((str(cp), "config without matching results file"))
+    frames, skipped, notes = read_folder(path, eta_default=eta_default)
     if warn:
         for f, why in skipped:
             warnings.warn(f"load_legacy skipped {f}: {why}", SkippedFileWarning, stacklevel=2)
-    if not frames:
-        df = normalise(pd.DataFrame(columns=CORE_COLUMNS))
-    else:
-        df = normalise(pd.concat(frames, ignore_index=True, sort=False))
+    df = normalise(pd.concat(frames, ignore_index=True, sort=False) if frames
+                   else pd.DataFrame(columns=CORE_COLUMNS))
     df.attrs["skipped"] = skipped
+    df.attrs["notes"] = notes
     return df
 
 
