@@ -136,7 +136,10 @@ def test_spinodal_third_consecutive_crossing_and_censoring():
 
     t = spinodal_table(df).set_index("direction")
     assert t.loc["up", "lambda_mean"] == pytest.approx(0.61)
-    assert t.loc["up", "lambda_std"] == pytest.approx(np.std([0.52, 0.70], ddof=1))
+    # the paper's published R3 spreads are population SDs (ddof 0); ddof is a parameter
+    assert t.loc["up", "lambda_std"] == pytest.approx(np.std([0.52, 0.70], ddof=0))
+    t1 = spinodal_table(df, ddof=1).set_index("direction")
+    assert t1.loc["up", "lambda_std"] == pytest.approx(np.std([0.52, 0.70], ddof=1))
     assert (t.loc["up", "n"], t.loc["up", "n_censored"]) == (2, 1)
     assert t.loc["down", "lambda_mean"] == pytest.approx(0.53)
     assert t.loc["up", "coexistence_width"] == pytest.approx(0.61 - 0.53)

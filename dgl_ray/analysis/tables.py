@@ -71,14 +71,16 @@ def _sort(out: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: float = T_MIN,
-                 axes: Iterable[str] = DEFAULT_AXES, per_step: bool = False) -> pd.DataFrame:
+                 axes: Iterable[str] = DEFAULT_AXES, per_step: bool = False,
+                 ddof: int = 1) -> pd.DataFrame:
     """Branch counts per λ (paper rule: L if error <= L, H if >= H, intermediate between, T if >= T).
 
     Uses each run's final error (``per_step=True``: the last evaluation of every λ step of every run,
     for ladders). Returns one row per λ (and per value of each varying axis) with ``n`` (all runs,
     diverged included), ``L``, ``intermediate``, ``H``, ``T`` (T is a subset of H, as in the paper),
     ``n_diverged``, ``n_missing`` (error NaN without a diverged status), ``frac_L``, ``frac_H``,
-    ``mean_error`` and ``std_error`` (ddof 1, over runs with an error).
+    ``mean_error`` and ``std_error`` (``ddof``, over runs with an error; 1 by default, the
+    critical-point rule of the paper for the spread of final errors at one λ).
     """
     by = ["run", "lambda", "direction"] if per_step else ["run"]
     f = final_rows(_drop_phases(df, ("init",)) if per_step else df, by)
@@ -93,7 +95,7 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
                    H=int((e >= H).sum()), T=int((e >= T).sum()), n_diverged=int(div.sum()),
                    n_missing=int((e.isna() & ~div).sum()))
         rec.update(frac_L=rec["L"] / n if n else np.nan, frac_H=rec["H"] / n if n else np.nan,
-                   mean_error=e.mean(), std_error=e.std(ddof=1) if e.notna().sum() > 1 else np.nan)
+                   mean_error=e.mean(), std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan)
         rows.append(rec)
     return _sort(pd.DataFrame(rows), keys)
 
@@ -113,7 +115,7 @@ def _side(f: pd.DataFrame, L: float, H: float) -> pd.Series:
 
 def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
               axes: Iterable[str] = DEFAULT_AXES, pair_on: str = "seed",
-              exclude_phases: Sequence[str] = ("init",)) -> pd.DataFrame:
+              exclude_phases: Sequence[str] = ("init",), ddof: int = 0) -> pd.DataFrame:
     """Gap Δ(λ) = mean error of the H side − mean error of the L side at the same λ (paper rule).
 
     A row is on the H side if its run started from a collapse checkpoint (``origin == "collapse"``),
@@ -123,7 +125,8 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
     fresh runs give their final error and ladders one value per λ.
 
     W2 rule: where runs with both origins pair by ``pair_on`` (seed) at a λ, the per-seed differences
-    H − L are summarised as ``paired_gap_mean``, ``paired_gap_std`` (population, ddof 0) and
+    H − L are summarised as ``paired_gap_mean``, ``paired_gap_std`` (``ddof``; 0 = the population
+    SD of the paper's W2 table) and
     ``paired_gap_max``, with ``n_pairs``.
 
     Returns per λ (and varying axis): ``n_L``, ``n_H``, ``mean_L``, ``mean_H``, ``gap``, ``basis``
@@ -155,7 +158,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
                 diffs = (piv["collapse"] - piv["ordered"]).dropna().to_numpy()
         rec.update(n_pairs=len(diffs),
                    paired_gap_mean=diffs.mean() if len(diffs) else np.nan,
-                   paired_gap_std=diffs.std(ddof=0) if len(diffs) else np.nan,
+                   paired_gap_std=diffs.std(ddof=ddof) if len(diffs) > ddof else np.nan,
                    paired_gap_max=diffs.max() if len(diffs) else np.nan)
         rows.append(rec)
     cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_pairs",
@@ -167,22 +170,35 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
 # hysteresis
 # --------------------------------------------------------------------------------------------------
 
+def _h_leg(g: pd.DataFrame) -> str:
+    """Which leg of a loop is the H branch: the leg whose runs started from collapse checkpoints
+    (Tα: down from collapse, up from ordered), else the up leg (R1/R2: the paper's H(λ↑), L(λ↓))."""
+    o = g.dropna(subset=["origin"]) if "origin" in g else g.iloc[:0]
+    if o.empty:
+        return "up"
+    by_leg = o.groupby("direction")["origin"].agg(set).to_dict()
+    return "down" if by_leg.get("down") == {"collapse"} or by_leg.get("up") == {"ordered"} else "up"
+
+
 def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
-                     exclude_phases: Sequence[str] = ("init",)) -> pd.DataFrame:
+                     exclude_phases: Sequence[str] = ("init",), ddof: int = 1) -> pd.DataFrame:
     """Up and down branches side by side per λ (R1/R2 loops, Tα sweeps).
 
     Each run contributes the last evaluation of each λ step of each leg (``direction``). Returns per
     λ (and varying axis): ``n_up``, ``up`` (mean error going up), ``up_std``, ``n_down``, ``down``,
-    ``down_std`` (ddof 1), ``gap = up − down`` and ``n_diverged``. The sign is the direction's, not
-    the branch's: an R1 loop starts fresh (high error) so up > down, while a Tα sweep goes up from an
-    ordered checkpoint and down from a collapsed one, so its gap is negative (use :func:`gap_table`
-    for the H − L gap by origin). The R1 archive gives the paper's
-    H(λ↑)/L(λ↓)/gap table; note its λ↑ at 0.22 is taken after only 2 global epochs.
+    ``down_std`` (``ddof``), ``H_leg`` (the leg on the H branch), ``gap`` = H-leg − L-leg (the
+    paper's convention, positive when the branches are in the paper's order, as in
+    :func:`gap_table`), ``up_minus_down`` (the signed difference of the legs) and ``n_diverged``.
+
+    The H leg is the one whose runs started from collapse checkpoints (a Tα sweep goes down from a
+    collapsed checkpoint and up from an ordered one), else the up leg: the R1 archive gives the
+    paper's H(λ↑)/L(λ↓)/gap table (note its λ↑ at 0.22 is taken after only 2 global epochs).
     """
     d = _drop_phases(df, exclude_phases)
     d = d[d["direction"].isin(["up", "down"])]
     f = final_rows(d, ["run", "lambda", "direction"])
     keys = varying_axes(f, axes) + ["lambda"]
+    h_leg = _h_leg(f)
     rows = []
     for k, g in _groups(f, keys):
         rec = dict(zip(keys, k))
@@ -190,11 +206,13 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
             e = g.loc[g["direction"].eq(leg), "test_error"]
             rec[f"n_{leg}"] = int(e.notna().sum())
             rec[leg] = e.mean()
-            rec[f"{leg}_std"] = e.std(ddof=1) if e.notna().sum() > 1 else np.nan
-        rec["gap"] = rec["up"] - rec["down"]
-        rec["n_diverged"] = int(_diverged(g).sum())
+            rec[f"{leg}_std"] = e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan
+        l_leg = "down" if h_leg == "up" else "up"
+        rec.update(H_leg=h_leg, gap=rec[h_leg] - rec[l_leg], up_minus_down=rec["up"] - rec["down"],
+                   n_diverged=int(_diverged(g).sum()))
         rows.append(rec)
-    cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "gap", "n_diverged"]
+    cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "H_leg", "gap",
+                   "up_minus_down", "n_diverged"]
     return _sort(pd.DataFrame(rows, columns=cols), keys)
 
 
@@ -212,10 +230,13 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
     never crosses is censored at the ladder's end: ``ladder_end`` when the frame has it (the
     planned end, R3 configs), else the last λ the run reached. A diverged step (error NaN) breaks a
     run of crossings; the leg is flagged ``diverged``. Returns one row per (run, direction) with the
-    axes, ``seed``, ``spinodal_lambda``, ``censored``, ``n_steps``, ``diverged``.
+    axes, ``seed``, ``spinodal_lambda``, ``censored``, ``n_steps``, ``diverged``, ``excluded``
+    (a leg with no ladder step, e.g. after a failed init: ``spinodal_lambda`` NaN, counted).
     """
+    every_leg = df[df["direction"].isin(["up", "down"])]
     d = _drop_phases(df, ("init",))
-    d = d[d["direction"].isin(["up", "down"])]
+    d = d[d["direction"].isin(["up", "down"]) & ~d["status"].astype(object).eq("no_evaluation")] \
+        if "status" in d else d[d["direction"].isin(["up", "down"])]
     steps = final_rows(d, ["run", "direction", "lambda"])
     steps = steps.assign(_ep=steps["epoch"].fillna(-1)).sort_values(["run", "_ep"], kind="stable")
     ax = [a for a in axes if a in d.columns]
@@ -239,19 +260,31 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
         rec.update(run=run, direction=leg, seed=g["seed"].iloc[0] if "seed" in g else None,
                    spinodal_lambda=lam[at] if at is not None else
                    (float(end.iloc[0]) if len(end) else lam[-1]),
-                   censored=at is None, n_steps=len(g), diverged=bool(_diverged(g).any()))
+                   censored=at is None, n_steps=len(g), diverged=bool(_diverged(g).any()),
+                   excluded=False)
         rows.append(rec)
+    seen = {(r["run"], r["direction"]) for r in rows}
+    for (run, leg), g in every_leg.groupby(["run", "direction"], sort=True):
+        if (run, leg) not in seen:  # a leg that never climbed (failed init): counted, not measured
+            rec = {a: g[a].iloc[0] for a in ax}
+            rec.update(run=run, direction=leg, seed=g["seed"].iloc[0] if "seed" in g else None,
+                       spinodal_lambda=np.nan, censored=False, n_steps=0, diverged=False,
+                       excluded=True)
+            rows.append(rec)
     return pd.DataFrame(rows, columns=ax + ["run", "direction", "seed", "spinodal_lambda",
-                                            "censored", "n_steps", "diverged"])
+                                            "censored", "n_steps", "diverged", "excluded"])
 
 
 def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
-                   consecutive: int = SPINODAL_RUN, inclusive: bool = False, ddof: int = 1,
+                   consecutive: int = SPINODAL_RUN, inclusive: bool = False, ddof: int = 0,
                    axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
-    """Spinodal summary per η, hold and direction (R3, T1/T2): mean and std (``ddof``; the paper's
-    notebooks use pandas' ddof 1) of the per-run spinodal λ (:func:`spinodal_points`, censored runs
-    at the ladder's end), ``n``, ``n_censored``, ``n_diverged``, and the coexistence width
-    = mean λ↑ − mean λ↓ of the same η/hold cell (NaN when one direction is missing).
+    """Spinodal summary per η, hold and direction (R3, T1/T2): mean and std (``ddof``; 0 = the
+    population SD of the paper's published R3 table) of the per-run spinodal λ
+    (:func:`spinodal_points`, censored runs at the ladder's end), ``n`` (legs measured),
+    ``n_censored``, ``n_diverged``, ``n_excluded`` (legs without ladder steps, not in ``n``),
+    ``all_censored``, and the coexistence width = mean λ↑ − mean λ↓ of the same η/hold cell (NaN
+    when one direction is missing) with ``width_censored`` = True when it rests on a direction
+    whose legs are all censored (a bound, not a measurement; the paper's λ↓ = 0.200 is one).
     """
     pts = spinodal_points(df, up=up, down=down, consecutive=consecutive, inclusive=inclusive,
                           axes=axes)
@@ -260,22 +293,28 @@ def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = S
     keys = cell + ["direction"]
     rows = []
     for k, g in _groups(pts, keys):
-        s = g["spinodal_lambda"].astype(float)
+        kept = g[~g["excluded"].astype(bool)]
+        s = kept["spinodal_lambda"].astype(float)
         rec = dict(zip(keys, k))
         rec.update(lambda_mean=s.mean(), lambda_std=s.std(ddof=ddof) if len(s) > ddof else np.nan,
-                   n=len(g), n_censored=int(g["censored"].sum()), n_diverged=int(g["diverged"].sum()))
+                   n=len(kept), n_censored=int(kept["censored"].sum()),
+                   n_diverged=int(kept["diverged"].sum()), n_excluded=int(len(g) - len(kept)),
+                   all_censored=bool(len(kept)) and bool(kept["censored"].all()))
         rows.append(rec)
     out = pd.DataFrame(rows, columns=keys + ["lambda_mean", "lambda_std", "n", "n_censored",
-                                             "n_diverged"])
-    width = []
+                                             "n_diverged", "n_excluded", "all_censored"])
+    width, width_censored = [], []
     for _, r in out.iterrows():
         same = np.ones(len(out), dtype=bool)
         for c in cell:
             same &= (out[c].eq(r[c]) | (out[c].isna() & pd.isna(r[c]))).to_numpy()
         u = out.loc[same & out["direction"].eq("up").to_numpy(), "lambda_mean"]
         dn = out.loc[same & out["direction"].eq("down").to_numpy(), "lambda_mean"]
-        width.append(u.iloc[0] - dn.iloc[0] if len(u) and len(dn) else np.nan)
+        both = len(u) and len(dn)
+        width.append(u.iloc[0] - dn.iloc[0] if both else np.nan)
+        width_censored.append(bool(both) and bool(out.loc[same, "all_censored"].any()))
     out["coexistence_width"] = width
+    out["width_censored"] = width_censored
     return _sort(out, keys)
 
 
@@ -290,21 +329,35 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
     with error >= ``threshold``; lifetime = time of the last of them − (consecutive − 1). Times are
     epochs since the observation phase began (epoch − the run's last epoch before it). A run that
     never dies is censored at its last observed time. A diverged run dies at its first NaN
-    evaluation (flag ``diverged``). Runs whose ``init_success`` is False are dropped when
-    ``require_init_success`` (PROTOCOLS: the init must reach error <= 0.30) and flagged ``excluded``.
+    evaluation (flag ``diverged``). Runs whose ``init_success`` is False (when
+    ``require_init_success``; PROTOCOLS: the init must reach error <= 0.30) and runs with no
+    observation at all (a failed init observed nothing) are kept as rows flagged ``excluded``, with
+    the reason in ``exclusion`` ("init failed" / "no observation"), so that tables count them.
 
     Uses the rows of ``phase`` when the frame has any, else every non-init row. Returns one row per
     run: axes, ``lambda``, ``seed``, ``time`` (lifetime or censoring time), ``died``, ``diverged``,
-    ``excluded``, ``final_error`` (last evaluation).
+    ``excluded``, ``exclusion``, ``final_error`` (last evaluation).
     """
     d = df
     use_phase = phase is not None and "phase" in d and d["phase"].eq(phase).any()
     ax = [a for a in axes if a in d.columns]
+    unevaluated = d["status"].astype(object).eq("no_evaluation") if "status" in d else \
+        pd.Series(False, index=d.index)
     rows = []
     for run, g in d.groupby("run", sort=True):
         g = g.sort_values("epoch", kind="stable", na_position="first")
         obs = g[g["phase"].eq(phase)] if use_phase else _drop_phases(g, ("init",))
-        if obs.empty:
+        obs = obs[~unevaluated.loc[obs.index]]
+        init_failed = bool("init_success" in g and g["init_success"].eq(False).any())
+        excluded = "init failed" if require_init_success and init_failed else \
+            "no observation" if obs.empty else None
+        rec = {a: (obs if len(obs) else g)[a].iloc[-1] for a in ax}
+        rec.update(run=run, **{"lambda": (obs if len(obs) else g)["lambda"].iloc[-1]},
+                   seed=g["seed"].iloc[0] if "seed" in g else None, time=np.nan, died=False,
+                   diverged=False, excluded=excluded is not None, exclusion=excluded,
+                   final_error=np.nan)
+        if obs.empty:  # a run that observed nothing (failed init) is counted, not timed
+            rows.append(rec)
             continue
         before = g.loc[g.index.difference(obs.index), "epoch"]
         t0 = before.max() if before.notna().any() else 0.0
@@ -322,17 +375,12 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
             if count >= consecutive:
                 died, time = True, t[i] - (consecutive - 1)
                 break
-        excluded = bool(require_init_success and "init_success" in g
-                        and g["init_success"].eq(False).any())
-        rec = {a: obs[a].iloc[-1] for a in ax}
-        rec.update(run=run, **{"lambda": obs["lambda"].iloc[-1]},
-                   seed=g["seed"].iloc[0] if "seed" in g else None, time=time, died=died,
-                   diverged=diverged, excluded=excluded,
+        rec.update(time=time, died=died, diverged=diverged,
                    final_error=obs["test_error"].dropna().iloc[-1] if obs["test_error"].notna().any()
                    else np.nan)
         rows.append(rec)
     return pd.DataFrame(rows, columns=ax + ["run", "lambda", "seed", "time", "died", "diverged",
-                                            "excluded", "final_error"])
+                                            "excluded", "exclusion", "final_error"])
 
 
 def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
@@ -341,8 +389,10 @@ def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
                    ddof: int = 1) -> pd.DataFrame:
     """Survival per λ (T1a/T13): ``n`` (runs kept), ``survived``, ``died``, ``survival_fraction``,
     ``lifetime_mean``/``lifetime_min`` of the dead, ``n_diverged`` (counted among the dead),
-    ``n_excluded`` (failed init, not in ``n``), ``final_error_mean``/``final_error_std`` (ddof) of
-    the kept runs. The Kaplan–Meier curve is :func:`km_curve`.
+    ``n_excluded`` (not in ``n``: failed init or nothing observed, also split as ``n_init_failed``
+    and ``n_not_observed``), ``final_error_mean``/``final_error_std`` (``ddof``; 1 by default,
+    pandas' and the T1a/T13 notebooks') of the kept runs. The Kaplan–Meier curve is
+    :func:`km_curve`.
     """
     r = survival_runs(df, threshold=threshold, consecutive=consecutive, phase=phase, axes=axes,
                       require_init_success=require_init_success)
@@ -358,6 +408,8 @@ def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
                    lifetime_mean=dead["time"].mean() if len(dead) else np.nan,
                    lifetime_min=dead["time"].min() if len(dead) else np.nan,
                    n_diverged=int(kept["diverged"].sum()), n_excluded=int(g["excluded"].sum()),
+                   n_init_failed=int(g["exclusion"].eq("init failed").sum()),
+                   n_not_observed=int(g["exclusion"].eq("no observation").sum()),
                    final_error_mean=kept["final_error"].mean(),
                    final_error_std=kept["final_error"].std(ddof=ddof)
                    if kept["final_error"].notna().sum() > ddof else np.nan)
@@ -390,6 +442,90 @@ def km_curve(df: pd.DataFrame, **kw) -> pd.DataFrame:
         parts.append(part)
     cols = keys + ["time", "survival"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+# --------------------------------------------------------------------------------------------------
+# critical slowing and trap escape
+# --------------------------------------------------------------------------------------------------
+
+CONVERGED_BELOW = 0.20   # critical slowing (exp K): first epoch with error < 0.20
+ESCAPE_BELOW = 0.60      # trap escape (Tδ): escaped if the final error < 0.60
+# Names the archive gives a run's own "first epoch below the threshold" when it kept no history.
+CONVERGENCE_COLUMNS = ("convergence_epoch", "first_epoch_below", "epochs_to_converge", "conv_epoch")
+
+
+def convergence_table(df: pd.DataFrame, *, threshold: float = CONVERGED_BELOW,
+                      axes: Iterable[str] = DEFAULT_AXES, column: str | None = None,
+                      exclude_phases: Sequence[str] = ("init",)) -> pd.DataFrame:
+    """Critical slowing (exp K): the first epoch at which each run's error is < ``threshold``.
+
+    From each run's history (its evaluations, ``init`` phase left out); a run with a single
+    evaluation has no history, so its own convergence column is used where the archive kept one
+    (``column``, else the first of :data:`CONVERGENCE_COLUMNS` present), and otherwise it is counted
+    in ``n_no_history``, not guessed. Per λ (and varying axis): ``n`` (runs), ``n_converged``,
+    ``mean``, ``min``, ``max`` of the first epoch of the converged runs, ``n_no_history``,
+    ``n_diverged``.
+    """
+    d = _drop_phases(df, exclude_phases)
+    col = column or next((c for c in CONVERGENCE_COLUMNS if c in d.columns), None)
+    ax = varying_axes(d, axes)
+    per_run = []
+    for run, g in d.groupby("run", sort=True):
+        g = g.sort_values("epoch", kind="stable")
+        evals = g[g["test_error"].notna()]
+        first, history = np.nan, len(evals) > 1
+        if history:
+            below = evals.loc[evals["test_error"] < threshold, "epoch"]
+            first = float(below.iloc[0]) if len(below) else np.nan
+        elif col is not None and g[col].notna().any():
+            history, first = True, float(pd.to_numeric(g[col], errors="coerce").dropna().iloc[0])
+        rec = {a: g[a].iloc[-1] for a in ax}
+        rec.update(run=run, **{"lambda": g["lambda"].iloc[-1]}, first=first, history=history,
+                   diverged=bool(_diverged(g).any()))
+        per_run.append(rec)
+    r = pd.DataFrame(per_run, columns=ax + ["run", "lambda", "first", "history", "diverged"])
+    keys = ax + ["lambda"]
+    rows = []
+    for k, g in _groups(r, keys):
+        conv = g.loc[g["history"] & g["first"].notna(), "first"]
+        rec = dict(zip(keys, k))
+        rec.update(n=len(g), n_converged=len(conv), mean=conv.mean(), min=conv.min(),
+                   max=conv.max(), n_no_history=int((~g["history"].astype(bool)).sum()),
+                   n_diverged=int(g["diverged"].sum()))
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows, columns=keys + ["n", "n_converged", "mean", "min", "max",
+                                                    "n_no_history", "n_diverged"]), keys)
+
+
+def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
+                 by: Sequence[str] = ("intervention", "lambda", "lr_multiplier"),
+                 phase: str | None = "intervention",
+                 axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Trap escape (Tδ): per intervention (λ × LR multiplier, and its name where the archive gives
+    one), ``n`` runs, ``escaped`` (final error < ``escape_below``), ``escape_fraction``,
+    ``final_error_mean``, ``final_error_min``, ``n_missing`` (no final error: not evaluated),
+    ``n_diverged`` (a diverged run has not escaped).
+
+    Uses the rows of ``phase`` when the frame has any (a trap sweep also holds the runs that made
+    the trapped checkpoints), else every non-init row.
+    """
+    d = df[df["phase"].eq(phase)] if phase is not None and "phase" in df and df["phase"].eq(phase).any() \
+        else _drop_phases(df, ("init",))
+    f = final_rows(d, ["run"])
+    keys = varying_axes(f, axes) + [c for c in by if c in f.columns]
+    rows = []
+    for k, g in _groups(f, keys):
+        e = pd.to_numeric(g["test_error"], errors="coerce")
+        div = _diverged(g)
+        rec = dict(zip(keys, k))
+        rec.update(n=len(g), escaped=int((e < escape_below).sum()),
+                   escape_fraction=float((e < escape_below).mean()) if len(g) else np.nan,
+                   final_error_mean=e.mean(), final_error_min=e.min(),
+                   n_missing=int((e.isna() & ~div).sum()), n_diverged=int(div.sum()))
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows, columns=keys + ["n", "escaped", "escape_fraction",
+                                                    "final_error_mean", "final_error_min",
+                                                    "n_missing", "n_diverged"]), keys)
 
 
 # --------------------------------------------------------------------------------------------------
