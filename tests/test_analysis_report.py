@@ -80,20 +80,35 @@ def test_build_report_sections_for_ladders_survival_and_origins(tmp_path):
                                            (0.4, "down", 0.3), (0.2, "down", 0.15)]):
             rows.append(dict(run=f"loop{seed}", family="R1", seed=seed, **{"lambda": lam}, epoch=i + 1,
                              direction=leg, phase="ladder", test_error=e, hold=1))
-        # one-leg ladders from checkpoints (Tα/R3-like) -> spinodal and gap by origin
+        # one-leg sweeps from checkpoints (Tα-like) -> hysteresis by origin and gap by origin,
+        # never a spinodal table (they are not spinodal runs)
         for i, lam in enumerate([0.4, 0.5, 0.6, 0.7]):
             rows.append(dict(run=f"up{seed}", family="Ta", seed=seed, **{"lambda": lam}, epoch=i + 1,
                              direction="up", origin="ordered", phase="ladder", test_error=0.12))
             rows.append(dict(run=f"dn{seed}", family="Ta", seed=seed, **{"lambda": 1.1 - lam},
                              epoch=i + 1, direction="down", origin="collapse", phase="ladder",
                              test_error=0.6 if i < 2 else 0.2))
+        # one-leg ladders after an init phase (R3-like) -> spinodal
+        rows.append(dict(run=f"sp{seed}", family="R3", seed=seed, **{"lambda": 0.35}, epoch=30,
+                         direction="up", phase="init", test_error=0.15))
+        for i, lam in enumerate([0.4, 0.42, 0.44, 0.46]):
+            rows.append(dict(run=f"sp{seed}", family="R3", seed=seed, **{"lambda": lam}, epoch=31 + i,
+                             direction="up", phase="ladder", test_error=0.5))
         # a lifetime run (T13-like) -> survival
         for i in range(8):
             rows.append(dict(run=f"life{seed}", family="T13", seed=seed, **{"lambda": 0.54}, epoch=i + 1,
                              phase="observe", test_error=0.5 if (seed == 0 and i > 1) else 0.1))
     rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
-    assert {"R1/hysteresis_table", "Ta/spinodal_table", "Ta/gap_table_by_origin",
-            "T13/survival_table"} <= set(rep.tables)
+    assert {"R1/hysteresis_table", "Ta/hysteresis_table", "Ta/gap_table_by_origin",
+            "R3/spinodal_table", "T13/survival_table"} <= set(rep.tables)
+    assert "Ta/spinodal_table" not in rep.tables and "R3/hysteresis_table" not in rep.tables
+    # one gap convention: H − L, positive for both the in-run loop and the checkpoint sweeps
+    assert (rep.tables["R1/hysteresis_table"].set_index("lambda").loc[0.2, "gap"]
+            == pytest.approx(0.6 - 0.15))
+    ta = rep.tables["Ta/hysteresis_table"].set_index("lambda")
+    assert ta.loc[0.6, "H_leg"] == "down" and ta.loc[0.6, "gap"] == pytest.approx(0.6 - 0.12)
+    assert ta.loc[0.6, "up_minus_down"] == pytest.approx(0.12 - 0.6)
+    assert rep.tables["R3/spinodal_table"].iloc[0]["lambda_mean"] == pytest.approx(0.44)
     assert rep.tables["T13/survival_table"].iloc[0]["died"] == 1
     assert rep.tables["Ta/gap_table_by_origin"].set_index("lambda").loc[0.5, "n_pairs"] == 3
     assert "R1/spinodal_table" not in rep.tables  # loops are not one-leg ladders

@@ -7,8 +7,8 @@ Pure functions: a tidy DataFrame (one row per trial per evaluation) in, a table 
 - archive: the registry of the archive's file shapes (one reader per layout) behind load_legacy.
 - tables: :func:`branch_table`, :func:`gap_table`, :func:`hysteresis_table`, :func:`spinodal_points`,
   :func:`spinodal_table`, :func:`survival_runs`, :func:`survival_table`, :func:`km_curve`,
-  :func:`convergence_table`, :func:`escape_table`, :func:`critical_point`, :func:`bimodality`,
-  :func:`sarle_coefficient`. Gaps are always H-branch − L-branch (positive in the paper's order).
+  :func:`convergence_table`, :func:`escape_table`, :func:`final_error_table`,
+  :func:`critical_point`, :func:`bimodality`, :func:`sarle_coefficient`. Gaps are always H-branch − L-branch (positive in the paper's order).
 - figures: :func:`hysteresis_loop`, :func:`coexistence_map`, :func:`error_histograms`,
   :func:`survival_curves`, :func:`phase_diagram`, :func:`spinodal_plot`, :func:`finite_size_curves`,
   :func:`save_png`.
@@ -22,13 +22,13 @@ from .frames import (CORE_COLUMNS, InvalidValueWarning, SkippedFileWarning, fina
 from .report import build_report, to_markdown
 from .synthetic import fake_sweep_frame, write_fake_sweep
 from .tables import (bimodality, branch_table, convergence_table, critical_point, escape_table,
-                     gap_table, hysteresis_table, km_curve, sarle_coefficient, spinodal_points,
+                     final_error_table, gap_table, hysteresis_table, km_curve, sarle_coefficient, spinodal_points,
                      spinodal_table, survival_runs, survival_table, varying_axes)
 
 __all__ = [
     "CORE_COLUMNS", "InvalidValueWarning", "SkippedFileWarning", "load", "load_experiment",
     "load_legacy", "normalise", "final_rows", "is_sweep_path",
-    "branch_table", "convergence_table", "escape_table", "gap_table", "hysteresis_table",
+    "branch_table", "convergence_table", "escape_table", "final_error_table", "gap_table", "hysteresis_table",
     "spinodal_points", "spinodal_table",
     "survival_runs", "survival_table", "km_curve", "critical_point", "bimodality",
     "sarle_coefficient", "varying_axes",

@@ -43,7 +43,8 @@ def hysteresis_loop(df: pd.DataFrame, **kw) -> Figure:
     """Mean test error against λ for the up and down legs (one panel per hold/axis cell)."""
     h = T.hysteresis_table(df, **kw)
     cells = [c for c in h.columns if c not in ("lambda", "n_up", "up", "up_std", "n_down", "down",
-                                                "down_std", "gap", "n_diverged")]
+                                                "down_std", "H_leg", "gap", "up_minus_down",
+                                                "n_diverged")]
     groups = list(h.groupby(cells, dropna=False)) if cells else [((), h)]
     fig, axes = _fig(5.0 * max(1, len(groups)), 4.0, ncols=max(1, len(groups)))
     if h.empty:
@@ -51,7 +52,8 @@ def hysteresis_loop(df: pd.DataFrame, **kw) -> Figure:
     for ax, (key, g) in zip(axes[0], groups):
         for leg, color, mark in (("up", "tab:red", "^"), ("down", "tab:blue", "v")):
             ax.errorbar(g["lambda"], g[leg], yerr=g[f"{leg}_std"], color=color, marker=mark,
-                        ms=3, lw=1, capsize=2, label=f"λ {leg}")
+                        ms=3, lw=1, capsize=2,  # gap = H leg − L leg (tables.hysteresis_table)
+                        label=f"λ {leg} ({'H' if len(g) and leg == g['H_leg'].iloc[0] else 'L'} branch)")
         ax.set_xlabel("λ")
         ax.set_ylabel("test error")
         key = key if isinstance(key, tuple) else (key,)

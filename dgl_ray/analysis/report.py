@@ -4,15 +4,24 @@
 ``experiment``) which of the paper's reductions apply, writes ``report.md`` and PNG figures into
 an output folder, and returns the Markdown text with the tables it computed.
 
-What applies to what (so that a fresh-run sweep does not get a meaningless spinodal table):
+What applies to what (:func:`plan_section`; a table appears only where the data has what it needs,
+and every table not shown is listed with the reason):
 
+- a family's own table first: λ schedules (``schedules``, runs with ``schedule_kind``) -> final error
+  per schedule, and nothing that pools runs of different schedules by their final λ; trap
+  (``trap``, Tδ, runs with ``lr_multiplier``) -> escapes per (λ, LR multiplier);
 - fresh runs (no ``direction``, no ``origin``, no ``observe`` phase): branch table, coexistence map,
-  error histograms, bimodality (λ with >= 4 runs), critical point (>= 3 λ values), gap by branch,
+  error histograms, gap by branch; bimodality (dip test) at λ with >= 5 runs; critical point when
+  >= 3 λ have >= 5 runs each; critical slowing (first epoch < 0.20) when runs have histories;
   phase diagram (η varies), finite-size curves (width varies);
-- ladders with both legs (``direction`` up and down): hysteresis table and loop;
-- ladders with one leg per run: spinodal table and points;
+- hysteresis: runs holding both legs (in-run loops, R1/R2) of experiments that have both, or sweeps
+  from checkpoints with both an up and a down leg (Tα); gap = H leg − L leg;
+- spinodal: one-leg ladders that are spinodal runs (family spinodal/R3/T1-spinodal, an ``init``
+  phase, or the archive's own spinodal value); other one-leg ladders get no spinodal table;
 - runs with an ``origin`` (from checkpoints): gap table by origin (with W2's paired gaps);
-- runs with an ``observe`` phase: survival table and Kaplan–Meier curves.
+- runs with an ``observe`` phase (lifetime): survival table and Kaplan–Meier curves.
+
+Each section says how many runs it has, how many have no evaluation, and which runs no table used.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import pandas as pd
 
 from . import figures as F
 from . import tables as T
+from .frames import final_rows
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -65,26 +75,118 @@ def _section_key(df: pd.DataFrame) -> pd.Series:
     return fam.where(fam.notna(), exp).fillna("all").astype(str)
 
 
-def _applicable(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Sub-frames on which each kind of reduction applies."""
-    out: dict[str, pd.DataFrame] = {}
-    observe_runs = set(d.loc[d["phase"].eq("observe"), "run"]) if "phase" in d else set()
-    fresh = d[d["direction"].isna() & d["origin"].isna() & ~d["run"].isin(observe_runs)]
+MIN_RUNS_PER_LAMBDA = 5  # a dip test or a variance peak needs many seeds at each λ
+MIN_LAMBDAS = 3          # ... and a critical point several λ
+
+SCHEDULE_FAMILIES = {"schedules", "Q2"}
+TRAP_FAMILIES = {"trap", "Td", "Td1", "Td2", "Tδ", "Tδ1", "Tδ2"}
+SPINODAL_FAMILIES = {"spinodal", "R3", "T1-spinodal", "T2-spinodal"}
+LIFETIME_FAMILIES = {"lifetime", "T1a", "T13"}
+
+
+@dataclass
+class SectionPlan:
+    """The parts of a section's rows each reduction uses, and the reductions declined, with why."""
+    parts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    declined: dict[str, str] = field(default_factory=dict)
+
+
+def _runs(d: pd.DataFrame, mask: pd.Series) -> set:
+    return set(d.loc[mask, "run"])
+
+
+def _has(d: pd.DataFrame, col: str) -> bool:
+    return col in d and d[col].notna().any()
+
+
+def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
+    """Decide which reductions apply to the rows ``d`` of one section (see the module docstring)."""
+    plan = SectionPlan()
+    fam = str(family) if family is not None else ""
+    if fam in SCHEDULE_FAMILIES or _has(d, "schedule_kind"):
+        plan.parts["schedules"] = d
+        plan.declined["branch/bimodality/critical point/hysteresis/spinodal"] = (
+            "runs follow different λ schedules; pooling them by final λ would mix schedules")
+        return plan
+    if fam in TRAP_FAMILIES or _has(d, "lr_multiplier"):
+        plan.parts["trap"] = d
+        plan.declined["critical point/bimodality"] = "an intervention set is not a λ scan"
+        return plan
+    observe = _runs(d, d["phase"].eq("observe")) if "phase" in d else set()
+    if fam in LIFETIME_FAMILIES:
+        observe |= set(d["run"])
+    legs = d[d["direction"].isin(["up", "down"]) & ~d["run"].isin(observe)]
+    n_dir = legs.groupby("run")["direction"].nunique()
+    loop_runs = set(n_dir[n_dir == 2].index)
+    one_leg = set(n_dir[n_dir == 1].index)
+    origin_runs = _runs(d, d["origin"].notna()) - observe
+    fresh = d[~d["run"].isin(observe | loop_runs | one_leg | origin_runs)]
     if len(fresh):
-        out["fresh"] = fresh
-    legs = d[d["direction"].isin(["up", "down"])]
-    if len(legs):
-        per_run = legs.groupby("run")["direction"].nunique()
-        if set(legs["direction"]) == {"up", "down"}:
-            out["hysteresis"] = legs
-        single = per_run[per_run == 1].index
-        if len(single):
-            out["spinodal"] = d[d["run"].isin(single)]
-    if d["origin"].notna().any():
-        out["origin"] = d[d["origin"].notna()]
-    if observe_runs:
-        out["survival"] = d[d["run"].isin(observe_runs)]
-    return out
+        plan.parts["fresh"] = fresh
+    # hysteresis: loops of experiments that hold both legs; sweeps from checkpoints with both legs
+    loops = legs[legs["run"].isin(loop_runs)]
+    if len(loops):
+        exp = loops["experiment"].astype(object).fillna("")
+        both = loops.groupby(exp)["direction"].transform("nunique") == 2
+        if both.any():
+            plan.parts["hysteresis"] = loops[both]
+        if not both.all():
+            plan.declined["hysteresis_table (some experiments)"] = (
+                f"{loops.loc[~both, 'run'].nunique()} loop runs of experiments with one leg only")
+    swept = legs[legs["run"].isin(one_leg & origin_runs)]
+    if len(swept):
+        if set(swept["direction"]) == {"up", "down"}:
+            plan.parts["hysteresis"] = pd.concat([plan.parts.get("hysteresis", swept.iloc[:0]), swept])
+        else:
+            plan.declined["hysteresis_table"] = (
+                f"sweeps from checkpoints go {'/'.join(sorted(set(swept['direction'])))} only")
+    if "hysteresis" not in plan.parts and one_leg - origin_runs:
+        plan.declined.setdefault("hysteresis_table",
+                                 "no run or checkpoint sweep pairs an up leg with a down leg")
+    # spinodal: one-leg ladders that are spinodal runs, not any ladder
+    ladders = one_leg - origin_runs
+    if ladders:
+        lad = d[d["run"].isin(ladders)]
+        marks = pd.Series(fam in SPINODAL_FAMILIES, index=lad.index)
+        if "phase" in lad:
+            marks |= lad["run"].isin(_runs(lad, lad["phase"].eq("init")))
+        for col in ("paper_spinodal", "ladder_end"):
+            if col in lad:
+                marks |= lad["run"].isin(_runs(lad, lad[col].notna()))
+        if "protocol" in lad:
+            marks |= lad["run"].isin(_runs(lad, lad["protocol"].eq("spinodal")))
+        spin = set(lad.loc[marks, "run"])
+        if spin:
+            plan.parts["spinodal"] = d[d["run"].isin(spin)]
+        if ladders - spin:
+            plan.declined["spinodal_table"] = (
+                f"{len(ladders - spin)} one-way ladders are not spinodal runs (no init phase, no "
+                "spinodal family or value)")
+    elif origin_runs & one_leg:
+        plan.declined["spinodal_table"] = "sweeps from checkpoints are not spinodal ladders"
+    if origin_runs:
+        plan.parts["origin"] = d[d["run"].isin(origin_runs)]
+    if observe:
+        plan.parts["survival"] = d[d["run"].isin(observe)]
+    return plan
+
+
+def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, bool, bool]:
+    """(rows of the λ with enough runs for a dip test, critical point applies, slowing applies)."""
+    per_lam = final_rows(f, ["run"]).groupby("lambda")["run"].nunique()
+    many = per_lam[per_lam >= MIN_RUNS_PER_LAMBDA].index
+    if not len(many):
+        plan.declined["bimodality"] = (f"no λ has >= {MIN_RUNS_PER_LAMBDA} runs "
+                                       f"(most: {int(per_lam.max()) if len(per_lam) else 0})")
+    crit = len(many) >= MIN_LAMBDAS
+    if not crit:
+        plan.declined["critical_point"] = (f"needs >= {MIN_LAMBDAS} λ with >= "
+                                           f"{MIN_RUNS_PER_LAMBDA} runs each; here {len(many)}")
+    evals = f[f["test_error"].notna()].groupby("run").size()
+    slowing = bool(len(evals)) and (evals > 1).mean() >= 0.5
+    if not slowing:
+        plan.declined["convergence_table"] = "runs keep only a final error (no per-epoch history)"
+    return f[f["lambda"].isin(many)], crit, slowing
 
 
 def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray analysis report",
@@ -108,6 +210,16 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         md.append("Files not read:\n")
         md.extend(f"- `{p}`: {why}" for p, why in skipped)
         md.append("")
+    excluded = df.attrs.get("excluded") or []
+    if excluded:
+        md.append("Rows excluded (values no table can use):\n")
+        md.extend(f"- {exp}: {n} rows, {why}" for exp, why, n in excluded)
+        md.append("")
+    notes = df.attrs.get("notes") or []
+    if notes:
+        md.append("Values the files do not give (left empty, not assumed):\n")
+        md.extend(f"- {n}" for n in notes)
+        md.append("")
     rep = Report("", out_dir / "report.md")
 
     def table(section: str, name: str, t: pd.DataFrame, note: str = ""):
@@ -129,48 +241,92 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         rep.figures.append(p)
         md.append(f"![{section} {name}](figures/{p.name})\n")
 
+    def runs_note(sub: pd.DataFrame, extra: str = "") -> str:
+        n = sub["run"].nunique()
+        noeval = sub.loc[sub["status"].astype(object).eq("no_evaluation"), "run"].nunique() \
+            if "status" in sub else 0
+        used.update(sub["run"])
+        return f"Uses {n} runs" + (f" ({noeval} without evaluation, counted)" if noeval else "") + \
+            (f"; {extra}" if extra else "") + "."
+
     for section, d in df.groupby(_section_key(df), sort=True):
         md.append(f"## {section}\n")
-        md.append(f"{d['run'].nunique()} runs; experiments: "
+        n_noeval = d.loc[d["status"].astype(object).eq("no_evaluation"), "run"].nunique()
+        md.append(f"{d['run'].nunique()} runs ({n_noeval} without any evaluation); experiments: "
                   f"{', '.join(sorted(map(str, d['experiment'].dropna().unique())))}\n")
-        parts = _applicable(d)
+        fam = d["family"].dropna().iloc[0] if d["family"].notna().any() else None
+        plan = plan_section(d, fam)
+        parts = plan.parts
+        used: set = set()
+        if "schedules" in parts:
+            f = parts["schedules"]
+            by = [c for c in ("schedule_kind", "schedule") if c in f and f[c].notna().any()] or ["experiment"]
+            table(section, "schedule_table", T.final_error_table(f, by=by),
+                  runs_note(f, f"final error of each run per {', '.join(by)}; L <= 0.20, H >= 0.40"))
+        if "trap" in parts:
+            f = parts["trap"]
+            et = T.escape_table(f)
+            table(section, "escape_table", et,
+                  runs_note(f, f"{int(et['n'].sum()) if len(et) else 0} interventions; escaped if "
+                               "the final error < 0.60"))
         if "fresh" in parts:
             f = parts["fresh"]
             table(section, "branch_table", T.branch_table(f),
-                  "Final error of each run; L <= 0.20, H >= 0.40, T >= 0.85 (T counted in H).")
+                  runs_note(f, "final error of each run; L <= 0.20, H >= 0.40, T >= 0.85 (T counted "
+                               "in H)"))
             figure(section, "coexistence_map", F.coexistence_map, f)
             figure(section, "error_histograms", F.error_histograms, f)
-            bt = T.branch_table(f)
-            if (bt["n"] >= 4).any():
-                table(section, "bimodality", T.bimodality(f),
-                      "Hartigan's dip test (bimodal if p < 0.05) and Sarle's coefficient (> 5/9).")
-            if f["lambda"].nunique() >= 3:
+            many, crit, slowing = _fresh_decisions(f, plan)
+            if len(many):
+                table(section, "bimodality", T.bimodality(many),
+                      f"Hartigan's dip test (bimodal if p < 0.05) and Sarle's coefficient (> 5/9), "
+                      f"at the λ with >= {MIN_RUNS_PER_LAMBDA} runs ({many['run'].nunique()} runs).")
+            if crit:
                 table(section, "critical_point", T.critical_point(f, n_boot=n_boot),
                       f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws.")
+            if slowing:
+                table(section, "convergence_table", T.convergence_table(f),
+                      "Critical slowing: first epoch with error < 0.20 (from each run's history).")
             g = T.gap_table(f)
             if g["gap"].notna().any():
-                table(section, "gap_table", g, "H and L sides by branch (fresh runs).")
+                table(section, "gap_table", g, "H and L sides by branch (fresh runs); gap = H − L.")
             if f["eta"].nunique() > 1:
                 figure(section, "phase_diagram", F.phase_diagram, f)
             if f["width"].nunique() > 1:
                 figure(section, "finite_size_curves", F.finite_size_curves, f)
         if "hysteresis" in parts:
-            table(section, "hysteresis_table", T.hysteresis_table(parts["hysteresis"]),
-                  "Mean error of each λ step, up leg beside down leg; gap = up − down.")
-            figure(section, "hysteresis_loop", F.hysteresis_loop, parts["hysteresis"])
+            h = parts["hysteresis"]
+            ht = T.hysteresis_table(h, axes=tuple(T.DEFAULT_AXES) + ("experiment",)
+                                    if h["origin"].isna().all() else T.DEFAULT_AXES)
+            table(section, "hysteresis_table", ht,
+                  runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
+                               "leg (H_leg), up_minus_down the signed difference"))
+            figure(section, "hysteresis_loop", F.hysteresis_loop, h)
         if "spinodal" in parts:
-            table(section, "spinodal_table", T.spinodal_table(parts["spinodal"]),
-                  "3rd consecutive step with error > 0.40 (up) / < 0.25 (down); censored at the "
-                  "ladder's end.")
-            figure(section, "spinodal_points", F.spinodal_plot, parts["spinodal"])
+            sp = parts["spinodal"]
+            table(section, "spinodal_table", T.spinodal_table(sp),
+                  runs_note(sp, "3rd consecutive step with error > 0.40 (up) / < 0.25 (down); "
+                                "censored at the ladder's end; std ddof 0 (the paper's)"))
+            figure(section, "spinodal_points", F.spinodal_plot, sp)
         if "origin" in parts:
-            table(section, "gap_table_by_origin", T.gap_table(parts["origin"]),
-                  "H side = runs from collapse checkpoints, L side = from ordered ones; paired by "
-                  "seed (population std).")
+            o = parts["origin"]
+            table(section, "gap_table_by_origin", T.gap_table(o),
+                  runs_note(o, "H side = runs from collapse checkpoints, L side = from ordered ones; "
+                               "gap = H − L; paired by seed (population std)"))
         if "survival" in parts:
-            table(section, "survival_table", T.survival_table(parts["survival"]),
-                  "Dead at 5 consecutive evaluations >= 0.40 (lifetime = epoch of the 5th − 4).")
-            figure(section, "survival_curves", F.survival_curves, parts["survival"])
+            sv = parts["survival"]
+            table(section, "survival_table", T.survival_table(sv),
+                  runs_note(sv, "dead at 5 consecutive evaluations >= 0.40 (lifetime = epoch of the "
+                                "5th − 4); failed inits counted in n_excluded"))
+            figure(section, "survival_curves", F.survival_curves, sv)
+        if plan.declined:
+            md.append("Not shown here:\n")
+            md.extend(f"- {name}: {why}" for name, why in plan.declined.items())
+            md.append("")
+        unused = set(d["run"]) - used
+        if unused:
+            md.append(f"{len(unused)} runs used by no table (e.g. "
+                      f"{', '.join(sorted(map(str, unused))[:3])}).\n")
         if not parts:
             md.append("_No table applies to these rows._\n")
     rep.markdown = "\n".join(md)

@@ -100,6 +100,31 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
     return _sort(pd.DataFrame(rows), keys)
 
 
+def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), *,
+                      L: float = L_MAX, H: float = H_MIN, ddof: int = 1,
+                      axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Final error per group of ``by`` (λ schedules: one row per schedule, never pooled by the
+    schedule's final λ), and per varying axis: ``n``, ``L``, ``intermediate``, ``H``,
+    ``mean_error``, ``std_error`` (``ddof``), ``min_error``, ``max_error``, ``n_missing``,
+    ``n_diverged``."""
+    f = final_rows(df, ["run"])
+    keys = varying_axes(f, axes) + [c for c in by if c in f.columns]
+    rows = []
+    for k, g in _groups(f, keys):
+        e = pd.to_numeric(g["test_error"], errors="coerce")
+        div = _diverged(g)
+        rec = dict(zip(keys, k))
+        rec.update(n=len(g), L=int((e <= L).sum()), intermediate=int(((e > L) & (e < H)).sum()),
+                   H=int((e >= H).sum()), mean_error=e.mean(),
+                   std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan,
+                   min_error=e.min(), max_error=e.max(), n_missing=int((e.isna() & ~div).sum()),
+                   n_diverged=int(div.sum()))
+        rows.append(rec)
+    return _sort(pd.DataFrame(rows, columns=keys + [
+        "n", "L", "intermediate", "H", "mean_error", "std_error", "min_error", "max_error",
+        "n_missing", "n_diverged"]), keys)
+
+
 # --------------------------------------------------------------------------------------------------
 # gap table
 # --------------------------------------------------------------------------------------------------
