@@ -376,8 +376,12 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
         init_failed = bool("init_success" in g and g["init_success"].eq(False).any())
         excluded = "init failed" if require_init_success and init_failed else \
             "no observation" if obs.empty else None
-        rec = {a: (obs if len(obs) else g)[a].iloc[-1] for a in ax}
-        rec.update(run=run, **{"lambda": (obs if len(obs) else g)["lambda"].iloc[-1]},
+        # a run that observed nothing still belongs to its target λ (not the init's λ)
+        src = obs if len(obs) else g[~g["phase"].eq("init")] if "phase" in g else g
+        src = src if len(src) else g
+        lam = src["lambda"].dropna()
+        rec = {a: src[a].iloc[-1] for a in ax}
+        rec.update(run=run, **{"lambda": lam.iloc[-1] if len(lam) else np.nan},
                    seed=g["seed"].iloc[0] if "seed" in g else None, time=np.nan, died=False,
                    diverged=False, excluded=excluded is not None, exclusion=excluded,
                    final_error=np.nan)
