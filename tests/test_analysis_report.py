@@ -114,3 +114,104 @@ def test_build_report_sections_for_ladders_survival_and_origins(tmp_path):
     assert "R1/spinodal_table" not in rep.tables  # loops are not one-leg ladders
     assert all(p.exists() for p in rep.figures) and len(rep.figures) >= 3
     assert "![" in rep.path.read_text()
+
+
+# -------------------------------------------------------------------------------- fits the data
+
+def _report(rows, tmp_path, **kw):
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+    return build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10, figures=False, **kw)
+
+
+def test_one_way_ladders_of_two_experiments_are_not_a_hysteresis_loop(tmp_path):
+    """R3-like up ladders (R3a) and down ladders (R3b): spinodal table, no hysteresis table."""
+    rows = []
+    for seed in range(3):
+        for exp, leg, lams, e in (("R3a", "up", [0.40, 0.42, 0.44], 0.5),
+                                  ("R3b", "down", [0.30, 0.28, 0.26], 0.2)):
+            rows.append(dict(run=f"{exp}-{seed}", experiment=exp, family="R3", seed=seed, epoch=30,
+                             phase="init", direction=leg, test_error=0.3, **{"lambda": 0.35}))
+            rows += [dict(run=f"{exp}-{seed}", experiment=exp, family="R3", seed=seed, epoch=31 + i,
+                          phase="ladder", direction=leg, test_error=e, **{"lambda": l})
+                     for i, l in enumerate(lams)]
+    rep = _report(rows, tmp_path)
+    assert "R3/spinodal_table" in rep.tables and "R3/hysteresis_table" not in rep.tables
+    assert "hysteresis_table: no run or checkpoint sweep pairs" in rep.markdown
+
+
+def test_ladders_that_are_not_spinodal_runs_get_no_spinodal_table(tmp_path):
+    rows = [dict(run=f"l{s}", family="X", seed=s, epoch=i + 1, phase="ladder", direction="up",
+                 test_error=0.5, **{"lambda": l}) for s in range(3) for i, l in enumerate([0.4, 0.5, 0.6])]
+    rep = _report(rows, tmp_path)
+    assert not any(k.endswith("spinodal_table") for k in rep.tables)
+    assert "spinodal_table: 3 one-way ladders are not spinodal runs" in rep.markdown
+
+
+def test_intervention_sets_get_escapes_not_a_critical_point(tmp_path):
+    rows = []
+    for i, (lam, mult) in enumerate([(0.6, 0.01), (0.0, 0.01), (0.2, 0.01), (0.6, 0.1), (0.6, 1.0)]):
+        for seed in range(5):
+            rows += [dict(run=f"iv{i}-{seed}", family="trap", seed=seed, epoch=e, phase="intervention",
+                          origin="collapse", lr_multiplier=mult, test_error=0.9, **{"lambda": lam})
+                     for e in (1, 2)]
+    rep = _report(rows, tmp_path)
+    assert set(rep.tables) == {"trap/escape_table"}
+    t = rep.tables["trap/escape_table"]
+    assert len(t) == 5 and t["escaped"].sum() == 0 and t["n"].eq(5).all()
+    assert "an intervention set is not a λ scan" in rep.markdown
+
+
+def test_schedules_get_one_row_per_schedule_never_pooled_by_final_lambda(tmp_path):
+    rows = []
+    for kind, final_lam, err in (("ramp_up", 0.6, 0.8), ("quench_down", 0.6, 0.1),
+                                 ("fixed_collapse", 0.6, 0.85)):
+        for seed in range(5):
+            rows += [dict(run=f"{kind}-{seed}", family="schedules", schedule_kind=kind, seed=seed,
+                          epoch=e, phase="main", test_error=err, **{"lambda": final_lam})
+                     for e in (1, 2)]
+    rep = _report(rows, tmp_path)
+    assert set(rep.tables) == {"schedules/schedule_table"}
+    t = rep.tables["schedules/schedule_table"].set_index("schedule_kind")
+    assert t.loc["quench_down", "L"] == 5 and t.loc["ramp_up", "H"] == 5
+    assert "pooling them by final λ would mix schedules" in rep.markdown
+
+
+def test_few_seeds_per_lambda_get_no_critical_point_or_dip_test(tmp_path):
+    rows = [dict(run=f"r{l}-{s}", family="S1", seed=s, epoch=100, test_error=0.1 + l, **{"lambda": l})
+            for l in (0.3, 0.4, 0.5, 0.6) for s in range(3)]
+    rep = _report(rows, tmp_path)
+    assert set(rep.tables) >= {"S1/branch_table"}
+    assert not {"S1/critical_point", "S1/bimodality"} & set(rep.tables)
+    assert "critical_point: needs >= 3 λ with >= 5 runs each; here 0" in rep.markdown
+    assert "Uses 12 runs" in rep.markdown
+
+
+def test_every_run_is_counted_in_its_section(tmp_path):
+    rows = [dict(run="life0", family="T1a", seed=0, epoch=e, phase="observe", test_error=0.1,
+                 **{"lambda": 0.46}) for e in range(1, 7)]
+    rows.append(dict(run="life1", family="T1a", seed=1, phase="observe", test_error=None,
+                     status="no_evaluation", init_success=False, **{"lambda": 0.46}))
+    rep = _report(rows, tmp_path)
+    assert "2 runs (1 without any evaluation)" in rep.markdown
+    assert rep.tables["T1a/survival_table"].iloc[0]["n_excluded"] == 1
+
+
+def test_report_exits_0_on_every_folder_of_the_archive(tmp_path, capsys):
+    """In-process (one import) to stay fast: each folder and the whole archive."""
+    from dgl_ray.analysis.__main__ import main
+    folders = sorted(p for p in ARCHIVE.iterdir() if p.is_dir()) + [ARCHIVE]
+    assert len(folders) >= 6
+    for f in folders:
+        out = tmp_path / f"rep-{f.name}"
+        assert main(["report", str(f), "--out", str(out), "--no-figures", "--n-boot", "10",
+                     "--quiet"]) == 0, f
+        md = (out / "report.md").read_text()
+        assert "runs" in md and "## " in md
+    md = (tmp_path / f"rep-{ARCHIVE.name}" / "report.md").read_text()
+    for section in ("## Q1", "## R1", "## S1", "## S2", "## Ta"):
+        assert section in md
+    assert "S1a_results.csv: η not given" in md  # said, not assumed

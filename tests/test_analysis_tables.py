@@ -248,3 +248,99 @@ def test_final_rows_takes_highest_epoch():
     df = frame([dict(run="a", **{"lambda": 0.5}, epoch=2, test_error=0.2),
                 dict(run="a", **{"lambda": 0.5}, epoch=1, test_error=0.9)])
     assert final_rows(df)["test_error"].tolist() == [0.2]
+
+
+# -------------------------------------------------------------------------------- spreads, ddof
+
+def test_branch_table_ddof_is_a_parameter():
+    f = frame(run_rows("a", [0.1], lam=0.5), run_rows("b", [0.3], lam=0.5))
+    assert branch_table(f).iloc[0]["std_error"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert branch_table(f, ddof=0).iloc[0]["std_error"] == pytest.approx(0.1)
+
+
+def test_gap_table_paired_std_ddof():
+    rows = []
+    for seed, (lo, hi) in enumerate([(0.1, 0.7), (0.1, 0.9)]):
+        rows += run_rows(f"o{seed}", [lo], lam=0.5, origin="ordered", seed=seed)
+        rows += run_rows(f"c{seed}", [hi], lam=0.5, origin="collapse", seed=seed)
+    g = gap_table(frame(rows)).iloc[0]
+    assert g["paired_gap_std"] == pytest.approx(0.1)  # W2: population SD
+    assert gap_table(frame(rows), ddof=1).iloc[0]["paired_gap_std"] == pytest.approx(
+        np.std([0.6, 0.8], ddof=1))
+
+
+# -------------------------------------------------------------------------------- one gap convention
+
+def test_hysteresis_gap_is_h_minus_l_for_sweeps_from_checkpoints():
+    """Tα: up from an ordered checkpoint (L), down from a collapsed one (H): gap = down − up > 0,
+    the same sign as gap_table; the signed up − down is kept as up_minus_down."""
+    lams = [0.3, 0.5]
+    rows = []
+    for seed in range(2):
+        rows += run_rows(f"u{seed}", [0.1, 0.12], lams=lams, direction="up", origin="ordered",
+                         seed=seed)
+        rows += run_rows(f"d{seed}", [0.9, 0.8], lams=lams[::-1], direction="down",
+                         origin="collapse", seed=seed)
+    f = frame(rows)
+    h = hysteresis_table(f).set_index("lambda")
+    g = gap_table(f).set_index("lambda")
+    assert (h["H_leg"] == "down").all()
+    assert h.loc[0.3, "gap"] == pytest.approx(0.8 - 0.1) == g.loc[0.3, "gap"]
+    assert h.loc[0.3, "up_minus_down"] == pytest.approx(0.1 - 0.8)
+
+
+def test_hysteresis_gap_of_an_in_run_loop_is_up_minus_down():
+    rows = run_rows("r", [0.6, 0.5, 0.2], lams=[0.2, 0.4, 0.2], direction=None)
+    for r, d in zip(rows, ["up", "up", "down"]):
+        r["direction"] = d
+    h = hysteresis_table(frame(rows)).set_index("lambda")
+    assert h.loc[0.2, "H_leg"] == "up" and h.loc[0.2, "gap"] == pytest.approx(0.4)
+
+
+# -------------------------------------------------------------------------------- new tables
+
+def test_convergence_table_first_epoch_below_threshold():
+    from dgl_ray.analysis import convergence_table
+    f = frame(run_rows("a", [0.5, 0.3, 0.19, 0.1], lam=0.4),   # converges at epoch 3
+              run_rows("b", [0.5, 0.15, 0.1, 0.1], lam=0.4),   # at epoch 2
+              run_rows("c", [0.5, 0.5, 0.5, 0.5], lam=0.4),    # never
+              run_rows("d", [0.5, 0.5, 0.1], lam=0.5, phase="main"),
+              run_rows("e", [0.15], lam=0.5))                  # final error only: no history
+    t = convergence_table(f).set_index("lambda")
+    assert (t.loc[0.4, "n"], t.loc[0.4, "n_converged"]) == (3, 2)
+    assert (t.loc[0.4, "mean"], t.loc[0.4, "min"], t.loc[0.4, "max"]) == (2.5, 2, 3)
+    assert t.loc[0.5, "n_no_history"] == 1 and t.loc[0.5, "n_converged"] == 1
+    assert convergence_table(f, threshold=0.12).set_index("lambda").loc[0.4, "n_converged"] == 2
+
+
+def test_convergence_table_uses_the_archive_column_without_history():
+    from dgl_ray.analysis import convergence_table
+    f = frame(run_rows("a", [0.1], lam=0.4, convergence_epoch=12),
+              run_rows("b", [0.1], lam=0.4, convergence_epoch=20))
+    t = convergence_table(f).iloc[0]
+    assert (t["n_converged"], t["mean"], t["n_no_history"]) == (2, 16, 0)
+
+
+def test_escape_table_per_intervention():
+    from dgl_ray.analysis import escape_table
+    rows = run_rows("prep", [0.9], lam=0.6, phase="prep")
+    for i, (lam, mult, err) in enumerate([(0.6, 0.01, 0.9), (0.6, 0.01, 0.5), (0.0, 0.1, 0.88),
+                                          (0.0, 0.1, np.nan)]):
+        rows += run_rows(f"iv{i}", [0.9, err], lam=lam, phase="intervention", lr_multiplier=mult,
+                         start_epoch=101)
+    t = escape_table(frame(rows)).set_index(["lambda", "lr_multiplier"])
+    assert len(t) == 2  # the preparation run is not an intervention
+    assert (t.loc[(0.6, 0.01), "n"], t.loc[(0.6, 0.01), "escaped"]) == (2, 1)
+    assert t.loc[(0.6, 0.01), "final_error_mean"] == pytest.approx(0.7)
+    assert (t.loc[(0.0, 0.1), "escaped"], t.loc[(0.0, 0.1), "n_missing"]) == (0, 1)
+    assert escape_table(frame(rows), escape_below=0.95).set_index(
+        ["lambda", "lr_multiplier"]).loc[(0.6, 0.01), "escaped"] == 2
+
+
+def test_spinodal_leg_without_ladder_is_counted_and_censored_width_flagged():
+    rows = ladder("u1", [0.5, 0.5, 0.5], UP[:3], "up") + ladder("d1", [0.5] * 3, DOWN[:3], "down")
+    rows += [dict(run="u2", **{"lambda": 0.35}, epoch=30, test_error=0.5, phase="init",
+                  direction="up")]  # failed init: no ladder step
+    t = spinodal_table(frame(rows)).set_index("direction")
+    assert (t.loc["up", "n"], t.loc["up", "n_excluded"]) == (1, 1)
+    assert t.loc["down", "all_censored"] and t.loc["up", "width_censored"]
