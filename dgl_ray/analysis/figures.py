@@ -44,7 +44,7 @@ def hysteresis_loop(df: pd.DataFrame, **kw) -> Figure:
     h = T.hysteresis_table(df, **kw)
     cells = [c for c in h.columns if c not in ("lambda", "n_up", "up", "up_std", "n_down", "down",
                                                 "down_std", "H_leg", "gap", "up_minus_down",
-                                                "n_diverged")]
+                                                "n_diverged", "n_missing")]
     groups = list(h.groupby(cells, dropna=False)) if cells else [((), h)]
     fig, axes = _fig(5.0 * max(1, len(groups)), 4.0, ncols=max(1, len(groups)))
     if h.empty:

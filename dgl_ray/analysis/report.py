@@ -81,7 +81,6 @@ MIN_LAMBDAS = 3          # ... and a critical point several λ
 SCHEDULE_FAMILIES = {"schedules", "Q2"}
 TRAP_FAMILIES = {"trap", "Td", "Td1", "Td2", "Tδ", "Tδ1", "Tδ2"}
 SPINODAL_FAMILIES = {"spinodal", "R3", "T1-spinodal", "T2-spinodal"}
-LIFETIME_FAMILIES = {"lifetime", "T1a", "T13"}
 
 
 @dataclass
@@ -112,9 +111,8 @@ def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
         plan.parts["trap"] = d
         plan.declined["critical point/bimodality"] = "an intervention set is not a λ scan"
         return plan
+    # lifetime runs: an observe phase (a failed init keeps a flagged observe row, see archive)
     observe = _runs(d, d["phase"].eq("observe")) if "phase" in d else set()
-    if fam in LIFETIME_FAMILIES:
-        observe |= set(d["run"])
     legs = d[d["direction"].isin(["up", "down"]) & ~d["run"].isin(observe)]
     n_dir = legs.groupby("run")["direction"].nunique()
     loop_runs = set(n_dir[n_dir == 2].index)

@@ -62,6 +62,14 @@ def _groups(df: pd.DataFrame, keys: list[str]):
         yield (k if isinstance(k, tuple) else (k,)), g
 
 
+def _count_cell(d: pd.DataFrame, keys: list[str], values: tuple) -> int:
+    """Rows of ``d`` in the cell ``keys == values`` (NaN matches NaN)."""
+    m = pd.Series(True, index=d.index)
+    for c, v in zip(keys, values):
+        m &= d[c].isna() if pd.isna(v) else d[c].eq(v)
+    return int(m.sum())
+
+
 def _sort(out: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.sort_values(keys, kind="stable").reset_index(drop=True) if len(out) and keys else out
 
@@ -155,7 +163,8 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
     ``paired_gap_max``, with ``n_pairs``.
 
     Returns per λ (and varying axis): ``n_L``, ``n_H``, ``mean_L``, ``mean_H``, ``gap``, ``basis``
-    (origin|branch), ``n_diverged``, and the paired columns (NaN where nothing pairs).
+    (origin|branch), ``n_diverged``, ``n_missing`` (no error, not diverged: e.g. never evaluated),
+    and the paired columns (NaN where nothing pairs).
     """
     f = final_rows(_drop_phases(df, exclude_phases), ["run", "lambda", "direction"])
     f = f.assign(_side=_side(f, L, H), _div=_diverged(f))
@@ -173,7 +182,8 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         e_l = g.loc[g["_side"].eq("L"), "test_error"]
         basis = "origin" if has_origin.any() else "branch"
         rec.update(n_L=int(e_l.notna().sum()), n_H=int(e_h.notna().sum()), mean_L=e_l.mean(),
-                   mean_H=e_h.mean(), basis=basis, n_diverged=int(g["_div"].sum()))
+                   mean_H=e_h.mean(), basis=basis, n_diverged=int(g["_div"].sum()),
+                   n_missing=int((g["test_error"].isna() & ~g["_div"]).sum()))
         rec["gap"] = rec["mean_H"] - rec["mean_L"]
         diffs = np.array([])
         if has_origin.any() and pair_on in g:
@@ -186,7 +196,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
                    paired_gap_std=diffs.std(ddof=ddof) if len(diffs) > ddof else np.nan,
                    paired_gap_max=diffs.max() if len(diffs) else np.nan)
         rows.append(rec)
-    cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_pairs",
+    cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_missing", "n_pairs",
                    "paired_gap_mean", "paired_gap_std", "paired_gap_max"]
     return _sort(pd.DataFrame(rows, columns=cols), keys)
 
@@ -213,7 +223,8 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
     λ (and varying axis): ``n_up``, ``up`` (mean error going up), ``up_std``, ``n_down``, ``down``,
     ``down_std`` (``ddof``), ``H_leg`` (the leg on the H branch), ``gap`` = H-leg − L-leg (the
     paper's convention, positive when the branches are in the paper's order, as in
-    :func:`gap_table`), ``up_minus_down`` (the signed difference of the legs) and ``n_diverged``.
+    :func:`gap_table`), ``up_minus_down`` (the signed difference of the legs), ``n_diverged`` and
+    ``n_missing`` (steps without an error that did not diverge).
 
     The H leg is the one whose runs started from collapse checkpoints (a Tα sweep goes down from a
     collapsed checkpoint and up from an ordered one), else the up leg: the R1 archive gives the
@@ -233,11 +244,12 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
             rec[leg] = e.mean()
             rec[f"{leg}_std"] = e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan
         l_leg = "down" if h_leg == "up" else "up"
+        div = _diverged(g)
         rec.update(H_leg=h_leg, gap=rec[h_leg] - rec[l_leg], up_minus_down=rec["up"] - rec["down"],
-                   n_diverged=int(_diverged(g).sum()))
+                   n_diverged=int(div.sum()), n_missing=int((g["test_error"].isna() & ~div).sum()))
         rows.append(rec)
     cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "H_leg", "gap",
-                   "up_minus_down", "n_diverged"]
+                   "up_minus_down", "n_diverged", "n_missing"]
     return _sort(pd.DataFrame(rows, columns=cols), keys)
 
 
@@ -614,11 +626,14 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     Uses each run's final error; diverged runs count as H (a diverged model has lost the task).
     Returns one row per varying-axis cell: ``lambda_c_var``, ``var_ci_low``, ``var_ci_high``,
     ``lambda_c_logistic``, ``logistic_width``, ``logistic_ci_low``, ``logistic_ci_high``,
-    ``n_runs``, ``n_lambda``.
+    ``n_runs``, ``n_lambda``, ``n_missing`` (runs of the cell without a final error or λ, not used).
     """
     f = final_rows(df, ["run"])
-    f = f.assign(_e=f["test_error"].where(~_diverged(f), 1.0)).dropna(subset=["_e", "lambda"])
+    f = f.assign(_e=f["test_error"].where(~_diverged(f), 1.0))
     keys = varying_axes(f, axes)
+    # runs without a final error (never evaluated) or without λ cannot be placed: counted per cell
+    missing = f[f["_e"].isna() | f["lambda"].isna()]
+    f = f.dropna(subset=["_e", "lambda"])
     rng = np.random.default_rng(seed)
     rows = []
     for k, g in _groups(f, keys):
@@ -638,7 +653,7 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
         rec = dict(zip(keys, k))
         rec.update(lambda_c_var=peak, var_ci_low=vl, var_ci_high=vh, lambda_c_logistic=x0,
                    logistic_width=w, logistic_ci_low=ll, logistic_ci_high=lh, n_runs=len(g),
-                   n_lambda=len(idx_by))
+                   n_lambda=len(idx_by), n_missing=_count_cell(missing, keys, k))
         rows.append(rec)
     return pd.DataFrame(rows)
 
@@ -661,7 +676,8 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
     """Bimodality of final errors per λ (and varying axis): Hartigan's dip statistic and p-value
     (``diptest`` package, table interpolation), ``bimodal`` = p < ``alpha`` (the paper's rule), and
     Sarle's coefficient with ``sarle_bimodal`` = b > 5/9. Columns: ``n``, ``dip``, ``dip_p``,
-    ``bimodal``, ``sarle``, ``sarle_bimodal``, ``n_diverged`` (diverged runs are not in the test).
+    ``bimodal``, ``sarle``, ``sarle_bimodal``, ``n_diverged`` and ``n_missing`` (runs without a
+    final error: not in the test, counted in ``n``).
     """
     import diptest  # imported here so that the rest of the package works without it
 
@@ -678,6 +694,7 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
         b = sarle_coefficient(x)
         rec.update(n=len(g), dip=dip, dip_p=p, bimodal=bool(p < alpha) if np.isfinite(p) else False,
                    sarle=b, sarle_bimodal=bool(b > 5 / 9) if np.isfinite(b) else False,
-                   n_diverged=int(_diverged(g).sum()))
+                   n_diverged=int(_diverged(g).sum()),
+                   n_missing=int((g["test_error"].isna() & ~_diverged(g)).sum()))
         rows.append(rec)
     return _sort(pd.DataFrame(rows), keys)
