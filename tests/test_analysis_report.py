@@ -215,3 +215,21 @@ def test_report_exits_0_on_every_folder_of_the_archive(tmp_path, capsys):
     for section in ("## Q1", "## R1", "## S1", "## S2", "## Ta"):
         assert section in md
     assert "S1a_results.csv: η not given" in md  # said, not assumed
+
+
+def test_report_eta_default_is_stated_by_the_user_and_checked(tmp_path, capsys):
+    import pandas as pd
+
+    from dgl_ray.analysis.__main__ import main
+    src = tmp_path / "S1z_results.csv"
+    pd.DataFrame({"lambda": [0.4, 0.5], "seed": [0, 1], "final_error": [0.1, -1.0]}).to_csv(src, index=False)
+    assert main(["report", str(src), "--out", str(tmp_path / "a"), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "note: S1z_results.csv: η not given" in out
+    assert "excluded 1 rows of S1z: error outside [0, 1]" in out
+    assert main(["report", str(src), "--out", str(tmp_path / "b"), "--no-figures",
+                 "--eta-default", "0.4"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert main(["report", str(src), "--eta-default", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --eta-default 4")

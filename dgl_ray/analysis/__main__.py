@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.add_argument("--n-boot", type=int, default=200, help="bootstrap draws for the critical point")
     rp.add_argument("--quiet", action="store_true", help="do not print the tables")
+    rp.add_argument("--eta-default", type=float, default=None, metavar="ETA",
+                    help="η of archive files that state none (default: left empty and said)")
     args = parser.parse_args(argv)
+    if args.eta_default is not None and not 0.0 <= args.eta_default < 1.0:
+        print(f"error: --eta-default {args.eta_default}: η must be in [0, 1)", file=sys.stderr)
+        return 2
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # skipped files are listed in the report instead
-                df = load_legacy(path)
+                df = load_legacy(path, eta_default=args.eta_default)
     except (ValueError, OSError) as exc:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                        n_boot=args.n_boot, echo=not args.quiet)
     for p, why in df.attrs.get("skipped", []):
         print(f"skipped {p}: {why}")
+    for exp, why, n in df.attrs.get("excluded", []):
+        print(f"excluded {n} rows of {exp}: {why}")
+    for note in df.attrs.get("notes", []):
+        print(f"note: {note}")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")
     return 0
 
