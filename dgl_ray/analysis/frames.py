@@ -20,8 +20,14 @@ Conventions chosen for the archive (documented here because tables rely on them)
   is known, ``step + 1`` otherwise; ``step`` (0-based) is kept as a column.
 - Phase-relative epochs (T1/T2, T1a/T13 trajectories restart at each phase) are made global by
   offsetting each phase by the end of the previous one; the raw value is kept in ``phase_epoch``.
-- ``eta`` missing from a legacy file and its config is filled with 0.4 (PROTOCOLS.md: "η = 0.4 unless
-  stated"); pass ``eta_default=None`` to keep NaN.
+- Values a file and its config do not give (``eta`` of S1/S2a–f, the λ of an init phase) stay
+  NaN and are listed in ``frame.attrs["notes"]``: never a silent default (PROTOCOLS.md says "η = 0.4
+  unless stated"; pass ``eta_default=0.4`` to state it).
+- A run without any evaluation (a failed init) keeps one row with ``status == "no_evaluation"`` so
+  that every table counts it.
+- ``family`` is the experiment series of the file name (S1a -> S1, T1a, T13, T1 spinodal ->
+  ``T1-spinodal``, Tb1 and Tb2 apart, Ta1/Ta2 -> Ta: the two arms of Tα); labels never merge
+  two experiments.
 - S1/S2 CSVs carry the paper's own branch label in ``phase`` (ordered/collapsed/intermediate). It is
   moved to ``paper_branch``; ``phase`` then names the schedule segment like the trainer's (``main``).
 - Archive branch labels of sweeps from checkpoints (ordered/collapse/low_error/high_error,
@@ -29,6 +35,9 @@ Conventions chosen for the archive (documented here because tables rely on them)
 
 Files that are not understood are never skipped in silence: each one is named in a
 :class:`SkippedFileWarning` and listed in ``frame.attrs["skipped"]`` as ``(path, reason)`` pairs.
+The readers of the archive's layouts are a registry of small shapes in :mod:`.archive`. Both readers
+drop rows whose error is outside [0, 1] or whose λ is not a number, with an
+:class:`InvalidValueWarning`, and count them in ``frame.attrs["excluded"]``.
 """
 
 from __future__ import annotations
