@@ -233,3 +233,22 @@ def test_report_eta_default_is_stated_by_the_user_and_checked(tmp_path, capsys):
     assert main(["report", str(src), "--eta-default", "4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --eta-default 4")
+
+
+def test_every_sweep_carries_lr_multiplier_so_that_alone_is_not_a_trap_set(tmp_path):
+    from dgl_ray.analysis import build_report, fake_sweep_frame, normalise
+    df = fake_sweep_frame(lambdas=(0.3, 0.4, 0.5), seeds=range(5), epochs=2).assign(lr_multiplier=1.0)
+    rep = build_report(normalise(df), tmp_path / "r", n_boot=10, figures=False)
+    assert {"S1/branch_table", "S1/critical_point", "S1/bimodality"} <= set(rep.tables)
+    assert not any("escape" in k for k in rep.tables)
+
+
+def test_lifetime_preparation_runs_are_not_timed_for_critical_slowing(tmp_path):
+    rows = [dict(run=f"prep{s}", family="lifetime", seed=s, epoch=e, phase="init", test_error=0.15,
+                 **{"lambda": 0.35}) for s in range(2) for e in (1, 2)]
+    rows += [dict(run=f"obs{s}", family="lifetime", seed=s, epoch=e, phase="observe", origin="ordered",
+                  test_error=0.1, **{"lambda": 0.46}) for s in range(2) for e in (3, 4)]
+    rep = _report(rows, tmp_path)
+    assert "lifetime/convergence_table" not in rep.tables
+    assert "convergence_table: no evaluation outside an init phase" in rep.markdown
+    assert rep.tables["lifetime/survival_table"].iloc[0]["n"] == 2

@@ -46,7 +46,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd

@@ -9,7 +9,7 @@ and every table not shown is listed with the reason):
 
 - a family's own table first: λ schedules (``schedules``, runs with ``schedule_kind``) -> final error
   per schedule, and nothing that pools runs of different schedules by their final λ; trap
-  (``trap``, Tδ, runs with ``lr_multiplier``) -> escapes per (λ, LR multiplier);
+  (``trap``, Tδ, runs with an ``intervention`` phase) -> escapes per (λ, LR multiplier);
 - fresh runs (no ``direction``, no ``origin``, no ``observe`` phase): branch table, coexistence map,
   error histograms, gap by branch; bimodality (dip test) at λ with >= 5 runs; critical point when
   >= 3 λ have >= 5 runs each; critical slowing (first epoch < 0.20) when runs have histories;
@@ -107,7 +107,8 @@ def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
         plan.declined["branch/bimodality/critical point/hysteresis/spinodal"] = (
             "runs follow different λ schedules; pooling them by final λ would mix schedules")
         return plan
-    if fam in TRAP_FAMILIES or _has(d, "lr_multiplier"):
+    # every trial carries an lr_multiplier (1 by default): the intervention phase marks a trap set
+    if fam in TRAP_FAMILIES or ("phase" in d and d["phase"].eq("intervention").any()):
         plan.parts["trap"] = d
         plan.declined["critical point/bimodality"] = "an intervention set is not a λ scan"
         return plan
@@ -180,10 +181,13 @@ def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, 
     if not crit:
         plan.declined["critical_point"] = (f"needs >= {MIN_LAMBDAS} λ with >= "
                                            f"{MIN_RUNS_PER_LAMBDA} runs each; here {len(many)}")
-    evals = f[f["test_error"].notna()].groupby("run").size()
+    main = f[~f["phase"].eq("init")] if "phase" in f else f  # a preparation is not a run to time
+    evals = main[main["test_error"].notna()].groupby("run").size()
     slowing = bool(len(evals)) and (evals > 1).mean() >= 0.5
     if not slowing:
-        plan.declined["convergence_table"] = "runs keep only a final error (no per-epoch history)"
+        plan.declined["convergence_table"] = (
+            "runs keep only a final error (no per-epoch history)" if len(evals)
+            else "no evaluation outside an init phase")
     return f[f["lambda"].isin(many)], crit, slowing
 
 
