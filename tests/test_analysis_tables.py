@@ -344,3 +344,13 @@ def test_spinodal_leg_without_ladder_is_counted_and_censored_width_flagged():
     t = spinodal_table(frame(rows)).set_index("direction")
     assert (t.loc["up", "n"], t.loc["up", "n_excluded"]) == (1, 1)
     assert t.loc["down", "all_censored"] and t.loc["up", "width_censored"]
+
+
+def test_critical_point_variance_peak_ddof_matters_with_unequal_counts():
+    # λ 0.4: 2 runs {0.1, 0.5} (pop. SD 0.2, sample SD 0.283); λ 0.5: 6 runs, pop. SD 0.25, sample 0.274
+    rows = run_rows("a", [0.1], lam=0.4) + run_rows("b", [0.5], lam=0.4)
+    rows += [r for i, e in enumerate([0.1, 0.6] * 3) for r in run_rows(f"c{i}", [e], lam=0.5)]
+    rows += [r for i in range(3) for r in run_rows(f"d{i}", [0.9], lam=0.6)]
+    f = frame(rows)
+    assert critical_point(f, n_boot=0).iloc[0]["lambda_c_var"] == pytest.approx(0.4)
+    assert critical_point(f, n_boot=0, ddof=0).iloc[0]["lambda_c_var"] == pytest.approx(0.5)

@@ -603,10 +603,11 @@ def _fit_logistic(levels: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[flo
     return (float(res.x[0]), float(res.x[1])) if res.success else (np.nan, np.nan)
 
 
-def _estimates(lam: np.ndarray, err: np.ndarray, H: float) -> tuple[float, float, float]:
+def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
+               ddof: int = 1) -> tuple[float, float, float]:
     """(λ at the std peak, logistic λ_c, logistic width) from per-run final errors."""
     levels, inv, n = np.unique(lam, return_inverse=True, return_counts=True)
-    std = np.array([np.std(err[inv == i], ddof=1) if n[i] > 1 else np.nan
+    std = np.array([np.std(err[inv == i], ddof=ddof) if n[i] > max(ddof, 1) else np.nan
                     for i in range(len(levels))])
     peak = levels[np.nanargmax(std)] if np.isfinite(std).any() else np.nan
     k = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
@@ -617,8 +618,10 @@ def _estimates(lam: np.ndarray, err: np.ndarray, H: float) -> tuple[float, float
 
 
 def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci: float = 0.95,
-                   seed: int = 0, axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
-    """Critical λ_c two ways (paper: argmax over λ of the std of final error, ddof 1; and the λ where a
+                   ddof: int = 1, seed: int = 0,
+                   axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+    """Critical λ_c two ways (paper: argmax over λ of the std of final error, ``ddof`` 1 as in
+    PROTOCOLS.md, where λ with unequal run counts can move the peak; and the λ where a
     logistic fit of the H fraction, error >= ``H``, crosses 1/2 — a binomial maximum-likelihood
     fit, see :func:`_fit_logistic`), with percentile bootstrap
     confidence intervals from resampling runs within each λ (``n_boot`` draws, RNG ``seed``).
@@ -639,12 +642,12 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     for k, g in _groups(f, keys):
         lam = g["lambda"].to_numpy(dtype=float)
         err = g["_e"].to_numpy(dtype=float)
-        peak, x0, w = _estimates(lam, err, H)
+        peak, x0, w = _estimates(lam, err, H, ddof)
         idx_by = [np.flatnonzero(lam == v) for v in np.unique(lam)]
         boots = []
         for _ in range(n_boot):
             idx = np.concatenate([rng.choice(ix, size=len(ix), replace=True) for ix in idx_by])
-            boots.append(_estimates(lam[idx], err[idx], H)[:2])
+            boots.append(_estimates(lam[idx], err[idx], H, ddof)[:2])
         b = np.array(boots) if boots else np.full((0, 2), np.nan)
         a = (1 - ci) / 2
         q = lambda col: (np.nanquantile(b[:, col], [a, 1 - a]) if len(b) and
