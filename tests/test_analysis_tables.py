@@ -354,3 +354,12 @@ def test_critical_point_variance_peak_ddof_matters_with_unequal_counts():
     f = frame(rows)
     assert critical_point(f, n_boot=0).iloc[0]["lambda_c_var"] == pytest.approx(0.4)
     assert critical_point(f, n_boot=0, ddof=0).iloc[0]["lambda_c_var"] == pytest.approx(0.5)
+
+
+def test_spinodal_leg_after_a_failed_init_is_excluded_and_counted():
+    rows = ladder("ok", [0.5] * 3, UP[:3], "up", init_success=True)
+    rows += ladder("bad", [0.1] * 3, UP[:3], "up", init_success=False)
+    t = spinodal_table(frame(rows)).iloc[0]
+    assert (t["n"], t["n_excluded"], t["lambda_mean"]) == (1, 1, pytest.approx(0.44))
+    t = spinodal_table(frame(rows), require_init_success=False).iloc[0]
+    assert (t["n"], t["n_excluded"]) == (2, 0)

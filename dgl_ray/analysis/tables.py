@@ -259,7 +259,8 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
 
 def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
                     consecutive: int = SPINODAL_RUN, inclusive: bool = False,
-                    axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+                    axes: Iterable[str] = DEFAULT_AXES,
+                    require_init_success: bool = True) -> pd.DataFrame:
     """Spinodal λ of each ladder leg (paper rule: λ at the ``consecutive``-th consecutive step whose
     error is > ``up`` going up, < ``down`` going down; ``inclusive=True`` gives ≥/≤, the T1/T2 rule).
 
@@ -268,13 +269,16 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
     planned end, R3 configs), else the last λ the run reached. A diverged step (error NaN) breaks a
     run of crossings; the leg is flagged ``diverged``. Returns one row per (run, direction) with the
     axes, ``seed``, ``spinodal_lambda``, ``censored``, ``n_steps``, ``diverged``, ``excluded``
-    (a leg with no ladder step, e.g. after a failed init: ``spinodal_lambda`` NaN, counted).
+    (a leg with no ladder step, ``spinodal_lambda`` NaN, or, with ``require_init_success``, a leg
+    whose run's ``init_success`` is False: counted, not averaged).
     """
     every_leg = df[df["direction"].isin(["up", "down"])]
     d = _drop_phases(df, ("init",))
     d = d[d["direction"].isin(["up", "down"]) & ~d["status"].astype(object).eq("no_evaluation")] \
         if "status" in d else d[d["direction"].isin(["up", "down"])]
     steps = final_rows(d, ["run", "direction", "lambda"])
+    # T1/T2 archives flag a failed init (init_success False): its ladder starts from the wrong branch
+    init_failed = set(df.loc[df["init_success"].eq(False), "run"]) if "init_success" in df else set()
     steps = steps.assign(_ep=steps["epoch"].fillna(-1)).sort_values(["run", "_ep"], kind="stable")
     ax = [a for a in axes if a in d.columns]
     rows = []
@@ -298,7 +302,7 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
                    spinodal_lambda=lam[at] if at is not None else
                    (float(end.iloc[0]) if len(end) else lam[-1]),
                    censored=at is None, n_steps=len(g), diverged=bool(_diverged(g).any()),
-                   excluded=False)
+                   excluded=bool(require_init_success and run in init_failed))
         rows.append(rec)
     seen = {(r["run"], r["direction"]) for r in rows}
     for (run, leg), g in every_leg.groupby(["run", "direction"], sort=True):
@@ -314,7 +318,8 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
 
 def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
                    consecutive: int = SPINODAL_RUN, inclusive: bool = False, ddof: int = 0,
-                   axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
+                   axes: Iterable[str] = DEFAULT_AXES,
+                   require_init_success: bool = True) -> pd.DataFrame:
     """Spinodal summary per η, hold and direction (R3, T1/T2): mean and std (``ddof``; 0 = the
     population SD of the paper's published R3 table) of the per-run spinodal λ
     (:func:`spinodal_points`, censored runs at the ladder's end), ``n`` (legs measured),
@@ -324,7 +329,7 @@ def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = S
     whose legs are all censored (a bound, not a measurement; the paper's λ↓ = 0.200 is one).
     """
     pts = spinodal_points(df, up=up, down=down, consecutive=consecutive, inclusive=inclusive,
-                          axes=axes)
+                          axes=axes, require_init_success=require_init_success)
     cell = [a for a in ("eta", "hold") if a in pts] + [
         a for a in varying_axes(pts, axes) if a not in ("eta", "hold")]
     keys = cell + ["direction"]
