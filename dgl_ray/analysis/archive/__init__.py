@@ -151,6 +151,52 @@ def list_files(path: Path) -> list[Path]:
                   and not any(s.startswith(".") for s in p.relative_to(path).parts))
 
 
+def _read_file(p: Path, configs: dict[Path, dict], eta_default: float | None
+               ) -> tuple[pd.DataFrame | None, str, Path | None]:
+    """One results file -> (rows, "", config used) or (None, why not, None)."""
+    try:
+        data = _parse(p)
+    except Exception as exc:  # a broken file is reported, not fatal for the folder
+        return None, ("unknown file type" if p.suffix not in (".csv", ".json")
+                      else f"unreadable: {exc.__class__.__name__}: {exc}"), None
+    if _is_config(data):
+        return None, "config", None
+    sh: Shape | None = find_shape(data, p.suffix)
+    if sh is None:
+        what = "CSV without lambda and error columns" if p.suffix == ".csv" else "JSON of unknown shape"
+        return None, f"{what}; known shapes: " + ", ".join(
+            s.name for s in SHAPES if s.suffix == p.suffix), None
+    stem = _stem(p)
+    try:
+        rows = sh.read(data, stem)
+    except Exception as exc:
+        return None, f"{sh.name} reader failed: {exc.__class__.__name__}: {exc}", None
+    if rows.empty:
+        return None, "no rows", None
+    cfg = _config_for(p, configs)
+    if cfg is not None:
+        rows = _apply_config(rows, cfg[1])
+    rows = _finish(rows, stem, _family_label(rows, stem))
+    rows["source_shape"] = sh.name
+    if eta_default is not None:  # the caller states it; never assumed here
+        rows["eta"] = pd.to_numeric(rows["eta"], errors="coerce").fillna(eta_default) \
+            if "eta" in rows else eta_default
+    return rows, "", cfg[0] if cfg is not None else None
+
+
+def _absent(rows: pd.DataFrame, name: str) -> list[str]:
+    """Notes on the values a file and its config leave out (η; the hold of a ladder)."""
+    out = []
+    for col, what in (("eta", "η"), ("hold", "hold")):
+        if col == "hold" and "step" not in rows:
+            continue  # a hold means something for ladders only
+        missing = rows[col].isna() if col in rows else pd.Series(True, index=rows.index)
+        if missing.any():
+            out.append(f"{name}: {what} not given by the file or its config "
+                       f"({rows.loc[missing, 'run'].nunique()} runs; left NaN)")
+    return out
+
+
 def read_folder(path: Path, eta_default: float | None = None
                 ) -> tuple[list[pd.DataFrame], list[tuple[str, str]], list[str]]:
     """-> (frames of rows, skipped (path, reason), notes). See :func:`dgl_ray.analysis.load_legacy`."""
@@ -175,44 +221,14 @@ def read_folder(path: Path, eta_default: float | None = None
     frames, seen_runs, used_configs, read_twins = [], {}, set(), {}
     for p in candidates:
         twin = read_twins.get((p.parent, p.stem))
-        if p.suffix == ".csv" and twin is not None:
+        if p.suffix == ".csv" and twin is not None:  # only a JSON twin that was READ defers a CSV
             skipped.append((str(p), f"duplicate of {twin} (same runs; JSON read instead)"))
             continue
-        try:
-            data = _parse(p)
-        except Exception as exc:  # a broken file is reported, not fatal for the folder
-            skipped.append((str(p), "unknown file type" if p.suffix not in (".csv", ".json")
-                            else f"unreadable: {exc.__class__.__name__}: {exc}"))
+        rows, why, cfg = _read_file(p, configs, eta_default)
+        if rows is None:
+            skipped.append((str(p), why))
             continue
-        if _is_config(data):
-            skipped.append((str(p), "config"))
-            continue
-        sh: Shape | None = find_shape(data, p.suffix)
-        if sh is None:
-            what = "CSV without lambda and error columns" if p.suffix == ".csv" else "JSON of unknown shape"
-            skipped.append((str(p), f"{what}; known shapes: "
-                            + ", ".join(s.name for s in SHAPES if s.suffix == p.suffix)))
-            continue
-        try:
-            rows = sh.read(data, _stem(p))
-        except Exception as exc:
-            skipped.append((str(p), f"{sh.name} reader failed: {exc.__class__.__name__}: {exc}"))
-            continue
-        if rows.empty:
-            skipped.append((str(p), "no rows"))
-            continue
-        stem = _stem(p)
-        cfg = _config_for(p, configs)
-        if cfg is not None:
-            rows = _apply_config(rows, cfg[1])
-            used_configs.add(cfg[0])
-        elif "_init" in rows:
-            rows.loc[rows["_init"].fillna(False).astype(bool), "lambda"] = np.nan
-        rows = _finish(rows, stem, _family_label(rows, stem))
-        rows["source_shape"] = sh.name
-        if eta_default is not None:  # the caller states it; never assumed here
-            rows["eta"] = pd.to_numeric(rows["eta"], errors="coerce").fillna(eta_default) \
-                if "eta" in rows else eta_default
+        used_configs.add(cfg)
         runs = set(rows["run"].astype(str))
         dup = runs & set(seen_runs)
         if dup and dup == runs:
@@ -224,14 +240,7 @@ def read_folder(path: Path, eta_default: float | None = None
             skipped.append((str(p), f"partly duplicate: {len(dup)} runs already read were dropped"))
         for r in runs - dup:
             seen_runs[r] = p.name
-        for col, what in (("eta", "η"), ("hold", "hold")):
-            if col == "hold" and "step" not in rows:
-                continue  # hold means something for ladders only
-            n = int(rows[col].isna().sum()) if col in rows else len(rows)
-            if n:
-                notes.append(f"{p.name}: {what} not given by the file or its config "
-                             f"({rows.loc[rows[col].isna() if col in rows else rows.index, 'run'].nunique()} runs; "
-                             f"left NaN)")
+        notes.extend(_absent(rows, p.name))
         if p.suffix == ".json":
             read_twins[(p.parent, p.stem)] = p.name
         frames.append(rows)
