@@ -122,16 +122,11 @@ def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
     fresh = d[~d["run"].isin(observe | loop_runs | one_leg | origin_runs)]
     if len(fresh):
         plan.parts["fresh"] = fresh
-    # hysteresis: loops of experiments that hold both legs; sweeps from checkpoints with both legs
+    # hysteresis: runs that hold both legs (in-run loops) are paired by construction; one-leg runs
+    # pair only as sweeps from checkpoints (an up leg from ordered, a down leg from collapse)
     loops = legs[legs["run"].isin(loop_runs)]
     if len(loops):
-        exp = loops["experiment"].astype(object).fillna("")
-        both = loops.groupby(exp)["direction"].transform("nunique") == 2
-        if both.any():
-            plan.parts["hysteresis"] = loops[both]
-        if not both.all():
-            plan.declined["hysteresis_table (some experiments)"] = (
-                f"{loops.loc[~both, 'run'].nunique()} loop runs of experiments with one leg only")
+        plan.parts["hysteresis"] = loops
     swept = legs[legs["run"].isin(one_leg & origin_runs)]
     if len(swept):
         if set(swept["direction"]) == {"up", "down"}:
