@@ -14,8 +14,9 @@ and every table not shown is listed with the reason):
   error histograms, gap by branch; bimodality (dip test) at λ with >= 5 runs; critical point when
   >= 3 λ have >= 5 runs each; critical slowing (first epoch < 0.20) when runs have histories;
   phase diagram (η varies), finite-size curves (width varies);
-- hysteresis: runs holding both legs (in-run loops, R1/R2) of experiments that have both, or sweeps
-  from checkpoints with both an up and a down leg (Tα); gap = H leg − L leg;
+- hysteresis: runs holding both legs (in-run loops, R1/R2; one row per experiment), or sweeps from
+  checkpoints with both an up and a down leg (Tα); never one-way ladders of two experiments
+  (R3 up and down runs are spinodal runs); gap = H leg − L leg;
 - spinodal: one-leg ladders that are spinodal runs (family spinodal/R3/T1-spinodal, an ``init``
   phase, or the archive's own spinodal value); other one-leg ladders get no spinodal table;
 - runs with an ``origin`` (from checkpoints): gap table by origin (with W2's paired gaps);
