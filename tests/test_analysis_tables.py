@@ -363,3 +363,12 @@ def test_spinodal_leg_after_a_failed_init_is_excluded_and_counted():
     assert (t["n"], t["n_excluded"], t["lambda_mean"]) == (1, 1, pytest.approx(0.44))
     t = spinodal_table(frame(rows), require_init_success=False).iloc[0]
     assert (t["n"], t["n_excluded"]) == (2, 0)
+
+
+def test_survival_ignores_preparation_runs_of_a_chained_sweep():
+    prep = [dict(r, phase="init") for r in run_rows("prep", [0.15, 0.12], lam=0.35)]
+    kid = [dict(r, phase="observe") for r in run_rows("kid", [0.1] * 6, lam=0.46, start_epoch=3)]
+    failed = [dict(run="fail", **{"lambda": 0.46}, phase="observe", test_error=np.nan,
+                   status="no_evaluation", init_success=False)]
+    t = survival_table(frame(prep, kid, failed)).iloc[0]
+    assert (t["lambda"], t["n"], t["survived"], t["n_excluded"], t["n_init_failed"]) == (0.46, 1, 1, 1, 1)

@@ -374,7 +374,9 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
     evaluation (flag ``diverged``). Runs whose ``init_success`` is False (when
     ``require_init_success``; PROTOCOLS: the init must reach error <= 0.30) and runs with no
     observation at all (a failed init observed nothing) are kept as rows flagged ``excluded``, with
-    the reason in ``exclusion`` ("init failed" / "no observation"), so that tables count them.
+    the reason in ``exclusion`` ("init failed" / "no observation"), so that tables count them (the
+    archive readers give such a run one ``observe`` row with status ``no_evaluation``). A run with
+    no row at all in ``phase`` is a preparation run of a chained sweep and is not a lifetime run.
 
     Uses the rows of ``phase`` when the frame has any, else every non-init row. Returns one row per
     run: axes, ``lambda``, ``seed``, ``time`` (lifetime or censoring time), ``died``, ``diverged``,
@@ -388,6 +390,8 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
     rows = []
     for run, g in d.groupby("run", sort=True):
         g = g.sort_values("epoch", kind="stable", na_position="first")
+        if use_phase and not g["phase"].eq(phase).any():
+            continue  # a preparation run of a chained sweep, not a lifetime run (its kids are)
         obs = g[g["phase"].eq(phase)] if use_phase else _drop_phases(g, ("init",))
         obs = obs[~unevaluated.loc[obs.index]]
         init_failed = bool("init_success" in g and g["init_success"].eq(False).any())
