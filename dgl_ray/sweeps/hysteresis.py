@@ -13,8 +13,8 @@ import sys
 from ..errors import ConfigError
 from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
-from ..tune.searchers import ChainedSearcher, GridSearcher
-from ._common import chain_dir, collapse_prep, grid, ordered_prep
+from ..tune.searchers import GridSearcher
+from ._common import add_prep_args, chained_searcher, grid
 
 FAMILY = "hysteresis"
 
@@ -28,9 +28,7 @@ def add_args(p):
     p.add_argument("--up-range", default="0.30,0.70", help="sweep: the ladder from ordered checkpoints")
     p.add_argument("--down-range", default="0.70,0.30", help="sweep: the ladder from collapse checkpoints")
     p.add_argument("--sweep-lr", type=float, default=0.001, help="sweep: LR after the checkpoint")
-    p.add_argument("--prep-epochs", type=int, default=None, help="sweep: checkpoint epochs (paper 50/100; digits 30)")
-    p.add_argument("--ordered-accept", type=float, default=0.20, help="sweep: ordered kept if error < this")
-    p.add_argument("--collapse-accept", type=float, default=0.40, help="sweep: collapse kept if error >= this")
+    add_prep_args(p)
 
 
 def floats(text, what, n=None):
@@ -49,21 +47,13 @@ def sweep_plan(o, family, extra_base=None, default_holds=None):
     up, down = floats(o.up_range, "--up-range", 2), floats(o.down_range, "--down-range", 2)
     base = base_config(o, **(extra_base or {}))
     base.setdefault("checkpoint_every", 10)
-    stages = []
-    for seed in seeds(o, 5):
-        for eta in o.eta_list:
-            for width in o.width_list:
-                for prep_fn, origin, pts, acc in ((ordered_prep, "ordered", up, ("<", o.ordered_accept)),
-                                                  (collapse_prep, "collapse", down, (">=", o.collapse_accept))):
-                    prep, _ = prep_fn(o, seed, eta, width)
-                    children = []
-                    for h in holds:
-                        children.append(dict(base, seed=seed, eta=eta, width=width, origin=origin, hold=h,
-                                             lr=o.sweep_lr, lr_milestones=[],
-                                             lambda_schedule=[{"kind": "ladder", "points": pts, "step": o.ladder_step,
-                                                               "hold": h, "name": "ladder"}]))
-                    stages.append((dict(base, **prep), acc, children))
-    return ChainedSearcher(stages, chain_dir(o))
+    ladders = {"ordered": up, "collapse": down}
+
+    def children(b, seed, eta, width):
+        return [dict(base, seed=seed, eta=eta, width=width, origin=b, hold=h, lr=o.sweep_lr, lr_milestones=[],
+                     lambda_schedule=[{"kind": "ladder", "points": ladders[b], "step": o.ladder_step,
+                                       "hold": h, "name": "ladder"}]) for h in holds]
+    return chained_searcher(o, base, children, 5)
 
 
 def plan(o):
