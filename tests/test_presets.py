@@ -124,3 +124,33 @@ def test_bad_branch_flags_are_one_line_errors(flag, value, capsys):
     rc = hysteresis.main(["--mode", "sweep", "--storage", "/tmp/dgl_presets", "--dry-run", flag, value])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and flag in err
+
+
+def test_digits_defaults_table_and_paper_values():
+    from dgl_ray.sweeps import coexistence, lifetime
+    from dgl_ray.sweeps._common import DIGITS_DEFAULTS
+    from dgl_ray.tune.cli import parse_values
+    lams = lambda spec: sorted({m["lam"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
+    assert lams(coexistence.plan(o)) == parse_values(DIGITS_DEFAULTS[("coexistence", "lambdas")][0], "x")
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    assert lams(coexistence.plan(o)) == parse_values("0.42:0.56:0.02", "x")
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lambdas", "0.5"])   # the user wins
+    assert lams(coexistence.plan(o)) == [0.5]
+    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    assert [k["lr"] for k in kids] == [0.1] * 3 and all(k["lr_milestones"] == [] for k in kids)
+    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    assert [(k["lr"], k["lr_milestones"]) for k in kids] == [(0.01, [25])]
+
+
+def test_digits_loop_decays_lr_as_the_paper_at_half_and_three_quarters():
+    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    (c,) = hysteresis.plan(o).searcher.plan_configs()
+    n = len(_lams(c))
+    assert c["lr_milestones"] == [n // 2, 3 * n // 4]
+    assert c["lambda_schedule"][0]["refine"] == [0.36, 0.52, 0.01]
+    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lr-milestones", ""])
+    (c,) = hysteresis.plan(o).searcher.plan_configs()
+    assert c["lr_milestones"] == []

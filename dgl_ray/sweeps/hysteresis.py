@@ -14,7 +14,8 @@ from ..errors import ConfigError
 from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import add_prep_args, chained_searcher, grid
+from ..schedules import expand_lambda_schedule
+from ._common import add_prep_args, chained_searcher, family_default, grid, with_prep_counts
 
 FAMILY = "hysteresis"
 
@@ -24,7 +25,8 @@ def add_args(p):
     p.add_argument("--holds", default="1", help="epochs per λ step")
     p.add_argument("--points", default="0.20,0.64,0.22", help="loop: ladder waypoints")
     p.add_argument("--ladder-step", type=float, default=0.02)
-    p.add_argument("--refine", default="0.42:0.58:0.01", help="loop: lo:hi:step finer inside [lo, hi] ('' for none)")
+    p.add_argument("--refine", default=None,
+                   help="loop: lo:hi:step finer inside [lo, hi] ('' for none; paper 0.42:0.58:0.01, digits 0.36:0.52:0.01)")
     p.add_argument("--up-range", default="0.30,0.70", help="sweep: the ladder from ordered checkpoints")
     p.add_argument("--down-range", default="0.70,0.30", help="sweep: the ladder from collapse checkpoints")
     p.add_argument("--sweep-lr", type=float, default=0.001, help="sweep: LR after the checkpoint")
@@ -62,19 +64,24 @@ def plan(o):
         raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
     if o.mode == "sweep":
         from ..analysis import gap_table
-        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=lambda df: gap_table(df))
+        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=with_prep_counts(gap_table))
     if o.mode != "loop":
         raise ConfigError(f"--mode {o.mode!r}; allowed: loop, sweep")
     pts = floats(o.points, "--points")
     seg = {"kind": "ladder", "points": pts, "step": o.ladder_step, "name": "ladder"}
-    if o.refine:
-        seg["refine"] = floats(o.refine.replace(":", ","), "--refine", 3)
+    refine = family_default(o, "refine", "0.42:0.58:0.01")
+    if refine:
+        seg["refine"] = floats(refine.replace(":", ","), "--refine", 3)
     base = base_config(o)
     base.setdefault("checkpoint_every", 10)
     cfgs = []
     for c in grid(base, {"seed": seeds(o, 10), "hold": holds, "eta": o.eta_list, "width": o.width_list},
                   o.order, "seed,hold,eta,width"):
         c["lambda_schedule"] = [dict(seg, hold=c["hold"])]
+        if o.lr_milestones is None and family_default(o, "loop_decay", False):
+            # the paper's LR drops at 50 and 75 of its 100 epochs; on digits at the same fractions of the loop
+            n = len(expand_lambda_schedule(c["lambda_schedule"]))
+            c["lr_milestones"] = [m for m in (n // 2, (3 * n) // 4) if 1 <= m < n]
         cfgs.append(c)
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
 

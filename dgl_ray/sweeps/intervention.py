@@ -8,7 +8,7 @@ import sys
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.cli import float_list as parse_range
-from ._common import add_prep_args, chained_searcher, const
+from ._common import add_prep_args, chained_searcher, const, with_prep_counts
 
 FAMILY = "intervention"
 
@@ -30,7 +30,7 @@ def plan(o):
     def children(b, seed, eta, width):
         return [dict(base, seed=seed, eta=eta, width=width, origin=b, target_lambda=t, lr=o.jump_lr,
                      lr_milestones=[], eval_every=ev, lambda_schedule=const(t, je, "jump")) for t in targets]
-    return SweepSpec(FAMILY, chained_searcher(o, base, children, 3), summarize=summary)
+    return SweepSpec(FAMILY, chained_searcher(o, base, children, 3), summarize=with_prep_counts(summary))
 
 
 def summary(df):

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from ..tune.cli import main as cli_main
 from ..tune.runner import SweepSpec
 from . import hysteresis
-from ._common import add_prep_args
+from ._common import add_prep_args, with_prep_counts
 
 FAMILY = "universality"
 VARIANTS = ("asymmetric", "trusted", "resnet34", "cifar100")
@@ -44,7 +44,7 @@ def plan(o):
         for p in s._state["preps"]:
             p["config"]["trusted_fraction"] = o.trusted_fraction
     from ..analysis import gap_table
-    return SweepSpec(FAMILY, s, summarize=lambda df: gap_table(df))
+    return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table))
 
 
 def main(argv=None):
