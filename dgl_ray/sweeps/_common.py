@@ -50,7 +50,8 @@ DIGITS_DEFAULTS = {
     ("coexistence", "lambdas"): ("0.36:0.52:0.02",
                                  "L/H counts 6/1 at 0.40, 2/4 at 0.44, 0/10 at 0.48 (10 seeds): 0.42-0.56 is all H"),
     ("bimodality", "lambdas"): ("0.42,0.44,0.46", "both branches at 0.42 (4 L / 2 H) and 0.44 (2 / 4) of 10 seeds"),
-    ("finite_size", "lambdas"): ("0.38:0.50:0.03", "brackets λ_c of widths 0.5-2 (measured 0.41-0.47)"),
+    ("finite_size", "lambdas"): ("0.32:0.53:0.03", "width shifts λ_c on digits: H fraction 0.67 at 0.38 (w 0.5), "
+                                                   "0.33 at 0.44 (w 1), 0.67 at 0.50 (w 2), 6 seeds"),
     ("hysteresis", "refine"): ("0.36:0.52:0.01", "the fine steps around digits' λ_c 0.44, as 0.42-0.58 around CIFAR's 0.50"),
     ("hysteresis", "loop_decay"): (True, "LR x0.1 at 50% and 75% of the loop, as the paper's 50/75 of 100: "
                                          "gap at λ 0.22/0.40/0.50 +0.35/+0.29/+0.28 vs +0.19/+0.09/+0.03 "
