@@ -157,11 +157,11 @@ def claim_hysteresis(loop, sweeps) -> list[Claim]:
         at50 = g[np.isclose(g["lambda"], 0.50)].set_index("hold")["gap"]
         if len(at50):
             h0 = at50.index.min()
-            c.measured = f"{_pct(at50.loc[h0])} at λ 0.50 (hold {h0})"
+            c.measured = f"{_pct(at50.loc[h0])} at λ 0.50 (hold {h0:g})"
             c.shows = _yes(at50.loc[h0] > 0.20)
         by_hold = g.groupby("hold")["gap"].mean()
         if len(by_hold) > 1:
-            s.measured = ", ".join(f"hold {h}: {_pct(v)}" for h, v in by_hold.items()) + " (mean over λ)"
+            s.measured = ", ".join(f"hold {h:g}: {_pct(v)}" for h, v in by_hold.items()) + " (mean over λ)"
             s.shows = _yes(by_hold.iloc[-1] - by_hold.iloc[0] > 0.05)
     return out + [c, s]
 
@@ -169,18 +169,18 @@ def claim_hysteresis(loop, sweeps) -> list[Claim]:
 def claim_spinodal(df) -> Claim:
     from .sweeps.spinodal import guarded_table
     c = Claim("Spinodal points (R3)", "λ↑ 0.556 (hold 1) → 0.674 (hold 3) at η 0.4; λ↓ 0.200 (the ladder's end)",
-              rule="shows if λ↑ is measured (not all censored) and moves up with the hold (kinetic lag)")
+              rule="shows if most up ladders of every hold cross (λ↑ measured) and λ↑ moves up with the hold (kinetic lag)")
     if df is None:
         return c
     t = guarded_table(df)
     up = t[t["direction"].eq("up")].set_index("hold")
     dn = t[t["direction"].eq("down")].set_index("hold")
-    parts = [f"λ↑ {r['lambda_mean']:.3f} (hold {h}, {r['n'] - r['n_censored']}/{r['n']} crossed, "
+    parts = [f"λ↑ {r['lambda_mean']:.3f} (hold {h:g}, {r['n'] - r['n_censored']}/{r['n']} crossed, "
              f"{r['n_rejected']} rejected starts)" for h, r in up.iterrows()]
-    parts += [f"λ↓ {r['lambda_mean']:.3f} (hold {h}, {r['n_censored']}/{r['n']} censored)" for h, r in dn.iterrows()]
+    parts += [f"λ↓ {r['lambda_mean']:.3f} (hold {h:g}, {r['n_censored']}/{r['n']} censored)" for h, r in dn.iterrows()]
     notes = sorted(set(t["note"]) - {""})
     c.measured = "; ".join(parts) + (f" [{'; '.join(notes)}]" if notes else "")
-    crossed = up["n_censored"].lt(up["n"]).all() if len(up) else False
+    crossed = bool(len(up)) and (up["n_censored"] < up["n"] / 2).all()
     c.shows = _yes(crossed and len(up) > 1 and up["lambda_mean"].iloc[-1] > up["lambda_mean"].iloc[0])
     return c
 

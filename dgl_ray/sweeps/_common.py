@@ -62,7 +62,8 @@ DIGITS_DEFAULTS = {
     ("intervention", "ordered_lambda"): (0.30, "as hysteresis"),
     ("spinodal", "init_epochs"): (30, "λ 0.30 for 30 epochs ends ordered (error 0.09-0.11)"),
     ("spinodal", "up_init"): (0.30, "λ 0.35 for 20 epochs ended at 0.16-0.34; λ_c(η 0.8) ≈ 0.30 (use 0.20 there)"),
-    ("spinodal", "up_ladder"): ("0.30,0.70", "λ↑ 0.61 (hold 1) / 0.665 (hold 3) at η 0.4, 0.47/0.49 at η 0.8"),
+    ("spinodal", "up_ladder"): ("0.30,0.80", "from λ 0.30 inits λ↑ is 0.68 (hold 1) / 0.72 (hold 3), none censored "
+                                             "(4 seeds); a ladder ending at 0.70 left 1/3-2/3 censored"),
     ("lifetime", "init_lambda"): (0.30, "ordered inits pass the <= 0.30 rule (0.09-0.11)"),
     ("lifetime", "observe_lr"): (0.1, "at the paper's 0.01 -> 0.001 nothing moves: 6/6 survive at 0.46, 0.50 and 0.54 "
                                       "with the same final error 0.021; at 0.1: 6/6, 6/6, 5/6, 1/6 at 0.46/0.50/0.54/0.60"),

@@ -23,7 +23,7 @@ def add_args(p):
     p.add_argument("--init-epochs", type=int, default=None, help="paper 30 (T1/T2: 50); digits 30")
     p.add_argument("--up-init", type=float, default=None, help="paper 0.35; digits 0.30")
     p.add_argument("--down-init", type=float, default=0.65)
-    p.add_argument("--up-ladder", default=None, help="start,stop of the up ladder (paper 0.40,0.70; digits 0.30,0.70)")
+    p.add_argument("--up-ladder", default=None, help="start,stop of the up ladder (paper 0.40,0.70; digits 0.30,0.80)")
     p.add_argument("--down-ladder", default="0.60,0.20", help="start,stop of the down ladder")
     p.add_argument("--ladder-step", type=float, default=0.02)
     p.add_argument("--up-start-max", type=float, default=0.30,
