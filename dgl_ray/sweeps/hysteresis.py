@@ -7,6 +7,8 @@ loop: a fresh model climbs a λ ladder 0.20->0.64->0.22 (step 0.02, 0.01 inside 
 epochs per λ. sweep: per seed an ordered checkpoint (λ 0.35, kept if error < 0.20) and a collapse
 checkpoint (λ 0.60, kept if error >= 0.40); from each accepted checkpoint a ladder (ordered: up
 --up-range, collapse: down --down-range; Tγ: 0.30->0.90 and 0.70->0.10) at LR 0.001, fresh SGD.
+Every number of the preparation runs is a per-branch flag (--ordered-/--collapse- lambda, epochs,
+milestones, accept, seed-offset, n, best): sweeps/Tb2.toml is the seed notebook Tβ2 (docs/FAMILIES.md).
 """
 import sys
 
