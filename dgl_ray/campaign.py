@@ -213,18 +213,19 @@ def claim_phase(df) -> list[Claim]:
 def claim_metastability(df, phase) -> Claim:
     from .analysis import branch_table, survival_table
     c = Claim("Metastability (T1a/T13)", "ordered runs survive 50/50 at λ 0.46 (150 ep) and 0.54 (300 ep)",
-              rule="shows if ≥ 80% of ordered runs survive at a λ where every fresh run ends H")
+              rule="shows if ≥ 80% of ordered runs survive at a λ at or above the lowest λ where every fresh run "
+                   "ends H (phase_boundary)")
     if df is None:
         return c
     t = survival_table(df, axes=("target_lambda",))
-    allH = set()
+    all_h = np.inf                      # the lowest λ of the phase boundary where every fresh run ends H
     if phase is not None:
         b = branch_table(phase)
-        allH = set(b.loc[b["H"] == b["n"], "lambda"].round(4))
+        all_h = b.loc[(b["H"] == b["n"]) & (b["n"] > 0), "lambda"].min()
     parts, ok = [], False
     for _, r in t.iterrows():
-        tag = " (fresh runs all H there)" if round(r["lambda"], 4) in allH else ""
-        parts.append(f"{r['survived']}/{r['n']} survive at λ {r['lambda']:.2f}{tag}")
+        tag = f" (fresh runs all H from λ {all_h:.2f})" if r["lambda"] >= all_h - 1e-9 else ""
+        parts.append(f"{int(r['survived'])}/{int(r['n'])} survive at λ {r['lambda']:.2f}{tag}")
         ok |= bool(tag) and r["survival_fraction"] >= 0.8
     c.measured = ", ".join(parts)
     c.shows = _yes(ok)
