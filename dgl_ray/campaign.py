@@ -123,7 +123,6 @@ class Claim:
 
 
 def _load(o, name):
-    from .analysis import load_experiment
     p = os.path.join(o.storage, name, "results.parquet")
     return pd.read_parquet(p) if os.path.exists(p) else None
 
