@@ -91,15 +91,19 @@ def test_spinodal(tmp_path):
     assert list(df.sort_values("epoch")["phase"]) == ["init", "ladder", "ladder", "ladder"]
 
 
-def test_lifetime_acceptance(tmp_path):
+def test_lifetime_acceptance(tmp_path, capsys):
     # seed 0 passes (accept <= 1.0), seed 1's child must not run when the rule rejects: accept <= -1 for none
-    assert run_family("lifetime", tmp_path, "--init-epochs", "2", "--observe-epochs", "2", "--observe-drop", "1",
+    assert run_family("lifetime", tmp_path, "--targets", "0.46", "--init-epochs", "2", "--observe-epochs", "2",
+                      "--observe-drop", "1",
                       "--init-accept", "1.0", "--n", "2", "--progress-interval", "30") == 0
     df = _check(tmp_path, "lifetime", 4)
     assert set(df["phase"]) == {"init", "observe"}
-    assert run_family("lifetime", tmp_path, "--init-epochs", "2", "--observe-epochs", "2", "--init-accept", "-1",
+    assert run_family("lifetime", tmp_path, "--targets", "0.46", "--init-epochs", "2", "--observe-epochs", "2",
+                      "--init-accept", "-1",
                       "--n", "1", "--progress-interval", "30", name="lifetime_rejected") == 0
     _check(tmp_path, "lifetime_rejected", 1)            # the rejected init has no follow-up
+    out = capsys.readouterr().out                        # ... and the summary says so
+    assert "preparation runs branch=ordered eta=0.4: 1 run, 0 kept, 1 rejected (1 by the rule <=-1" in out
 
 
 def test_trap(tmp_path):

@@ -6,8 +6,9 @@ import itertools
 import pandas as pd
 
 from ..errors import ConfigError
-from ..tune.cli import scaled
+from ..tune.cli import scaled, seeds
 from ..tune.runner import storage_fs
+from ..tune.searchers import ChainedSearcher
 
 ALIASES = {"lambda": "lam", "lambdas": "lam", "seeds": "seed", "etas": "eta", "widths": "width"}
 
@@ -41,20 +42,158 @@ def const(value: float, epochs: int, name: str = "main") -> list[dict]:
     return [{"kind": "constant", "value": float(value), "epochs": int(epochs), "name": name}]
 
 
-def ordered_prep(o, seed, eta, width, lam=0.35, accept=("<", 0.20), **extra):
-    """The paper's ordered checkpoint: λ 0.35, 50 epochs, LR [30, 40] (digits: 30 epochs, constant LR)."""
-    e = scaled(o, getattr(o, "prep_epochs", None), 50, 30)
-    c = dict(extra, seed=seed, eta=eta, width=width, lambda_schedule=const(lam, e, "init"), branch="ordered")
-    if o.dataset != "digits" and o.lr_milestones is None:
-        c["lr_milestones"] = [30, 40]
-    return c, accept
+# ---- the digits defaults: one table, measured -------------------------------------------------------
+# (family, option) -> (digits value, why). The paper's values are CIFAR's; on the embedded digits default
+# (tinycnn 8/16, η 0.4, 30 epochs, LR 0.1 constant) λ_c ≈ 0.44 and every collapsed run is the ≈0.89 trap.
+# Measured with benchmarks/digits_families.py on the 2-core CPU (numbers in docs/FAMILIES.md).
+DIGITS_DEFAULTS = {
+    ("coexistence", "lambdas"): ("0.36:0.52:0.02",
+                                 "L/H counts 6/1 at 0.40, 2/4 at 0.44, 0/10 at 0.48 (10 seeds): 0.42-0.56 is all H"),
+    ("bimodality", "lambdas"): ("0.42,0.44,0.46", "both branches at 0.42 (4 L / 2 H) and 0.44 (2 / 4) of 10 seeds"),
+    ("finite_size", "lambdas"): ("0.32:0.53:0.03", "width shifts λ_c on digits: H fraction 0.67 at 0.38 (w 0.5), "
+                                                   "0.33 at 0.44 (w 1), 0.67 at 0.50 (w 2), 6 seeds"),
+    ("hysteresis", "refine"): ("0.36:0.52:0.01", "the fine steps around digits' λ_c 0.44, as 0.42-0.58 around CIFAR's 0.50"),
+    ("hysteresis", "loop_decay"): (True, "LR x0.1 at 50% and 75% of the loop, as the paper's 50/75 of 100: "
+                                         "gap at λ 0.22/0.40/0.50 +0.35/+0.29/+0.28 vs +0.19/+0.09/+0.03 "
+                                         "at constant LR (4 seeds)"),
+    ("hysteresis", "ordered_lambda"): (0.30, "prep error 0.09-0.11 after 30 epochs (λ 0.35: 0.16-0.34, "
+                                             "half rejected by < 0.20)"),
+    ("universality", "ordered_lambda"): (0.30, "as hysteresis"),
+    ("intervention", "ordered_lambda"): (0.30, "as hysteresis"),
+    ("spinodal", "init_epochs"): (30, "λ 0.30 for 30 epochs ends ordered (error 0.09-0.11)"),
+    ("spinodal", "up_init"): (0.30, "λ 0.35 for 20 epochs ended at 0.16-0.34; λ_c(η 0.8) ≈ 0.30 (use 0.20 there)"),
+    ("spinodal", "up_ladder"): ("0.30,0.80", "from λ 0.30 inits λ↑ is 0.68 (hold 1) / 0.72 (hold 3), none censored "
+                                             "(4 seeds); a ladder ending at 0.70 left 1/3-2/3 censored"),
+    ("lifetime", "init_lambda"): (0.30, "ordered inits pass the <= 0.30 rule (0.09-0.11)"),
+    ("lifetime", "observe_lr"): (0.1, "at the paper's 0.01 -> 0.001 nothing moves: 6/6 survive at 0.46, 0.50 and 0.54 "
+                                      "with the same final error 0.021; at 0.1: 6/6, 6/6, 5/6, 1/6 at 0.46/0.50/0.54/0.60"),
+    ("lifetime", "observe_drop"): (0, "constant LR (see observe_lr)"),
+    ("lifetime", "targets"): ("0.46,0.54,0.60", "survival vs λ above λ_c 0.44: 6/6, 5/6, 1/6 (6 seeds, 30 epochs)"),
+}
 
 
-def collapse_prep(o, seed, eta, width, lam=0.60, accept=(">=", 0.40), **extra):
-    """The paper's collapse checkpoint: λ 0.60, 100 epochs (digits: 30 epochs)."""
-    e = scaled(o, getattr(o, "prep_epochs", None), 100, 30)
-    c = dict(extra, seed=seed, eta=eta, width=width, lambda_schedule=const(lam, e, "init"), branch="collapse")
-    return c, accept
+def family_default(o, option: str, paper):
+    """An option the user (or a preset) set wins; else the digits table's value on digits; else the paper's."""
+    v = getattr(o, option, None)
+    if v is not None:
+        return v
+    key = (o.family, option)
+    if o.dataset == "digits" and key in DIGITS_DEFAULTS:
+        return DIGITS_DEFAULTS[key][0]
+    return paper
+
+
+# ---- preparation runs of chained protocols (ordered / collapse checkpoints) -----------------------
+
+BRANCHES = ("ordered", "collapse")
+# The paper's Tα preparation runs (PROTOCOLS.md); milestones None = the data set's default schedule.
+PAPER_PREP = {"ordered": dict(lam=0.35, epochs=50, milestones=[30, 40], op="<", accept=0.20),
+              "collapse": dict(lam=0.60, epochs=100, milestones=None, op=">=", accept=0.40)}
+# digits: 30 epochs at constant LR (the embedded default's schedule); see DIGITS_DEFAULTS for λ.
+DIGITS_PREP_EPOCHS = 30
+# "best k": the k lowest-error ordered runs, the k highest-error collapse runs
+SELECT_HOW = {"ordered": "min", "collapse": "max"}
+
+
+def add_prep_args(p, ordered_lambda=None, collapse_lambda=None, ordered_accept=0.20, collapse_accept=0.40):
+    """Per-branch options of the preparation runs: every number the paper's protocols vary."""
+    p.add_argument("--prep-epochs", type=int, default=None,
+                   help="both branches' checkpoint epochs (paper 50/100; digits 30); per branch below wins")
+    for b, lam, acc in (("ordered", ordered_lambda, ordered_accept), ("collapse", collapse_lambda, collapse_accept)):
+        op = PAPER_PREP[b]["op"]
+        p.add_argument(f"--{b}-lambda", type=float, default=lam,
+                       help=f"λ of the {b} preparation run (paper {PAPER_PREP[b]['lam']}; digits: DIGITS_DEFAULTS)")
+        p.add_argument(f"--{b}-epochs", type=int, default=None,
+                       help=f"{b} preparation epochs (paper {PAPER_PREP[b]['epochs']}; digits {DIGITS_PREP_EPOCHS})")
+        p.add_argument(f"--{b}-milestones", default=None,
+                       help=f"{b} preparation LR milestones, comma list ('' constant; default: paper "
+                            f"{PAPER_PREP[b]['milestones'] or 'the data set default'}, digits constant)")
+        p.add_argument(f"--{b}-accept", default=str(acc),
+                       help=f"{b} checkpoint kept if error {op} this ('none': no threshold)")
+        p.add_argument(f"--{b}-seed-offset", type=int, default=0,
+                       help=f"{b} runs (preparation and its follow-ups) use seed + this (Tβ2 collapse: 100)")
+        p.add_argument(f"--{b}-n", type=int, default=None, help=f"{b} preparation runs (default: the seeds)")
+        p.add_argument(f"--{b}-best", type=int, default=0,
+                       help=f"keep only the k best accepted {b} runs of each (η, width) cell (0 = all; "
+                            f"Tβ2 v3: best 3 of 10)")
+
+
+def _accept_rule(o, b):
+    text = str(getattr(o, f"{b}_accept")).strip().lower()
+    if text in ("none", ""):
+        return None
+    try:
+        return PAPER_PREP[b]["op"], float(text)
+    except ValueError:
+        raise ConfigError(f"--{b}-accept={text!r}; expected an error threshold (number) or none") from None
+
+
+def _milestones(o, b, epochs):
+    text = getattr(o, f"{b}_milestones", None)
+    if text is None:
+        if o.lr_milestones is not None:
+            return list(o.lr_milestones)
+        if o.dataset == "digits":
+            return []
+        m = PAPER_PREP[b]["milestones"]
+        return None if m is None else list(m)
+    try:
+        ms = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{b}-milestones={text!r}; expected a comma list of epochs ('' for constant LR)") from None
+    if any(m < 1 or m >= epochs for m in ms):
+        raise ConfigError(f"--{b}-milestones={text!r}: each must be an epoch in 1..{epochs - 1}")
+    return ms
+
+
+def prep_seeds(o, b, default_n):
+    n = getattr(o, f"{b}_n", None)
+    if n is not None and n < 1:
+        raise ConfigError(f"--{b}-n={n}: at least one {b} preparation run")
+    base = list(range(n)) if n is not None else seeds(o, default_n)
+    off = getattr(o, f"{b}_seed_offset", 0) or 0
+    if off < 0:
+        raise ConfigError(f"--{b}-seed-offset={off} must be >= 0")
+    return [s + off for s in base]
+
+
+def prep_config(o, b, seed, eta, width, base):
+    """One preparation run of branch ``b``: (config, acceptance rule)."""
+    e = getattr(o, f"{b}_epochs", None) or getattr(o, "prep_epochs", None)
+    e = scaled(o, e, PAPER_PREP[b]["epochs"], DIGITS_PREP_EPOCHS)
+    if e < 1:
+        raise ConfigError(f"--{b}-epochs={e} must be >= 1")
+    c = dict(base, seed=seed, eta=eta, width=width, branch=b,
+             lambda_schedule=const(family_default(o, f"{b}_lambda", PAPER_PREP[b]["lam"]), e, "init"))
+    ms = _milestones(o, b, e)
+    if ms is not None:
+        c["lr_milestones"] = ms
+    else:
+        c.pop("lr_milestones", None)
+    acc = _accept_rule(o, b)
+    c["accept"] = "none" if acc is None else f"{acc[0]}{acc[1]:g}"
+    return c, acc
+
+
+def chained_searcher(o, base, children_of, default_n):
+    """Per (seed, η, width) and branch, a preparation run and ``children_of(b, seed, eta, width)``;
+    --{b}-best k keeps the k best accepted runs of each (branch, η, width) cell."""
+    stages, select = [], {}
+    for b in BRANCHES:
+        k = getattr(o, f"{b}_best", 0) or 0
+        if k < 0:
+            raise ConfigError(f"--{b}-best={k} must be >= 0 (0 keeps every accepted run)")
+        for seed in prep_seeds(o, b, default_n):
+            for eta in o.eta_list:
+                for width in o.width_list:
+                    prep, acc = prep_config(o, b, seed, eta, width, base)
+                    group = None
+                    if k:
+                        group = f"{b}|eta={eta:g}|width={width:g}"
+                        select[group] = (k, SELECT_HOW[b])
+                        prep["select"] = f"best {k}"
+                    stages.append((prep, acc, children_of(b, seed, eta, width), group))
+    return ChainedSearcher(stages, chain_dir(o), select=select)
 
 
 # ---- summaries -----------------------------------------------------------------------------------
@@ -76,3 +215,64 @@ def final_summary(df: pd.DataFrame, by: list[str], escape_below: float | None = 
     if escape_below is not None:
         out["escaped"] = g.apply(lambda e: int((e < escape_below).sum())).to_numpy()
     return out
+
+
+# ---- preparation runs: how many were kept, how many rejected and why ------------------------------
+
+def _fails(err: float, rule) -> bool:
+    """True if a finite ``err`` fails an acceptance label such as '<0.2' or '>=0.4' ('none' never fails)."""
+    import math
+    import operator
+    rule = str(rule or "none")
+    if rule == "none" or err is None or (isinstance(err, float) and math.isnan(err)):
+        return False        # no rule, or no error to judge (an errored run counts as "other")
+    for op, fn in (("<=", operator.le), (">=", operator.ge), ("<", operator.lt), (">", operator.gt)):
+        if rule.startswith(op):
+            return not fn(float(err), float(rule[len(op):]))
+    return False
+
+
+def prep_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per branch (and η): preparation runs, how many were kept (have follow-ups), how many were
+    rejected by the acceptance rule, by a best-k selection, or for another reason (errored, or their
+    follow-ups have not run). Empty when the frame has no preparation runs."""
+    from ..analysis import final_rows
+    if "role" not in df or not df["role"].eq("prep").any():
+        return pd.DataFrame()
+    preps = final_rows(df[df["role"].eq("prep")], ["run"])
+    parents = set(df["parent"].dropna()) if "parent" in df else set()
+    rows = []
+    keys = [k for k in ("branch", "eta") if k in preps]
+    for k, g in preps.groupby(keys, dropna=False) if keys else [((), preps)]:
+        k = k if isinstance(k, tuple) else (k,)
+        kept = g["plan_id"].isin(parents) if "plan_id" in g else pd.Series(False, index=g.index)
+        rule = g["accept"] if "accept" in g else pd.Series("none", index=g.index)
+        failed = pd.Series([_fails(e, r) for e, r in zip(g["test_error"], rule)], index=g.index)
+        selected_out = ~kept & ~failed & (g["select"].notna() if "select" in g else False)
+        rec = dict(zip(keys, k))
+        rec.update(n_prep=len(g), kept=int(kept.sum()), rejected_rule=int((~kept & failed).sum()),
+                   rejected_selection=int(selected_out.sum()),
+                   rejected_other=int((~kept & ~failed & ~selected_out).sum()),
+                   rule=", ".join(sorted(set(map(str, rule.dropna())))) or "none",
+                   mean_error=g["test_error"].mean())
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def print_prep_counts(df: pd.DataFrame) -> None:
+    """One line per branch: kept / rejected preparation runs (never dropped without a word)."""
+    t = prep_table(df)
+    for _, r in t.iterrows():
+        where = " ".join(f"{k}={r[k]}" for k in ("branch", "eta") if k in t)
+        rej = r["rejected_rule"] + r["rejected_selection"] + r["rejected_other"]
+        print(f"preparation runs {where}: {r['n_prep']} run, {r['kept']} kept, {rej} rejected "
+              f"({r['rejected_rule']} by the rule {r['rule']}, {r['rejected_selection']} by best-k selection, "
+              f"{r['rejected_other']} errored or without follow-ups)")
+
+
+def with_prep_counts(table_fn):
+    """A chained family's summary: the preparation-run counts first, then its own table."""
+    def summarize(df):
+        print_prep_counts(df)
+        return table_fn(df)
+    return summarize

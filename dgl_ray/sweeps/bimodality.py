@@ -8,13 +8,13 @@ from ..tune.cli import float_list as parse_range
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import grid
+from ._common import family_default, grid
 
 FAMILY = "bimodality"
 
 
 def add_args(p):
-    p.add_argument("--lambdas", default="0.48,0.50,0.52", help="λ values")
+    p.add_argument("--lambdas", default=None, help="λ values (paper 0.48,0.50,0.52; digits: DIGITS_DEFAULTS)")
 
 
 def plan(o):
@@ -22,7 +22,7 @@ def plan(o):
     base = base_config(o, epochs=epochs)
     base.setdefault("eval_every", max(1, epochs // 10))      # paper: every 10 of 100 epochs
     base.setdefault("checkpoint_every", 5)
-    cfgs = grid(base, {"seed": seeds(o, 50), "lam": parse_range(o.lambdas, "--lambdas"), "eta": o.eta_list,
+    cfgs = grid(base, {"seed": seeds(o, 50), "lam": parse_range(family_default(o, "lambdas", "0.48,0.50,0.52"), "--lambdas"), "eta": o.eta_list,
                        "width": o.width_list}, o.order, "seed,lam,eta,width")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
 

@@ -12,14 +12,15 @@ from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import BoundarySearcher, GridSearcher
 from ..tune.cli import float_list as parse_range
-from ._common import branch_summary, grid
+from ._common import branch_summary, family_default, grid
 
 FAMILY = "coexistence"
 DEFAULTS = {}
 
 
 def add_args(p):
-    p.add_argument("--lambdas", default="0.42:0.56:0.02", help="λ values (start:stop:step includes stop)")
+    p.add_argument("--lambdas", default=None,
+                   help="λ values, start:stop:step includes stop (paper 0.42:0.56:0.02; digits: DIGITS_DEFAULTS)")
     p.add_argument("--adaptive", type=int, default=None, metavar="BUDGET",
                    help="adaptive boundary search with this many trials instead of the grid")
     p.add_argument("--adaptive-n0", type=int, default=2, help="adaptive: seeds per start λ")
@@ -27,7 +28,7 @@ def add_args(p):
 
 
 def plan(o):
-    lams = parse_range(o.lambdas, "--lambdas")
+    lams = parse_range(family_default(o, "lambdas", "0.42:0.56:0.02"), "--lambdas")
     epochs = scaled(o, o.epochs, 100, 30)
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)

@@ -8,21 +8,22 @@ from ..tune.cli import float_list as parse_range
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import branch_summary, grid
+from ._common import branch_summary, family_default, grid
 
 FAMILY = "finite_size"
 DEFAULTS = {"widths": "0.5,1,2"}
 
 
 def add_args(p):
-    p.add_argument("--lambdas", default="0.42:0.50:0.02", help="λ values (paper: η=0.4 0.42-0.50, η=0.8 0.38-0.46)")
+    p.add_argument("--lambdas", default=None,
+                   help="λ values (paper: η=0.4 0.42:0.50:0.02, η=0.8 0.38-0.46; digits: DIGITS_DEFAULTS)")
 
 
 def plan(o):
     epochs = scaled(o, o.epochs, 100, 30)
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
-    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lam": parse_range(o.lambdas, "--lambdas"),
+    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lam": parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas"),
                        "eta": o.eta_list}, o.order, "seed,width,lam,eta")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
 

@@ -7,14 +7,17 @@ loop: a fresh model climbs a λ ladder 0.20->0.64->0.22 (step 0.02, 0.01 inside 
 epochs per λ. sweep: per seed an ordered checkpoint (λ 0.35, kept if error < 0.20) and a collapse
 checkpoint (λ 0.60, kept if error >= 0.40); from each accepted checkpoint a ladder (ordered: up
 --up-range, collapse: down --down-range; Tγ: 0.30->0.90 and 0.70->0.10) at LR 0.001, fresh SGD.
+Every number of the preparation runs is a per-branch flag (--ordered-/--collapse- lambda, epochs,
+milestones, accept, seed-offset, n, best): sweeps/Tb2.toml is the seed notebook Tβ2 (docs/FAMILIES.md).
 """
 import sys
 
 from ..errors import ConfigError
 from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
-from ..tune.searchers import ChainedSearcher, GridSearcher
-from ._common import chain_dir, collapse_prep, grid, ordered_prep
+from ..tune.searchers import GridSearcher
+from ..schedules import expand_lambda_schedule
+from ._common import add_prep_args, chained_searcher, family_default, grid, with_prep_counts
 
 FAMILY = "hysteresis"
 
@@ -24,13 +27,12 @@ def add_args(p):
     p.add_argument("--holds", default="1", help="epochs per λ step")
     p.add_argument("--points", default="0.20,0.64,0.22", help="loop: ladder waypoints")
     p.add_argument("--ladder-step", type=float, default=0.02)
-    p.add_argument("--refine", default="0.42:0.58:0.01", help="loop: lo:hi:step finer inside [lo, hi] ('' for none)")
+    p.add_argument("--refine", default=None,
+                   help="loop: lo:hi:step finer inside [lo, hi] ('' for none; paper 0.42:0.58:0.01, digits 0.36:0.52:0.01)")
     p.add_argument("--up-range", default="0.30,0.70", help="sweep: the ladder from ordered checkpoints")
     p.add_argument("--down-range", default="0.70,0.30", help="sweep: the ladder from collapse checkpoints")
     p.add_argument("--sweep-lr", type=float, default=0.001, help="sweep: LR after the checkpoint")
-    p.add_argument("--prep-epochs", type=int, default=None, help="sweep: checkpoint epochs (paper 50/100; digits 30)")
-    p.add_argument("--ordered-accept", type=float, default=0.20, help="sweep: ordered kept if error < this")
-    p.add_argument("--collapse-accept", type=float, default=0.40, help="sweep: collapse kept if error >= this")
+    add_prep_args(p)
 
 
 def floats(text, what, n=None):
@@ -49,21 +51,13 @@ def sweep_plan(o, family, extra_base=None, default_holds=None):
     up, down = floats(o.up_range, "--up-range", 2), floats(o.down_range, "--down-range", 2)
     base = base_config(o, **(extra_base or {}))
     base.setdefault("checkpoint_every", 10)
-    stages = []
-    for seed in seeds(o, 5):
-        for eta in o.eta_list:
-            for width in o.width_list:
-                for prep_fn, origin, pts, acc in ((ordered_prep, "ordered", up, ("<", o.ordered_accept)),
-                                                  (collapse_prep, "collapse", down, (">=", o.collapse_accept))):
-                    prep, _ = prep_fn(o, seed, eta, width)
-                    children = []
-                    for h in holds:
-                        children.append(dict(base, seed=seed, eta=eta, width=width, origin=origin, hold=h,
-                                             lr=o.sweep_lr, lr_milestones=[],
-                                             lambda_schedule=[{"kind": "ladder", "points": pts, "step": o.ladder_step,
-                                                               "hold": h, "name": "ladder"}]))
-                    stages.append((dict(base, **prep), acc, children))
-    return ChainedSearcher(stages, chain_dir(o))
+    ladders = {"ordered": up, "collapse": down}
+
+    def children(b, seed, eta, width):
+        return [dict(base, seed=seed, eta=eta, width=width, origin=b, hold=h, lr=o.sweep_lr, lr_milestones=[],
+                     lambda_schedule=[{"kind": "ladder", "points": ladders[b], "step": o.ladder_step,
+                                       "hold": h, "name": "ladder"}]) for h in holds]
+    return chained_searcher(o, base, children, 5)
 
 
 def plan(o):
@@ -72,19 +66,24 @@ def plan(o):
         raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
     if o.mode == "sweep":
         from ..analysis import gap_table
-        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=lambda df: gap_table(df))
+        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=with_prep_counts(gap_table))
     if o.mode != "loop":
         raise ConfigError(f"--mode {o.mode!r}; allowed: loop, sweep")
     pts = floats(o.points, "--points")
     seg = {"kind": "ladder", "points": pts, "step": o.ladder_step, "name": "ladder"}
-    if o.refine:
-        seg["refine"] = floats(o.refine.replace(":", ","), "--refine", 3)
+    refine = family_default(o, "refine", "0.42:0.58:0.01")
+    if refine:
+        seg["refine"] = floats(refine.replace(":", ","), "--refine", 3)
     base = base_config(o)
     base.setdefault("checkpoint_every", 10)
     cfgs = []
     for c in grid(base, {"seed": seeds(o, 10), "hold": holds, "eta": o.eta_list, "width": o.width_list},
                   o.order, "seed,hold,eta,width"):
         c["lambda_schedule"] = [dict(seg, hold=c["hold"])]
+        if o.lr_milestones is None and family_default(o, "loop_decay", False):
+            # the paper's LR drops at 50 and 75 of its 100 epochs; on digits at the same fractions of the loop
+            n = len(expand_lambda_schedule(c["lambda_schedule"]))
+            c["lr_milestones"] = [m for m in (n // 2, (3 * n) // 4) if 1 <= m < n]
         cfgs.append(c)
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
 

@@ -7,9 +7,8 @@ import sys
 
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
-from ..tune.searchers import ChainedSearcher
 from ..tune.cli import float_list as parse_range
-from ._common import chain_dir, collapse_prep, const, ordered_prep
+from ._common import add_prep_args, chained_searcher, const, with_prep_counts
 
 FAMILY = "intervention"
 
@@ -18,9 +17,7 @@ def add_args(p):
     p.add_argument("--targets", default="0.40,0.50,0.55", help="λ after the jump")
     p.add_argument("--jump-epochs", type=int, default=None, help="paper 30; digits 15")
     p.add_argument("--jump-lr", type=float, default=0.001)
-    p.add_argument("--prep-epochs", type=int, default=None, help="checkpoint epochs (paper 50/100; digits 30)")
-    p.add_argument("--ordered-accept", type=float, default=0.20)
-    p.add_argument("--collapse-accept", type=float, default=0.40)
+    add_prep_args(p)
 
 
 def plan(o):
@@ -29,17 +26,11 @@ def plan(o):
     base = base_config(o)
     base.setdefault("checkpoint_every", 10)
     ev = o.eval_every if o.eval_every is not None else scaled(o, None, 5, 3)
-    stages = []
-    for seed in seeds(o, 3):
-        for eta in o.eta_list:
-            for width in o.width_list:
-                for prep_fn, origin, acc in ((ordered_prep, "ordered", ("<", o.ordered_accept)),
-                                             (collapse_prep, "collapse", (">=", o.collapse_accept))):
-                    prep, _ = prep_fn(o, seed, eta, width)
-                    kids = [dict(base, seed=seed, eta=eta, width=width, origin=origin, target_lambda=t, lr=o.jump_lr,
-                                 lr_milestones=[], eval_every=ev, lambda_schedule=const(t, je, "jump")) for t in targets]
-                    stages.append((dict(base, **prep), acc, kids))
-    return SweepSpec(FAMILY, ChainedSearcher(stages, chain_dir(o)), summarize=summary)
+
+    def children(b, seed, eta, width):
+        return [dict(base, seed=seed, eta=eta, width=width, origin=b, target_lambda=t, lr=o.jump_lr,
+                     lr_milestones=[], eval_every=ev, lambda_schedule=const(t, je, "jump")) for t in targets]
+    return SweepSpec(FAMILY, chained_searcher(o, base, children, 3), summarize=with_prep_counts(summary))
 
 
 def summary(df):

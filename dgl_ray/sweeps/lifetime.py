@@ -9,38 +9,41 @@ from ..tune.cli import float_list as parse_range
 from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
-from ._common import chain_dir, const
+from ._common import chain_dir, const, family_default, with_prep_counts
 
 FAMILY = "lifetime"
 
 
 def add_args(p):
-    p.add_argument("--targets", default="0.46", help="λ of the observation run(s)")
-    p.add_argument("--init-lambda", type=float, default=0.35)
+    p.add_argument("--targets", default=None, help="λ of the observation run(s) (paper 0.46 / 0.54; digits 0.46,0.54,0.60)")
+    p.add_argument("--init-lambda", type=float, default=None, help="paper 0.35; digits 0.30")
     p.add_argument("--init-epochs", type=int, default=None, help="paper 50; digits 30")
     p.add_argument("--init-accept", type=float, default=0.30, help="init kept if error <= this")
     p.add_argument("--observe-epochs", type=int, default=None, help="paper 150 (T1a) / 300 (T13); digits 30")
-    p.add_argument("--observe-lr", type=float, default=0.01)
-    p.add_argument("--observe-drop", type=int, default=None, help="LR x0.1 after this epoch (paper 25; digits 10)")
+    p.add_argument("--observe-lr", type=float, default=None, help="paper 0.01; digits 0.1")
+    p.add_argument("--observe-drop", type=int, default=None, help="LR x0.1 after this epoch, 0 for none (paper 25; digits none)")
 
 
 def plan(o):
-    targets = parse_range(o.targets, "--targets")
+    targets = parse_range(family_default(o, "targets", "0.46"), "--targets")
     init_e = scaled(o, o.init_epochs, 50, 30)
+    init_lam = family_default(o, "init_lambda", 0.35)
     obs_e = scaled(o, o.observe_epochs, 150, 30)
-    drop = scaled(o, o.observe_drop, 25, 10)
+    drop = family_default(o, "observe_drop", 25)
+    lr = family_default(o, "observe_lr", 0.01)
     base = base_config(o)
     base.setdefault("checkpoint_every", 10)
     stages = []
     for seed in seeds(o, 10):
         for eta in o.eta_list:
             for width in o.width_list:
-                prep = dict(base, seed=seed, eta=eta, width=width, lambda_schedule=const(o.init_lambda, init_e, "init"))
+                prep = dict(base, seed=seed, eta=eta, width=width, branch="ordered", accept=f"<={o.init_accept:g}",
+                            lambda_schedule=const(init_lam, init_e, "init"))
                 kids = [dict(base, seed=seed, eta=eta, width=width, origin="ordered", target_lambda=t,
-                             lr=o.observe_lr, lr_milestones=[drop] if drop < obs_e else [],
+                             lr=lr, lr_milestones=[drop] if 0 < drop < obs_e else [],
                              lambda_schedule=const(t, obs_e, "observe")) for t in targets]
                 stages.append((prep, ("<=", o.init_accept), kids))
-    return SweepSpec(FAMILY, ChainedSearcher(stages, chain_dir(o)), summarize=summary)
+    return SweepSpec(FAMILY, ChainedSearcher(stages, chain_dir(o)), summarize=with_prep_counts(summary))
 
 
 def summary(df):

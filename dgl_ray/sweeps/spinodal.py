@@ -9,10 +9,10 @@ R3: init 30 epochs at λ 0.35 (up) or 0.65 (down), constant LR; ladders 0.40->0.
 import sys
 
 from ..errors import ConfigError
-from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
+from ..tune.cli import base_config, int_list, main as cli_main, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import const, grid
+from ._common import const, family_default, grid
 
 FAMILY = "spinodal"
 
@@ -20,12 +20,16 @@ FAMILY = "spinodal"
 def add_args(p):
     p.add_argument("--directions", default="up,down")
     p.add_argument("--holds", default="1,3", help="epochs per λ step")
-    p.add_argument("--init-epochs", type=int, default=None, help="paper 30 (T1/T2: 50); digits 20")
-    p.add_argument("--up-init", type=float, default=0.35)
+    p.add_argument("--init-epochs", type=int, default=None, help="paper 30 (T1/T2: 50); digits 30")
+    p.add_argument("--up-init", type=float, default=None, help="paper 0.35; digits 0.30")
     p.add_argument("--down-init", type=float, default=0.65)
-    p.add_argument("--up-ladder", default="0.40,0.70", help="start,stop of the up ladder")
+    p.add_argument("--up-ladder", default=None, help="start,stop of the up ladder (paper 0.40,0.70; digits 0.30,0.80)")
     p.add_argument("--down-ladder", default="0.60,0.20", help="start,stop of the down ladder")
     p.add_argument("--ladder-step", type=float, default=0.02)
+    p.add_argument("--up-start-max", type=float, default=0.30,
+                   help="an up ladder counts only if its init ended ordered: error <= this (paper's init rule)")
+    p.add_argument("--down-start-min", type=float, default=0.40,
+                   help="a down ladder counts only if its init ended collapsed: error >= this (paper's H rule)")
 
 
 def _pts(text, what):
@@ -45,7 +49,8 @@ def plan(o):
     holds = int_list(o.holds, "--holds")
     if not holds or min(holds) < 1:
         raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
-    init_e = scaled(o, o.init_epochs, 30, 20)
+    init_e = family_default(o, "init_epochs", 30)
+    up_init, up_ladder = family_default(o, "up_init", 0.35), family_default(o, "up_ladder", "0.40,0.70")
     base = base_config(o)
     if o.lr_milestones is None:
         base["lr_milestones"] = []                         # R3: constant LR 0.1
@@ -54,19 +59,78 @@ def plan(o):
     for c in grid(base, {"seed": seeds(o, 10), "direction": dirs, "hold": holds, "eta": o.eta_list,
                          "width": o.width_list}, o.order, "seed,direction,hold,eta,width"):
         d = c.pop("direction")
-        init = o.up_init if d == "up" else o.down_init
-        pts = _pts(o.up_ladder if d == "up" else o.down_ladder, f"--{d}-ladder")
+        init = up_init if d == "up" else o.down_init
+        pts = _pts(up_ladder if d == "up" else o.down_ladder, f"--{d}-ladder")
         if (pts[1] > pts[0]) != (d == "up"):
             raise ConfigError(f"--{d}-ladder {pts} does not go {d}")
         c["lambda_schedule"] = const(init, init_e, "init") + [
             {"kind": "ladder", "points": pts, "step": o.ladder_step, "hold": c["hold"], "name": "ladder"}]
         cfgs.append(c)
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
+    return SweepSpec(FAMILY, GridSearcher(cfgs),
+                     summarize=lambda df: summary(df, o.up_start_max, o.down_start_min))
 
 
-def summary(df):
+def start_states(df, up_start_max: float, down_start_min: float):
+    """Per ladder run: its direction, the error at the end of its init phase, and whether that start
+    is the one its ladder needs (up from an ordered run: error <= up_start_max; down from a collapsed
+    one: error >= down_start_min). Runs without an init phase are judged by their first ladder step."""
+    import pandas as pd
+    from ..analysis import final_rows
+    lad = df[df["direction"].isin(["up", "down"]) & df["phase"].ne("init")]
+    direction = lad.sort_values("epoch").groupby("run")["direction"].first()
+    init = df[df["phase"].eq("init")]
+    start = (final_rows(init, ["run"]).set_index("run")["test_error"] if len(init)
+             else pd.Series(dtype=float))
+    first = lad.sort_values("epoch").groupby("run")["test_error"].first()
+    out = pd.DataFrame({"direction": direction})
+    out["start_error"] = start.reindex(out.index).fillna(first.reindex(out.index))
+    ok_up = out["direction"].eq("up") & out["start_error"].le(up_start_max)
+    ok_down = out["direction"].eq("down") & out["start_error"].ge(down_start_min)
+    out["ok"] = ok_up | ok_down
+    return out.reset_index()
+
+
+def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
+    """The spinodal table of the ladders that start in the right state, with the rejected ones counted
+    (``n_rejected``) and a coexistence width only where both directions have crossings: a width from
+    an all-censored direction is a bound (``width_at_least``), not a measurement."""
+    import numpy as np
     from ..analysis import spinodal_table
-    return spinodal_table(df)
+    st = start_states(df, up_start_max, down_start_min)
+    bad = st[~st["ok"]]
+    t = spinodal_table(df[~df["run"].isin(bad["run"])])
+    if not len(t):
+        return t
+    cell = [c for c in t.columns if c not in ("direction", "lambda_mean", "lambda_std", "n", "n_censored",
+                                               "n_diverged", "coexistence_width")]
+    info = df.drop_duplicates("run").set_index("run")
+    bad = bad.assign(**{c: info.loc[bad["run"], c].to_numpy() for c in cell if c in info})
+    t["n_rejected"] = [int(((bad["direction"] == r["direction"]) &
+                            np.logical_and.reduce([bad[c].eq(r[c]) for c in cell] or [True])).sum())
+                       for _, r in t.iterrows()]
+    all_cens = t["n_censored"].eq(t["n"])
+    t["width_at_least"] = np.nan
+    note = []
+    for i, r in t.iterrows():
+        same = np.logical_and.reduce([t[c].eq(r[c]) for c in cell] or [np.ones(len(t), bool)])
+        cens_dirs = sorted(t.loc[same & all_cens, "direction"])
+        if cens_dirs and not np.isnan(r["coexistence_width"]):
+            t.at[i, "width_at_least"] = r["coexistence_width"]
+            t.at[i, "coexistence_width"] = np.nan
+        note.append(f"all λ{'↑' if 'up' in cens_dirs else ''}{'↓' if 'down' in cens_dirs else ''} censored: "
+                    f"width is a bound" if cens_dirs else "")
+    t["note"] = note
+    return t
+
+
+def summary(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
+    st = start_states(df, up_start_max, down_start_min)
+    bad = st[~st["ok"]]
+    if len(bad):
+        print(f"spinodal: {len(bad)} of {len(st)} ladders left out: they start in the wrong state "
+              f"({int(bad['direction'].eq('up').sum())} up ladders from an init error > {up_start_max:g}, "
+              f"{int(bad['direction'].eq('down').sum())} down ladders from an init error < {down_start_min:g})")
+    return guarded_table(df, up_start_max, down_start_min)
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
 from ..tune.cli import float_list as parse_range
-from ._common import chain_dir, const, final_summary
+from ._common import chain_dir, const, final_summary, with_prep_counts
 
 FAMILY = "trap"
 
@@ -34,14 +34,15 @@ def plan(o):
     stages = []
     for seed in seeds(o, 5):
         for eta in o.eta_list:
-            prep = dict(base, seed=seed, eta=eta, lambda_schedule=const(o.trap_lambda, te, "init"))
+            prep = dict(base, seed=seed, eta=eta, branch="trap", accept=f">={o.trap_accept:g}",
+                        lambda_schedule=const(o.trap_lambda, te, "init"))
             kids = [dict(base, seed=seed, eta=eta, origin="collapse", lr_multiplier=m, lr_milestones=[],
                          intervention=f"λ={lam:g} lr×{m:g}", lambda_schedule=const(lam, ie, "intervention"))
                     for lam in lams for m in mults]
             stages.append((prep, (">=", o.trap_accept), kids))
     s = ChainedSearcher(stages, chain_dir(o))
-    return SweepSpec(FAMILY, s, summarize=lambda df: final_summary(
-        df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=o.escape_below))
+    return SweepSpec(FAMILY, s, summarize=with_prep_counts(lambda df: final_summary(
+        df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=o.escape_below)))
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from ..tune.cli import main as cli_main
 from ..tune.runner import SweepSpec
 from . import hysteresis
+from ._common import add_prep_args, with_prep_counts
 
 FAMILY = "universality"
 VARIANTS = ("asymmetric", "trusted", "resnet34", "cifar100")
@@ -22,9 +23,7 @@ def add_args(p):
     p.add_argument("--down-range", default="0.70,0.30")
     p.add_argument("--ladder-step", type=float, default=0.05)
     p.add_argument("--sweep-lr", type=float, default=0.001)
-    p.add_argument("--prep-epochs", type=int, default=None)
-    p.add_argument("--ordered-accept", type=float, default=0.20)
-    p.add_argument("--collapse-accept", type=float, default=0.40)
+    add_prep_args(p)
 
 
 def plan(o):
@@ -45,7 +44,7 @@ def plan(o):
         for p in s._state["preps"]:
             p["config"]["trusted_fraction"] = o.trusted_fraction
     from ..analysis import gap_table
-    return SweepSpec(FAMILY, s, summarize=lambda df: gap_table(df))
+    return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table))
 
 
 def main(argv=None):

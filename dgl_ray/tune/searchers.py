@@ -121,17 +121,28 @@ class ChainedSearcher(_StateSearcher):
     OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 
     def __init__(self, stages: list[tuple[dict, tuple | None, list[dict]]], chain_dir: str,
-                 metric: str = "test_error", mode: str = "min"):
+                 metric: str = "test_error", mode: str = "min", select: dict | None = None):
         super().__init__(metric, mode)
+        # best-k-of-n (Tβ2 v3): a stage may name a group as 4th element; select = {group: (k, "min"|"max")}
+        # keeps, once every preparation run of the group is done, the k that pass ``accept`` with the
+        # lowest ("min") or highest ("max") error; the others are rejected ("not best k").
+        select = dict(select or {})
+        for g, (k, how) in select.items():
+            if how not in ("min", "max") or int(k) < 1:
+                raise ValueError(f"selection {g!r}: ({k!r}, {how!r}); expected (k >= 1, 'min' or 'max')")
         preps = []
-        for i, (prep, accept, children) in enumerate(stages):
+        for i, stage in enumerate(stages):
+            prep, accept, children = stage[:3]
+            group = stage[3] if len(stage) > 3 else None
             if accept is not None and accept[0] not in self.OPS:
                 raise ValueError(f"acceptance op {accept[0]!r}; allowed: {', '.join(self.OPS)}")
             p = dict(prep)
             p.setdefault("role", "prep")
             p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
-            preps.append({"config": p, "accept": accept, "children": [dict(c) for c in children]})
-        self._state.update(preps=preps, next_prep=0, queue=[], accepted=[], rejected=[])
+            preps.append({"config": p, "accept": accept, "children": [dict(c) for c in children],
+                          "group": group if group in select else None})
+        self._state.update(preps=preps, next_prep=0, queue=[], accepted=[], rejected=[],
+                           select=select, held={}, reasons={})
 
     @property
     def size(self) -> int:
@@ -165,7 +176,39 @@ class ChainedSearcher(_StateSearcher):
             ok = self.OPS[op](float(err), float(thr))
         if not ok:
             self._state["rejected"].append((plan_id, err))
+            self._state.setdefault("reasons", {})[plan_id] = "error" if error else "acceptance"
+            group = prep.get("group")
+            if group is not None:
+                self._state["held"].setdefault(group, [])
+                self._select(group)
             return
+        group = prep.get("group")
+        if group is not None:
+            self._state["held"].setdefault(group, []).append((plan_id, float(err)))
+            self._select(group)
+            return
+        self._accept(plan_id, err)
+
+    def _select(self, group) -> None:
+        """Once every preparation run of ``group`` is done, accept its k best, reject the rest."""
+        s = self._state
+        members = [f"p{i:04d}" for i, p in enumerate(s["preps"]) if p.get("group") == group]
+        rejected = {pid for pid, _ in s["rejected"]}
+        held = s["held"].get(group, [])
+        if len(held) + sum(pid in rejected for pid in members) < len(members):
+            return
+        k, how = s["select"][group]
+        ranked = sorted(held, key=lambda pe: pe[1], reverse=(how == "max"))
+        for pid, err in ranked[:k]:
+            self._accept(pid, err)
+        for pid, err in ranked[k:]:
+            s["rejected"].append((pid, err))
+            s["reasons"][pid] = f"not best {k}"
+        s["held"][group] = []
+
+    def _accept(self, plan_id: str, err) -> None:
+        i = int(plan_id[1:])
+        prep = self._state["preps"][i]
         self._state["accepted"].append((plan_id, err))
         for j, child in enumerate(prep["children"]):
             c = dict(child)
@@ -176,6 +219,14 @@ class ChainedSearcher(_StateSearcher):
     def summary(self) -> dict:
         s = self._state
         return {"preps": len(s["preps"]), "accepted": len(s["accepted"]), "rejected": len(s["rejected"])}
+
+    def rejections(self) -> dict:
+        """Rejected preparation runs by reason: acceptance rule, error, or best-k selection."""
+        out: dict = {}
+        for pid, _ in self._state["rejected"]:
+            r = self._state.get("reasons", {}).get(pid, "acceptance")
+            out[r] = out.get(r, 0) + 1
+        return out
 
 
 # --------------------------------------------------------------------------------------------------

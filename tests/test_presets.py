@@ -1,0 +1,156 @@
+"""Presets plan the paper's protocols number for number (no Ray: the plan only).
+
+The Tβ2 numbers below are copied from the seed notebook nb_Tb2_eta08 (shared/seeds/000_...txt):
+ORDERED_LAMBDA 0.35, ORDERED_EPOCHS 50, MultiStepLR [30, 40], ORDERED_THRESHOLD 0.30 (kept if <);
+COLLAPSE_LAMBDA 0.65, COLLAPSE_EPOCHS 100, MultiStepLR [50, 80], COLLAPSE_THRESHOLD 0.50 (kept if >=),
+collapse seeds seed + 100; sweeps np.arange(0.30, 0.70 + 0.02, 0.04) up and down, 3 epochs per λ,
+SGD lr = 0.1 * 0.01, no scheduler; N_SEEDS 3; NOISE_RATE 0.8; batch 256; K 16.
+"""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from dgl_ray.schedules import expand_lambda_schedule
+from dgl_ray.sweeps import hysteresis
+from dgl_ray.tune.cli import parse, validate_configs
+from dgl_ray.tune.searchers import ChainedSearcher, FINISHED
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESETS = sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.toml")))
+
+
+def _plan(preset, *extra, tmp="/tmp/dgl_presets"):
+    import importlib
+    import tomllib
+    with open(preset, "rb") as f:
+        family = tomllib.load(f)["family"]
+    mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
+    o = parse(mod, ["--config", preset, "--storage", tmp, *extra])
+    return mod.plan(o)
+
+
+def _lams(cfg):
+    return [p.lam for p in expand_lambda_schedule(cfg["lambda_schedule"])]
+
+
+def test_tb2_plans_the_seed_notebook():
+    s = _plan(os.path.join(ROOT, "sweeps", "Tb2.toml")).searcher
+    preps = s._state["preps"]
+    grid_up = list(np.round(np.arange(0.30, 0.70 + 0.04 / 2, 0.04), 2))
+    grid_down = list(np.round(np.arange(0.70, 0.30 - 0.04 / 2, -0.04), 2))
+    want = {"ordered": dict(lam=0.35, epochs=50, ms=[30, 40], accept=("<", 0.30), seeds=[0, 1, 2], grid=grid_up),
+            "collapse": dict(lam=0.65, epochs=100, ms=[50, 80], accept=(">=", 0.50), seeds=[100, 101, 102],
+                             grid=grid_down)}
+    assert len(preps) == 6
+    for b, w in want.items():
+        mine = [p for p in preps if p["config"]["branch"] == b]
+        assert [p["config"]["seed"] for p in mine] == w["seeds"]
+        for p in mine:
+            c = p["config"]
+            assert _lams(c) == [w["lam"]] * w["epochs"]
+            assert c["lr_milestones"] == w["ms"] and c["lr"] == 0.1 and c["eta"] == 0.8
+            assert c["batch_size"] == 256 and c["K"] == 16 and c["model"] == "resnet18"
+            assert tuple(p["accept"]) == w["accept"]
+            (kid,) = p["children"]
+            assert kid["seed"] == c["seed"]                        # the checkpoint's own noisy labels
+            assert kid["lr"] == pytest.approx(0.1 * 0.01) and kid["lr_milestones"] == []
+            assert _lams(kid) == [v for v in w["grid"] for _ in range(3)]   # 11 λ x 3 epochs
+            assert kid["origin"] == b and kid["eta"] == 0.8
+    validate_configs(s.plan_configs())
+
+
+def test_tb2_v3_best_3_of_10():
+    s = _plan(os.path.join(ROOT, "sweeps", "Tb2_v3.toml")).searcher
+    preps = s._state["preps"]
+    orde = [p for p in preps if p["config"]["branch"] == "ordered"]
+    coll = [p for p in preps if p["config"]["branch"] == "collapse"]
+    assert [p["config"]["seed"] for p in orde] == list(range(10))
+    assert [p["config"]["seed"] for p in coll] == [100, 101, 102]
+    assert all(p["accept"] is None for p in preps)
+    assert {p["group"] for p in orde} == {"ordered|eta=0.8|width=1"} and all(p["group"] is None for p in coll)
+    assert s._state["select"] == {"ordered|eta=0.8|width=1": (3, "min")}
+    assert _lams(orde[0]["config"]) == [0.5] * 50 and _lams(coll[0]["config"]) == [0.7] * 100
+    kid = orde[0]["children"][0]
+    assert _lams(kid) == [round(0.40 + 0.05 * i, 2) for i in range(9) for _ in range(5)]
+
+
+def test_chained_best_k_of_n(tmp_path):
+    """Best k of n: children only of the k lowest-error runs that pass the rule, once the group is done."""
+    stages = [({"seed": s}, ("<", 0.9), [{"seed": s, "lam": 0.5}], "g") for s in range(4)]
+    c = ChainedSearcher(stages, str(tmp_path), select={"g": (2, "min")})
+    for i in range(4):
+        c.suggest(f"t{i}")
+    c.on_trial_complete("t0", {"test_error": 0.30})
+    c.on_trial_complete("t1", {"test_error": 0.95})           # fails the rule
+    c.on_trial_complete("t2", {"test_error": 0.10})
+    assert c.suggest("k") is None                             # t3 still running: nothing chosen yet
+    c.on_trial_complete("t3", {"test_error": 0.20})
+    kids = [c.suggest("k0"), c.suggest("k1")]
+    assert sorted(k["parent"] for k in kids) == ["p0002", "p0003"]
+    for k in ("k0", "k1"):
+        c.on_trial_complete(k, {"test_error": 0.2})
+    assert c.suggest("k2") is FINISHED
+    assert c.summary() == {"preps": 4, "accepted": 2, "rejected": 2}
+    assert c.rejections() == {"acceptance": 1, "not best 2": 1}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[os.path.basename(p) for p in PRESETS])
+def test_every_preset_plans_valid_trials(preset):
+    spec = _plan(preset)
+    assert spec.searcher.size >= 1
+    validate_configs(spec.searcher.plan_configs())
+
+
+def test_branch_flags_reach_the_plan():
+    o = parse(hysteresis, ["--mode", "sweep", "--dataset", "cifar10", "--n", "2", "--storage", "/tmp/dgl_presets",
+                           "--ordered-lambda", "0.3", "--ordered-epochs", "40", "--ordered-milestones", "20,30",
+                           "--collapse-epochs", "60", "--collapse-milestones", "", "--collapse-seed-offset", "7",
+                           "--collapse-accept", "none"])
+    preps = hysteresis.plan(o).searcher._state["preps"]
+    o_ = [p for p in preps if p["config"]["branch"] == "ordered"]
+    c_ = [p for p in preps if p["config"]["branch"] == "collapse"]
+    assert _lams(o_[0]["config"]) == [0.3] * 40 and o_[0]["config"]["lr_milestones"] == [20, 30]
+    assert tuple(o_[0]["accept"]) == ("<", 0.20)
+    assert _lams(c_[0]["config"]) == [0.6] * 60 and c_[0]["config"]["lr_milestones"] == []
+    assert [p["config"]["seed"] for p in c_] == [7, 8] and c_[0]["accept"] is None
+    assert [k["seed"] for p in c_ for k in p["children"]] == [7, 8]
+
+
+@pytest.mark.parametrize("flag,value", [("--ordered-accept", "low"), ("--collapse-milestones", "0,5"),
+                                        ("--ordered-best", "-1"), ("--collapse-n", "0")])
+def test_bad_branch_flags_are_one_line_errors(flag, value, capsys):
+    rc = hysteresis.main(["--mode", "sweep", "--storage", "/tmp/dgl_presets", "--dry-run", flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and flag in err
+
+
+def test_digits_defaults_table_and_paper_values():
+    from dgl_ray.sweeps import coexistence, lifetime
+    from dgl_ray.sweeps._common import DIGITS_DEFAULTS
+    from dgl_ray.tune.cli import parse_values
+    lams = lambda spec: sorted({m["lam"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
+    assert lams(coexistence.plan(o)) == parse_values(DIGITS_DEFAULTS[("coexistence", "lambdas")][0], "x")
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    assert lams(coexistence.plan(o)) == parse_values("0.42:0.56:0.02", "x")
+    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lambdas", "0.5"])   # the user wins
+    assert lams(coexistence.plan(o)) == [0.5]
+    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    assert [k["lr"] for k in kids] == [0.1] * 3 and all(k["lr_milestones"] == [] for k in kids)
+    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    assert [(k["lr"], k["lr_milestones"]) for k in kids] == [(0.01, [25])]
+
+
+def test_digits_loop_decays_lr_as_the_paper_at_half_and_three_quarters():
+    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    (c,) = hysteresis.plan(o).searcher.plan_configs()
+    n = len(_lams(c))
+    assert c["lr_milestones"] == [n // 2, 3 * n // 4]
+    assert c["lambda_schedule"][0]["refine"] == [0.36, 0.52, 0.01]
+    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lr-milestones", ""])
+    (c,) = hysteresis.plan(o).searcher.plan_configs()
+    assert c["lr_milestones"] == []
