@@ -142,7 +142,7 @@ def claim_hysteresis(loop, sweeps) -> list[Claim]:
               rule="shows if H(λ↑) − L(λ↓) > +10% at every one of λ 0.22, 0.30, 0.40")
     if loop is not None:
         t = hysteresis_table(loop).set_index("lambda")
-        gaps = {lam: t["up"].get(lam, np.nan) - t["down"].get(lam, np.nan) for lam in (0.22, 0.30, 0.40, 0.50)}
+        gaps = {lam: t["gap"].get(lam, np.nan) for lam in (0.22, 0.30, 0.40, 0.50)}   # H leg (up, in a loop) − L leg
         c.measured = ", ".join(f"{_pct(g)} at {lam:.2f}" for lam, g in gaps.items())
         c.shows = _yes(all(gaps[lam] > 0.10 for lam in (0.22, 0.30, 0.40)))
     out.append(c)

@@ -101,8 +101,8 @@ def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
     t = spinodal_table(df[~df["run"].isin(bad["run"])])
     if not len(t):
         return t
-    cell = [c for c in t.columns if c not in ("direction", "lambda_mean", "lambda_std", "n", "n_censored",
-                                               "n_diverged", "coexistence_width")]
+    # the table's cell keys are the axes it grouped by: its columns that are also the runs' columns
+    cell = [c for c in t.columns if c != "direction" and c in df.columns]
     info = df.drop_duplicates("run").set_index("run")
     bad = bad.assign(**{c: info.loc[bad["run"], c].to_numpy() for c in cell if c in info})
     t["n_rejected"] = [int(((bad["direction"] == r["direction"]) &
