@@ -106,12 +106,14 @@ def test_lifetime_acceptance(tmp_path, capsys):
     assert "preparation runs branch=ordered eta=0.4: 1 run, 0 kept, 1 rejected (1 by the rule <=-1" in out
 
 
-def test_trap(tmp_path):
+def test_trap(tmp_path, capsys):
     assert run_family("trap", tmp_path, "--trap-epochs", "2", "--trap-accept", "0", "--intervention-lambdas", "0.0",
                       "--lr-multipliers", "0.1,1", "--intervention-epochs", "1", "--n", "1",
                       "--progress-interval", "30") == 0
     df = _check(tmp_path, "trap", 3)
     assert sorted(df.loc[df["phase"] == "intervention", "lr"].round(6).unique()) == [0.01, 0.1]
+    out = capsys.readouterr().out        # the summary is the escape table: escapes per (λ, LR multiplier)
+    assert "escaped" in out and "escape_fraction" in out
 
 
 def test_intervention_on_uri_storage(tmp_path):

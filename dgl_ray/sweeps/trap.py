@@ -9,7 +9,8 @@ from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
 from ..tune.cli import float_list as parse_range
-from ._common import chain_dir, const, final_summary, with_prep_counts
+from ..analysis.tables import escape_table
+from ._common import chain_dir, const, with_prep_counts
 
 FAMILY = "trap"
 
@@ -41,8 +42,9 @@ def plan(o):
                     for lam in lams for m in mults]
             stages.append((prep, (">=", o.trap_accept), kids))
     s = ChainedSearcher(stages, chain_dir(o))
-    return SweepSpec(FAMILY, s, summarize=with_prep_counts(lambda df: final_summary(
-        df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=o.escape_below)))
+    # the paper's Tδ table: escapes per intervention (λ × LR multiplier), the same table the report shows
+    return SweepSpec(FAMILY, s, summarize=with_prep_counts(lambda df: escape_table(
+        df, escape_below=o.escape_below, by=("lambda", "lr_multiplier"))))
 
 
 def main(argv=None):
