@@ -102,10 +102,12 @@ class _PerRun:
 
 
 def _need(module: str, flag: str) -> None:
-    import importlib.util
-    if importlib.util.find_spec(module) is None:
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
         raise ConfigError(f"{flag} needs the Python package {module!r}, which is not installed; "
-                          f"install the tracking extra: {EXTRA_HINT}")
+                          f"install the tracking extra: {EXTRA_HINT}") from None
 
 
 def check_trackers(opts) -> None:
