@@ -97,3 +97,11 @@ def test_missing_tracker_package_is_one_line(tmp_path, capsys, monkeypatch, flag
     assert rc == 2 and len(err.splitlines()) == 1
     assert err.startswith("error: ") and flag in err and ".[track]" in err
     assert not os.path.exists(tmp_path / "coexistence")          # before Ray, before any work
+
+
+def test_sweep_parquet_says_where_its_rows_came_from(tracked):
+    from dgl_ray import __version__
+    from dgl_ray.analysis import load_experiment
+    tmp, _ = tracked
+    rec = load_experiment(tmp / "res" / "grouped").attrs["provenance"]
+    assert len(rec) == 1 and rec[0]["dgl_ray"] == __version__ and rec[0]["nodes"]   # Ray was running

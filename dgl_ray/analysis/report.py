@@ -103,6 +103,12 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
     if source:
         md.append(f"Source: `{source}`\n")
     md.append(f"{df['run'].nunique()} runs, {len(df)} evaluations.\n")
+    from ..provenance import describe
+    prov = describe(df.attrs.get("provenance") or [])
+    if prov:                                   # which code, packages and machines made these rows
+        md.extend(["Provenance:\n", *prov, ""])
+        if echo:
+            print("provenance:\n" + "\n".join(prov))
     skipped = df.attrs.get("skipped") or []
     if skipped:
         md.append("Files not read:\n")

@@ -196,7 +196,8 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
                     kinds = {type(v) for v in df[c].dropna()}
                     if len(kinds) > 1:
                         df[c] = df[c].map(lambda v: None if v is None else str(v))
-        df.to_parquet(pq, index=False)
+        from ..provenance import attach
+        attach(df).to_parquet(pq, index=False)      # provenance in the Parquet metadata
         if fs is None:
             return df, pq
         dest = f"{root}/{name}/results.parquet"
