@@ -146,6 +146,8 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
                   "Final error of each run; L <= 0.20, H >= 0.40, T >= 0.85 (T counted in H).")
             figure(section, "coexistence_map", F.coexistence_map, f)
             figure(section, "error_histograms", F.error_histograms, f)
+            if f.groupby("run")["epoch"].nunique().max() >= 2:     # runs with a history
+                figure(section, "error_trajectories", F.error_trajectories, f)
             bt = T.branch_table(f)
             if (bt["n"] >= 4).any():
                 table(section, "bimodality", T.bimodality(f),
