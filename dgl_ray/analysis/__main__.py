@@ -28,7 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.add_argument("--n-boot", type=int, default=200, help="bootstrap draws for the critical point")
     rp.add_argument("--quiet", action="store_true", help="do not print the tables")
+    rp.add_argument("--compare", type=Path, default=None, metavar="PATH",
+                    help="another result set (a paper archive folder or another sweep) beside these runs "
+                         "in every table and figure where both have data")
+    rp.add_argument("--watch", type=float, default=None, metavar="N",
+                    help="a running sweep: rebuild the report every N seconds until the sweep ends")
+    rp.add_argument("--no-html", action="store_true", help="no report.html beside report.md")
     args = parser.parse_args(argv)
+    if args.watch is not None:
+        from .live import strip_watch, watch
+        if not args.watch > 0:
+            print(f"error: --watch {args.watch:g}: the refresh period must be > 0 seconds", file=sys.stderr)
+            return 2
+        if not args.path.is_dir():
+            print(f"error: --watch: {args.path} is not a sweep folder (a running sweep's "
+                  "<storage>/<name>)", file=sys.stderr)
+            return 2
+        return watch(main, strip_watch(list(sys.argv[1:] if argv is None else argv)), args.watch, args.path)
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
@@ -54,9 +70,24 @@ def main(argv: list[str] | None = None) -> int:
         for p, why in df.attrs.get("skipped", []):
             print(f"  skipped {p}: {why}", file=sys.stderr)
         return 2
+    other = None
+    if args.compare is not None:
+        from .compare import load_other
+        try:
+            other = load_other(args.compare)
+        except (ValueError, OSError) as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
+            return 2
     out = args.out or Path.cwd() / f"report-{path.resolve().name}"
     rep = build_report(df, out, source=str(path), figures=not args.no_figures,
                        n_boot=args.n_boot, echo=not args.quiet)
+    if other is not None:
+        from .compare import append_comparison, labels_for
+        append_comparison(rep, df, other, labels_for(path, args.compare),
+                          figures=not args.no_figures, echo=not args.quiet)
+    if not args.no_html:
+        from .html import write_html
+        print(f"wrote {write_html(rep.path)} (self-contained: figures embedded)")
     for p, why in df.attrs.get("skipped", []):
         print(f"skipped {p}: {why}")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")

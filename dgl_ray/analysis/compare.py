@@ -100,3 +100,28 @@ def append_comparison(rep, df: pd.DataFrame, other: pd.DataFrame, labels: tuple[
     rep.markdown = rep.markdown.rstrip("\n") + "\n" + "\n".join(md)
     Path(rep.path).write_text(rep.markdown)
     return rep
+
+
+def load_other(path: str | Path) -> pd.DataFrame:
+    """The frame to compare with: a sweep (Parquet / Tune folders) or a paper archive (CSV/JSON)."""
+    import warnings
+    from .frames import is_sweep_path, load_experiment, load_legacy
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder (expected a sweep folder, a results.parquet or "
+                                "a paper archive folder)")
+    if is_sweep_path(path):
+        df = load_experiment(path)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = load_legacy(path)
+    if df.empty:
+        raise ValueError("no results found (expected a sweep folder, a results.parquet or a paper archive)")
+    return df
+
+
+def labels_for(path: str | Path, other: str | Path) -> tuple[str, str]:
+    """Short, distinct names of the two sides (folder names; the full paths if these are equal)."""
+    a, b = Path(path).resolve().name, Path(other).resolve().name
+    return (a, b) if a != b else (str(path), str(other))
