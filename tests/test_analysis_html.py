@@ -2,6 +2,7 @@
 self-contained HTML page, --watch on a running sweep."""
 import base64
 import os
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -141,3 +142,25 @@ def test_watch_refreshes_until_the_sweep_writes_its_results(tmp_path, capsys):
     assert rc == 0 and out.count("=== report of") == 3 and "watch ends" in out
     assert out.count("wrote ") >= 3 and sleeps == [0.01, 0.01]
     assert analysis_main(["report", str(folder), "--watch", "0"]) == 2
+
+
+BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.slow   # ≈ 18 s (browser start); run with: pytest -m slow tests/test_analysis_html.py
+@pytest.mark.skipif(BROWSER is None, reason="no headless browser here (apt-get install chromium)")
+def test_html_renders_in_a_headless_browser(tmp_path, capsys):
+    """The documented check (dgl_ray.analysis.html): a headless screenshot of the page shows the report."""
+    import numpy as np
+    from matplotlib.image import imread
+    new = write_fake_sweep(tmp_path / "s", name="digits", lambdas=(0.3, 0.6), seeds=range(3), epochs=3)
+    rc, _ = _report([new, "--out", tmp_path / "rep", "--quiet", "--n-boot", "10"], capsys)
+    assert rc == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,1600", (tmp_path / "rep" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    img = imread(shot)[..., :3]
+    ink = (img.mean(axis=2) < 0.9).mean()                   # share of non-white pixels
+    colours = len(np.unique((img * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    assert 0.02 < ink < 0.9 and colours > 50                 # text, tables and embedded figures drawn
