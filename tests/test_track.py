@@ -105,3 +105,14 @@ def test_sweep_parquet_says_where_its_rows_came_from(tracked):
     tmp, _ = tracked
     rec = load_experiment(tmp / "res" / "grouped").attrs["provenance"]
     assert len(rec) == 1 and rec[0]["dgl_ray"] == __version__ and rec[0]["nodes"]   # Ray was running
+
+
+def test_wandb_online_without_a_key_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))                      # no ~/.netrc login
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    rc = run_family("coexistence", tmp_path, "--lambdas", "0.3", "--n", "1", "--wandb", "proj")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: --wandb proj: no W&B API key") and len(err.splitlines()) == 1

@@ -110,6 +110,16 @@ def _need(module: str, flag: str) -> None:
                           f"install the tracking extra: {EXTRA_HINT}") from None
 
 
+def _wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import wandb
+        return bool(wandb.login(prompt=False))   # checks the stored credentials, never prompts
+    except Exception:  # no settings, no netrc: not logged in
+        return False
+
+
 def check_trackers(opts) -> None:
     """Before Ray starts: every tracker flag has its package (one-line error naming the extra)."""
     if getattr(opts, "mlflow", None):
@@ -123,6 +133,9 @@ def check_trackers(opts) -> None:
             raise ConfigError(f"--mlflow {opts.mlflow}: not a tracking URI MLflow can use ({first})") from None
     if getattr(opts, "wandb", None):
         _need("wandb", "--wandb")
+        if os.environ.get("WANDB_MODE") not in ("offline", "disabled") and not _wandb_logged_in():
+            raise ConfigError(f"--wandb {opts.wandb}: no W&B API key (set WANDB_API_KEY, run `wandb login`, "
+                              "or set WANDB_MODE=offline to write the runs locally)")
     if getattr(opts, "tensorboard", False):
         _need("tensorboardX", "--tensorboard")
     if getattr(opts, "dashboard", False):
