@@ -1,6 +1,7 @@
 """Trackers through Ray Tune's own callbacks, read back with the real libraries (no mocks):
 one MLflow run / W&B offline run / TensorBoard event folder per (λ, seed) trial, grouped or not."""
 import glob
+import json
 import os
 import sys
 
@@ -22,9 +23,22 @@ def tracked(tmp_path_factory):
     os.environ["WANDB_MODE"] = "offline"          # before Ray starts: the logging actors inherit it
     os.environ["WANDB_SILENT"] = "true"
     os.environ.setdefault("WANDB_CONFIG_DIR", str(tmp / "wandb-config"))
-    init_ray(None, num_cpus=2)
+    import contextlib
+    import io
+    import urllib.error
+    import urllib.request
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        init_ray(None, num_cpus=2, dashboard=True)          # --dashboard: Ray's dashboard, address printed
     uri = tmp / "mlruns"
     try:
+        line = [l for l in printed.getvalue().splitlines() if l.startswith("Ray dashboard: ")]
+        url = line[0].split(": ", 1)[1]
+        try:
+            with urllib.request.urlopen(url + "/api/version", timeout=30) as r:
+                dashboard = (url, r.status, json.loads(r.read()))
+        except urllib.error.HTTPError as e:    # Ray >= 2.59 token auth: the dashboard answers 401
+            dashboard = (url, e.code, None)
         rc_g = run_family("coexistence", tmp / "res", *SWEEP, "--group-size", "2", "--name", "grouped",
                           "--mlflow", str(uri), "--wandb", "dgl-test", "--tensorboard")
         rc_s = run_family("coexistence", tmp / "res", *SWEEP, "--group-size", "1", "--name", "single",
@@ -32,13 +46,20 @@ def tracked(tmp_path_factory):
     finally:
         ray.shutdown()
     assert rc_g == 0 and rc_s == 0
-    return tmp, "file:" + str(uri)
+    return tmp, "file:" + str(uri), dashboard
+
+
+def test_dashboard_address_is_printed_and_answers(tracked):
+    import ray
+    url, status, version = tracked[2]
+    assert url.startswith("http://127.0.0.1:") or url.startswith("http://")
+    assert status == 401 or (status == 200 and version["ray_version"] == ray.__version__)
 
 
 @pytest.mark.parametrize("name,tune_trials", [("grouped", 1), ("single", 2)])
 def test_mlflow_one_run_per_lambda_seed(tracked, name, tune_trials):
     import mlflow
-    tmp, uri = tracked
+    tmp, uri, _ = tracked
     df = parquet(tmp / "res", name)
     assert df["tune_trial"].nunique() == tune_trials and df["run"].nunique() == 2
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -59,7 +80,7 @@ def test_mlflow_one_run_per_lambda_seed(tracked, name, tune_trials):
 @pytest.mark.parametrize("name", ["grouped", "single"])
 def test_tensorboard_one_curve_per_lambda_seed(tracked, name):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    tmp, _ = tracked
+    tmp, _, _ = tracked
     df = parquet(tmp / "res", name)
     folders = {os.path.basename(p): p for p in glob.glob(str(tmp / "res" / name / "*" / "runs" / "*"))}
     assert set(folders) == set(df["run"])
@@ -81,7 +102,7 @@ def test_no_default_tensorboard_without_the_flag(tmp_path):
 
 
 def test_wandb_offline_run_per_lambda_seed(tracked):
-    tmp, _ = tracked
+    tmp, _, _ = tracked
     df = parquet(tmp / "res", "grouped")
     for run in df["run"].unique():
         offline = glob.glob(str(tmp / "res" / "grouped" / "*" / "runs" / run / "wandb" / f"offline-run-*-{run}"))
@@ -102,7 +123,7 @@ def test_missing_tracker_package_is_one_line(tmp_path, capsys, monkeypatch, flag
 def test_sweep_parquet_says_where_its_rows_came_from(tracked):
     from dgl_ray import __version__
     from dgl_ray.analysis import load_experiment
-    tmp, _ = tracked
+    tmp, _, _ = tracked
     rec = load_experiment(tmp / "res" / "grouped").attrs["provenance"]
     assert len(rec) == 1 and rec[0]["dgl_ray"] == __version__ and rec[0]["nodes"]   # Ray was running
 
