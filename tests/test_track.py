@@ -16,7 +16,8 @@ SWEEP = ["--epochs", "2", "--progress-interval", "30", "--lambdas", "0.3,0.5", "
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     """Two tiny sweeps in one Ray instance: a grouped one (2 members in one Tune trial) with all three
-    trackers, and an ungrouped one (one Tune trial per (λ, seed)) with MLflow and TensorBoard."""
+    trackers, and an ungrouped one (one Tune trial per (λ, seed)) with MLflow and TensorBoard, whose
+    trials each fail once and are retried from their checkpoint (the same logged run goes on)."""
     import ray
     from dgl_ray.tune.runner import init_ray
     tmp = tmp_path_factory.mktemp("track")
@@ -42,7 +43,8 @@ def tracked(tmp_path_factory):
         rc_g = run_family("coexistence", tmp / "res", *SWEEP, "--group-size", "2", "--name", "grouped",
                           "--mlflow", str(uri), "--wandb", "dgl-test", "--tensorboard")
         rc_s = run_family("coexistence", tmp / "res", *SWEEP, "--group-size", "1", "--name", "single",
-                          "--mlflow", str(uri), "--tensorboard")
+                          "--mlflow", str(uri), "--tensorboard",     # each trial fails once, is retried:
+                          "--fail-at-epoch", "1", "--max-failures", "1", "--checkpoint-every", "1")
     finally:
         ray.shutdown()
     assert rc_g == 0 and rc_s == 0
@@ -64,8 +66,9 @@ def test_mlflow_one_run_per_lambda_seed(tracked, name, tune_trials):
     assert df["tune_trial"].nunique() == tune_trials and df["run"].nunique() == 2
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(name)
-    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == set(df["run"])                          # one MLflow run per (λ, seed), same key
+    found = client.search_runs([exp.experiment_id])
+    runs = {r.info.run_name: r for r in found}
+    assert len(found) == len(runs) and set(runs) == set(df["run"])   # one MLflow run per (λ, seed)
     for run, g in df.groupby("run"):
         r = runs[run]
         assert r.info.status == "FINISHED"

@@ -70,7 +70,7 @@ class _PerRun:
 
     def _views(self, trial) -> dict:
         if not hasattr(self, "_run_views"):
-            self._run_views = {}
+            self._run_views, self._ended = {}, set()
         return self._run_views.setdefault(trial, {})
 
     def _view(self, trial, run: str) -> RunView:
@@ -79,9 +79,15 @@ class _PerRun:
             configs = member_configs(trial)
             views[run] = RunView(trial, run, configs.get(run, dict(trial.config)))
             super().log_trial_start(views[run])
+        elif views[run] in self._ended:      # a trial retried after a failure: the same run goes on
+            self._ended.discard(views[run])
+            super().log_trial_start(views[run])
         return views[run]
 
     def log_trial_start(self, trial) -> None:
+        if isinstance(trial, RunView):       # Ray's own code restarting a run's logger
+            super().log_trial_start(trial)
+            return
         # runs start at their first result: a group's members are only known by their rows
         self._views(trial)
 
@@ -97,8 +103,9 @@ class _PerRun:
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         for view in self._views(trial).values():
-            super().log_trial_end(view, failed=failed)
-        self._run_views.pop(trial, None)
+            if view not in self._ended:
+                super().log_trial_end(view, failed=failed)
+                self._ended.add(view)
 
 
 def _need(module: str, flag: str) -> None:
