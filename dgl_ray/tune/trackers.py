@@ -21,10 +21,6 @@ from __future__ import annotations
 import os
 from typing import Dict
 
-from ray.air.integrations.mlflow import MLflowLoggerCallback   # these import mlflow/wandb lazily
-from ray.air.integrations.wandb import WandbLoggerCallback
-from ray.tune.logger import TBXLoggerCallback
-
 from ..errors import ConfigError
 
 EXTRA_HINT = "pip install -e '.[track]'"
@@ -150,19 +146,7 @@ def check_trackers(opts) -> None:
             _need(module, "--dashboard")
 
 
-class MLflowRuns(_PerRun, MLflowLoggerCallback):
-    """Ray's MLflowLoggerCallback, one MLflow run per (λ, seed)."""
-
-
-class WandbRuns(_PerRun, WandbLoggerCallback):
-    """Ray's WandbLoggerCallback, one W&B run per (λ, seed)."""
-
-
-class TensorBoardRuns(_PerRun, TBXLoggerCallback):
-    """Ray's TBXLoggerCallback, one event folder per (λ, seed): ``<trial folder>/runs/<run>/``."""
-
-
-class NoTensorBoard(TBXLoggerCallback):
+class _Quiet:
     """Stands in for Ray's default TensorBoard logger, which would interleave a group's members."""
 
     def __init__(self):
@@ -178,6 +162,43 @@ class NoTensorBoard(TBXLoggerCallback):
         pass
 
 
+_CLASSES: dict = {}
+
+
+def tracker_class(kind: str):
+    """The callback class of a tracker kind, built on first use: Ray's integration modules import
+    MLflow and W&B eagerly (≈ 2.5 s), so that a sweep without tracker flags, or a command line that
+    only fails validation, never pays for them. Kinds: mlflow, wandb, tensorboard, none."""
+    if kind not in _CLASSES:
+        if kind == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback as base
+            mixin, name = _PerRun, "MLflowRuns"
+        elif kind == "wandb":
+            from ray.air.integrations.wandb import WandbLoggerCallback as base
+            mixin, name = _PerRun, "WandbRuns"
+        elif kind in ("tensorboard", "none"):
+            from ray.tune.logger import TBXLoggerCallback as base
+            mixin, name = (_PerRun, "TensorBoardRuns") if kind == "tensorboard" else (_Quiet, "NoTensorBoard")
+        else:
+            raise ValueError(f"tracker kind {kind!r}; expected mlflow, wandb, tensorboard or none")
+        _CLASSES[kind] = type(name, (mixin, base), {
+            "__doc__": f"Ray's {base.__name__}, one logged run per (λ, seed).", "__module__": __name__,
+            "__reduce__": _reduce})
+    return _CLASSES[kind]
+
+
+def _reduce(self):
+    return make_tracker, (self._kind, self._kwargs)
+
+
+def make_tracker(kind: str, kwargs: dict | None = None):
+    """An instance of :func:`tracker_class` (picklable: Tune saves the run config's callbacks)."""
+    kwargs = dict(kwargs or {})
+    cb = tracker_class(kind)(**kwargs)
+    cb._kind, cb._kwargs = kind, kwargs
+    return cb
+
+
 def tracker_callbacks(opts) -> list:
     """Ray Tune callbacks for the tracker flags of ``opts`` (``mlflow``, ``wandb``, ``tensorboard``).
 
@@ -186,11 +207,12 @@ def tracker_callbacks(opts) -> list:
     name = getattr(opts, "name", None) or "dgl_ray"
     callbacks = []
     if getattr(opts, "mlflow", None):
-        callbacks.append(MLflowRuns(tracking_uri=_mlflow_uri(opts.mlflow), experiment_name=name,
-                                    tags={"family": str(getattr(opts, "family", "")), "sweep": name}))
+        callbacks.append(make_tracker("mlflow", dict(
+            tracking_uri=_mlflow_uri(opts.mlflow), experiment_name=name,
+            tags={"family": str(getattr(opts, "family", "")), "sweep": name})))
     if getattr(opts, "wandb", None):
-        callbacks.append(WandbRuns(project=opts.wandb, group=name))
-    callbacks.append(TensorBoardRuns() if getattr(opts, "tensorboard", False) else NoTensorBoard())
+        callbacks.append(make_tracker("wandb", dict(project=opts.wandb, group=name)))
+    callbacks.append(make_tracker("tensorboard" if getattr(opts, "tensorboard", False) else "none"))
     return callbacks
 
 
