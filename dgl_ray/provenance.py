@@ -106,13 +106,16 @@ def collect() -> dict:
 
 
 def read(path: str | Path) -> list[dict]:
-    """Provenance records of every ``*.parquet`` under ``path`` (or of the file itself), one per
+    """Provenance records of the ``*.parquet`` files under ``path`` (or of the file itself), one per
     distinct record, each with the ``file`` it came from (parts of one sweep share one record)."""
     import pyarrow.parquet as pq
     import json
     path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet")
-                                                 if not any(s.startswith(".") for s in p.relative_to(path).parts))
+    # a sweep folder's Parquet files (and one folder down), or those of the sweeps in a storage folder; trial
+    # folders, with their checkpoints, are not walked)
+    files = [path] if path.is_file() else sorted(
+        p for pattern in ("*.parquet", "*/*.parquet") for p in path.glob(pattern)
+        if not any(s.startswith(".") for s in p.relative_to(path).parts))
     seen, out = set(), []
     for f in files:
         try:
