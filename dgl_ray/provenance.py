@@ -111,8 +111,8 @@ def read(path: str | Path) -> list[dict]:
     import pyarrow.parquet as pq
     import json
     path = Path(path)
-    # a sweep folder's Parquet files (and one folder down), or those of the sweeps in a storage folder; trial
-    # folders, with their checkpoints, are not walked)
+    # a sweep folder's Parquet files (and one folder down), or those of the sweeps in a storage
+    # folder; the checkpoints inside trial folders are never walked
     files = [path] if path.is_file() else sorted(
         p for pattern in ("*.parquet", "*/*.parquet") for p in path.glob(pattern)
         if not any(s.startswith(".") for s in p.relative_to(path).parts))
