@@ -27,6 +27,7 @@ def _fig(w: float = 6.0, h: float = 4.0, ncols: int = 1, nrows: int = 1):
 
 
 ERROR_LABEL = "test error (fraction misclassified)"
+LAMBDA_LABEL = "λ (weight of the clean-label gradient)"
 BRANCH_COLORS = {"L": "tab:blue", "intermediate": "tab:gray", "H": "tab:red"}
 
 
@@ -137,7 +138,7 @@ def hysteresis_loop(df: pd.DataFrame, **kw) -> Figure:
             ax.fill_between(both["lambda"].to_numpy(float), both["up"].to_numpy(float),
                             both["down"].to_numpy(float), color="tab:purple", alpha=0.15,
                             label="gap (up − down)")
-        ax.set_xlabel("λ (weight of the clean-label gradient)")
+        ax.set_xlabel(LAMBDA_LABEL)
         ax.set_ylabel(ERROR_LABEL)
         ax.set_ylim(0, 1)
         key = key if isinstance(key, tuple) else (key,)
@@ -167,7 +168,7 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, **kw) -> Figu
             ax.bar(x, v, bottom=bottom, color=color, label=col if col != "n_diverged" else "diverged")
             bottom += v
         ax.set_xticks(x, [f"{v:g}" for v in g["lambda"]], rotation=45)
-        ax.set_xlabel("λ")
+        ax.set_xlabel(LAMBDA_LABEL)
         ax.set_ylabel("fraction of runs")
         ax.set_ylim(0, 1.05)
         key = key if isinstance(key, tuple) else (key,)
@@ -242,7 +243,7 @@ def phase_diagram(df: pd.DataFrame, *, value: str = "frac_H", **kw) -> Figure:
                    vmin=0, vmax=1 if value.startswith("frac") or value.endswith("error") else None)
     ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns], rotation=45)
     ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
-    ax.set_xlabel("λ (weight of the clean-label gradient)")
+    ax.set_xlabel(LAMBDA_LABEL)
     ax.set_ylabel("η (label-noise rate)")
     fig.colorbar(im, ax=ax, label=value.replace("frac_H", "fraction of runs on H (error ≥ 0.40)"))
     ax.set_title(f"Phase diagram λ × η: {_runs_word(int(b['n'].sum()))}", fontsize=9)
@@ -294,8 +295,8 @@ def finite_size_curves(df: pd.DataFrame, *, value: str = "frac_H", **kw) -> Figu
         for w, gw in g.groupby("width", dropna=False):
             ax.plot(gw["lambda"], gw[value], marker="o", ms=3, label=f"width {w:g}")
         ax.set_title(f"η={eta}")
-        ax.set_xlabel("λ")
-        ax.set_ylabel(value)
+        ax.set_xlabel(LAMBDA_LABEL)
+        ax.set_ylabel(value.replace("frac_H", "fraction of runs on H (error ≥ 0.40)"))
         ax.legend(fontsize=8)
     return fig
 
