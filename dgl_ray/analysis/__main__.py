@@ -30,10 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--quiet", action="store_true", help="do not print the tables")
     rp.add_argument("--eta-default", type=float, default=None, metavar="ETA",
                     help="η of archive files that state none (default: left empty and said)")
+    rp.add_argument("--compare", type=Path, default=None, metavar="PATH",
+                    help="another result set (a paper archive folder or another sweep) beside these runs "
+                         "in every table and figure where both have data")
+    rp.add_argument("--watch", type=float, default=None, metavar="N",
+                    help="a running sweep: rebuild the report every N seconds until the sweep ends")
+    rp.add_argument("--no-html", action="store_true", help="no report.html beside report.md")
     args = parser.parse_args(argv)
     if args.eta_default is not None and not 0.0 <= args.eta_default < 1.0:
         print(f"error: --eta-default {args.eta_default}: η must be in [0, 1)", file=sys.stderr)
         return 2
+    if args.watch is not None:
+        from .live import strip_watch, watch
+        if not args.watch > 0:
+            print(f"error: --watch {args.watch:g}: the refresh period must be > 0 seconds", file=sys.stderr)
+            return 2
+        if not args.path.is_dir():
+            print(f"error: --watch: {args.path} is not a sweep folder (a running sweep's "
+                  "<storage>/<name>)", file=sys.stderr)
+            return 2
+        return watch(main, strip_watch(list(sys.argv[1:] if argv is None else argv)), args.watch, args.path)
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
@@ -59,9 +75,24 @@ def main(argv: list[str] | None = None) -> int:
         for p, why in df.attrs.get("skipped", []):
             print(f"  skipped {p}: {why}", file=sys.stderr)
         return 2
+    other = None
+    if args.compare is not None:
+        from .compare import load_other
+        try:
+            other = load_other(args.compare)
+        except (ValueError, OSError) as exc:
+            print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
+            return 2
     out = args.out or Path.cwd() / f"report-{path.resolve().name}"
     rep = build_report(df, out, source=str(path), figures=not args.no_figures,
                        n_boot=args.n_boot, echo=not args.quiet)
+    if other is not None:
+        from .compare import append_comparison, labels_for
+        append_comparison(rep, df, other, labels_for(path, args.compare),
+                          figures=not args.no_figures, echo=not args.quiet)
+    if not args.no_html:
+        from .html import write_html
+        print(f"wrote {write_html(rep.path)} (self-contained: figures embedded)")
     for p, why in df.attrs.get("skipped", []):
         print(f"skipped {p}: {why}")
     for exp, why, n in df.attrs.get("excluded", []):

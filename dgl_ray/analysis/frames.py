@@ -269,12 +269,20 @@ def load_experiment(path: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
         if "experiment" not in df:
             df["experiment"] = path.parent.name
-        return normalise(df)
+        return _with_provenance(normalise(df), path)
     dirs = _experiment_dirs(path)
     if not dirs:
         raise ValueError(f"{path}: no results.parquet and no Tune trial folders (params.json/"
                          "result.json) found")
-    return normalise(pd.concat([_load_one_experiment(d) for d in dirs], ignore_index=True, sort=False))
+    return _with_provenance(normalise(pd.concat([_load_one_experiment(d) for d in dirs],
+                                                ignore_index=True, sort=False)), path)
+
+
+def _with_provenance(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df.attrs["provenance"]``: the records of the Parquet files read (dgl_ray.provenance)."""
+    from ..provenance import read
+    df.attrs["provenance"] = read(path)
+    return df
 
 
 def is_sweep_path(path: str | Path) -> bool:

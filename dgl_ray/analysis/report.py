@@ -203,6 +203,12 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
     if source:
         md.append(f"Source: `{source}`\n")
     md.append(f"{df['run'].nunique()} runs, {len(df)} evaluations.\n")
+    from ..provenance import describe
+    prov = describe(df.attrs.get("provenance") or [])
+    if prov:                                   # which code, packages and machines made these rows
+        md.extend(["Provenance:\n", *prov, ""])
+        if echo:
+            print("provenance:\n" + "\n".join(prov))
     skipped = df.attrs.get("skipped") or []
     if skipped:
         md.append("Files not read:\n")
@@ -274,6 +280,8 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
                                "in H)"))
             figure(section, "coexistence_map", F.coexistence_map, f)
             figure(section, "error_histograms", F.error_histograms, f)
+            if f.groupby("run")["epoch"].nunique().max() >= 2:     # runs with a history
+                figure(section, "error_trajectories", F.error_trajectories, f)
             many, crit, slowing = _fresh_decisions(f, plan)
             if len(many):
                 table(section, "bimodality", T.bimodality(many),

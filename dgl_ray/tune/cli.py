@@ -93,6 +93,8 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="print the trial plan and its size; run nothing")
     r.add_argument("--config", default=None, help="a preset TOML (sweeps/<preset>.toml); flags override it")
     r.add_argument("--fail-at-epoch", type=int, default=None, help=argparse.SUPPRESS)  # tests: FailureConfig
+    from .trackers import add_tracker_args
+    add_tracker_args(p)
     f = p.add_argument_group(f"{module.FAMILY} options")
     module.add_args(f)
     return p
@@ -342,6 +344,8 @@ def main(module, argv=None) -> int:
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
         group_trials(spec, opts)
+        from .trackers import check_trackers
+        check_trackers(opts)
         check_address(opts)
         check_storage(opts)
     except ConfigError as e:

@@ -72,7 +72,8 @@ def make_trainable(cpus: float, gpus: float):
     return tune.with_resources(t, {"cpu": cpus, "gpu": gpus})
 
 
-def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1) -> None:
+def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1,
+             dashboard: bool = False) -> None:
     import ray
     if ray.is_initialized():
         return
@@ -81,11 +82,14 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
     pp = os.environ.get("PYTHONPATH")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + (os.pathsep + pp if pp else "")
-    kw = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    kw = dict(include_dashboard=dashboard, log_to_driver=False, runtime_env={"env_vars": env})
     if address:
-        ray.init(address=address, **kw)
+        ctx = ray.init(address=address, **kw)
     else:
-        ray.init(num_cpus=num_cpus, **kw)
+        ctx = ray.init(num_cpus=num_cpus, **kw)
+    if dashboard:
+        from .trackers import print_dashboard
+        print_dashboard(ctx)
 
 
 def _local_copy(storage: str, name: str, tmp: str) -> str:
@@ -192,7 +196,8 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
                     kinds = {type(v) for v in df[c].dropna()}
                     if len(kinds) > 1:
                         df[c] = df[c].map(lambda v: None if v is None else str(v))
-        df.to_parquet(pq, index=False)
+        from ..provenance import attach
+        attach(df).to_parquet(pq, index=False)      # provenance in the Parquet metadata
         if fs is None:
             return df, pq
         dest = f"{root}/{name}/results.parquet"
@@ -208,7 +213,10 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
 
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
-    init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial)
+    init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial,
+             dashboard=getattr(opts, "dashboard", False))
+    from .trackers import tracker_callbacks
+    trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
     total = getattr(spec.searcher, "size", 0)
     plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
@@ -219,7 +227,7 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
     path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
     if opts.resume and tune.Tuner.can_restore(path_for_restore, storage_filesystem=None):
         tuner = tune.Tuner.restore(path_for_restore, trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [progress]
+        tuner._local_tuner.get_run_config().callbacks = [progress, *trackers]
         restored = True
         print(f"resuming {path_for_restore}", flush=True)
     else:
@@ -231,7 +239,7 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
                 name=opts.name, storage_path=root, storage_filesystem=fs, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=opts.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                callbacks=[progress]),
+                callbacks=[progress, *trackers]),
         )
     grid = tuner.fit()
     known = set()

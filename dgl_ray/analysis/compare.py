@@ -1,0 +1,127 @@
+"""``report --compare PATH``: another result set (the paper's archive or another sweep) beside the new runs.
+
+:func:`append_comparison` adds a "Comparison" section to a written :class:`~dgl_ray.analysis.report.Report`:
+for every kind of reduction that has data on both sides (fresh runs, hysteresis ladders, survival
+runs), each table computed on both with a ``source`` column first, and each figure drawn for both
+side by side (:func:`dgl_ray.analysis.figures.side_by_side`). This is the S1 notebook's comparison of
+new runs with the archive, from the command line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures as F
+from . import tables as T
+
+
+def _kinds(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The parts of ``d`` each reduction uses (fresh runs, both-leg ladders, observed runs)."""
+    out = {}
+    observe = set(d.loc[d["phase"].eq("observe"), "run"]) if "phase" in d else set()
+    no_dir = d["direction"].isna() if "direction" in d else pd.Series(True, index=d.index)
+    no_origin = d["origin"].isna() if "origin" in d else pd.Series(True, index=d.index)
+    fresh = d[no_dir & no_origin & ~d["run"].isin(observe)]
+    if len(fresh):
+        out["fresh"] = fresh
+    if "direction" in d and set(d["direction"].dropna()) >= {"up", "down"}:
+        out["hysteresis"] = d[d["direction"].isin(["up", "down"])]
+    if observe:
+        out["survival"] = d[d["run"].isin(observe)]
+    return out
+
+
+def _has_trajectories(d: pd.DataFrame) -> bool:
+    return bool(len(d)) and d.groupby("run")["epoch"].nunique().max() >= 2
+
+
+# kind -> (tables, figures); a figure entry may carry a condition on both frames
+TABLES = {
+    "fresh": [("branch_table", T.branch_table), ("gap_table", T.gap_table)],
+    "hysteresis": [("hysteresis_table", T.hysteresis_table)],
+    "survival": [("survival_table", T.survival_table)],
+}
+FIGURES = {
+    "fresh": [("coexistence_map", F.coexistence_map, None),
+              ("error_histograms", F.error_histograms, None),
+              ("error_trajectories", F.error_trajectories, _has_trajectories),
+              ("phase_diagram", F.phase_diagram, lambda d: d["eta"].nunique() > 1)],
+    "hysteresis": [("hysteresis_loop", F.hysteresis_loop, None)],
+    "survival": [("survival_curves", F.survival_curves, None)],
+}
+
+
+def comparison(df: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str]):
+    """Yield (kind, name, table or None, figure or None) for every reduction both sides have data for."""
+    a, b = _kinds(df), _kinds(other)
+    for kind in [k for k in a if k in b]:
+        for name, make in TABLES[kind]:
+            parts = []
+            for label, d in zip(labels, (a[kind], b[kind])):
+                try:
+                    t = make(d)
+                except Exception as e:   # one side lacks what a table needs: say so, keep going
+                    t = pd.DataFrame({"note": [f"{type(e).__name__}: {e}"]})
+                parts.append(t.assign(source=label)[["source", *t.columns]])
+            yield kind, name, pd.concat(parts, ignore_index=True, sort=False), None
+        for name, make, cond in FIGURES[kind]:
+            if cond is not None and not (cond(a[kind]) and cond(b[kind])):   # both have it
+                continue
+            yield kind, name, None, F.side_by_side(make, {labels[0]: a[kind], labels[1]: b[kind]})
+
+
+def append_comparison(rep, df: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
+                      figures: bool = True, echo: bool = False):
+    """Append the comparison section to ``rep`` (a Report): tables in Markdown, figures under
+    ``figures/compare_*.png``; rewrites ``rep.path``. Returns ``rep``."""
+    from .report import to_markdown
+    md = [f"\n## Comparison: {labels[0]} beside {labels[1]}\n",
+          f"{labels[0]}: {df['run'].nunique()} runs; {labels[1]}: {other['run'].nunique()} runs. "
+          "Each table has both (``source`` first); each figure draws both side by side.\n"]
+    fig_dir = Path(rep.path).parent / "figures"
+    made = 0
+    for kind, name, table, fig in comparison(df, other, labels):
+        if table is not None:
+            rep.tables[f"compare/{name}"] = table
+            md.append(f"### {name} ({kind} runs)\n")
+            md.append(to_markdown(table))
+            if echo:
+                print(f"\n== compare/{name} ==")
+                print(table.to_string(index=False))
+            made += 1
+        elif figures:
+            p = F.save_png(fig, fig_dir / f"compare_{name}.png")
+            rep.figures.append(p)
+            md.append(f"![compare {name}](figures/{p.name})\n")
+            made += 1
+    if not made:
+        md.append("_No reduction has data on both sides (e.g. fresh runs here, ladders there)._\n")
+    rep.markdown = rep.markdown.rstrip("\n") + "\n" + "\n".join(md)
+    Path(rep.path).write_text(rep.markdown)
+    return rep
+
+
+def load_other(path: str | Path) -> pd.DataFrame:
+    """The frame to compare with: a sweep (Parquet / Tune folders) or a paper archive (CSV/JSON)."""
+    import warnings
+    from .frames import is_sweep_path, load_experiment, load_legacy
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder (expected a sweep folder, a results.parquet or "
+                                "a paper archive folder)")
+    if is_sweep_path(path):
+        df = load_experiment(path)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = load_legacy(path)
+    if df.empty:
+        raise ValueError("no results found (expected a sweep folder, a results.parquet or a paper archive)")
+    return df
+
+
+def labels_for(path: str | Path, other: str | Path) -> tuple[str, str]:
+    """Short, distinct names of the two sides (folder names; the full paths if these are equal)."""
+    a, b = Path(path).resolve().name, Path(other).resolve().name
+    return (a, b) if a != b else (str(path), str(other))
