@@ -12,6 +12,7 @@ from ..tune.cli import float_list as parse_range
 from ._common import chain_dir, const, final_summary
 
 FAMILY = "trap"
+UNSUPPORTED_OPTIONS = ("widths",)   # the trap protocol trains one width (checked by dgl_ray.tune.cli)
 
 
 def add_args(p):

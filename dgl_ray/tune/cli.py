@@ -176,6 +176,14 @@ def plan_options(parser: argparse.ArgumentParser, opts) -> dict:
     return out
 
 
+def check_order(spec, opts) -> None:
+    """--order orders a grid; chained and adaptive plans order their trials themselves."""
+    from .searchers import GridSearcher
+    if opts.order is not None and not isinstance(spec.searcher, GridSearcher):
+        raise ConfigError(f"--order={opts.order} orders grid plans; this {opts.family} plan is "
+                          f"{type(spec.searcher).__name__.replace('Searcher', '').lower()} (drop --order)")
+
+
 def check_unsupported(module, parser: argparse.ArgumentParser, opts) -> None:
     """A shared option the family cannot honour (its ``UNSUPPORTED_OPTIONS``) is refused when set."""
     for name in getattr(module, "UNSUPPORTED_OPTIONS", ()):
@@ -482,6 +490,7 @@ def main(module, argv=None) -> int:
         validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
+        check_order(spec, opts)
         group_trials(spec, opts)
         # this machine's data and GPUs: a dry run (often on a laptop, for a cluster) names what is
         # missing and shows the plan anyway; a run stops here

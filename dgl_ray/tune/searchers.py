@@ -23,6 +23,8 @@ import pickle
 import numpy as np
 from ray.tune.search import Searcher
 
+from ..errors import ConfigError
+
 FINISHED = Searcher.FINISHED
 
 
@@ -127,6 +129,9 @@ class ChainedSearcher(_StateSearcher):
         for i, (prep, accept, children) in enumerate(stages):
             if accept is not None and accept[0] not in self.OPS:
                 raise ValueError(f"acceptance op {accept[0]!r}; allowed: {', '.join(self.OPS)}")
+            if accept is not None and not (isinstance(accept[1], (int, float)) and 0 <= accept[1] <= 1):
+                raise ConfigError(f"acceptance threshold {accept[0]} {accept[1]!r}: an error threshold must be "
+                                  f"a number in [0, 1]")
             p = dict(prep)
             p.setdefault("role", "prep")
             p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
