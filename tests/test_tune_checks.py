@@ -199,3 +199,56 @@ def test_thresholds_are_checked_by_the_chained_searcher():
     for bad in (math.nan, -0.1, 1.5):
         with pytest.raises(ConfigError, match="error threshold"):
             ChainedSearcher([({"lam": 0.3}, ("<", bad), [])], chain_dir="/tmp/x")
+
+
+# ---- one schema for Tune configs -------------------------------------------------------------------
+
+def test_misspelled_field_in_a_tune_config_is_an_error():
+    from dgl_ray.errors import ConfigError
+    from dgl_ray.tune.cli import validate_configs
+    with pytest.raises(ConfigError, match="'lr_gama' \\(did you mean 'lr_gamma'\\?\\)"):
+        validate_configs([{"lam": 0.3, "seed": 0, "family": "x"}, {"lam": 0.3, "seed": 1, "lr_gama": 0.5}])
+    with pytest.raises(ConfigError, match="'sead'"):           # inside a grouped Tune trial too
+        from dgl_ray.config import TrialConfig
+        TrialConfig.check_tune_config({"group": [{"lam": 0.3, "seed": 0}, {"lam": 0.3, "sead": 1}]})
+
+
+def test_validate_many_checks_every_seed_and_lambda():
+    from dgl_ray.config import TrialConfig
+    from dgl_ray.errors import ConfigError
+    ok = [{"lam": 0.1 * i, "seed": i} for i in range(5)]
+    TrialConfig.validate_many(ok)
+    with pytest.raises(ConfigError, match="seed=-1"):
+        TrialConfig.validate_many(ok + [{"lam": 0.3, "seed": -1}])
+    with pytest.raises(ConfigError, match="1.5"):
+        TrialConfig.validate_many(ok + [{"lam": 1.5, "seed": 9}])
+
+
+# ---- partial results: a running or crashed sweep reads with its missing trials counted ---------------
+
+def _trial_folder(exp, tid, run_rows):
+    d = exp / f"any_trainable_{tid}_1_K=16_2026-01-01_00-00-00"
+    d.mkdir(parents=True)
+    (d / "params.json").write_text(json.dumps({"lam": run_rows[0]["lambda"], "seed": run_rows[0]["seed"]}))
+    (d / "result.json").write_text("".join(json.dumps({**r, "trial_id": tid}) + "\n" for r in run_rows))
+
+
+def test_load_experiment_of_a_crashed_sweep_counts_missing(tmp_path, capsys):
+    from dgl_ray.analysis import branch_table, load_experiment
+    from dgl_ray.analysis.frames import missing_trials
+    exp = tmp_path / "crashed"
+    row = dict(family="coexistence", dataset="digits", eta=0.4, width=1.0)
+    _trial_folder(exp, "aaaa0001", [dict(row, seed=0, epoch=e, test_error=0.1, status="running" if e < 3 else "completed",
+                                         **{"lambda": 0.3}) for e in (1, 2, 3)])
+    _trial_folder(exp, "aaaa0002", [dict(row, seed=1, epoch=e, test_error=0.05, status="running", **{"lambda": 0.3})
+                                    for e in (1, 2)])                  # stopped at epoch 2 of 3
+    (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 3}))
+    df = load_experiment(exp)
+    assert dict(df.groupby("run")["run_status"].first()) == {"aaaa0001": "completed", "aaaa0002": "unfinished"}
+    assert missing_trials(df) == {"finished": 1, "unfinished": 1, "errored": 0, "never_started": 1, "missing": 2}
+    bt = branch_table(df)
+    assert bt[["n", "L", "n_missing"]].values.tolist() == [[2, 1, 1]]     # the epoch-2 run is not counted as L
+    from dgl_ray.analysis.__main__ import main
+    assert main(["report", str(exp), "--out", str(tmp_path / "rep"), "--no-figures", "--quiet"]) == 0
+    assert "2 trial(s) missing from the tables: 1 unfinished, 0 errored, 1 never started (1 finished)" \
+        in capsys.readouterr().out

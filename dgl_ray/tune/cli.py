@@ -277,20 +277,21 @@ def base_config(o, **extra) -> dict:
 
 def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
-    from ..config import TrialConfig
-    from .trainable import split_config
+    from ..config import RUNTIME_FIELDS, LABEL_FIELDS, TrialConfig
     from ..models import check_model_fits
-    seen, fits = set(), set()
+    not_trial = set(RUNTIME_FIELDS) | set(LABEL_FIELDS)
+    trials = []
     for c in configs:
-        trial, _, _ = split_config(c)
-        key = json.dumps(trial, sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        rc = TrialConfig.from_dict(trial)
-        if (rc.model, rc.width, rc.dataset) not in fits:   # e.g. vgg11 on 8x8 digits: refused before Ray starts
+        TrialConfig.check_tune_config(c)       # a misspelled field is an error, not a result column
+        trials.append({k: v for k, v in c.items() if k not in not_trial})
+    TrialConfig.validate_many(trials)
+    fits = set()
+    for t in trials:
+        key = (t.get("model"), t.get("width", 1.0), t.get("dataset", "digits"))
+        if key not in fits:                     # e.g. vgg11 on 8x8 digits: refused before Ray starts
+            rc = TrialConfig.from_dict(t)
             check_model_fits(rc.model, rc.width, rc.dataset)
-            fits.add((rc.model, rc.width, rc.dataset))
+            fits.add(key)
 
 
 def check_storage(o) -> None:
@@ -322,12 +323,10 @@ CIFAR_FILES = {
 def check_data(configs) -> None:
     """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
     would otherwise fail on every worker, once per retry."""
-    from .trainable import split_config
     seen = set()
     for c in configs:
         for m in c.get("group", [c]):
-            trial, _, _ = split_config(m)
-            key = (trial.get("dataset", "digits"), trial.get("data_root", "./data"), bool(trial.get("download")))
+            key = (m.get("dataset", "digits"), m.get("data_root", "./data"), bool(m.get("download")))
             if key in seen:
                 continue
             seen.add(key)
@@ -437,17 +436,17 @@ def _axes(cfgs) -> None:
     if not cfgs:
         print("    (none)")
         return
-    keys = []
+    keys = {}
     for c in cfgs:
-        keys += [k for k in c if k not in keys]
+        keys.update(dict.fromkeys(c))
     for k in keys:
         if k in ("plan_id",):
             continue
-        vals = []
-        for c in cfgs:
-            v = _short(c.get(k))
-            if v not in vals:
-                vals.append(v)
+        try:                # distinct values first (cheap), then their text, in plan order
+            distinct = list(dict.fromkeys(c.get(k) for c in cfgs))
+        except TypeError:   # lists/dicts (schedules)
+            distinct = list({json.dumps(c.get(k), sort_keys=True, default=str): c.get(k) for c in cfgs}.values())
+        vals = list(dict.fromkeys(_short(v) for v in distinct))
         shown = ", ".join(vals) if len(vals) <= 6 else f"{', '.join(vals[:3])}, ..., {', '.join(vals[-2:])}"
         print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
 

@@ -116,11 +116,7 @@ def _write_text(storage: str, rel: str, text: str) -> None:
 
 def plan_fingerprint(configs: list[dict]) -> str:
     """sha256 of the plan's Tune configs (the packed ones: group members and their order count)."""
-    h = hashlib.sha256()
-    for c in configs:
-        h.update(json.dumps(c, sort_keys=True, default=str).encode())
-        h.update(b"\n")
-    return h.hexdigest()[:16]
+    return hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:

@@ -7,8 +7,6 @@ Each Tune trial also writes ``params.json`` and ``result.json`` (one JSON line p
 """
 from __future__ import annotations
 
-import json
-
 SMALL_STATE_BYTES = 20_000      # RNG states, optimizer/scheduler bookkeeping, history (measured: digits ≈ 15 KB)
 ROW_BYTES = 1_500               # one report line in result.json (measured: ≈ 1.2 KB for a digits trial)
 PER_TUNE_TRIAL_FILES = 2        # params.json, result.json
@@ -30,8 +28,7 @@ def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> in
 def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
-    from ..config import TrialConfig
-    from .trainable import split_config
+    from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:
@@ -39,8 +36,10 @@ def estimate(configs: list[dict], keep: int) -> dict:
         files += PER_TUNE_TRIAL_FILES + keep * len(group)
         for m in group:
             members += 1
-            trial, _, runtime = split_config(m)
-            key = json.dumps(trial, sort_keys=True, default=str)
+            trial = {k: v for k, v in m.items() if k not in RUNTIME_FIELDS and k not in LABEL_FIELDS}
+            runtime = m
+            # the checkpoint's size and the number of evaluations do not depend on the seed or a constant λ
+            key = repr(sorted((k, v) for k, v in trial.items() if k not in ("seed", "lam", "lambda")))
             if key not in resolved:
                 rc = TrialConfig.from_dict(trial)
                 item = 8 if rc.dtype == "float64" else 4
