@@ -125,8 +125,7 @@ class TrialConfig:
         shapes: set = set()
         for t in trials:
             lam_key = "lam" if "lam" in t else "lambda"
-            shape = repr(sorted((k, v) for k, v in t.items() if k not in ("seed", "lam", "lambda"))) \
-                + f"|{t.get(lam_key) is None}|{'seed' in t}"
+            shape = shape_key(t) + f"|{t.get(lam_key) is None}"
             if shape not in shapes:
                 cls.from_dict(t)
                 shapes.add(shape)
@@ -216,3 +215,10 @@ class TrialConfig:
 def _tune_keys() -> frozenset:
     return frozenset([f.name for f in dataclasses.fields(TrialConfig)] + ["lambda"]
                      + list(LABEL_FIELDS) + list(RUNTIME_FIELDS))
+
+
+def shape_key(trial: dict) -> str:
+    """A trial config without its seed and constant λ, as text: trials of one shape validate alike and
+    have the same checkpoint size. (Key order counts: the same fields in another order make another key,
+    which only costs one more validation.)"""
+    return repr({k: v for k, v in trial.items() if k != "seed" and k != "lam" and k != "lambda"})

@@ -436,17 +436,22 @@ def _axes(cfgs) -> None:
     if not cfgs:
         print("    (none)")
         return
-    keys = {}
+    seen: dict = {}          # key -> {value (or its JSON text when unhashable): value}, in plan order
     for c in cfgs:
-        keys.update(dict.fromkeys(c))
-    for k in keys:
+        for k, v in c.items():
+            d = seen.get(k)
+            if d is None:
+                d = seen[k] = {}
+            try:
+                d.setdefault(v, v)
+            except TypeError:   # lists/dicts (schedules)
+                d.setdefault(json.dumps(v, sort_keys=True, default=str), v)
+    for k, d in seen.items():
         if k in ("plan_id",):
             continue
-        try:                # distinct values first (cheap), then their text, in plan order
-            distinct = list(dict.fromkeys(c.get(k) for c in cfgs))
-        except TypeError:   # lists/dicts (schedules)
-            distinct = list({json.dumps(c.get(k), sort_keys=True, default=str): c.get(k) for c in cfgs}.values())
-        vals = list(dict.fromkeys(_short(v) for v in distinct))
+        vals = list(dict.fromkeys(_short(v) for v in d.values()))
+        if any(k not in c for c in cfgs):
+            vals.append("None")
         shown = ", ".join(vals) if len(vals) <= 6 else f"{', '.join(vals[:3])}, ..., {', '.join(vals[-2:])}"
         print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
 

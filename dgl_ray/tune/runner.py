@@ -115,8 +115,9 @@ def _write_text(storage: str, rel: str, text: str) -> None:
 
 
 def plan_fingerprint(configs: list[dict]) -> str:
-    """sha256 of the plan's Tune configs (the packed ones: group members and their order count)."""
-    return hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """sha256 of the plan's Tune configs (the packed ones: group members and their order count), from
+    their repr: plain JSON-able values in the order the plan built them, the same in every process."""
+    return hashlib.sha256(repr(configs).encode()).hexdigest()[:16]
 
 
 def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:

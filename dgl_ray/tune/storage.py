@@ -28,7 +28,7 @@ def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> in
 def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
-    from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig
+    from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig, shape_key
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:
@@ -36,11 +36,12 @@ def estimate(configs: list[dict], keep: int) -> dict:
         files += PER_TUNE_TRIAL_FILES + keep * len(group)
         for m in group:
             members += 1
-            trial = {k: v for k, v in m.items() if k not in RUNTIME_FIELDS and k not in LABEL_FIELDS}
             runtime = m
             # the checkpoint's size and the number of evaluations do not depend on the seed or a constant λ
-            key = repr(sorted((k, v) for k, v in trial.items() if k not in ("seed", "lam", "lambda")))
+            # (labels such as plan_id differ per trial: the shape is that of the trial fields)
+            key = shape_key({k: v for k, v in m.items() if k not in LABEL_FIELDS})
             if key not in resolved:
+                trial = {k: v for k, v in m.items() if k not in RUNTIME_FIELDS and k not in LABEL_FIELDS}
                 rc = TrialConfig.from_dict(trial)
                 item = 8 if rc.dtype == "float64" else 4
                 numel = model_numel(rc.model, rc.width, rc.dataset)
