@@ -356,6 +356,12 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
     init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial)
+    if opts.gpus_per_trial > 0 and opts.address:
+        import ray
+        have = ray.cluster_resources().get("GPU", 0)
+        if have < opts.gpus_per_trial:    # an autoscaler may still add GPU nodes: say so, do not refuse
+            print(f"warning: --gpus-per-trial={opts.gpus_per_trial:g} but the cluster at {opts.address} has "
+                  f"{have:g} GPU(s) now; trials wait until GPU nodes join", file=sys.stderr, flush=True)
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
     total = getattr(spec.searcher, "size", 0)
     plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
