@@ -202,6 +202,20 @@ def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
     return []
 
 
+def _complete_runs(df: pd.DataFrame) -> set[str]:
+    """Runs whose rows already hold every evaluation: a completed status and as many distinct epochs as
+    the trainer evaluates (every ``eval_every`` epochs and the last)."""
+    if not {"status", "epochs"} <= set(df.columns):
+        return set()
+    d = pd.DataFrame({"run": df["run"].astype(str), "epoch": pd.to_numeric(df["epoch"], errors="coerce"),
+                      "n": pd.to_numeric(df["epochs"], errors="coerce"),
+                      "k": pd.to_numeric(df["eval_every"], errors="coerce") if "eval_every" in df else 1,
+                      "done": df["status"].eq("completed")})
+    a = d.groupby("run").agg(n=("n", "max"), k=("k", "max"), done=("done", "any"), seen=("epoch", "nunique"))
+    want = (a["n"] // a["k"]) + (a["n"] % a["k"] > 0)
+    return set(a.index[a["done"] & (a["seen"] >= want)])
+
+
 def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     """Add evaluations that Tune's result.json lost but the trial's last checkpoint holds.
 
@@ -215,6 +229,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     if not len(df):
         return df
     have = df.groupby(df["run"].astype(str))["epoch"].apply(lambda e: set(pd.to_numeric(e, errors="coerce")))
+    complete = _complete_runs(df)           # nothing to fill: their checkpoints are not read (10k loads)
     extra = []
     for d in sorted(os.listdir(exp)):
         tid = trial_id_of(d)
@@ -222,7 +237,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
         if not tid or not os.path.isdir(full):
             continue
         for run, ck in _latest_checkpoints(full, tid):
-            if run not in have.index:
+            if run not in have.index or run in complete:
                 continue
             try:
                 hist = torch.load(ck, map_location="cpu", weights_only=False).get("history", [])
