@@ -8,6 +8,7 @@ time. ``load_init_weights`` reads the model part of a checkpoint to start a new 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import torch
@@ -17,8 +18,14 @@ from .errors import ConfigError
 FORMAT = "dgl_ray.trial/1"
 
 
+def previous_path(path: str) -> str:
+    """Where the previous good checkpoint of ``path`` is kept (the fallback of :func:`load`)."""
+    return os.fspath(path) + ".prev"
+
+
 def save(state: dict, path: str) -> None:
-    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
+    """Write to a temporary file, read it back, then atomically replace ``path``; the checkpoint it
+    replaces is kept as ``<path>.prev``. A crash or a full disk mid-save leaves a good checkpoint."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -26,16 +33,19 @@ def save(state: dict, path: str) -> None:
     os.close(fd)
     try:
         torch.save({"format": FORMAT, **state}, tmp)
+        _read(tmp)                                   # verify: a short write raises here, not at resume
+        if os.path.isfile(path):
+            prev_tmp = tmp + ".prev"
+            os.link(path, prev_tmp)                  # the old file stays at `path` until the swap below
+            os.replace(prev_tmp, previous_path(path))
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for t in (tmp, tmp + ".prev"):
+            if os.path.exists(t):
+                os.remove(t)
 
 
-def load(path: str, map_location="cpu") -> dict:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"checkpoint {path!r} does not exist")
+def _read(path: str, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
@@ -44,6 +54,28 @@ def load(path: str, map_location="cpu") -> dict:
         raise ConfigError(f"checkpoint {path!r} is not a dgl_ray trial checkpoint (format {FORMAT}); "
                           f"to start from a model's weights use init_checkpoint instead")
     return state
+
+
+def load(path: str, map_location="cpu") -> dict:
+    """Read a trial checkpoint; when it is corrupted (truncated, overwritten) and the previous good one
+    (``<path>.prev``) reads, that one is returned with a warning on stderr (the trial continues from an
+    earlier epoch and reports those epochs again)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"checkpoint {path!r} does not exist")
+    try:
+        return _read(path, map_location)
+    except ConfigError as bad:
+        prev = previous_path(path)
+        if not os.path.isfile(prev):
+            raise
+        try:
+            state = _read(prev, map_location)
+        except ConfigError:
+            raise bad from None
+        print(f"warning: {bad}; continuing from the previous checkpoint {prev!r} (epoch {state.get('epoch')})",
+              file=sys.stderr, flush=True)
+        return state
 
 
 def load_init_weights(path: str, model: torch.nn.Module, model_meta: dict) -> dict:

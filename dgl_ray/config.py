@@ -7,6 +7,7 @@ defaults (``DATASET_DEFAULTS``): the paper's CIFAR settings, or the digits setti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,14 @@ NOISE_CONVENTIONS = ("paper", "legacy")  # legacy: A–Q notebooks seeded noise 
 NORMALIZATIONS = ("paper", "q-series")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+
+# The one schema of a Tune trial config: TrialConfig's fields (λ as ``lam``, or ``lambda``), these labels
+# (copied into the result rows as they are) and these run-time keys (read by the Tune trainable, not
+# by the trainer). Any other key is a ConfigError wherever it comes from (a family's plan, a preset,
+# a hand-made Tune config): a misspelled field must not become a result column.
+LABEL_FIELDS = ("family", "experiment", "hold", "role", "plan_id", "parent", "init_error", "variant",
+                "schedule_kind", "target_lambda", "intervention", "branch")
+RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
 
 DATASET_DEFAULTS = {
     # PROTOCOLS.md, last section: digits, batch 32, LR 0.1 constant, 30 epochs.
@@ -86,6 +95,46 @@ class TrialConfig:
         if unknown:
             raise ConfigError(f"unknown trial config keys {unknown}; allowed: {sorted(names)}")
         return cls(**d).resolved()
+
+    @classmethod
+    def check_tune_config(cls, d: dict) -> None:
+        """Refuse a Tune config key that is neither a trial field, a label nor a run-time key (with the
+        nearest allowed name as a hint); a ``group`` config is checked member by member."""
+        if "group" in d:
+            for m in d["group"]:
+                cls.check_tune_config({**{k: v for k, v in d.items() if k != "group"}, **m})
+            return
+        allowed_set = _tune_keys()
+        if allowed_set.issuperset(d):
+            return
+        fields = [f.name for f in dataclasses.fields(cls)] + ["lambda"]
+        allowed = fields + list(LABEL_FIELDS) + list(RUNTIME_FIELDS)
+        unknown = sorted(set(d) - allowed_set)
+        if unknown:
+            import difflib
+            hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, allowed, 1)) else "")
+                     for k in unknown]
+            raise ConfigError(f"unknown trial config field {', '.join(hints)}; allowed: trial fields "
+                              f"{', '.join(fields)}; labels {', '.join(LABEL_FIELDS)}; run-time keys "
+                              f"{', '.join(RUNTIME_FIELDS)}")
+
+    @classmethod
+    def validate_many(cls, trials) -> None:
+        """``from_dict`` on every trial config, fast for plans of 100,000 trials: configs that differ only
+        in ``seed`` and a constant λ share one full validation; the seed and λ of each are checked alone."""
+        shapes: set = set()
+        for t in trials:
+            lam_key = "lam" if "lam" in t else "lambda"
+            shape = shape_key(t) + f"|{t.get(lam_key) is None}"
+            if shape not in shapes:
+                cls.from_dict(t)
+                shapes.add(shape)
+                continue
+            seed = t.get("seed", 0)
+            if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+                raise ConfigError(f"seed={seed!r} must be an integer >= 0")
+            if t.get(lam_key) is not None:
+                check_lambda(t[lam_key])
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -160,3 +209,16 @@ class TrialConfig:
         need(isinstance(self.synthetic_size, (list, tuple)) and len(self.synthetic_size) == 2
              and all(isinstance(n, int) and n >= 1 for n in self.synthetic_size),
              f"synthetic_size={self.synthetic_size!r} must be [n_train, n_test], both >= 1")
+
+
+@functools.lru_cache(maxsize=1)
+def _tune_keys() -> frozenset:
+    return frozenset([f.name for f in dataclasses.fields(TrialConfig)] + ["lambda"]
+                     + list(LABEL_FIELDS) + list(RUNTIME_FIELDS))
+
+
+def shape_key(trial: dict) -> str:
+    """A trial config without its seed and constant λ, as text: trials of one shape validate alike and
+    have the same checkpoint size. (Key order counts: the same fields in another order make another key,
+    which only costs one more validation.)"""
+    return repr({k: v for k, v in trial.items() if k != "seed" and k != "lam" and k != "lambda"})

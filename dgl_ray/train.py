@@ -151,9 +151,27 @@ def format_progress(m: dict, total: int) -> str:
             f"train_loss={m['train_loss']:.4f}  cos={m['avg_cos']:+.3f}{extra}  [{m['status']}, {m['wall_time']:.1f}s]")
 
 
+def check_save_path(path: str | None) -> None:
+    """--save must name a file this process can write: checked before any training, not at the first
+    evaluation."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise ConfigError(f"--save {path}: is a folder; give the checkpoint's file path (e.g. {path}/trial.pt)")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        import tempfile
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--save {path}: cannot write in {folder} ({e.strerror or e})") from None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_save_path(args.save)
         cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
         from .trainer import Trial
         trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)

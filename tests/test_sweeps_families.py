@@ -76,7 +76,7 @@ def test_hysteresis_loop(tmp_path):
 
 def test_hysteresis_sweep_chained(tmp_path):
     assert run_family("hysteresis", tmp_path, "--mode", "sweep", "--up-range", "0.3,0.4", "--down-range", "0.4,0.3",
-                      "--ladder-step", "0.1", "--prep-epochs", "2", "--ordered-accept", "1.01",
+                      "--ladder-step", "0.1", "--prep-epochs", "2", "--ordered-accept", "1",
                       "--collapse-accept", "0", "--n", "1", "--progress-interval", "30") == 0
     df = _check(tmp_path, "hysteresis", 4)             # 2 preparation + 2 sweeps from their checkpoints
     kids = df[df["role"] == "child"]
@@ -92,18 +92,19 @@ def test_spinodal(tmp_path):
 
 
 def test_lifetime_acceptance(tmp_path, capsys):
-    # seed 0 passes (accept <= 1.0), seed 1's child must not run when the rule rejects: accept <= -1 for none
+    # seed 0 passes (accept <= 1.0), seed 1's child must not run when the rule rejects: accept <= 0 for none
+    # (thresholds lie in [0, 1]; a 2-epoch run never has error 0)
     assert run_family("lifetime", tmp_path, "--targets", "0.46", "--init-epochs", "2", "--observe-epochs", "2",
                       "--observe-drop", "1",
                       "--init-accept", "1.0", "--n", "2", "--progress-interval", "30") == 0
     df = _check(tmp_path, "lifetime", 4)
     assert set(df["phase"]) == {"init", "observe"}
     assert run_family("lifetime", tmp_path, "--targets", "0.46", "--init-epochs", "2", "--observe-epochs", "2",
-                      "--init-accept", "-1",
+                      "--init-accept", "0",
                       "--n", "1", "--progress-interval", "30", name="lifetime_rejected") == 0
     _check(tmp_path, "lifetime_rejected", 1)            # the rejected init has no follow-up
     out = capsys.readouterr().out                        # ... and the summary says so
-    assert "preparation runs branch=ordered eta=0.4: 1 run, 0 kept, 1 rejected (1 by the rule <=-1" in out
+    assert "preparation runs branch=ordered eta=0.4: 1 run, 0 kept, 1 rejected (1 by the rule <=0" in out
 
 
 def test_trap(tmp_path, capsys):
@@ -120,7 +121,7 @@ def test_intervention_on_uri_storage(tmp_path):
     # storage given as a URI (pyarrow filesystem): checkpoints exported to and fetched from it
     uri = f"file://{tmp_path}"
     assert run_family("intervention", uri, "--targets", "0.5", "--jump-epochs", "2", "--prep-epochs", "2",
-                      "--ordered-accept", "1.01", "--collapse-accept", "0", "--n", "1", "--progress-interval", "30") == 0
+                      "--ordered-accept", "1", "--collapse-accept", "0", "--n", "1", "--progress-interval", "30") == 0
     df = _check(tmp_path, "intervention", 4)
     kids = df[df["role"] == "child"]
     assert kids["init_checkpoint"].str.startswith("file://").all()
@@ -129,7 +130,7 @@ def test_intervention_on_uri_storage(tmp_path):
 
 def test_universality(tmp_path):
     assert run_family("universality", tmp_path, "--variant", "asymmetric", "--up-range", "0.3,0.35",
-                      "--down-range", "0.35,0.3", "--holds", "1", "--prep-epochs", "2", "--ordered-accept", "1.01",
+                      "--down-range", "0.35,0.3", "--holds", "1", "--prep-epochs", "2", "--ordered-accept", "1",
                       "--collapse-accept", "0", "--n", "1", "--progress-interval", "30") == 0
     df = _check(tmp_path, "universality", 4)
     assert set(df["noise"]) == {"asymmetric"}

@@ -53,12 +53,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
-    from .frames import is_sweep_path, load_experiment, load_legacy
+    from .frames import is_sweep_path, load_experiment, load_legacy, missing_trials
     from .report import build_report
 
     path: Path = args.path
     if not path.exists():
         print(f"error: {path}: no such file or folder; expected {ACCEPTED}", file=sys.stderr)
+        return 2
+    out = args.out or Path.cwd() / f"report-{path.resolve().name}"
+    try:     # the output folder is checked before any work (a file in the way fails here, not at the end)
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        print(f"error: --out {out}: cannot write a report there ({exc.strerror or exc}); "
+              f"give a folder path", file=sys.stderr)
         return 2
     try:
         if is_sweep_path(path):
@@ -83,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
             return 2
-    out = args.out or Path.cwd() / f"report-{path.resolve().name}"
     rep = build_report(df, out, source=str(path), figures=not args.no_figures,
                        n_boot=args.n_boot, echo=not args.quiet)
     if other is not None:
@@ -99,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"excluded {n} rows of {exp}: {why}")
     for note in df.attrs.get("notes", []):
         print(f"note: {note}")
+    counts = missing_trials(df)
+    if counts.get("missing"):   # a running or crashed sweep: the tables hold the finished trials only
+        never = counts["never_started"]
+        print(f"\n{counts['missing']} trial(s) missing from the tables: {counts['unfinished']} unfinished, "
+              f"{counts['errored']} errored" + (f", {never} never started" if never else "")
+              + f" ({counts['finished']} finished)")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")
     return 0
 

@@ -57,6 +57,10 @@ CORE_COLUMNS = [
     "global_step", "wall_time", "status", "phase", "direction", "origin", "hold",
 ]
 
+# A run whose last row has one of these statuses is finished; any other run is unfinished (a sweep
+# still running, stopped or crashed) or errored, and no table may count it as final.
+FINAL_STATUSES = ("completed", "diverged")
+
 # Ray Tune bookkeeping keys in result.json that say nothing about the experiment.
 _TUNE_NOISE = {
     "config", "hostname", "node_ip", "pid", "date", "timestamp", "time_since_restore",
@@ -203,6 +207,25 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
     return out
 
 
+def run_status_of(df: pd.DataFrame) -> pd.Series:
+    """Each row's run status: the run's last status when it is final (completed, diverged), ``error``
+    when the run's last row says so, else ``unfinished``. A stored ``run_status`` (the runner's, which
+    also knows Tune's errored trials) wins where it says error."""
+    if not len(df):
+        return pd.Series([], dtype=object, index=df.index)
+    run = df["run"].astype(str)
+    status_col = df["status"] if "status" in df else pd.Series(None, index=df.index, dtype=object)
+    order = pd.to_numeric(df["epoch"], errors="coerce") if "epoch" in df else pd.Series(0, index=df.index)
+    d = pd.DataFrame({"run": run, "status": status_col.astype(object), "order": order.fillna(-1)})
+    last = d.sort_values("order", kind="stable").drop_duplicates("run", keep="last").set_index("run")["status"]
+    per_run = last.where(last.isin(FINAL_STATUSES), "unfinished").astype(object)
+    per_run[last.eq("error")] = "error"
+    out = run.map(per_run)
+    if "run_status" in df:
+        out = out.where(~(df["run_status"].eq("error") & ~out.isin(FINAL_STATUSES)), "error")
+    return out
+
+
 def _trial_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _is_trial_dir(p))
 
@@ -242,12 +265,40 @@ def _load_one_experiment(folder: Path) -> pd.DataFrame:
                 frames[0] = frames[0][frames[0]["run"].astype(str) != run]
             frames.append(t)
     if not frames:
-        return pd.DataFrame(columns=CORE_COLUMNS)
-    df = pd.concat(frames, ignore_index=True, sort=False)
+        df = pd.DataFrame(columns=CORE_COLUMNS)
+    else:
+        df = pd.concat(frames, ignore_index=True, sort=False)
     if "experiment" not in df:
         df["experiment"] = folder.name
     df["experiment"] = df["experiment"].fillna(folder.name)
+    df["run_status"] = run_status_of(df).values if len(df) else []
+    df.attrs["trials"] = _trial_counts(df, folder)
     return df
+
+
+def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
+    """How many (λ, seed) trials of the sweep are finished, unfinished, errored and never started
+    (the plan's size comes from the sweep's ``dgl_sweep.json``; without it, never-started is unknown)."""
+    runs = df.groupby(df["run"].astype(str))["run_status"].last() if len(df) else pd.Series([], dtype=object)
+    counts = {"finished": int(runs.isin(FINAL_STATUSES).sum()), "unfinished": int((runs == "unfinished").sum()),
+              "errored": int((runs == "error").sum()), "never_started": None}
+    try:
+        manifest = json.loads((folder / "dgl_sweep.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if isinstance(manifest, dict) and manifest.get("plan_kind") == "grid" and "members" in manifest:
+        counts["never_started"] = max(0, int(manifest["members"]) - len(runs))
+    return counts
+
+
+def missing_trials(df: pd.DataFrame) -> dict:
+    """The counts of :func:`load_experiment` (summed over sweeps): finished, unfinished, errored and
+    never started (None when unknown), and ``missing`` = all but the finished."""
+    c = dict(df.attrs.get("trials") or {})
+    if not c:
+        return {}
+    c["missing"] = c["unfinished"] + c["errored"] + (c["never_started"] or 0)
+    return c
 
 
 def load_experiment(path: str | Path) -> pd.DataFrame:
@@ -269,13 +320,21 @@ def load_experiment(path: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
         if "experiment" not in df:
             df["experiment"] = path.parent.name
-        return _with_provenance(normalise(df), path)
+        df["run_status"] = run_status_of(df).values if len(df) else []
+        counts = _trial_counts(df, path.parent)
+        df = normalise(df)
+        df.attrs["trials"] = counts
+        return _with_provenance(df, path)
     dirs = _experiment_dirs(path)
     if not dirs:
         raise ValueError(f"{path}: no results.parquet and no Tune trial folders (params.json/"
                          "result.json) found")
-    return _with_provenance(normalise(pd.concat([_load_one_experiment(d) for d in dirs],
-                                                ignore_index=True, sort=False)), path)
+    parts = [_load_one_experiment(d) for d in dirs]
+    df = normalise(pd.concat(parts, ignore_index=True, sort=False))
+    counts = [p.attrs["trials"] for p in parts]
+    df.attrs["trials"] = {k: (None if any(c[k] is None for c in counts) else sum(c[k] for c in counts))
+                          for k in counts[0]}
+    return _with_provenance(df, path)
 
 
 def _with_provenance(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -351,4 +410,7 @@ def final_rows(df: pd.DataFrame, by: Iterable[str] = ("run",)) -> pd.DataFrame:
     d["_order"] = np.arange(len(d))
     d = d.sort_values(["epoch", "_order"], na_position="first", kind="stable")
     out = d.groupby(by, dropna=False, sort=False).tail(1)
+    if by == ["run"] and "run_status" in out:   # an unfinished or errored run has no final error:
+        unfinished = out["run_status"].notna() & ~out["run_status"].isin(FINAL_STATUSES)
+        out.loc[unfinished, "test_error"] = np.nan   # tables count it as missing, never as final
     return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)

@@ -13,6 +13,7 @@ from ..analysis.tables import escape_table
 from ._common import chain_dir, const, with_prep_counts
 
 FAMILY = "trap"
+UNSUPPORTED_OPTIONS = ("widths",)   # the trap protocol trains one width (checked by dgl_ray.tune.cli)
 
 
 def add_args(p):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import sys
@@ -83,12 +84,16 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--gpus-per-trial", type=float, default=0, help="e.g. 0.25: four trials share one GPU (memory capped)")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
     r.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N evaluations (the last always)")
+    r.add_argument("--keep-checkpoints", type=int, default=1,
+                   help="checkpoints kept per Tune trial (the latest N; resume needs 1)")
     r.add_argument("--group-size", type=int, default=None,
                    help="train up to N grid trials as ONE batched model in one Tune trial (tinycnn; each "
                         "(λ, seed) stays its own row; other models run alone). 1 = one trial per Tune trial. "
                         f"Default on digits: {AUTO_GROUP_SIZE}, or fewer so that a plan makes at least 4 Tune trials; "
                         f"else 1")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
+    r.add_argument("--storage-warn-gb", type=float, default=50.0,
+                   help="--dry-run warns when the plan's estimated storage exceeds this many GB")
     r.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress lines")
     r.add_argument("--dry-run", action="store_true", help="print the trial plan and its size; run nothing")
     r.add_argument("--config", default=None, help="a preset TOML (sweeps/<preset>.toml); flags override it")
@@ -121,8 +126,24 @@ def load_preset(path: str, parser: argparse.ArgumentParser, family: str) -> dict
             raise ConfigError(f"--config {path}: unknown option {k!r} for {family}")
         if isinstance(v, list):
             v = ",".join(str(x) for x in v)
-        out[dest] = v
+        out[dest] = _typed_preset_value(path, k, v, dests[dest])
     return out
+
+
+def _typed_preset_value(path: str, key: str, v, action: argparse.Action):
+    """A preset value as its option's type (argparse converts only command-line text): ``epochs = 3.7``
+    is an error, not 3.7 epochs."""
+    if isinstance(v, bool) or action.type not in (int, float):
+        return v
+    if action.type is int:
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if not isinstance(v, int):
+            raise ConfigError(f"--config {path}: {key} = {v!r} must be an integer")
+        return v
+    if not isinstance(v, (int, float)):
+        raise ConfigError(f"--config {path}: {key} = {v!r} must be a number")
+    return float(v)
 
 
 def parse(module, argv) -> argparse.Namespace:
@@ -134,8 +155,47 @@ def parse(module, argv) -> argparse.Namespace:
     opts = p.parse_args(argv)
     opts.family = module.FAMILY
     opts.name = opts.name or module.FAMILY
+    opts.argv, opts.cwd = list(argv), os.getcwd()       # for the exact --resume command
+    check_unsupported(module, p, opts)
     check_common(opts)
     return opts
+
+
+# Options that only the runner uses: they may change between a sweep and its --resume. (Tracker
+# flags are not among them: a resumed Tuner keeps the callbacks it was saved with, so a changed
+# --mlflow/--wandb/--tensorboard would be silently ignored; the manifest check names it instead.)
+RUN_OPTIONS = ("storage", "name", "address", "resume", "max_concurrent", "max_failures", "cpus_per_trial",
+               "gpus_per_trial", "num_cpus", "progress_interval", "dry_run", "config", "keep_checkpoints",
+               "help", "storage_warn_gb", "dashboard")
+
+
+def plan_options(parser: argparse.ArgumentParser, opts) -> dict:
+    """The options that define the plan (every option but the runner's), as JSON values."""
+    out = {}
+    for a in parser._actions:
+        if a.dest in RUN_OPTIONS or a.dest == argparse.SUPPRESS:
+            continue
+        v = getattr(opts, a.dest, None)
+        out[a.dest] = v if isinstance(v, (str, int, float, bool, type(None))) else json.dumps(v, default=str)
+    return out
+
+
+def check_order(spec, opts) -> None:
+    """--order orders a grid; chained and adaptive plans order their trials themselves."""
+    from .searchers import GridSearcher
+    if opts.order is not None and not isinstance(spec.searcher, GridSearcher):
+        raise ConfigError(f"--order={opts.order} orders grid plans; this {opts.family} plan is "
+                          f"{type(spec.searcher).__name__.replace('Searcher', '').lower()} (drop --order)")
+
+
+def check_unsupported(module, parser: argparse.ArgumentParser, opts) -> None:
+    """A shared option the family cannot honour (its ``UNSUPPORTED_OPTIONS``) is refused when set."""
+    for name in getattr(module, "UNSUPPORTED_OPTIONS", ()):
+        dest = name.lstrip("-").replace("-", "_")
+        v, default = getattr(opts, dest, None), parser.get_default(dest)
+        if v is not None and str(v) != str(default):
+            raise ConfigError(f"--{dest.replace('_', '-')}={v} is not used by {module.FAMILY}; "
+                              f"drop it (this family cannot honour it)")
 
 
 def check_common(o) -> None:
@@ -163,6 +223,18 @@ def check_common(o) -> None:
         raise ConfigError(f"--group-size={o.group_size} must be >= 1 (1 = one trial per Tune trial)")
     if o.max_failures < 0:
         raise ConfigError(f"--max-failures={o.max_failures} must be >= 0")
+    if o.checkpoint_every is not None and o.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every={o.checkpoint_every} must be >= 1 (1 = every evaluation)")
+    if o.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints={o.keep_checkpoints} must be >= 1 (resume needs the latest)")
+    for k, v in vars(o).items():      # NaN or inf in any numeric option (thresholds, LRs, λ) is an error
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"--{k.replace('_', '-')}={v} must be a finite number")
+        if (k.endswith("_accept") or k == "escape_below") and isinstance(v, (int, float)) and not 0 <= v <= 1:
+            raise ConfigError(f"--{k.replace('_', '-')}={v} is an error threshold: it must be in [0, 1]")
+    # Tune runs each trial inside its trial folder: a relative data root would resolve there
+    if "://" not in str(o.data_root):
+        o.data_root = os.path.abspath(os.path.expanduser(o.data_root))
     if o.lr_milestones is not None:
         try:
             o.lr_milestones = [int(v) for v in str(o.lr_milestones).split(",") if v.strip()]
@@ -209,20 +281,21 @@ def base_config(o, **extra) -> dict:
 
 def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
-    from ..config import TrialConfig
-    from .trainable import split_config
+    from ..config import RUNTIME_FIELDS, LABEL_FIELDS, TrialConfig
     from ..models import check_model_fits
-    seen, fits = set(), set()
+    not_trial = set(RUNTIME_FIELDS) | set(LABEL_FIELDS)
+    trials = []
     for c in configs:
-        trial, _, _ = split_config(c)
-        key = json.dumps(trial, sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        rc = TrialConfig.from_dict(trial)
-        if (rc.model, rc.width, rc.dataset) not in fits:   # e.g. vgg11 on 8x8 digits: refused before Ray starts
+        TrialConfig.check_tune_config(c)       # a misspelled field is an error, not a result column
+        trials.append({k: v for k, v in c.items() if k not in not_trial})
+    TrialConfig.validate_many(trials)
+    fits = set()
+    for t in trials:
+        key = (t.get("model"), t.get("width", 1.0), t.get("dataset", "digits"))
+        if key not in fits:                     # e.g. vgg11 on 8x8 digits: refused before Ray starts
+            rc = TrialConfig.from_dict(t)
             check_model_fits(rc.model, rc.width, rc.dataset)
-            fits.add((rc.model, rc.width, rc.dataset))
+            fits.add(key)
 
 
 def check_storage(o) -> None:
@@ -242,6 +315,73 @@ def check_storage(o) -> None:
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
                           f"or pick another --name")
+
+
+# The files each CIFAR reader needs under --data-root (torchvision's layout).
+CIFAR_FILES = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
+    "cifar100": ("cifar-100-python", ["train", "test"]),
+}
+
+
+def check_data(configs) -> None:
+    """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
+    would otherwise fail on every worker, once per retry."""
+    seen = set()
+    for c in configs:
+        for m in c.get("group", [c]):
+            key = (m.get("dataset", "digits"), m.get("data_root", "./data"), bool(m.get("download")))
+            if key in seen:
+                continue
+            seen.add(key)
+            dataset, root, download = key
+            if dataset not in CIFAR_FILES or download:
+                continue
+            folder = os.path.join(os.path.abspath(root), CIFAR_FILES[dataset][0])
+            missing = [f for f in CIFAR_FILES[dataset][1] if not os.path.isfile(os.path.join(folder, f))]
+            if missing:
+                raise ConfigError(f"{dataset} not found: looked in {folder} (missing {', '.join(missing)}); "
+                                  f"point --data-root at the folder holding {CIFAR_FILES[dataset][0]}/")
+
+
+def check_gpus(o) -> None:
+    """--gpus-per-trial on a machine without a GPU would wait forever for one (a cluster given with
+    --address is checked by the runner once connected)."""
+    if o.gpus_per_trial <= 0 or o.address:
+        return
+    import torch
+    n = torch.cuda.device_count()
+    if n == 0:
+        raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial:g} but this machine has no GPU torch can use; "
+                          f"drop the option to run on CPU, or give --address of a cluster with GPUs")
+    if o.gpus_per_trial > n:
+        raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial:g} but this machine has {n} GPU(s)")
+
+
+def check_resume(o, manifest: dict) -> None:
+    """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder."""
+    from .runner import MANIFEST, experiment_exists, read_manifest
+    where = f"{o.storage.rstrip('/')}/{o.name}"
+    if not o.resume:
+        return
+    if not experiment_exists(o.storage, o.name):
+        raise ConfigError(f"--resume: nothing to resume at {where}; drop --resume to start the sweep")
+    stored = read_manifest(o.storage, o.name)
+    if not stored or stored.get("tool") != "dgl_ray":
+        raise ConfigError(f"--resume: {where} is not a sweep of this tool (no readable {MANIFEST}); "
+                          f"refusing to write into it: pick another --name")
+    if stored.get("family") != manifest["family"]:
+        raise ConfigError(f"--resume: {where} is a {stored.get('family')} sweep, not {manifest['family']}")
+    old, new = stored.get("options", {}), manifest["options"]
+    diff = [f"--{k.replace('_', '-')} {new.get(k)!r} (stored: {old.get(k)!r})"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        raise ConfigError(f"--resume: the plan differs from the stored one in {'; '.join(diff)}; "
+                          f"resume with the stored options ({stored.get('command', '?')}) or pick another --name")
+    if stored.get("fingerprint") != manifest["fingerprint"]:
+        raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
+                          f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
+                          f"code that plans it changed); pick another --name")
 
 
 def check_address(o) -> None:
@@ -300,17 +440,22 @@ def _axes(cfgs) -> None:
     if not cfgs:
         print("    (none)")
         return
-    keys = []
+    seen: dict = {}          # key -> {value (or its JSON text when unhashable): value}, in plan order
     for c in cfgs:
-        keys += [k for k in c if k not in keys]
-    for k in keys:
+        for k, v in c.items():
+            d = seen.get(k)
+            if d is None:
+                d = seen[k] = {}
+            try:
+                d.setdefault(v, v)
+            except TypeError:   # lists/dicts (schedules)
+                d.setdefault(json.dumps(v, sort_keys=True, default=str), v)
+    for k, d in seen.items():
         if k in ("plan_id",):
             continue
-        vals = []
-        for c in cfgs:
-            v = _short(c.get(k))
-            if v not in vals:
-                vals.append(v)
+        vals = list(dict.fromkeys(_short(v) for v in d.values()))
+        if any(k not in c for c in cfgs):
+            vals.append("None")
         shown = ", ".join(vals) if len(vals) <= 6 else f"{', '.join(vals[:3])}, ..., {', '.join(vals[-2:])}"
         print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
 
@@ -335,6 +480,16 @@ def group_trials(spec, opts) -> None:
     spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (--group-size {size})")
 
 
+def sweep_manifest(module, opts, spec) -> dict:
+    from .runner import make_manifest
+    from .searchers import GridSearcher
+    configs = spec.searcher.plan_configs()
+    m = make_manifest(opts, plan_options(common_parser(module), opts), configs)
+    m["plan_kind"] = "grid" if isinstance(spec.searcher, GridSearcher) else type(spec.searcher).__name__
+    m["members"] = sum(len(c.get("group", [c])) for c in configs)
+    return m
+
+
 def main(module, argv=None) -> int:
     try:
         opts = parse(module, sys.argv[1:] if argv is None else argv)
@@ -343,17 +498,40 @@ def main(module, argv=None) -> int:
         validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
+        check_order(spec, opts)
         group_trials(spec, opts)
         from .trackers import check_trackers
         check_trackers(opts)
+        # this machine's data and GPUs: a dry run (often on a laptop, for a cluster) names what is
+        # missing and shows the plan anyway; a run stops here
+        machine_problems = []
+        for check in (lambda: check_data(spec.searcher.plan_configs()), lambda: check_gpus(opts)):
+            try:
+                check()
+            except ConfigError as e:
+                if not opts.dry_run:
+                    raise
+                machine_problems.append(str(e))
         check_address(opts)
         check_storage(opts)
+        manifest = sweep_manifest(module, opts, spec)
+        check_resume(opts, manifest)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if opts.dry_run:
         print_plan(spec, opts)
+        from .storage import print_estimate
+        print_estimate(spec, opts)
+        for problem in machine_problems:
+            print(f"  warning: {problem} (a run without --dry-run stops here)")
         return 0
-    from .runner import run_sweep
-    df = run_sweep(opts, spec)
-    return 0 if len(df) else 1
+    from .runner import run_sweep, write_manifest
+    if not opts.resume:
+        write_manifest(opts.storage, opts.name, manifest)
+    try:
+        outcome = run_sweep(opts, spec)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return outcome.exit_code

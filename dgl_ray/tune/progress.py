@@ -37,6 +37,10 @@ class ProgressLine(Callback):
         self.already_done = already_done
         self.best = self.worst = None
 
+    def setup(self, **info):
+        # a resumed sweep gets this object back from the saved experiment: time it from now
+        self.t0, self.last = time.monotonic(), 0.0
+
     def _label(self, trial, err):
         c = trial.config or {}
         lam = c.get("lam", c.get("lambda"))

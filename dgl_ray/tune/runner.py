@@ -14,8 +14,12 @@ config out again) are moved to ``<name>/.orphaned/`` so no (λ, seed) is counted
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -27,6 +31,17 @@ import re
 import pandas as pd
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
+# Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
+# result.json/params.json (JsonLoggerCallback, passed explicitly) are read back, by the results path.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# keeping only the latest checkpoint (--keep-checkpoints 1) makes Tune snapshot the experiment state at
+# each checkpoint; it is cheap on local disks (measured in benchmarks/scale.py) and Tune warns at every one
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+# The sweep folder's own record: the plan's fingerprint and options and the command that started it.
+# ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
+MANIFEST = "dgl_sweep.json"
+from ..analysis.frames import FINAL_STATUSES  # noqa: E402  (completed, diverged)
 
 # Tune trial folders: <trainable>_<8 hex>_<k>_<params>_<date> (searchers) or <5 hex>_<5 digits>
 _ID_IN_DIR = re.compile(r"_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})_\d*")
@@ -63,6 +78,77 @@ def experiment_exists(storage: str, name: str) -> bool:
     import pyarrow.fs as pafs
     info = fs.get_file_info(f"{root}/{name}")
     return info.type != pafs.FileType.NotFound
+
+
+def _read_text(storage: str, rel: str) -> str | None:
+    """The text of ``<storage>/<rel>``, or None when there is no such file."""
+    fs, root = storage_fs(storage)
+    if fs is None:
+        p = os.path.join(root, rel)
+        if not os.path.isfile(p):
+            return None
+        with open(p, encoding="utf-8") as f:
+            return f.read()
+    import pyarrow.fs as pafs
+    path = f"{root}/{rel}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read().decode("utf-8")
+
+
+def _write_text(storage: str, rel: str, text: str) -> None:
+    """Write ``<storage>/<rel>`` (local: a temporary file renamed over it, so a crash leaves the old one)."""
+    fs, root = storage_fs(storage)
+    if fs is None:
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        tmp = p + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+        return
+    path = f"{root}/{rel}"
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def plan_fingerprint(configs: list[dict]) -> str:
+    """sha256 of the plan's Tune configs (the packed ones: group members and their order count), from
+    their repr: plain JSON-able values in the order the plan built them, the same in every process."""
+    return hashlib.sha256(repr(configs).encode()).hexdigest()[:16]
+
+
+def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:
+    return {"tool": "dgl_ray", "family": opts.family, "name": opts.name,
+            "fingerprint": plan_fingerprint(configs), "trials": len(configs),
+            "options": plan_options, "command": resume_command(opts),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def read_manifest(storage: str, name: str) -> dict | None:
+    text = _read_text(storage, f"{name}/{MANIFEST}")
+    if text is None:
+        return None
+    try:
+        m = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return m if isinstance(m, dict) else {}
+
+
+def write_manifest(storage: str, name: str, manifest: dict) -> None:
+    _write_text(storage, f"{name}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def resume_command(opts) -> str:
+    """The exact command that continues this sweep (its own arguments plus --resume)."""
+    argv = list(getattr(opts, "argv", None) or [])
+    if "--resume" not in argv:
+        argv.append("--resume")
+    cmd = shlex.join([sys.executable, "-m", f"dgl_ray.sweeps.{opts.family}", *argv])
+    return f"cd {shlex.quote(getattr(opts, 'cwd', None) or os.getcwd())} && {cmd}"
 
 
 def make_trainable(cpus: float, gpus: float):
@@ -120,6 +206,20 @@ def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
     return []
 
 
+def _complete_runs(df: pd.DataFrame) -> set[str]:
+    """Runs whose rows already hold every evaluation: a completed status and as many distinct epochs as
+    the trainer evaluates (every ``eval_every`` epochs and the last)."""
+    if not {"status", "epochs"} <= set(df.columns):
+        return set()
+    d = pd.DataFrame({"run": df["run"].astype(str), "epoch": pd.to_numeric(df["epoch"], errors="coerce"),
+                      "n": pd.to_numeric(df["epochs"], errors="coerce"),
+                      "k": pd.to_numeric(df["eval_every"], errors="coerce") if "eval_every" in df else 1,
+                      "done": df["status"].eq("completed")})
+    a = d.groupby("run").agg(n=("n", "max"), k=("k", "max"), done=("done", "any"), seen=("epoch", "nunique"))
+    want = (a["n"] // a["k"]) + (a["n"] % a["k"] > 0)
+    return set(a.index[a["done"] & (a["seen"] >= want)])
+
+
 def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     """Add evaluations that Tune's result.json lost but the trial's last checkpoint holds.
 
@@ -133,6 +233,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     if not len(df):
         return df
     have = df.groupby(df["run"].astype(str))["epoch"].apply(lambda e: set(pd.to_numeric(e, errors="coerce")))
+    complete = _complete_runs(df)           # nothing to fill: their checkpoints are not read (10k loads)
     extra = []
     for d in sorted(os.listdir(exp)):
         tid = trial_id_of(d)
@@ -140,7 +241,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
         if not tid or not os.path.isdir(full):
             continue
         for run, ck in _latest_checkpoints(full, tid):
-            if run not in have.index:
+            if run not in have.index or run in complete:
                 continue
             try:
                 hist = torch.load(ck, map_location="cpu", weights_only=False).get("history", [])
@@ -163,7 +264,8 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     return normalise(out)
 
 
-def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.DataFrame, str]:
+def collect(storage: str, name: str, known_runs: set[str] | None,
+            errored_tune_trials: set[str] = frozenset()) -> tuple[pd.DataFrame, str]:
     """Read the Tune folder into the tidy frame, keep only runs Tune knows, one row per (run, epoch)
     (a trial retried from a checkpoint reports some epochs twice: the last report wins), and write
     ``results.parquet``. Returns (frame, where the Parquet is)."""
@@ -184,13 +286,14 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
         try:
             df = load_experiment(exp)
         except ValueError:
-            df = pd.DataFrame()
+            df = pd.DataFrame(columns=["run", "epoch", "status", "run_status"])
         if known_runs is not None and len(df):
             key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
             df = df[key.astype(str).isin(known_runs)]
         df = fill_from_checkpoints(df, exp)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
+            df["run_status"] = run_statuses(df, errored_tune_trials).values
             for c in df.columns:       # mixed-type object columns would break Parquet
                 if df[c].dtype == object:
                     kinds = {type(v) for v in df[c].dropna()}
@@ -206,10 +309,69 @@ def collect(storage: str, name: str, known_runs: set[str] | None) -> tuple[pd.Da
         return df, f"{storage.rstrip('/')}/{name}/results.parquet"
 
 
-def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
+def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) -> pd.Series:
+    """The run's status for every row: its last row's status when that is final (completed, diverged),
+    ``error`` when its Tune trial errored (or its last row says so), else ``unfinished``."""
+    from ..analysis.frames import run_status_of
+    status = run_status_of(df)
+    if errored_tune_trials and "tune_trial" in df and len(df):
+        hit = df["tune_trial"].astype(str).isin(errored_tune_trials) & ~status.isin(FINAL_STATUSES)
+        status = status.where(~hit, "error")
+    return status
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM stop the sweep the way Tune stops on SIGINT: running trials are stopped, their
+    checkpoints and the experiment state are kept (Tune's handler listens on SIGUSR1 too, which we
+    forward; ``TUNE_DISABLE_SIGINT_HANDLER`` keeps ours). A second signal stops at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: stopping the running trials (their checkpoints are kept)...",
+              file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def __exit__(self, *exc):
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+        return False
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep ended with: the rows, how many (λ, seed) trials are finished, and why not all."""
+    df: pd.DataFrame
+    n_final: int
+    n_unfinished: int
+    n_errored: int
+    n_missing: int                 # planned trials never started (grid plans only)
+    interrupted_by: int | None     # the signal that stopped the sweep
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return 128 + self.interrupted_by
+        return 0 if self.n_final and not (self.n_unfinished or self.n_errored or self.n_missing) else 1
+
+
+def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``."""
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from .progress import ProgressLine
+    from .searchers import GridSearcher
 
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
@@ -217,20 +379,27 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
              dashboard=getattr(opts, "dashboard", False))
     from .trackers import tracker_callbacks
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
+    if opts.gpus_per_trial > 0 and opts.address:
+        import ray
+        have = ray.cluster_resources().get("GPU", 0)
+        if have < opts.gpus_per_trial:    # an autoscaler may still add GPU nodes: say so, do not refuse
+            print(f"warning: --gpus-per-trial={opts.gpus_per_trial:g} but the cluster at {opts.address} has "
+                  f"{have:g} GPU(s) now; trials wait until GPU nodes join", file=sys.stderr, flush=True)
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
     total = getattr(spec.searcher, "size", 0)
     plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
     members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
-    progress = ProgressLine(total=total, interval=opts.progress_interval, members=members)
     restored = False
     t0 = time.time()
     path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
-    if opts.resume and tune.Tuner.can_restore(path_for_restore, storage_filesystem=None):
+    if opts.resume and tune.Tuner.can_restore(path_for_restore):
+        # the run config (callbacks included) comes back from the saved experiment; the plan is the
+        # same (the manifest's fingerprint was checked before Ray started)
         tuner = tune.Tuner.restore(path_for_restore, trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [progress, *trackers]
         restored = True
         print(f"resuming {path_for_restore}", flush=True)
     else:
+        progress = ProgressLine(total=total, interval=opts.progress_interval, members=members)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=spec.searcher, num_samples=-1,
@@ -238,30 +407,37 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
             run_config=tune.RunConfig(
                 name=opts.name, storage_path=root, storage_filesystem=fs, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                callbacks=[progress, *trackers]),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=getattr(opts, "keep_checkpoints", None)),
+                callbacks=[progress, JsonLoggerCallback(), *trackers]),
         )
-    grid = tuner.fit()
-    known = set()
-    errored = 0
+    with _StopOnSignal() as stop:
+        grid = tuner.fit()
+    known, errored_trials = set(), set()
     for r in grid:
         tid = (r.metrics or {}).get("trial_id") or (trial_id_of(r.path) if r.path else None)
         if tid:
             known.add(tid)
-        if r.error is not None:
-            errored += 1
-    df, where = collect(opts.storage, opts.name, known)
+            if r.error is not None:
+                errored_trials.add(tid)
+    df, where = collect(opts.storage, opts.name, known, errored_trials)
     wall = time.time() - t0
-    n_runs = df["run"].nunique() if len(df) else 0
-    print(f"\n{spec.family}: {n_runs} trials, {len(df)} rows, {errored} errored, {wall:.0f}s"
-          + (" (resumed)" if restored else ""))
+    runs = df.groupby("run")["run_status"].last() if len(df) else pd.Series([], dtype=object)
+    n_final = int(runs.isin(FINAL_STATUSES).sum())
+    n_unfinished = int((runs == "unfinished").sum())
+    n_errored = int((runs == "error").sum())
+    n_missing = max(0, members - len(runs)) if isinstance(spec.searcher, GridSearcher) else 0
+    out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, stop.signum)
+    print(f"\n{spec.family}: {n_final} trials finished, {n_unfinished} unfinished, {n_errored} errored"
+          + (f", {n_missing} never started" if n_missing else "")
+          + f"; {len(df)} rows, {wall:.0f}s" + (" (resumed)" if restored else ""))
     print(f"results: {where}")
     print(f"tune folder: {path_for_restore}")
     for note in spec.notes:
         print(note)
-    if spec.summarize is not None and len(df):
+    finished = df[df["run_status"].isin(FINAL_STATUSES)] if len(df) else df
+    if spec.summarize is not None and len(finished):
         try:
-            table = spec.summarize(df)
+            table = spec.summarize(finished)
         except Exception as e:  # a summary must never lose the results already written
             print(f"(summary table failed: {type(e).__name__}: {e})", file=sys.stderr)
         else:
@@ -269,4 +445,11 @@ def run_sweep(opts, spec: SweepSpec) -> pd.DataFrame:
                 with pd.option_context("display.width", 200, "display.max_columns", 30,
                                        "display.max_rows", 200):
                     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return df
+    not_final = n_unfinished + n_errored + n_missing
+    if not_final:
+        print(f"{not_final} trial(s) not finished ({n_unfinished} unfinished, {n_errored} errored, "
+              f"{n_missing} never started): not in the table above (counted as missing)")
+    if stop.signum is not None or n_unfinished or n_missing:
+        why = f"interrupted by {signal.Signals(stop.signum).name}" if stop.signum is not None else "not finished"
+        print(f"sweep {why}; continue it with:\n  {resume_command(opts)}")
+    return out

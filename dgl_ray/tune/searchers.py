@@ -23,6 +23,8 @@ import pickle
 import numpy as np
 from ray.tune.search import Searcher
 
+from ..errors import ConfigError
+
 FINISHED = Searcher.FINISHED
 
 
@@ -136,6 +138,9 @@ class ChainedSearcher(_StateSearcher):
             group = stage[3] if len(stage) > 3 else None
             if accept is not None and accept[0] not in self.OPS:
                 raise ValueError(f"acceptance op {accept[0]!r}; allowed: {', '.join(self.OPS)}")
+            if accept is not None and not (isinstance(accept[1], (int, float)) and 0 <= accept[1] <= 1):
+                raise ConfigError(f"acceptance threshold {accept[0]} {accept[1]!r}: an error threshold must be "
+                                  f"a number in [0, 1]")
             p = dict(prep)
             p.setdefault("role", "prep")
             p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
