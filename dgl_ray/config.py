@@ -28,7 +28,7 @@ DTYPES = ("float32", "float64")
 # by the trainer). Any other key is a ConfigError wherever it comes from (a family's plan, a preset,
 # a hand-made Tune config): a misspelled field must not become a result column.
 LABEL_FIELDS = ("family", "experiment", "hold", "role", "plan_id", "parent", "init_error", "variant",
-                "schedule_kind", "target_lambda", "intervention", "branch")
+                "schedule_kind", "target_lambda", "intervention", "branch", "accept", "select")
 RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
 
 DATASET_DEFAULTS = {
