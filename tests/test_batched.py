@@ -94,7 +94,7 @@ def test_batched_equals_reference_step(digits):
 def test_diverged_trial_leaves_the_group(digits, alone):
     b = BatchedTrials(CONFIGS, data=digits)
     with torch.no_grad():
-        b.params[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
+        b.packed.views(b.pop.flat)[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
     rows = []
     b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])), max_epochs=1)
     assert b.active == [0, 2]
@@ -130,7 +130,7 @@ def test_a_group_stopped_and_continued_as_a_group_gives_the_same_numbers(digits,
         restored.append(t)
     torch.manual_seed(1234)   # disturb the global RNG between stop and continue
     b2 = BatchedTrials(trials=restored)
-    assert b2.epoch == 1 and b2.step == 22 and b2.gv is not None
+    assert b2.epoch == 1 and b2.step == 22 and all(b2.pop.has_gv)
     b2.run()
     for i in range(3):
         _same_state(alone[i], b2.trials[i])
@@ -168,4 +168,5 @@ def test_group_configs_splits_by_shape():
     from dgl_ray.batched import group_configs
     cfgs = [dict(BASE, lam=0.3, seed=s) for s in range(5)] + [dict(BASE, lam=0.3, seed=0, batch_size=32),
                                                               dict(BASE, lam=0.3, seed=0, model="resnet18")]
-    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6]]
+    cfgs += [dict(BASE, lam=0.3, seed=1, model="resnet18", width=0.125), dict(BASE, lam=0.3, seed=2, trusted_fraction=0.1)]
+    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6], [7], [8]]
