@@ -170,3 +170,57 @@ def test_group_configs_splits_by_shape():
                                                               dict(BASE, lam=0.3, seed=0, model="resnet18")]
     cfgs += [dict(BASE, lam=0.3, seed=1, model="resnet18", width=0.125), dict(BASE, lam=0.3, seed=2, trusted_fraction=0.1)]
     assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6], [7], [8]]
+
+
+# every model packs: CIFAR-shaped members with V2 trusted subsets, W1 fresh c_sv, augmentation and an
+# LR milestone, packed against each alone (float64); tiny synthetic data keeps it fast
+CIFAR = dict(dataset="synthetic-cifar", synthetic_size=[48, 16], batch_size=16, epochs=2, K=2, dtype="float64",
+             lr_milestones=[1], device="cpu")
+
+
+@pytest.mark.parametrize("extra", [
+    dict(model="resnet18", width=0.125, trusted_fraction=0.1, fresh_csv=True),
+    dict(model="resnet34", width=0.0625),
+    pytest.param(dict(model="simplecnn", fresh_csv=True), marks=pytest.mark.slow),
+    pytest.param(dict(model="vgg11-p2", trusted_fraction=0.2), marks=pytest.mark.slow),
+    pytest.param(dict(model="vgg11"), marks=pytest.mark.slow),
+    pytest.param(dict(model="simplecnn-p2"), marks=pytest.mark.slow),
+])
+def test_every_model_packs_as_it_runs_alone(extra):
+    cfgs = [dict(CIFAR, **extra, lam=0.3, seed=0), dict(CIFAR, **extra, lam=0.6, seed=1, eta=0.2)]
+    b = BatchedTrials(cfgs)
+    b.run()
+    for c, bt in zip(cfgs, b.trials):
+        t = Trial(c)
+        t.run()
+        _same_state(t, bt)
+        _same_rows(t.history, bt.history)
+        if extra.get("fresh_csv"):
+            assert [r["c_sv"] for r in t.history] == pytest.approx([r["c_sv"] for r in bt.history], rel=1e-9)
+            assert all(math.isfinite(r["c_sv"]) for r in bt.history)
+
+
+def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
+    extra = dict(model="resnet18", width=0.125, trusted_fraction=0.1, epochs=3)
+    cfgs = [dict(CIFAR, **extra, lam=l, seed=s) for l, s in ((0.3, 0), (0.5, 1), (0.7, 2))]
+    alone = []
+    for c in cfgs:
+        t = Trial(c)
+        t.run()
+        alone.append(t)
+    b = BatchedTrials(cfgs)
+    with torch.no_grad():
+        b.packed.views(b.pop.flat)[-1][1, 0] = float("nan")       # member 1's head bias
+    b.run(max_epochs=1)
+    assert b.active == [0, 2] and b.trials[1].status == STATUS_DIVERGED
+    for i, t in enumerate(b.trials):
+        t.save(str(tmp_path / f"m{i}.pt"))
+    restored = [Trial.resume(str(tmp_path / f"m{i}.pt")) for i in range(3)]
+    torch.manual_seed(77)
+    b2 = BatchedTrials(trials=restored)
+    assert b2.active == [0, 2]
+    b2.run()
+    for i in (0, 2):
+        _same_state(alone[i], b2.trials[i])
+        _same_rows(alone[i].history, b2.trials[i].history)
+    assert b2.trials[1].summary()["status"] == STATUS_DIVERGED
