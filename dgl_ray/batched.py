@@ -124,7 +124,10 @@ class Population:
         self.packed.train(True)
         logits = self.packed(x)
         B, g, k = logits.shape
-        losses = F.cross_entropy(logits.reshape(B * g, k), y.reshape(B * g), reduction="none").view(B, g).mean(0)
+        # member-major (g, B) losses: each member's mean is a reduction over its own contiguous row, the
+        # same kernel path whatever g is (a strided column mean is not: its float32 sums depend on g)
+        losses = F.cross_entropy(logits.transpose(0, 1).reshape(g * B, k), y.t().reshape(g * B),
+                                 reduction="none").view(g, B).mean(1)
         return losses.detach(), torch.autograd.grad(losses.sum(), rows)[0]
 
     def _gv_rows(self, x, bc, trusted, members: list[int]):
@@ -196,26 +199,21 @@ class Population:
             out.append(nan if r is None else torch.dot(gs[g], r) / (gs_norm[g] * torch.linalg.vector_norm(r) + EPS))
         return torch.stack(out)
 
-    def select(self, keep: list[int]) -> None:
-        """Keep only these members (diverged members leave: their NaNs go with them)."""
-        k = torch.tensor(keep, dtype=torch.long, device=self.flat.device)
-        self.flat = self.flat.detach().index_select(0, k).requires_grad_()
-        self.mom, self.gv, self.gv_norm = (t.index_select(0, k) for t in (self.mom, self.gv, self.gv_norm))
-        self.buffers = [b.index_select(0, k) for b in self.buffers]
-        self.has_gv = [self.has_gv[j] for j in keep]
-        self.dropout_gens = [self.dropout_gens[j] for j in keep]
-
 
 class BatchedTrials:
     """G trials trained as one population. ``trials[i]`` is a real ``Trial`` (its config, noisy
-    labels, generators, history, status, model/optimizer for checkpoints); ``sync_trials()`` writes
-    the population's state back into them."""
+    labels, generators, history, status, model/optimizer for checkpoints) and slot i of the
+    population; ``sync_trials()`` writes the population's state back into them.
+
+    The population keeps its size G to the end: a trial that ends early (diverged) keeps its slot,
+    frozen (LR 0, no data drawn from its generators, never reported again), so the kernels the others
+    run, and with them their float32 numbers, do not change when another member diverges."""
 
     def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
                  trials: Sequence[Trial] | None = None):
         """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
         ``Trial.load_state_dict``): weights, BatchNorm statistics, momentum, cached g_v, step counter
-        and epoch are stacked as they are. Trials that already ended stay out of the population."""
+        and epoch are stacked as they are. Trials that already ended keep a frozen slot."""
         if trials is None:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
@@ -234,45 +232,52 @@ class BatchedTrials:
         self.epoch = live[0].epoch
         self.wall_time = max(t.wall_time for t in self.trials)
         self.packed = PackedNet(t0.model, self.cfg.model)
-        self.pop = self._population(live if self.active else [])
+        self.pop = self._population(self.trials, live[0].stepper.step)
         self._acc = self._new_acc()
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
 
     @property
-    def step(self) -> int:
-        return self.pop.step if self.pop is not None else self.trials[0].stepper.step
+    def G(self) -> int:
+        return len(self.trials)
 
-    def _population(self, trials: list[Trial]) -> Population | None:
-        if not trials:
-            return None
+    @property
+    def step(self) -> int:
+        return self.pop.step
+
+    def _population(self, trials: list[Trial], step: int) -> Population:
         moms = [[t.opt.state.get(p, {}).get("momentum_buffer") for p in t.model.parameters()] for t in trials]
         return Population.from_models(
             self.packed, [t.model for t in trials], self.cfg.K, self.cfg.momentum, self.cfg.weight_decay,
-            [t.dropout_gen for t in trials], step=trials[0].stepper.step, moms=moms,
+            [t.dropout_gen for t in trials], step=step, moms=moms,
             gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials])
 
     def _new_acc(self) -> dict:
-        z = lambda: torch.zeros(len(self.active), dtype=torch.float64, device=self.device)
+        z = lambda: torch.zeros(self.G, dtype=torch.float64, device=self.device)
         return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
 
-    # ---- one epoch of every active trial ---------------------------------------------------------------
+    # ---- one epoch of every slot ------------------------------------------------------------------------
     def train_epoch(self) -> None:
         c, d = self.cfg, self.data
-        trials = [self.trials[i] for i in self.active]
-        lam = torch.tensor([t.plans[self.epoch].lam for t in trials], dtype=self.dtype, device=self.device)
-        lr = torch.tensor([t._lr(self.epoch) for t in trials], dtype=self.dtype, device=self.device)
+        live = [t.status == STATUS_RUNNING for t in self.trials]
+        lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(self.trials, live)],
+                           dtype=self.dtype, device=self.device)
+        lr = torch.tensor([t._lr(self.epoch) if ok else 0.0 for t, ok in zip(self.trials, live)],
+                          dtype=self.dtype, device=self.device)
         n = len(d.y_train)
-        # each trial's data order from its own generator, as a trial alone draws it
-        perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) for t in trials], 1)  # (n, G)
-        yn = torch.stack([t.y_noisy for t in trials], 1)                                                  # (N, G)
-        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in trials], 1)
-        cols = torch.arange(len(trials), device=self.device)
+        # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
+        fixed = torch.arange(n, device=self.device)
+        perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) if ok else fixed
+                             for t, ok in zip(self.trials, live)], 1)                                   # (n, G)
+        yn = torch.stack([t.y_noisy for t in self.trials], 1)                                            # (N, G)
+        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in self.trials], 1)
+        cols = torch.arange(self.G, device=self.device)
         acc = self._acc
         for s in range(0, n, c.batch_size):                  # no drop_last, as the paper's DataLoader
             idx = perms[s:s + c.batch_size]                  # (B, G)
             if c.augment:   # per trial, in batch order: the same draws from each generator as alone
-                raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) for j, t in enumerate(trials)], 1)
+                raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
+                                   for j, (t, ok) in enumerate(zip(self.trials, live))], 1)
             else:
                 raw = d.x_train[idx]                         # (B, G, C, H, W): one gather
             x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
@@ -288,8 +293,9 @@ class BatchedTrials:
                 acc["csv_n"] += ok
             acc["steps"] += 1
         self.epoch += 1
-        for t in trials:
-            t.epoch = self.epoch
+        for t, ok in zip(self.trials, live):
+            if ok:
+                t.epoch = self.epoch
 
     def _finite(self) -> torch.Tensor:
         a = self._acc
@@ -298,13 +304,12 @@ class BatchedTrials:
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
-        """Test errors (G,) of the active trials, eval mode (each member's running statistics)."""
+        """Test errors (G,) of every slot, eval mode (each member's running statistics)."""
         d = self.data
-        G = len(self.active)
-        wrong = torch.zeros(G, dtype=torch.int64, device=self.device)
+        wrong = torch.zeros(self.G, dtype=torch.int64, device=self.device)
         for s in range(0, len(d.y_test), 1000):
             x = (d.x_test[s:s + 1000].to(self.dtype).unsqueeze(1) / d.scale - self._mean) / self._std
-            logits = self.pop.logits(x.expand(-1, G, *x.shape[2:]), training=False)
+            logits = self.pop.logits(x.expand(-1, self.G, *x.shape[2:]), training=False)
             wrong += (logits.argmax(2) != d.y_test[s:s + 1000, None]).sum(0)
         return wrong.double() / len(d.y_test)
 
@@ -314,7 +319,7 @@ class BatchedTrials:
         ``eval_every`` epochs and at the end. ``on_eval(metrics, i)`` gets trial i's metrics dict for each
         evaluation, after trial i's state was written back (``trials[i].save`` checkpoints it). A trial
         whose loss, gradient norms or weights are not finite at the end of an epoch is reported
-        'diverged' (test_error NaN) and leaves the population; the others go on. Returns one
+        'diverged' (test_error NaN) and its slot is frozen; the others go on. Returns one
         ``summary()`` per trial, in config order."""
         c = self.cfg
         stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
@@ -322,67 +327,48 @@ class BatchedTrials:
             t0 = time.perf_counter()
             self.train_epoch()
             last = self.epoch == c.epochs
-            finite = self._finite()                                   # (G,), checked every epoch
+            finite_l = self._finite().tolist()                        # the one host sync of the epoch
             evaluating = last or self.epoch % c.eval_every == 0
-            finite_l = finite.tolist()                                # the one host sync of the epoch
-            if not evaluating and all(finite_l):
+            if not evaluating and all(finite_l[i] for i in self.active):
                 self.wall_time += time.perf_counter() - t0
                 continue
-            report = [j for j in range(len(self.active)) if evaluating or not finite_l[j]]
-            errs = self.evaluate() if evaluating else torch.zeros(len(self.active), dtype=torch.float64)
-            errs = torch.where(finite.cpu(), errs.cpu(), torch.tensor(float("nan"), dtype=torch.float64)).tolist()
+            report = [i for i in self.active if evaluating or not finite_l[i]]
+            errs = self.evaluate().cpu().tolist() if evaluating else [0.0] * self.G
             acc = {k: self._acc[k].tolist() for k in ("loss", "cos", "gs", "gv", "csv", "csv_n")}
             steps = self._acc["steps"]
             self.wall_time += time.perf_counter() - t0
             dt = time.perf_counter() - t0
             self.sync_trials(report)
-            keep, rows = [], []
-            for j, i in enumerate(self.active):
-                if j not in report:
-                    keep.append(j)
-                    continue
+            rows = []
+            for i in report:
                 t = self.trials[i]
-                t.status = STATUS_DIVERGED if not finite_l[j] else STATUS_COMPLETED if last else STATUS_RUNNING
-                if t.status == STATUS_RUNNING:
-                    keep.append(j)
+                t.status = STATUS_DIVERGED if not finite_l[i] else STATUS_COMPLETED if last else STATUS_RUNNING
                 t.wall_time = self.wall_time
                 # the trial's own accumulator (every key its metrics() reads), filled with its sums
-                t._acc = {**{k: torch.tensor(acc[k][j], dtype=torch.float64) for k in acc}, "steps": steps}
-                m = t.metrics(errs[j], dt)
+                t._acc = {**{k: torch.tensor(acc[k][i], dtype=torch.float64) for k in acc}, "steps": steps}
+                m = t.metrics(errs[i] if finite_l[i] else float("nan"), dt)
                 t.history.append(m)
                 t._acc = t._new_acc()
                 rows.append((m, i))
             if evaluating:
                 self._acc = self._new_acc()
-            if len(keep) < len(self.active):
-                self._drop(keep)
+            self.active = [i for i in self.active if self.trials[i].status == STATUS_RUNNING]
             if on_eval is not None:
                 for m, i in rows:
                     on_eval(m, i)
         return [t.summary() for t in self.trials]
 
-    def _drop(self, keep: list[int]) -> None:
-        self.pop.select(keep)
-        k = torch.tensor(keep, dtype=torch.long, device=self.device)
-        for key in ("loss", "cos", "gs", "gv", "csv", "csv_n"):
-            self._acc[key] = self._acc[key].index_select(0, k)
-        self.active = [self.active[j] for j in keep]
-        if not self.active:
-            self.pop = None
-
     # ---- per-trial state ----------------------------------------------------------------------------
     @torch.no_grad()
     def sync_trials(self, members: list[int] | None = None) -> None:
-        """Write the population's state of these active members (slice positions; all by default) into
+        """Write the population's state of these trials (indices; the running ones by default) into
         their ``Trial`` objects: weights, BatchNorm buffers, SGD momentum, cached g_v, step counter."""
-        if self.pop is None:
-            return
         p = self.pop
         views = self.packed.views(p.flat.detach())
         moms = self.packed.views(p.mom)
         gvs = self.packed.views(p.gv)
-        for j in (range(len(self.active)) if members is None else members):
-            t = self.trials[self.active[j]]
+        for j in (self.active if members is None else members):
+            t = self.trials[j]
             params = list(t.model.parameters())
             for q, v in zip(params, views):
                 q.copy_(v[j])

@@ -81,10 +81,13 @@ class PackedLinear(nn.Module):
     def forward(self, x):
         w, b = self.weight, self.bias                     # (G, out, in), (G, out)
         G = w.shape[0]
-        h = torch.einsum("bgi,goi->bgo", x.reshape(x.shape[0], G, -1), w)
-        if b is not None:
-            h = h + b
-        return h.reshape(x.shape[0], -1)
+        # member-major (G, B, ·) batched matmul: each member's sums (its bias gradient too) run over its
+        # own contiguous block, the same kernel path for any G
+        xg = x.reshape(x.shape[0], G, -1).transpose(0, 1)
+        h = torch.bmm(xg, w.transpose(1, 2))
+        if b is not None:   # as a matmul with ones: the bias gradient is then a per-member matmul too
+            h = h + torch.bmm(xg.new_ones(G, xg.shape[1], 1), b.unsqueeze(1))
+        return h.transpose(0, 1).reshape(x.shape[0], -1)
 
 
 class PackedDropout(nn.Module):
