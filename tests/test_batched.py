@@ -245,4 +245,5 @@ def test_float32_member_does_not_depend_on_its_population(digits):
 
 
 def _strip_time(h):
-    return [{k: v for k, v in r.items() if k not in ("wall_time", "epoch_time")} for r in h]
+    nan_free = lambda v: "nan" if isinstance(v, float) and math.isnan(v) else v
+    return [{k: nan_free(v) for k, v in r.items() if k not in ("wall_time", "epoch_time")} for r in h]
