@@ -412,3 +412,18 @@ def run_group(configs: Sequence[TrialConfig | dict], on_eval: Callable[[dict, in
             out[i] = s
     return out
 
+
+
+# Default population size per (model, device kind). CPU: the digits TinyCNN is overhead-bound, so
+# packing pays (benchmarks/RESULTS.md); the CIFAR models are compute-bound on a CPU core and gain
+# little. GPU: a ResNet-18 trial leaves an H100 mostly idle; 8 is the starting point until
+# `python -m benchmarks.gpu_check` measures G = 4, 8, 16 (RESULTS.md says which were measured).
+DEFAULT_GROUP_SIZE = {("tinycnn", "cpu"): 25, ("tinycnn", "cuda"): 64}
+DEFAULT_GROUP_SIZE_OTHER = {"cpu": 1, "cuda": 8}
+
+
+def default_group_size(model: str, on_gpu: bool) -> int:
+    """The population size a sweep uses for this model when --group-size is not given: a fixed
+    function of the model and the device kind, never of the plan (so a rerun packs the same way)."""
+    kind = "cuda" if on_gpu else "cpu"
+    return DEFAULT_GROUP_SIZE.get((model, kind), DEFAULT_GROUP_SIZE_OTHER[kind])
