@@ -64,7 +64,7 @@ def _run_both(name, width, shape, B, steps, G=None, K=3, lams=(0.3, 0.7, 0.0), j
             for group in opt.param_groups:
                 group["lr"] = float(lr[g])
             r = ref.step(x[:, g], bn[:, g], bc[:, g], float(lam[g]))
-            assert torch.allclose(r["loss_s"], out["loss_s"][g], rtol=0, atol=1e-12), (g, step)
+            assert torch.allclose(r["loss_s"], out["loss_s"][g], rtol=1e-10, atol=1e-12), (g, step)
             assert torch.allclose(r["cos"], out["cos"][g], rtol=0, atol=1e-10), (g, step)
         assert ref.state["step"] == pop.step == steps
         for (n, p), v in zip(ref_m.named_parameters(), views):
