@@ -27,7 +27,9 @@ A group shares what fixes the shapes and the lock step (``SHARED``) and whether 
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -63,6 +65,17 @@ def _check_group(cfgs: Sequence[TrialConfig]) -> None:
                               f"{first.trusted_fraction!r} vs {c.trusted_fraction!r} (seed {c.seed})")
 
 
+@dataclass(frozen=True)
+class FastPath:
+    """Device fast-path switches (benchmarks/gpu_check.py measures each against the reference).
+    On by default only what keeps the float64 equivalence tests passing: channels-last. The others
+    change the arithmetic and stay off until a GPU run shows the trial within tolerance."""
+    channels_last: bool = True   # memory layout only: float64 tests run with it
+    bf16: bool = False           # autocast forwards in bfloat16 (CUDA; CPU autocast works too)
+    tf32: bool = False           # TF32 matmuls/convolutions on NVIDIA GPUs
+    compile: bool = False        # torch.compile of the packed forward
+
+
 class Population:
     """The update rule and SGD for G members of one architecture, held as (G, P) rows.
 
@@ -70,8 +83,13 @@ class Population:
     ``buffers`` are the BatchNorm buffers, each (G, ...); ``step`` is the shared step counter."""
 
     def __init__(self, packed: PackedNet, flat, buffers, mom, gv, gv_norm, has_gv, step: int, K: int,
-                 momentum: float, weight_decay: float, dropout_gens: list):
+                 momentum: float, weight_decay: float, dropout_gens: list, fast: FastPath | None = None):
         self.packed, self.K, self.momentum, self.weight_decay = packed, K, momentum, weight_decay
+        self.fast = fast or FastPath()
+        packed.channels_last = self.fast.channels_last
+        self._forward = packed.__call__
+        if self.fast.compile:
+            self._forward = torch.compile(self._compiled_forward, dynamic=False)
         self.flat = flat.detach().clone().requires_grad_()
         self.buffers = buffers
         self.mom, self.gv, self.gv_norm = mom, gv, gv_norm
@@ -81,7 +99,7 @@ class Population:
 
     @classmethod
     def from_models(cls, packed: PackedNet, models, K: int, momentum: float, weight_decay: float, dropout_gens,
-                    step: int = 0, moms=None, gvs=None, gv_norms=None) -> "Population":
+                    step: int = 0, moms=None, gvs=None, gv_norms=None, fast: FastPath | None = None) -> "Population":
         """Stack G models (same architecture, device, dtype) with their SGD momentum buffers (None
         before the first step: 0·μ + d == d is SGD's first step exactly) and cached g_v (None: none yet)."""
         G = len(models)
@@ -99,7 +117,7 @@ class Population:
         zero = torch.zeros((), dtype=dtype, device=flat.device)
         gv_norm = torch.stack([gv_norms[g].to(dtype) if has_gv[g] else zero for g in range(G)])
         return cls(packed, flat, buffers, mom, gv, gv_norm, has_gv, step, K, momentum, weight_decay,
-                   list(dropout_gens))
+                   list(dropout_gens), fast)
 
     @property
     def G(self) -> int:
@@ -116,13 +134,23 @@ class Population:
         """x: (B, G, C, H, W) -> (B, G, classes), every member on its own column."""
         self._bind(self.flat.detach() if not training else self.flat)
         self.packed.train(training)
+        with self._autocast(x):
+            return self._forward(x).float() if self.fast.bf16 else self._forward(x)
+
+    def _compiled_forward(self, x):
         return self.packed(x)
+
+    def _autocast(self, x):
+        if not self.fast.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=torch.bfloat16)
 
     def _loss_grad(self, rows, members, x, y):
         """Per-member mean CE (g,) and d(sum of them)/d(rows): each member's own gradient row."""
         self._bind(rows, members)
         self.packed.train(True)
-        logits = self.packed(x)
+        with self._autocast(x):
+            logits = self._forward(x).float() if self.fast.bf16 else self._forward(x)
         B, g, k = logits.shape
         # member-major (g, B) losses: each member's mean is a reduction over its own contiguous row, the
         # same kernel path whatever g is (a strided column mean is not: its float32 sums depend on g)
@@ -210,10 +238,12 @@ class BatchedTrials:
     run, and with them their float32 numbers, do not change when another member diverges."""
 
     def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
-                 trials: Sequence[Trial] | None = None):
+                 trials: Sequence[Trial] | None = None, fast: FastPath | None = None):
         """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
         ``Trial.load_state_dict``): weights, BatchNorm statistics, momentum, cached g_v, step counter
-        and epoch are stacked as they are. Trials that already ended keep a frozen slot."""
+        and epoch are stacked as they are. Trials that already ended keep a frozen slot.
+        ``fast`` picks the device fast-path switches (default ``FastPath()``)."""
+        self.fast = fast or FastPath()
         if trials is None:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
@@ -231,6 +261,10 @@ class BatchedTrials:
         live = [self.trials[i] for i in self.active] or self.trials
         self.epoch = live[0].epoch
         self.wall_time = max(t.wall_time for t in self.trials)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.fast.tf32
+            if not self.cfg.deterministic:
+                torch.backends.cudnn.benchmark = True      # fastest convolution algorithms for fixed shapes
         self.packed = PackedNet(t0.model, self.cfg.model)
         self.pop = self._population(self.trials, live[0].stepper.step)
         self._acc = self._new_acc()
@@ -250,7 +284,8 @@ class BatchedTrials:
         return Population.from_models(
             self.packed, [t.model for t in trials], self.cfg.K, self.cfg.momentum, self.cfg.weight_decay,
             [t.dropout_gen for t in trials], step=step, moms=moms,
-            gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials])
+            gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials],
+            fast=self.fast)
 
     def _new_acc(self) -> dict:
         z = lambda: torch.zeros(self.G, dtype=torch.float64, device=self.device)

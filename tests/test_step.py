@@ -36,13 +36,20 @@ def _members(name, width, shape, G):
     return models
 
 
-def _run_both(name, width, shape, B, steps, G=None, K=3, lams=(0.3, 0.7, 0.0), jump_at=4, milestone_at=5):
+def _run_both_on(device, *args, **kw):
+    """The same comparison with the population on ``device`` (the reference stays on the CPU)."""
+    return _run_both(*args, device=device, **kw)
+
+
+def _run_both(name, width, shape, B, steps, G=None, K=3, lams=(0.3, 0.7, 0.0), jump_at=4, milestone_at=5,
+              device="cpu"):
     G = G or (2 if shape[1] == 32 else 3)       # the 32x32 models are heavy in float64
     models = _members(name, width, shape, G)
     refs = [copy.deepcopy(m) for m in models]
     seeds = [100 + g for g in range(G)]
+    models = [m.to(device) for m in models]
     pop = Population.from_models(PackedNet(models[0], name), models, K, 0.9, 5e-4,
-                                 [torch.Generator().manual_seed(s) for s in seeds])
+                                 [torch.Generator(device=device).manual_seed(s) for s in seeds])
     data = torch.Generator().manual_seed(1)
     batches = []
     for step in range(steps):
@@ -52,10 +59,11 @@ def _run_both(name, width, shape, B, steps, G=None, K=3, lams=(0.3, 0.7, 0.0), j
         lam = torch.tensor([l if step < jump_at else 1 - l for l in lams[:G]], dtype=torch.float64)
         lr = torch.tensor([0.05 * (g + 1) * (0.1 if step >= milestone_at else 1) for g in range(G)], dtype=torch.float64)
         batches.append((x, bn, bc, lam, lr))
-        out = pop.step_batch(x, bn, bc, lam, lr)
-        batches[-1] += (out,)
+        out = pop.step_batch(*(t.to(device) for t in (x, bn, bc, lam, lr)))
+        batches[-1] += ({k: v.cpu() for k, v in out.items()},)
     # each member alone through the notebook's step, with the global RNG seeded as its dropout generator
-    views = pop.packed.views(pop.flat.detach())
+    views = pop.packed.views(pop.flat.detach().cpu())
+    buffers = [b.cpu() for b in pop.buffers]
     for g, ref_m in enumerate(refs):
         torch.manual_seed(seeds[g])
         opt = torch.optim.SGD(ref_m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -69,9 +77,9 @@ def _run_both(name, width, shape, B, steps, G=None, K=3, lams=(0.3, 0.7, 0.0), j
         assert ref.state["step"] == pop.step == steps
         for (n, p), v in zip(ref_m.named_parameters(), views):
             assert torch.allclose(p, v[g], rtol=1e-9, atol=1e-11), (name, g, n, (p - v[g]).abs().max())
-        for (n, b), pb in zip(ref_m.named_buffers(), pop.buffers):   # BN statistics: two forwards on refreshes
+        for (n, b), pb in zip(ref_m.named_buffers(), buffers):   # BN statistics: two forwards on refreshes
             assert torch.allclose(b.double(), pb[g].double(), rtol=1e-9, atol=1e-11), (name, g, n)
-        gv = pop.gv[g]
+        gv = pop.gv[g].cpu()
         assert torch.allclose(gv, ref.state["gv"], atol=1e-12)
     return pop, refs
 
