@@ -442,7 +442,8 @@ def run_group(configs: Sequence[TrialConfig | dict], on_eval: Callable[[dict, in
     cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
     out: list = [None] * len(cfgs)
     for idx in group_configs(cfgs, max_size or len(cfgs)):
-        grp = BatchedTrials([cfgs[i] for i in idx], data=data)
+        mine = data if data is not None and data.name == cfgs[idx[0]].dataset else None   # a mix: each its own data
+        grp = BatchedTrials([cfgs[i] for i in idx], data=mine)
         for i, s in zip(idx, grp.run(on_eval=None if on_eval is None else (lambda m, j, idx=idx: on_eval(m, idx[j])))):
             out[i] = s
     return out

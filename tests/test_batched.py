@@ -247,3 +247,16 @@ def test_float32_member_does_not_depend_on_its_population(digits):
 def _strip_time(h):
     nan_free = lambda v: "nan" if isinstance(v, float) and math.isnan(v) else v
     return [{k: nan_free(v) for k, v in r.items() if k not in ("wall_time", "epoch_time")} for r in h]
+
+
+def test_run_group_packs_a_mix_and_splits_the_rest(digits):
+    """The public entry point: a mix of models and data sets, each group trained as one population,
+    summaries in config order equal to each trial alone (float64)."""
+    cfgs = [dict(BASE, lam=0.3, seed=0, epochs=1), dict(CIFAR, model="resnet18", width=0.125, lam=0.4, seed=1, epochs=1),
+            dict(BASE, lam=0.5, seed=2, epochs=1), dict(BASE, lam=0.5, seed=3, epochs=1, batch_size=128)]
+    seen = []
+    out = run_group(cfgs, on_eval=lambda m, i: seen.append(i), data=digits)
+    assert sorted(seen) == [0, 1, 2, 3]
+    for c, s in zip(cfgs, out):
+        t = Trial(c, data=digits if c["dataset"] == "digits" else None)
+        assert s["final_error"] == pytest.approx(t.run()["final_error"], abs=1e-12) and s["seed"] == c["seed"]
