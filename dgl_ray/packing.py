@@ -150,11 +150,10 @@ class PackedNet:
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """(G, P) rows -> per-parameter (G, *shape) views, in named_parameters() order."""
-        out, o = [], 0
-        for shp, n in zip(self.param_shapes, self.sizes):
-            out.append(flat[:, o:o + n].view(flat.shape[0], *shp))
-            o += n
-        return out
+        # one split (its backward is one concatenation) rather than a slice per parameter (each slice's
+        # backward zero-fills a whole (G, P) gradient)
+        G = flat.shape[0]
+        return [t.view(G, *shp) for t, shp in zip(flat.split(self.sizes, dim=1), self.param_shapes)]
 
     def bind(self, flat: torch.Tensor, buffers: list[torch.Tensor], generators: list) -> None:
         """Point the packed leaves at these members' parameters (views of ``flat``), buffers and
