@@ -174,7 +174,7 @@ def test_group_configs_splits_by_shape():
 
 # every model packs: CIFAR-shaped members with V2 trusted subsets, W1 fresh c_sv, augmentation and an
 # LR milestone, packed against each alone (float64); tiny synthetic data keeps it fast
-CIFAR = dict(dataset="synthetic-cifar", synthetic_size=[48, 16], batch_size=16, epochs=2, K=2, dtype="float64",
+CIFAR = dict(dataset="synthetic-cifar", synthetic_size=[32, 16], batch_size=16, epochs=2, K=2, dtype="float64",
              lr_milestones=[1], device="cpu")
 
 

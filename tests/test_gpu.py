@@ -15,7 +15,7 @@ DEVICE = os.environ.get("DGL_TEST_DEVICE", "cpu")
 if DEVICE.startswith("cuda") and not torch.cuda.is_available():
     pytest.skip("DGL_TEST_DEVICE=cuda but no CUDA GPU", allow_module_level=True)
 
-SMALL = dict(dataset="synthetic-cifar", synthetic_size=[64, 32], batch_size=16, epochs=2, K=2, device=DEVICE,
+SMALL = dict(dataset="synthetic-cifar", synthetic_size=[48, 16], batch_size=16, epochs=2, K=2, device=DEVICE,
              model="resnet18", width=0.125, lr_milestones=[1])
 
 
