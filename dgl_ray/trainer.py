@@ -1,4 +1,5 @@
-"""One trial of dual-gradient learning: build, train epoch by epoch, evaluate, checkpoint.
+"""One trial of dual-gradient learning: its config, data, labels, generators, results and checkpoint.
+It trains as a population of one (dgl_ray.batched): the same loop and update rule as packed trials.
 
     trial = Trial(TrialConfig(dataset="digits", lam=0.3, eta=0.4, seed=0, epochs=30))
     summary = trial.run(on_eval=print)        # one metrics dict per evaluation
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from typing import Callable
 
 import numpy as np

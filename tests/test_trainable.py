@@ -1,6 +1,5 @@
 """The one Tune trainable (single and grouped trials), called as Tune would, without Ray: rows,
 checkpoints and fatal errors."""
-import json
 import os
 import types
 
