@@ -325,8 +325,8 @@ def group_trials(spec, opts) -> None:
     for c in trial_cfgs:
         sizes.setdefault(c.model, opts.group_size if not opts.group_size_auto else default_group_size(c.model, on_gpu))
     if opts.group_size_auto and sizes.get("tinycnn", 1) > 2:
-        # small plans: at least 4 Tune trials so that every worker gets work. Safe for reruns: a
-        # TinyCNN member's bits do not depend on its population's size (>= 2) (tests/test_batched.py)
+        # small plans: at least 4 Tune trials so that every worker gets work. Each row records its
+        # population (group_size, member), which is what an exact rerun needs (docs/PACKING.md)
         n = sum(c.model == "tinycnn" for c in trial_cfgs)
         sizes["tinycnn"] = max(2, min(sizes["tinycnn"], -(-n // 4)))
     if max(sizes.values()) <= 1:
