@@ -3,17 +3,17 @@
 Digits default (CPU): trial-epochs per second for S seeds x E epochs, three paths interleaved over
 --repeats rounds (medians reported):
   reference  the notebook's train_one_epoch (ReferenceDualGradient) in a plain per-trial loop
-  trial      dgl_ray.Trial, one trial at a time (the fast single-trial path)
-  batched    dgl_ray.batched.BatchedTrials, all S seeds as one grouped model
+  trial      dgl_ray.Trial, one trial at a time (a population of one)
+  batched    dgl_ray.batched.BatchedTrials, all S seeds as one population
     python -m benchmarks.trainer                       # 16 seeds x 3 epochs, 1 thread
 
 ResNet-18 on CIFAR-shaped data (GPU; --device cpu runs the same code at any size):
   reference  the notebook's loop: DataLoader with CPU augmentation (per-sample crop+flip+normalise)
              in worker processes, pinned memory, fp32, cudnn deterministic, ReferenceDualGradient
-  trial      dgl_ray.Trial: data resident on the device, augmentation on the device, foreach step,
-             channels-last (--no-channels-last to turn off), optional --tf32 / --bf16 / --compile
-  packed     --pack P trials as P processes sharing the device (fractional allocation): aggregate
-             trial-epochs per second and each process's torch.cuda.max_memory_allocated
+  trial      dgl_ray, one trial (a population of one): data resident on the device, augmentation on
+             the device, channels-last (--no-channels-last to turn off), optional --tf32 / --bf16 / --compile
+  packed     --pack G trials as ONE population (dgl_ray.batched): trial-epochs per second and
+             torch.cuda.max_memory_allocated per trial
     python -m benchmarks.trainer --dataset synthetic-cifar --model resnet18 --device cuda
     python -m benchmarks.trainer --dataset synthetic-cifar --model resnet18 --device cpu --epochs 1 --train-size 512
 
@@ -22,9 +22,7 @@ The last line is always ``speedup: X.XX`` = the fastest faithful dgl_ray path / 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -172,60 +170,22 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def fast_trial(a, data):
-    """A Trial with the optional fast-path flags applied (none changes the update rule's math except
-    --bf16/--tf32, which change the precision, and --compile, which reorders float ops)."""
-    from dgl_ray.trainer import Trial
+def _fast(a):
+    from dgl_ray.batched import FastPath
+    return FastPath(channels_last=a.channels_last, bf16=a.bf16, tf32=a.tf32, compile=a.compile)
+
+
+def population_cifar(a, data, G: int) -> tuple[list[float], float]:
+    """Epoch times of G trials packed as one population (G=1: one trial) and GPU memory per trial."""
+    from dgl_ray.batched import BatchedTrials
 
     if a.device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True               # fastest conv algorithms, non-deterministic choice
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = a.tf32
-    t = Trial(_cifar_cfg(a), data=data)
-    if a.channels_last:
-        t.model.to(memory_format=torch.channels_last)
-    if a.compile:
-        t.stepper.model = torch.compile(t.model)
-    if a.bf16:
-        inner = t.train_epoch
-
-        def train_epoch():
-            with torch.autocast(t.device.type, dtype=torch.bfloat16):
-                inner()
-        t.train_epoch = train_epoch
-    return t
-
-
-def trial_cifar(a, data) -> tuple[list[float], float]:
-    t = fast_trial(a, data)
-    if t.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    b = BatchedTrials([dict(_cifar_cfg(a), seed=s) for s in range(G)], data=data, fast=_fast(a))
     times = []
-    t.run(on_eval=lambda m, _: times.append(m["epoch_time"]))
-    mem = torch.cuda.max_memory_allocated() / 2**20 if t.device.type == "cuda" else float("nan")
+    b.run(on_eval=lambda m, i: times.append(m["epoch_time"]) if i == 0 else None)
+    mem = torch.cuda.max_memory_allocated() / 2**20 / G if a.device.startswith("cuda") else float("nan")
     return times, mem
-
-
-def worker(a) -> None:
-    """One packed trial (a child process): prints one JSON line with its epoch times and memory."""
-    from dgl_ray.data import make_synthetic_cifar
-
-    data = make_synthetic_cifar(a.train_size, a.test_size)
-    times, mem = trial_cifar(a, data)
-    print(json.dumps({"epoch_times": times, "gpu_mem_mb": mem, "rss_mb": peak_rss_mb()}), flush=True)
-
-
-def packed_cifar(a) -> tuple[float, list[dict]]:
-    """P trials as P processes on one device, started together: aggregate trial-epochs per second."""
-    args = [sys.executable, "-m", "benchmarks.trainer", "--worker"] + [x for x in sys.argv[1:] if x != "--worker"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, env=env, text=True) for _ in range(a.pack)]
-    outs = [p.communicate()[0] for p in procs]
-    wall = time.perf_counter() - t0
-    res = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    # throughput over the training epochs only (each child's own setup excluded)
-    train_wall = max(sum(r["epoch_times"]) for r in res)
-    return a.pack * a.epochs / train_wall, res + [{"wall_with_setup_s": wall}]
 
 
 def bench_cifar(a) -> float:
@@ -241,10 +201,10 @@ def bench_cifar(a) -> float:
     for r in range(a.repeats):
         if r % 2 == 0:
             ref += reference_cifar(a, data)
-            f, mem = trial_cifar(a, data)
+            f, mem = population_cifar(a, data, 1)
             fast += f
         else:
-            f, mem = trial_cifar(a, data)
+            f, mem = population_cifar(a, data, 1)
             fast += f
             ref += reference_cifar(a, data)
         print(f"  round {r + 1}: reference epochs {fmt(ref)} s; dgl_ray epochs {fmt(fast)} s", flush=True)
@@ -256,12 +216,12 @@ def bench_cifar(a) -> float:
     print(f"GPU memory, one trial: {mem:.0f} MB (torch.cuda.max_memory_allocated)")
     best = r_ep / f_ep
     if a.pack > 1:
-        rate, res = packed_cifar(a)
-        mems = ", ".join(f"{r['gpu_mem_mb']:.0f}" for r in res[:-1])
-        print(f"{'dgl_ray packed x' + str(a.pack):22s} {a.pack / rate:8.2f} {rate:15.3f} {rate * r_ep:12.2f}"
-              f"   (aggregate; {a.pack} processes, setup incl. {res[-1]['wall_with_setup_s']:.1f} s wall)")
-        rss = ", ".join(f"{r['rss_mb']:.0f}" for r in res[:-1])
-        print(f"GPU memory per packed trial: {mems} MB; host RSS per packed trial: {rss} MB")
+        times, pmem = population_cifar(a, data, a.pack)
+        p_ep = median(times[1:] or times)          # first epoch: warm-up
+        rate = a.pack / p_ep
+        print(f"{'dgl_ray packed G=' + str(a.pack):22s} {p_ep / a.pack:8.2f} {rate:15.3f} {rate * r_ep:12.2f}"
+              f"   (one population of {a.pack} trials; epoch {p_ep:.2f} s)")
+        print(f"GPU memory per packed trial: {pmem:.0f} MB")
         best = max(best, rate * r_ep)
     print(f"peak host RSS of this process: {peak_rss_mb():.0f} MB")
     return best
@@ -282,20 +242,15 @@ def main(argv=None) -> None:
     p.add_argument("--test-size", type=int, default=None, help="default: train-size / 5")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default 2 on cuda, 0 on cpu)")
-    p.add_argument("--pack", type=int, default=None, help="trials packed on one device (default 4 on cuda, 1 on cpu)")
+    p.add_argument("--pack", type=int, default=None, help="trials packed as one population (default 8 on cuda, 4 on cpu)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--tf32", action="store_true")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     cuda = a.device.startswith("cuda")
     a.threads = a.threads or (4 if cuda else 1)
     set_threads(a.threads)
-    if a.worker:
-        a.epochs = a.epochs or 3
-        a.test_size = a.test_size or max(1, a.train_size // 5)
-        return worker(a)
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; command: python -m benchmarks.trainer {' '.join(sys.argv[1:])}")
     if a.dataset == "digits":
@@ -306,7 +261,7 @@ def main(argv=None) -> None:
         a.epochs = a.epochs or 3
         a.test_size = a.test_size or max(1, a.train_size // 5)
         a.workers = 2 if a.workers is None and cuda else (a.workers or 0)
-        a.pack = a.pack or (4 if cuda else 1)
+        a.pack = a.pack or (8 if cuda else 4)
         a.repeats = a.repeats if a.repeats != 3 or cuda else 1
         ratio = bench_cifar(a)
     print(f"speedup: {ratio:.2f}")

@@ -1,35 +1,35 @@
-"""Many trials as ONE model: G (λ, seed) pairs of the digits TinyCNN trained in lock step.
+"""A population of G trials trained in lock step as ONE packed network: the only training loop.
 
-The 8/16-channel digits CNN is overhead-bound (PROTOCOLS.md: ≈2.5 ms per step, most of it Python
-and kernel launches), so one trial per process leaves a CPU idle. ``BatchedTrials`` stacks the G
-trials' parameters along a leading axis and runs them as one grouped network:
+``Trial.run`` is a population of one, so a trial alone and a trial packed with others go through
+the same code: the update rule and SGD exist once, here (``Population.step``), and every model of
+``models.py`` packs (``dgl_ray.packing``: grouped convolutions, BatchNorm over G·C channels with
+per-member running statistics, batched matmuls).
 
-    conv(groups=G) -> BatchNorm over G·C channels -> ReLU -> pool -> conv(groups=G) -> BN -> ReLU
-    -> mean -> per-trial head (einsum with a (G, 10, C) weight)
+The update rule (PROTOCOLS.md) per member g, on (G, P) rows that hold each member's parameters:
+  g_s = grad CE(model_g(x_g), noisy_g);  g_v = grad CE(model_g(x_g), clean_g) on the same batch (a
+  second forward in train mode), recomputed when step % K == 0 and cached otherwise (V2: on the
+  member's trusted samples only; none in the batch -> keep the old g_v);
+  d = (1-λ_g)·g_s/(‖g_s‖+ε) + λ_g·g_v/(‖g_v‖+ε) + wd·θ;  m = μ·m + d;  θ -= lr_g·m  (torch's SGD).
+The loss is the SUM of the members' mean losses, so its gradient with respect to the (G, P) rows is,
+row by row, each member's own gradient; norms, dots, mix and SGD are whole-tensor ops on the rows.
 
-A grouped conv / per-channel BatchNorm never mixes groups, so group g computes exactly trial g's
-network; the loss is the SUM of the G per-trial mean losses, whose gradient with respect to the
-stacked parameters is, slice by slice, each trial's own gradient. Everything else of the update
-rule is done per trial on (G,)-shaped tensors: ‖g_s‖, ‖g_v‖ over that trial's parameters only, the
-mix with that trial's λ, SGD (momentum 0.9, weight decay) with that trial's LR and momentum buffer.
+Each trial keeps what ``Trial`` gives it: noisy labels, trusted subset, data order and augmentation
+(its own generator), dropout masks (its own generator), init, λ/LR schedule, metrics rows, summary,
+checkpoint. tests/test_batched.py checks every member, for every model, against the trial alone and
+against ``ReferenceDualGradient`` in float64.
 
-Each trial keeps what ``Trial`` gives it: its noisy labels, its data order and augmentation (its own
-generator, seeded as ``Trial``'s), its init (built by ``Trial`` itself), its λ/LR schedule, its
-metrics rows and summary. tests/test_batched.py checks every trial against ``Trial`` run alone and
-against ``ReferenceDualGradient``.
-
-    from dgl_ray.batched import BatchedTrials, run_group
+    from dgl_ray.batched import run_group
     summaries = run_group([dict(dataset="digits", lam=l, seed=s, epochs=30) for l in lams for s in seeds],
                           on_eval=lambda metrics, i: print(i, metrics))
 
-Limits (a ConfigError says so): model tinycnn; all trials share data set, model, width, batch size,
-epochs, K, momentum, weight decay, augment, dtype, device, eval_every; no trusted subset (V2), no
-fresh c_sv (W1). λ schedules, LR schedules, seeds, η, noise kind and init checkpoints may differ.
+A group shares what fixes the shapes and the lock step (``SHARED``) and whether it uses V2 / W1;
+``group_configs`` splits any list of configs into such groups.
 """
 from __future__ import annotations
 
-import math
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -38,52 +38,217 @@ import torch.nn.functional as F
 from .config import TrialConfig
 from .data import DataSet, augment_batch, load_dataset
 from .errors import ConfigError
+from .packing import PackedNet
 from .step import EPS
 from .trainer import STATUS_COMPLETED, STATUS_DIVERGED, STATUS_RUNNING, Trial
 
 # fields every trial of a group must share (they fix the shapes and the lock step)
 SHARED = ("dataset", "data_root", "normalization", "augment", "synthetic_size", "model", "width", "K",
-          "batch_size", "epochs", "momentum", "weight_decay", "eval_every", "device", "dtype")
+          "batch_size", "epochs", "momentum", "weight_decay", "eval_every", "device", "dtype", "fresh_csv")
 
-# TinyCNN's parameters and BatchNorm buffers, in named_parameters()/named_buffers() order
-_PARAMS = ("features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
-           "features.4.weight", "features.4.bias", "features.5.weight", "features.5.bias",
-           "fc.weight", "fc.bias")
-_BN = ("features.1", "features.5")
+
+def _group_key(c: TrialConfig) -> tuple:
+    return tuple(repr(getattr(c, f)) for f in SHARED) + (c.trusted_fraction is not None,)
 
 
 def _check_group(cfgs: Sequence[TrialConfig]) -> None:
     if not cfgs:
-        raise ConfigError("BatchedTrials needs at least one trial config")
+        raise ConfigError("a population needs at least one trial config")
     first = cfgs[0]
     for c in cfgs:
-        if c.model != "tinycnn":
-            raise ConfigError(f"BatchedTrials runs model=tinycnn only (got {c.model!r}); run other models with Trial")
-        if c.trusted_fraction is not None or c.fresh_csv:
-            raise ConfigError("BatchedTrials does not run trusted subsets (V2) or fresh c_sv (W1); use Trial")
         for k in SHARED:
             if getattr(c, k) != getattr(first, k):
                 raise ConfigError(f"trials of one group must share {k}: {getattr(first, k)!r} vs {getattr(c, k)!r} "
                                   f"(seed {c.seed}); split them into groups with equal {', '.join(SHARED)}")
+        if (c.trusted_fraction is None) != (first.trusted_fraction is None):
+            raise ConfigError(f"trials of one group must all use a trusted subset (V2) or none: "
+                              f"{first.trusted_fraction!r} vs {c.trusted_fraction!r} (seed {c.seed})")
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """Device fast-path switches (benchmarks/gpu_check.py measures each against the reference).
+    On by default only what keeps the float64 equivalence tests passing: channels-last. The others
+    change the arithmetic and stay off until a GPU run shows the trial within tolerance."""
+    channels_last: bool = True   # memory layout only: float64 tests run with it
+    bf16: bool = False           # autocast forwards in bfloat16 (CUDA; CPU autocast works too)
+    tf32: bool = False           # TF32 matmuls/convolutions on NVIDIA GPUs
+    compile: bool = False        # torch.compile of the packed forward
+
+
+class Population:
+    """The update rule and SGD for G members of one architecture, held as (G, P) rows.
+
+    ``flat`` (parameters), ``mom`` (momentum), ``gv`` (cached g_v, zeros before the first) are (G, P);
+    ``buffers`` are the BatchNorm buffers, each (G, ...); ``step`` is the shared step counter."""
+
+    def __init__(self, packed: PackedNet, flat, buffers, mom, gv, gv_norm, has_gv, step: int, K: int,
+                 momentum: float, weight_decay: float, dropout_gens: list, fast: FastPath | None = None):
+        self.packed, self.K, self.momentum, self.weight_decay = packed, K, momentum, weight_decay
+        self.fast = fast or FastPath()
+        packed.channels_last = self.fast.channels_last
+        self._forward = packed.__call__
+        if self.fast.compile:
+            self._forward = torch.compile(self._compiled_forward, dynamic=False)
+        self.flat = flat.detach().clone().requires_grad_()
+        self.buffers = buffers
+        self.mom, self.gv, self.gv_norm = mom, gv, gv_norm
+        self.has_gv = list(has_gv)            # host-side: which members hold a g_v (V2 may not yet)
+        self.step = step
+        self.dropout_gens = dropout_gens
+
+    @classmethod
+    def from_models(cls, packed: PackedNet, models, K: int, momentum: float, weight_decay: float, dropout_gens,
+                    step: int = 0, moms=None, gvs=None, gv_norms=None, fast: FastPath | None = None) -> "Population":
+        """Stack G models (same architecture, device, dtype) with their SGD momentum buffers (None
+        before the first step: 0·μ + d == d is SGD's first step exactly) and cached g_v (None: none yet)."""
+        G = len(models)
+        params = [list(m.parameters()) for m in models]
+        dtype = params[0][0].dtype
+        row = lambda ts, like: torch.cat([(torch.zeros_like(p) if t is None else t).detach().reshape(-1)
+                                          for t, p in zip(ts, like)]).to(dtype)
+        flat = torch.stack([row(ps, ps) for ps in params])
+        buffers = [torch.stack(bs).clone() for bs in zip(*[list(m.buffers()) for m in models])]
+        moms = moms or [[None] * len(params[0])] * G
+        gvs = gvs or [None] * G
+        mom = torch.stack([row(ms, ps) for ms, ps in zip(moms, params)])
+        has_gv = [g is not None for g in gvs]
+        gv = torch.stack([row(g if g is not None else [None] * len(ps), ps) for g, ps in zip(gvs, params)])
+        zero = torch.zeros((), dtype=dtype, device=flat.device)
+        gv_norm = torch.stack([gv_norms[g].to(dtype) if has_gv[g] else zero for g in range(G)])
+        return cls(packed, flat, buffers, mom, gv, gv_norm, has_gv, step, K, momentum, weight_decay,
+                   list(dropout_gens), fast)
+
+    @property
+    def G(self) -> int:
+        return self.flat.shape[0]
+
+    # ---- forward / gradients ----------------------------------------------------------------
+    def _bind(self, flat, members: slice | None = None):
+        if members is None:
+            self.packed.bind(flat, self.buffers, self.dropout_gens)
+        else:
+            self.packed.bind(flat, [b[members] for b in self.buffers], self.dropout_gens[members])
+
+    def logits(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """x: (B, G, C, H, W) -> (B, G, classes), every member on its own column."""
+        self._bind(self.flat.detach() if not training else self.flat)
+        self.packed.train(training)
+        with self._autocast(x):
+            return self._forward(x).float() if self.fast.bf16 else self._forward(x)
+
+    def _compiled_forward(self, x):
+        return self.packed(x)
+
+    def _autocast(self, x):
+        if not self.fast.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=torch.bfloat16)
+
+    def _loss_grad(self, rows, members, x, y):
+        """Per-member mean CE (g,) and d(sum of them)/d(rows): each member's own gradient row."""
+        self._bind(rows, members)
+        self.packed.train(True)
+        with self._autocast(x):
+            logits = self._forward(x).float() if self.fast.bf16 else self._forward(x)
+        B, g, k = logits.shape
+        # member-major (g, B) losses: each member's mean is a reduction over its own contiguous row, the
+        # same kernel path whatever g is (a strided column mean is not: its float32 sums depend on g)
+        losses = F.cross_entropy(logits.transpose(0, 1).reshape(g * B, k), y.t().reshape(g * B),
+                                 reduction="none").view(g, B).mean(1)
+        return losses.detach(), torch.autograd.grad(losses.sum(), rows)[0]
+
+    def _gv_rows(self, x, bc, trusted, members: list[int]):
+        """Fresh g_v for ``members``: (rows (len, P) or None per member). Without a trusted subset all
+        members at once; with one, member by member on its trusted samples (its own BatchNorm batch)."""
+        if trusted is None and len(members) == self.G:
+            return list(self._loss_grad(self.flat, None, x, bc)[1])
+        out = []
+        for g in members:
+            t = trusted[:, g] if trusted is not None else None
+            if t is not None and not bool(t.any()):
+                out.append(None)
+                continue
+            xs = x[:, g:g + 1] if t is None else x[t][:, g:g + 1]
+            ys = bc[:, g:g + 1] if t is None else bc[t][:, g:g + 1]
+            row = self.flat.detach()[g:g + 1].requires_grad_()
+            out.append(self._loss_grad(row, slice(g, g + 1), xs, ys)[1][0])
+        return out
+
+    # ---- one step of the rule ----------------------------------------------------------------
+    def step_batch(self, x, bn, bc, lam, lr, trusted=None, fresh_csv: bool = False) -> dict:
+        """x (B, G, C, H, W) normalised; bn, bc (B, G) noisy/clean labels; lam, lr (G,); trusted (B, G)
+        bool or None. Returns (G,) tensors: loss_s, gs_norm, gv_norm, cos (and c_sv with fresh_csv)."""
+        loss_s, gs = self._loss_grad(self.flat, None, x, bn)
+        G = self.G
+        refresh = list(range(G)) if self.step % self.K == 0 else [g for g in range(G) if not self.has_gv[g]]
+        refreshed = torch.zeros(G, dtype=torch.bool, device=gs.device)
+        if refresh:
+            rows = self._gv_rows(x, bc, trusted, refresh)
+            if len(refresh) == G and all(r is not None for r in rows):
+                self.gv = torch.stack(rows)
+                self.gv_norm = torch.linalg.vector_norm(self.gv, dim=1)
+                refreshed[:] = True
+            else:
+                for g, r in zip(refresh, rows):
+                    if r is not None:
+                        self.gv[g] = r
+                        self.gv_norm[g] = torch.linalg.vector_norm(r)
+                        refreshed[g] = True
+            for g, r in zip(refresh, rows):
+                self.has_gv[g] = self.has_gv[g] or r is not None
+        gv, gv_norm = self.gv, self.gv_norm            # zero rows where no g_v yet: cos 0, no g_v term
+        gs_norm = torch.linalg.vector_norm(gs, dim=1)
+        cos = (gs * gv).sum(1) / (gs_norm * gv_norm + EPS)
+        out = {"loss_s": loss_s, "gs_norm": gs_norm, "gv_norm": gv_norm.clone(), "cos": cos}
+        if fresh_csv:
+            out["c_sv"] = torch.where(refreshed, cos, self._fresh_cos(x, bc, trusted, gs, gs_norm))
+        a = ((1 - lam) / (gs_norm + EPS))[:, None]
+        b = (lam / (gv_norm + EPS))[:, None]
+        with torch.no_grad():
+            d = gs.mul_(a).add_(gv * b)                          # the mixed gradient, in place
+            if self.weight_decay:
+                d.add_(self.flat, alpha=self.weight_decay)       # decay inside the step, as torch's SGD
+            self.mom.mul_(self.momentum).add_(d)                 # 0·μ + d on the first step: SGD's clone(d)
+            self.flat.sub_(self.mom * lr[:, None])
+        self.step += 1
+        return out
+
+    def _fresh_cos(self, x, bc, trusted, gs, gs_norm):
+        """W1's c_sv: cos(g_s, a fresh g_v). That extra forward must not change training: the
+        BatchNorm running statistics are put back afterwards. NaN where V2 saw no trusted sample."""
+        saved = [b.clone() for b in self.buffers]
+        rows = self._gv_rows(x, bc, trusted, list(range(self.G)))
+        for b, s in zip(self.buffers, saved):
+            b.copy_(s)
+        nan = torch.full((), float("nan"), dtype=gs.dtype, device=gs.device)
+        out = []
+        for g, r in enumerate(rows):
+            out.append(nan if r is None else torch.dot(gs[g], r) / (gs_norm[g] * torch.linalg.vector_norm(r) + EPS))
+        return torch.stack(out)
 
 
 class BatchedTrials:
-    """G trials trained as one grouped TinyCNN. ``trials[i]`` is a real ``Trial`` (built as usual,
-    so it holds trial i's config, noisy labels, generator, history and status); its model and
-    optimizer are filled from the stacked state by ``sync_trials()`` (for checkpoints)."""
+    """G trials trained as one population. ``trials[i]`` is a real ``Trial`` (its config, noisy
+    labels, generators, history, status, model/optimizer for checkpoints) and slot i of the
+    population; ``sync_trials()`` writes the population's state back into them.
+
+    The population keeps its size G to the end: a trial that ends early (diverged) keeps its slot,
+    frozen (LR 0, no data drawn from its generators, never reported again), so the kernels the others
+    run, and with them their float32 numbers, do not change when another member diverges."""
 
     def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
-                 trials: Sequence[Trial] | None = None):
+                 trials: Sequence[Trial] | None = None, fast: FastPath | None = None):
         """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
-        ``Trial.load_state_dict`` from a checkpoint): their weights, BatchNorm statistics, momentum,
-        cached g_v, step counter and epoch are stacked as they are. Trials that already ended
-        (completed/diverged) stay out of the group."""
+        ``Trial.load_state_dict``): weights, BatchNorm statistics, momentum, cached g_v, step counter
+        and epoch are stacked as they are. Trials that already ended keep a frozen slot.
+        ``fast`` picks the device fast-path switches (default ``FastPath()``)."""
+        self.fast = fast or FastPath()
         if trials is None:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
             data = data if data is not None else load_dataset(cfgs[0])
-            # each Trial draws its own init (seeded global RNG), noisy labels and data generator
-            trials = [Trial(c, data=data) for c in cfgs]
+            trials = [Trial(c, data=data) for c in cfgs]      # each draws its own init, labels, generators
         else:
             _check_group([t.cfg for t in trials])
             running = [t for t in trials if t.status == STATUS_RUNNING]
@@ -92,282 +257,209 @@ class BatchedTrials:
         self.trials = list(trials)
         t0 = self.trials[0]
         self.cfg, self.data, self.device, self.dtype = t0.cfg, t0.data, t0.device, t0.dtype
-        self.G = len(self.trials)
-        self.K = self.cfg.K
-        live = [t for t in self.trials if t.status == STATUS_RUNNING] or self.trials
-        self.step = live[0].stepper.step  # global step, shared: the trials run in lock step
+        self.active = [i for i, t in enumerate(self.trials) if t.status == STATUS_RUNNING]
+        live = [self.trials[i] for i in self.active] or self.trials
         self.epoch = live[0].epoch
-        stack = lambda ts: torch.stack([t.detach().clone() for t in ts]).contiguous()
-        named = [dict(t.model.named_parameters()) for t in self.trials]
-        # all of a trial's parameters in one row of a (G, P) leaf: norms, dots, mix and SGD are a
-        # handful of whole-tensor ops per step instead of ~100 per-parameter ones
-        stacked = [stack([n[k] for n in named]) for k in _PARAMS]
-        self.shapes = [tuple(t.shape[1:]) for t in stacked]
-        self.flat = torch.cat([t.reshape(self.G, -1) for t in stacked], 1).requires_grad_()
-        bufs = [dict(t.model.named_buffers()) for t in self.trials]
-        self.run_mean = [stack([b[f"{m}.running_mean"] for b in bufs]) for m in _BN]
-        self.run_var = [stack([b[f"{m}.running_var"] for b in bufs]) for m in _BN]
-        self.bn_tracked = [stack([b[f"{m}.num_batches_tracked"] for b in bufs]) for m in _BN]
-
-        def row(ts):  # per-parameter tensors of one trial -> its flat row
-            return torch.cat([t.detach().reshape(-1) for t in ts]).to(self.flat.dtype)
-
-        # momentum: absent before the first step (0·0.9 + d_p == d_p: SGD's first step exactly)
-        self.mom = torch.stack([
-            row([t.opt.state.get(n[k], {}).get("momentum_buffer", torch.zeros_like(n[k])) for k in _PARAMS])
-            for t, n in zip(self.trials, named)]).to(self.device)
-        self.gv: torch.Tensor | None = None
-        self.gv_norm: torch.Tensor | None = None
-        if all(t.stepper.cached_gv is not None for t in self.trials):
-            self.gv = torch.stack([row(t.stepper.cached_gv) for t in self.trials])
-            self.gv_norm = torch.stack([t.stepper.cached_gv_norm.to(self.flat.dtype) for t in self.trials])
-        self.y_noisy = torch.stack([t.y_noisy for t in self.trials])          # (G, N)
-        self.active = list(range(self.G))        # trial indices still training, in slice order
         self.wall_time = max(t.wall_time for t in self.trials)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.fast.tf32
+            if not self.cfg.deterministic:
+                torch.backends.cudnn.benchmark = True      # fastest convolution algorithms for fixed shapes
+        self.packed = PackedNet(t0.model, self.cfg.model)
+        self.pop = self._population(self.trials, live[0].stepper.step)
         self._acc = self._new_acc()
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
-        done = [j for j, t in enumerate(self.trials) if t.status != STATUS_RUNNING]
-        if done:
-            self._drop([j for j in range(self.G) if j not in done])
 
     @property
-    def params(self) -> list[torch.Tensor]:
-        """Per-parameter views (G, *shape) of the flat rows, in TinyCNN's named_parameters() order."""
-        out, o = [], 0
-        for shp in self.shapes:
-            n = math.prod(shp)
-            out.append(self.flat[:, o:o + n].view(self.flat.shape[0], *shp))
-            o += n
-        return out
+    def G(self) -> int:
+        return len(self.trials)
 
-    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        out, o = [], 0
-        for shp in self.shapes:
-            n = math.prod(shp)
-            out.append(flat[:, o:o + n].view(flat.shape[0], *shp))
-            o += n
-        return out
+    @property
+    def step(self) -> int:
+        return self.pop.step
 
-    # ---- the grouped network ----------------------------------------------------------------------
-    def _forward(self, params, x, training: bool):
-        """x: (B, G, C, H, W) normalised -> logits (B, G, classes)."""
-        w1, b1, g1, be1, w2, b2, g2, be2, wf, bf = params
-        B, G = x.shape[:2]
-        # channels-last: BatchNorm, pooling and the grouped convs walk G·C contiguous channels
-        h = x.reshape(B, G * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
-        h = F.conv2d(h, w1.reshape(-1, *w1.shape[2:]), b1.reshape(-1), padding=1, groups=G)
-        h = F.batch_norm(h, self.run_mean[0].view(-1), self.run_var[0].view(-1), g1.reshape(-1), be1.reshape(-1),
-                         training=training, momentum=0.1, eps=1e-5)
-        h = F.relu(F.max_pool2d(h, 2))      # pool then ReLU: the same values and gradients, 4x less ReLU
-        h = F.conv2d(h, w2.reshape(-1, *w2.shape[2:]), b2.reshape(-1), padding=1, groups=G)
-        h = F.batch_norm(h, self.run_mean[1].view(-1), self.run_var[1].view(-1), g2.reshape(-1), be2.reshape(-1),
-                         training=training, momentum=0.1, eps=1e-5)
-        h = F.relu(h).mean(dim=(2, 3)).view(B, G, -1)                       # global average pool
-        return torch.einsum("bgc,gkc->bgk", h, wf) + bf                       # per-trial head
-
-    def _grads(self, x, y):
-        """Per-trial mean CE losses (G,) and the stacked gradients of their sum (= each trial's own)."""
-        logits = self._forward(self.params, x, training=True)
-        B, G, k = logits.shape
-        losses = F.cross_entropy(logits.reshape(B * G, k), y.reshape(B * G), reduction="none").view(B, G).mean(0)
-        for t in self.bn_tracked:                                              # BatchNorm's counter
-            t += 1
-        return losses.detach(), torch.autograd.grad(losses.sum(), self.flat)[0]
-
-    def _step(self, x, bn, bc, lam, lr) -> None:
-        loss_s, gs = self._grads(x, bn)
-        if self.step % self.K == 0 or self.gv is None:
-            _, self.gv = self._grads(x, bc)
-            self.gv_norm = torch.linalg.vector_norm(self.gv, dim=1)
-        gs_norm = torch.linalg.vector_norm(gs, dim=1)                       # per trial: its own row
-        gv, gv_norm = self.gv, self.gv_norm
-        cos = (gs * gv).sum(1) / (gs_norm * gv_norm + EPS)
-        a = ((1 - lam) / (gs_norm + EPS))[:, None]
-        b = (lam / (gv_norm + EPS))[:, None]
-        wd, m = self.cfg.weight_decay, self.cfg.momentum
-        with torch.no_grad():
-            d = gs.mul_(a).add_(gv * b)                                        # the mixed gradient, in place
-            if wd:
-                d.add_(self.flat, alpha=wd)                                    # decay inside the step, as SGD
-            self.mom.mul_(m).add_(d)
-            self.flat.sub_(self.mom * lr[:, None])
-        self.step += 1
-        acc = self._acc
-        acc["loss"] += loss_s
-        acc["cos"] += cos
-        acc["gs"] += gs_norm
-        acc["gv"] += gv_norm
-        acc["steps"] += 1
+    def _population(self, trials: list[Trial], step: int) -> Population:
+        moms = [[t.opt.state.get(p, {}).get("momentum_buffer") for p in t.model.parameters()] for t in trials]
+        return Population.from_models(
+            self.packed, [t.model for t in trials], self.cfg.K, self.cfg.momentum, self.cfg.weight_decay,
+            [t.dropout_gen for t in trials], step=step, moms=moms,
+            gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials],
+            fast=self.fast)
 
     def _new_acc(self) -> dict:
-        z = lambda: torch.zeros(len(self.active), dtype=torch.float64, device=self.device)
-        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "steps": 0}
+        z = lambda: torch.zeros(self.G, dtype=torch.float64, device=self.device)
+        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
 
-    # ---- one epoch of every active trial ---------------------------------------------------------------
+    # ---- one epoch of every slot ------------------------------------------------------------------------
     def train_epoch(self) -> None:
         c, d = self.cfg, self.data
-        trials = [self.trials[i] for i in self.active]
-        plans = [t.plans[self.epoch] for t in trials]
-        lam = torch.tensor([p.lam for p in plans], dtype=self.dtype, device=self.device)
-        lr = torch.tensor([t._lr(self.epoch) for t in trials], dtype=self.dtype, device=self.device)
+        live = [t.status == STATUS_RUNNING for t in self.trials]
+        lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(self.trials, live)],
+                           dtype=self.dtype, device=self.device)
+        lr = torch.tensor([t._lr(self.epoch) if ok else 0.0 for t, ok in zip(self.trials, live)],
+                          dtype=self.dtype, device=self.device)
         n = len(d.y_train)
-        # each trial's data order from its own generator, as Trial.train_epoch draws it
-        perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) for t in trials], 1)  # (n, G)
-        yn = self.y_noisy[self.active].t()                                                                 # (N, G)
-        cols = torch.arange(len(trials), device=self.device)
-        for s in range(0, n, c.batch_size):
-            idx = perms[s:s + c.batch_size]                                   # (B, G)
-            if c.augment:   # per trial, in batch order: the same draws from each generator as Trial's
-                raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) for j, t in enumerate(trials)], 1)
+        # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
+        fixed = torch.arange(n, device=self.device)
+        perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) if ok else fixed
+                             for t, ok in zip(self.trials, live)], 1)                                   # (n, G)
+        yn = torch.stack([t.y_noisy for t in self.trials], 1)                                            # (N, G)
+        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in self.trials], 1)
+        cols = torch.arange(self.G, device=self.device)
+        acc = self._acc
+        for s in range(0, n, c.batch_size):                  # no drop_last, as the paper's DataLoader
+            idx = perms[s:s + c.batch_size]                  # (B, G)
+            if c.augment:   # per trial, in batch order: the same draws from each generator as alone
+                raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
+                                   for j, (t, ok) in enumerate(zip(self.trials, live))], 1)
             else:
-                raw = d.x_train[idx]                                          # (B, G, C, H, W): one gather
+                raw = d.x_train[idx]                         # (B, G, C, H, W): one gather
             x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
-            self._step(x, yn[idx, cols], d.y_train[idx], lam, lr)
+            out = self.pop.step_batch(x, yn[idx, cols], d.y_train[idx], lam, lr,
+                                      trusted=None if tr is None else tr[idx, cols], fresh_csv=c.fresh_csv)
+            acc["loss"] += out["loss_s"]
+            acc["cos"] += out["cos"]
+            acc["gs"] += out["gs_norm"]
+            acc["gv"] += out["gv_norm"]
+            if c.fresh_csv:   # undefined (NaN) on V2 steps without a trusted sample: averaged over the rest
+                ok = torch.isfinite(out["c_sv"])
+                acc["csv"] += torch.where(ok, out["c_sv"], 0.0)
+                acc["csv_n"] += ok
+            acc["steps"] += 1
         self.epoch += 1
-        for t in trials:
-            t.epoch = self.epoch
+        for t, ok in zip(self.trials, live):
+            if ok:
+                t.epoch = self.epoch
 
     def _finite(self) -> torch.Tensor:
         a = self._acc
-        G = len(self.active)
         ok = torch.isfinite(torch.stack([a["loss"], a["gs"], a["gv"]])).all(0)
-        ok &= torch.isfinite(self.flat.detach()).all(1)
-        return ok
+        return ok & torch.isfinite(self.pop.flat.detach()).all(1)
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
-        """Test errors (G,) of the active trials, eval mode (running statistics); one host sync later."""
+        """Test errors (G,) of every slot, eval mode (each member's running statistics)."""
         d = self.data
-        G = len(self.active)
-        wrong = torch.zeros(G, dtype=torch.int64, device=self.device)
+        wrong = torch.zeros(self.G, dtype=torch.int64, device=self.device)
         for s in range(0, len(d.y_test), 1000):
-            raw = d.x_test[s:s + 1000]
-            x = (raw.to(self.dtype).unsqueeze(1) / d.scale - self._mean) / self._std
-            x = x.expand(-1, G, *x.shape[2:])
-            logits = self._forward(self.params, x, training=False)
+            x = (d.x_test[s:s + 1000].to(self.dtype).unsqueeze(1) / d.scale - self._mean) / self._std
+            logits = self.pop.logits(x.expand(-1, self.G, *x.shape[2:]), training=False)
             wrong += (logits.argmax(2) != d.y_test[s:s + 1000, None]).sum(0)
         return wrong.double() / len(d.y_test)
-
-    def _drop(self, keep: list[int]) -> None:
-        """Keep only these slice positions (mask out diverged trials: their NaNs leave the group)."""
-        k = torch.tensor(keep, dtype=torch.long, device=self.device)
-        sel = lambda ts: [t.detach().index_select(0, k).contiguous() for t in ts]
-        self.flat = self.flat.detach().index_select(0, k).requires_grad_()
-        self.mom = self.mom.index_select(0, k)
-        self.run_mean, self.run_var = sel(self.run_mean), sel(self.run_var)
-        self.bn_tracked = sel(self.bn_tracked)
-        if self.gv is not None:
-            self.gv, self.gv_norm = self.gv.index_select(0, k), self.gv_norm.index_select(0, k)
-        for key in ("loss", "cos", "gs", "gv"):
-            self._acc[key] = self._acc[key].index_select(0, k)
-        self.active = [self.active[j] for j in keep]
 
     # ---- the loop -------------------------------------------------------------------------------------
     def run(self, on_eval: Callable[[dict, int], None] | None = None, max_epochs: int | None = None) -> list[dict]:
         """Train every trial to the end of its schedule (or ``max_epochs`` more epochs), evaluating every
-        ``eval_every`` epochs and at the end. ``on_eval(metrics, i)`` gets trial i's metrics dict (the
-        same keys as ``Trial``'s) for each evaluation. A trial whose loss, gradient norms or weights are
-        not finite at the end of an epoch is reported 'diverged' (test_error NaN) and leaves the group;
-        the others go on. Returns one ``summary()`` per trial, in config order."""
+        ``eval_every`` epochs and at the end. ``on_eval(metrics, i)`` gets trial i's metrics dict for each
+        evaluation, after trial i's state was written back (``trials[i].save`` checkpoints it). A trial
+        whose loss, gradient norms or weights are not finite at the end of an epoch is reported
+        'diverged' (test_error NaN) and its slot is frozen; the others go on. Returns one
+        ``summary()`` per trial, in config order."""
         c = self.cfg
         stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
         while self.active and self.epoch < stop_at:
             t0 = time.perf_counter()
             self.train_epoch()
             last = self.epoch == c.epochs
-            finite = self._finite()                                   # (G,), checked every epoch, as Trial
+            finite_l = self._finite().tolist()                        # the one host sync of the epoch
             evaluating = last or self.epoch % c.eval_every == 0
-            finite_l = finite.tolist()                                # the one host sync of the epoch
-            if not evaluating and all(finite_l):
+            if not evaluating and all(finite_l[i] for i in self.active):
                 self.wall_time += time.perf_counter() - t0
                 continue
-            report = [j for j in range(len(self.active)) if evaluating or not finite_l[j]]
-            errs = self.evaluate() if evaluating else torch.zeros(len(self.active), dtype=torch.float64)
-            errs = torch.where(finite.cpu(), errs.cpu(), torch.tensor(float("nan"), dtype=torch.float64)).tolist()
-            acc = {k: self._acc[k].tolist() for k in ("loss", "cos", "gs", "gv")}
+            report = [i for i in self.active if evaluating or not finite_l[i]]
+            errs = self.evaluate().cpu().tolist() if evaluating else [0.0] * self.G
+            acc = {k: self._acc[k].tolist() for k in ("loss", "cos", "gs", "gv", "csv", "csv_n")}
             steps = self._acc["steps"]
             self.wall_time += time.perf_counter() - t0
             dt = time.perf_counter() - t0
-            keep = []
-            for j, i in enumerate(self.active):
-                if j not in report:
-                    keep.append(j)
-                    continue
+            self.sync_trials(report)
+            rows = []
+            for i in report:
                 t = self.trials[i]
-                t.status = STATUS_DIVERGED if not finite_l[j] else STATUS_COMPLETED if last else STATUS_RUNNING
-                if t.status == STATUS_RUNNING:
-                    keep.append(j)
-                t.stepper.step = self.step
+                t.status = STATUS_DIVERGED if not finite_l[i] else STATUS_COMPLETED if last else STATUS_RUNNING
                 t.wall_time = self.wall_time
-                # Trial's own accumulator (every key its metrics() reads), filled with this trial's sums
-                t._acc = {**t._new_acc(), **{k: torch.tensor(acc[k][j], dtype=torch.float64) for k in acc},
-                          "steps": steps}
-                m = t.metrics(errs[j], dt)
+                # the trial's own accumulator (every key its metrics() reads), filled with its sums
+                t._acc = {**{k: torch.tensor(acc[k][i], dtype=torch.float64) for k in acc}, "steps": steps}
+                m = t.metrics(errs[i] if finite_l[i] else float("nan"), dt)
                 t.history.append(m)
-                if on_eval is not None:
-                    on_eval(m, i)
+                t._acc = t._new_acc()
+                rows.append((m, i))
             if evaluating:
                 self._acc = self._new_acc()
-            if len(keep) < len(self.active):
-                self.sync_trials()                  # leaving trials keep their final state in trials[i]
-                self._drop(keep)
-        if self.active:
-            self.sync_trials()
+            self.active = [i for i in self.active if self.trials[i].status == STATUS_RUNNING]
+            if on_eval is not None:
+                for m, i in rows:
+                    on_eval(m, i)
         return [t.summary() for t in self.trials]
 
     # ---- per-trial state ----------------------------------------------------------------------------
     @torch.no_grad()
-    def sync_trials(self) -> None:
-        """Write the stacked state of the active trials into their ``Trial`` objects (model weights,
-        BatchNorm statistics, SGD momentum, cached g_v, step counter), so ``trials[i].save(path)``
-        writes a checkpoint that ``Trial.resume`` continues."""
-        for j, i in enumerate(self.active):
-            t = self.trials[i]
-            named = dict(t.model.named_parameters())
-            for k, p in zip(_PARAMS, self.params):
-                named[k].copy_(p[j])
-            bufs = dict(t.model.named_buffers())
-            for m, rm, rv, nb in zip(_BN, self.run_mean, self.run_var, self.bn_tracked):
-                bufs[f"{m}.running_mean"].copy_(rm[j])
-                bufs[f"{m}.running_var"].copy_(rv[j])
-                bufs[f"{m}.num_batches_tracked"].copy_(nb[j])
-            for k, buf in zip(_PARAMS, self._split(self.mom)):
-                if self.step:
-                    t.opt.state[named[k]]["momentum_buffer"] = buf[j].clone()
+    def sync_trials(self, members: list[int] | None = None) -> None:
+        """Write the population's state of these trials (indices; the running ones by default) into
+        their ``Trial`` objects: weights, BatchNorm buffers, SGD momentum, cached g_v, step counter."""
+        p = self.pop
+        views = self.packed.views(p.flat.detach())
+        moms = self.packed.views(p.mom)
+        gvs = self.packed.views(p.gv)
+        for j in (self.active if members is None else members):
+            t = self.trials[j]
+            params = list(t.model.parameters())
+            for q, v in zip(params, views):
+                q.copy_(v[j])
+            for b, pb in zip(t.model.buffers(), p.buffers):
+                b.copy_(pb[j])
+            if p.step:
+                for q, mv in zip(params, moms):
+                    t.opt.state[q]["momentum_buffer"] = mv[j].clone()
             for g in t.opt.param_groups:
                 g["lr"] = t._lr(max(self.epoch - 1, 0))
-            t.stepper.step = self.step
-            if self.gv is not None:
-                t.stepper.cached_gv = [v[j].clone() for v in self._split(self.gv)]
-                t.stepper.cached_gv_norm = self.gv_norm[j].clone()
+            t.stepper.step = p.step
+            if p.has_gv[j]:
+                t.stepper.cached_gv = [v[j].clone() for v in gvs]
+                t.stepper.cached_gv_norm = p.gv_norm[j].clone()
 
     def summaries(self) -> list[dict]:
         return [t.summary() for t in self.trials]
 
 
 def group_configs(configs: Sequence[TrialConfig | dict], max_size: int = 100) -> list[list[int]]:
-    """Split any list of trial configs into groups that BatchedTrials can run: equal ``SHARED`` fields,
-    at most ``max_size`` trials each, order kept inside a group. Returns lists of indices into
-    ``configs``; a config BatchedTrials cannot run (not tinycnn, V2, W1) gets a group of its own,
-    to be run with ``Trial`` (see ``batchable``)."""
+    """Split any list of trial configs into groups that one population can run: equal ``SHARED``
+    fields and V2-ness, at most ``max_size`` trials each, order kept inside a group. Returns lists of
+    indices into ``configs``."""
     cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
     keys: dict = {}
     for i, c in enumerate(cfgs):
-        k = (tuple(repr(getattr(c, f)) for f in SHARED) if batchable(c) else ("single", i))
-        keys.setdefault(k, []).append(i)
+        keys.setdefault(_group_key(c), []).append(i)
     return [idx[s:s + max_size] for idx in keys.values() for s in range(0, len(idx), max_size)]
 
 
-def batchable(config: TrialConfig | dict) -> bool:
-    """True if BatchedTrials can run this trial (tinycnn, no trusted subset, no fresh c_sv)."""
-    c = TrialConfig.from_dict(config) if isinstance(config, dict) else config.resolved()
-    return c.model == "tinycnn" and c.trusted_fraction is None and not c.fresh_csv
-
-
 def run_group(configs: Sequence[TrialConfig | dict], on_eval: Callable[[dict, int], None] | None = None,
-              data: DataSet | None = None) -> list[dict]:
-    """Train a group of trials as one batched model; the entry point for one Ray Tune trial per group.
-    ``on_eval(metrics, i)`` sees trial i's metrics at each evaluation (i indexes ``configs``);
-    returns one summary per config, in order."""
-    return BatchedTrials(configs, data=data).run(on_eval=on_eval)
+              data: DataSet | None = None, max_size: int | None = None) -> list[dict]:
+    """Train any list of trials, packed: configs that can share a population are trained as one
+    (``group_configs``), the rest in populations of their own. ``on_eval(metrics, i)`` sees trial i's
+    metrics at each evaluation (i indexes ``configs``); returns one summary per config, in order."""
+    cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
+    out: list = [None] * len(cfgs)
+    for idx in group_configs(cfgs, max_size or len(cfgs)):
+        mine = data if data is not None and data.name == cfgs[idx[0]].dataset else None   # a mix: each its own data
+        grp = BatchedTrials([cfgs[i] for i in idx], data=mine)
+        for i, s in zip(idx, grp.run(on_eval=None if on_eval is None else (lambda m, j, idx=idx: on_eval(m, idx[j])))):
+            out[i] = s
+    return out
+
+
+
+# Default population size per (model, device kind). CPU: the digits TinyCNN is overhead-bound, so
+# packing pays (benchmarks/RESULTS.md); the CIFAR models are compute-bound on a CPU core and gain
+# little. GPU: a ResNet-18 trial leaves an H100 mostly idle; 8 is the starting point until
+# `python -m benchmarks.gpu_check` measures G = 4, 8, 16 (RESULTS.md says which were measured).
+DEFAULT_GROUP_SIZE = {("tinycnn", "cpu"): 25, ("tinycnn", "cuda"): 64}
+DEFAULT_GROUP_SIZE_OTHER = {"cpu": 1, "cuda": 8}
+
+
+def default_group_size(model: str, on_gpu: bool) -> int:
+    """The population size a sweep uses for this model when --group-size is not given: a fixed
+    function of the model and the device kind, never of the plan (so a rerun packs the same way)."""
+    kind = "cuda" if on_gpu else "cpu"
+    return DEFAULT_GROUP_SIZE.get((model, kind), DEFAULT_GROUP_SIZE_OTHER[kind])

@@ -1,4 +1,5 @@
-"""One trial of dual-gradient learning: build, train epoch by epoch, evaluate, checkpoint.
+"""One trial of dual-gradient learning: its config, data, labels, generators, results and checkpoint.
+It trains as a population of one (dgl_ray.batched): the same loop and update rule as packed trials.
 
     trial = Trial(TrialConfig(dataset="digits", lam=0.3, eta=0.4, seed=0, epochs=30))
     summary = trial.run(on_eval=print)        # one metrics dict per evaluation
@@ -10,23 +11,41 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from .config import TrialConfig
-from .data import DataSet, augment_batch, load_dataset
+from .data import DataSet, load_dataset
 from .errors import ConfigError
 from .models import build_model, check_model_input
 from .noise import make_noisy_labels, trusted_mask
 from .schedules import expand_lambda_schedule, lr_at
-from .step import DualGradientStep
 
 STATUS_RUNNING, STATUS_COMPLETED, STATUS_DIVERGED = "running", "completed", "diverged"
+# dropout masks come from a generator of their own (not the global RNG): the same masks alone and packed
+DROPOUT_SEED_OFFSET = 0x5EED_D0
+
+
+class StepState:
+    """What the update rule carries from step to step for one trial (checkpointed): the global step
+    counter (the notebook's cached_gv_ref['step']) and the cached g_v with its norm. The rule itself
+    is ``dgl_ray.batched.Population``; these are a trial's slice of it."""
+
+    def __init__(self):
+        self.step = 0
+        self.cached_gv: list[torch.Tensor] | None = None
+        self.cached_gv_norm: torch.Tensor | None = None
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "cached_gv": self.cached_gv, "cached_gv_norm": self.cached_gv_norm}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.step = int(s["step"])
+        self.cached_gv = s["cached_gv"]
+        self.cached_gv_norm = s["cached_gv_norm"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,11 +107,13 @@ class Trial:
             # load_state_dict copies into the parameters in place: device and dtype stay as set above
             self.init_meta = ckpt.load_init_weights(cfg.init_checkpoint, self.model, self.model_meta)
 
-        # fresh optimizer (also when starting from a checkpoint: the paper's T/W protocols)
+        # fresh optimizer (also when starting from a checkpoint: the paper's T/W protocols). It holds
+        # the trial's SGD state (momentum, LR) in torch's checkpoint format; the step is the population's.
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self._lr(0), momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
-        self.stepper = DualGradientStep(self.model, self.opt, cfg.K)
+        self.stepper = StepState()
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)  # data order + augmentation
+        self.dropout_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + DROPOUT_SEED_OFFSET)
         self.epoch = 0                     # completed epochs
         self.history: list[dict] = []
         self.status = STATUS_RUNNING
@@ -107,41 +128,6 @@ class Trial:
     def _new_acc(self) -> dict:
         z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)
         return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
-
-    def train_epoch(self) -> None:
-        c, d, plan = self.cfg, self.data, self.plans[self.epoch]
-        lr = self._lr(self.epoch)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        self.model.train()
-        n = len(d.y_train)
-        perm = torch.randperm(n, generator=self.gen, device=self.device)
-        acc = self._acc
-        for s in range(0, n, c.batch_size):          # no drop_last, as the paper's DataLoader
-            idx = perm[s:s + c.batch_size]
-            raw = d.x_train[idx]
-            if c.augment:
-                raw = augment_batch(raw, self.gen)
-            x = d.normalise(raw, self.dtype)
-            out = self.stepper(x, self.y_noisy[idx], d.y_train[idx], plan.lam,
-                               trusted=None if self.trusted is None else self.trusted[idx],
-                               fresh_csv=c.fresh_csv)
-            acc["loss"] += out["loss_s"]
-            acc["cos"] += out["cos"]
-            acc["gs"] += out["gs_norm"]
-            acc["gv"] += out["gv_norm"]
-            if c.fresh_csv:  # undefined (NaN) on V2 steps without a trusted sample: averaged over the rest
-                ok = torch.isfinite(out["c_sv"])
-                acc["csv"] += torch.where(ok, out["c_sv"], 0.0)
-                acc["csv_n"] += ok
-            acc["steps"] += 1
-        self.epoch += 1
-
-    def _finite(self) -> bool:
-        a = self._acc
-        vals = torch.stack([a["loss"], a["gs"], a["gv"]])
-        return bool(torch.isfinite(vals).all()) and all(
-            bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     def metrics(self, test_error: float, epoch_time: float) -> dict:
         a, plan = self._acc, self.plans[self.epoch - 1]
@@ -171,28 +157,11 @@ class Trial:
     def run(self, on_eval: Callable[[dict, "Trial"], None] | None = None, max_epochs: int | None = None) -> dict:
         """Train until the schedule ends (or ``max_epochs`` more epochs), evaluating every
         ``eval_every`` epochs and at the end; ``on_eval(metrics, trial)`` sees each evaluation
-        (print it, report it to Tune, checkpoint the trial). Returns ``summary()``."""
-        c = self.cfg
-        stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
-        while self.status == STATUS_RUNNING and self.epoch < stop_at:
-            t0 = time.perf_counter()
-            self.train_epoch()
-            finite = self._finite()
-            last = self.epoch == c.epochs
-            if not finite:
-                self.status = STATUS_DIVERGED
-            elif last:
-                self.status = STATUS_COMPLETED
-            if not finite or last or self.epoch % c.eval_every == 0:
-                err = evaluate(self.model, self.data, self.dtype) if finite else float("nan")
-                self.wall_time += time.perf_counter() - t0
-                m = self.metrics(err, time.perf_counter() - t0)
-                self.history.append(m)
-                self._acc = self._new_acc()
-                if on_eval is not None:
-                    on_eval(m, self)
-            else:
-                self.wall_time += time.perf_counter() - t0
+        (print it, report it to Tune, checkpoint the trial). Returns ``summary()``.
+        A trial alone is a population of one: the same loop and update rule as packed trials."""
+        from .batched import BatchedTrials
+        cb = None if on_eval is None else (lambda m, i: on_eval(m, self))
+        BatchedTrials(trials=[self]).run(on_eval=cb, max_epochs=max_epochs)
         return self.summary()
 
     def summary(self) -> dict:
@@ -233,6 +202,7 @@ class Trial:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "data": self.gen.get_state(),
+                "dropout": self.dropout_gen.get_state(),
             },
         }
 
@@ -255,6 +225,8 @@ class Trial:
         if r["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(r["cuda"])
         self.gen.set_state(r["data"])   # a generator's state is a CPU byte tensor on every device
+        if "dropout" in r:
+            self.dropout_gen.set_state(r["dropout"])
         self._acc = self._new_acc()
 
     def save(self, path: str) -> None:

@@ -94,10 +94,10 @@ def test_batched_equals_reference_step(digits):
 def test_diverged_trial_leaves_the_group(digits, alone):
     b = BatchedTrials(CONFIGS, data=digits)
     with torch.no_grad():
-        b.params[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
+        b.packed.views(b.pop.flat)[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
     rows = []
     b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])), max_epochs=1)
-    assert b.active == [0, 2]
+    assert b.active == [0, 2] and b.pop.G == 3     # the diverged slot stays, frozen
     b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])))
     assert (1, 1, STATUS_DIVERGED) in rows and not any(i == 1 and e == 2 for i, e, _ in rows)
     assert b.trials[1].summary()["status"] == STATUS_DIVERGED and b.trials[1].summary()["final_error"] is None
@@ -130,7 +130,7 @@ def test_a_group_stopped_and_continued_as_a_group_gives_the_same_numbers(digits,
         restored.append(t)
     torch.manual_seed(1234)   # disturb the global RNG between stop and continue
     b2 = BatchedTrials(trials=restored)
-    assert b2.epoch == 1 and b2.step == 22 and b2.gv is not None
+    assert b2.epoch == 1 and b2.step == 22 and all(b2.pop.has_gv)
     b2.run()
     for i in range(3):
         _same_state(alone[i], b2.trials[i])
@@ -168,4 +168,96 @@ def test_group_configs_splits_by_shape():
     from dgl_ray.batched import group_configs
     cfgs = [dict(BASE, lam=0.3, seed=s) for s in range(5)] + [dict(BASE, lam=0.3, seed=0, batch_size=32),
                                                               dict(BASE, lam=0.3, seed=0, model="resnet18")]
-    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6]]
+    cfgs += [dict(BASE, lam=0.3, seed=1, model="resnet18", width=0.125), dict(BASE, lam=0.3, seed=2, trusted_fraction=0.1)]
+    assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6], [7], [8]]
+
+
+# every model packs: CIFAR-shaped members with V2 trusted subsets, W1 fresh c_sv, augmentation and an
+# LR milestone, packed against each alone (float64); tiny synthetic data keeps it fast
+CIFAR = dict(dataset="synthetic-cifar", synthetic_size=[32, 16], batch_size=16, epochs=2, K=2, dtype="float64",
+             lr_milestones=[1], device="cpu")
+
+
+@pytest.mark.parametrize("extra", [
+    dict(model="resnet18", width=0.125, trusted_fraction=0.1, fresh_csv=True),
+    dict(model="resnet34", width=0.0625),
+    pytest.param(dict(model="simplecnn", fresh_csv=True), marks=pytest.mark.slow),
+    pytest.param(dict(model="vgg11-p2", trusted_fraction=0.2), marks=pytest.mark.slow),
+    pytest.param(dict(model="vgg11"), marks=pytest.mark.slow),
+    pytest.param(dict(model="simplecnn-p2"), marks=pytest.mark.slow),
+])
+def test_every_model_packs_as_it_runs_alone(extra):
+    cfgs = [dict(CIFAR, **extra, lam=0.3, seed=0), dict(CIFAR, **extra, lam=0.6, seed=1, eta=0.2)]
+    b = BatchedTrials(cfgs)
+    b.run()
+    for c, bt in zip(cfgs, b.trials):
+        t = Trial(c)
+        t.run()
+        _same_state(t, bt)
+        _same_rows(t.history, bt.history)
+        if extra.get("fresh_csv"):
+            assert [r["c_sv"] for r in t.history] == pytest.approx([r["c_sv"] for r in bt.history], rel=1e-9)
+            assert all(math.isfinite(r["c_sv"]) for r in bt.history)
+
+
+def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
+    extra = dict(model="resnet18", width=0.125, trusted_fraction=0.1, epochs=3)
+    cfgs = [dict(CIFAR, **extra, lam=l, seed=s) for l, s in ((0.3, 0), (0.5, 1), (0.7, 2))]
+    alone = []
+    for c in cfgs:
+        t = Trial(c)
+        t.run()
+        alone.append(t)
+    b = BatchedTrials(cfgs)
+    with torch.no_grad():
+        b.packed.views(b.pop.flat)[-1][1, 0] = float("nan")       # member 1's head bias
+    b.run(max_epochs=1)
+    assert b.active == [0, 2] and b.trials[1].status == STATUS_DIVERGED
+    for i, t in enumerate(b.trials):
+        t.save(str(tmp_path / f"m{i}.pt"))
+    restored = [Trial.resume(str(tmp_path / f"m{i}.pt")) for i in range(3)]
+    torch.manual_seed(77)
+    b2 = BatchedTrials(trials=restored)
+    assert b2.active == [0, 2]
+    b2.run()
+    for i in (0, 2):
+        _same_state(alone[i], b2.trials[i])
+        _same_rows(alone[i].history, b2.trials[i].history)
+    assert b2.trials[1].summary()["status"] == STATUS_DIVERGED
+
+
+def test_float32_member_does_not_depend_on_its_population(digits):
+    """Reproducible wherever it ran (digits TinyCNN, CPU, float32): a trial's numbers are the same bits
+    in populations of 2 and 4, at positions 1 and 2, beside other co-members, even one that diverges.
+    (Not every shape context: a member in a vector tail of the G·C channels can differ; docs/PACKING.md.)"""
+    base = dict(dataset="digits", epochs=2, device="cpu")
+    me = dict(base, lam=0.45, seed=3)
+    others = [dict(base, lam=0.2, seed=9), dict(base, lam=0.6, seed=1), dict(base, lam=0.3, seed=4)]
+    a = BatchedTrials([others[0], me], data=digits)
+    a.run()
+    b = BatchedTrials([others[1], others[2], me, others[0]], data=digits)
+    with torch.no_grad():
+        b.packed.views(b.pop.flat)[0][0] = float("nan")       # a co-member diverges in the first epoch
+    b.run()
+    assert b.trials[0].status == STATUS_DIVERGED
+    for (k, x), y in zip(a.trials[1].model.state_dict().items(), b.trials[2].model.state_dict().values()):
+        assert torch.equal(x, y), k
+    assert _strip_time(a.trials[1].history) == _strip_time(b.trials[2].history)
+
+
+def _strip_time(h):
+    nan_free = lambda v: "nan" if isinstance(v, float) and math.isnan(v) else v
+    return [{k: nan_free(v) for k, v in r.items() if k not in ("wall_time", "epoch_time")} for r in h]
+
+
+def test_run_group_packs_a_mix_and_splits_the_rest(digits):
+    """The public entry point: a mix of models and data sets, each group trained as one population,
+    summaries in config order equal to each trial alone (float64)."""
+    cfgs = [dict(BASE, lam=0.3, seed=0, epochs=1), dict(CIFAR, model="resnet18", width=0.125, lam=0.4, seed=1, epochs=1),
+            dict(BASE, lam=0.5, seed=2, epochs=1), dict(BASE, lam=0.5, seed=3, epochs=1, batch_size=128)]
+    seen = []
+    out = run_group(cfgs, on_eval=lambda m, i: seen.append(i), data=digits)
+    assert sorted(seen) == [0, 1, 2, 3]
+    for c, s in zip(cfgs, out):
+        t = Trial(c, data=digits if c["dataset"] == "digits" else None)
+        assert s["final_error"] == pytest.approx(t.run()["final_error"], abs=1e-12) and s["seed"] == c["seed"]

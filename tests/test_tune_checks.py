@@ -144,7 +144,7 @@ def test_resume_of_nothing_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("changed, needle", [
     (["--lambdas", "0.3,0.5,0.6"], "--lambdas '0.3,0.5,0.6' (stored: '0.3,0.5')"),
     (["--lambdas", "0.3,0.5", "--epochs", "7"], "--epochs 7 (stored: 3)"),
-    (["--lambdas", "0.3,0.5", "--group-size", "1"], "--group-size 1 (stored: 25)"),
+    (["--lambdas", "0.3,0.5", "--group-size", "1"], "--group-size 1 (stored: 2)"),   # 8 digits trials: 4 Tune trials of 2
 ])
 def test_resume_with_another_plan_is_refused(tmp_path, capsys, changed, needle):
     _sweep_folder(tmp_path, "coexistence", "--lambdas", "0.3,0.5", "--n", "4", "--epochs", "3")

@@ -25,10 +25,6 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore
 
 
-# The digits CNN is overhead-bound: 25 trials as one batched model use a core ~5x better than one
-# (benchmarks/RESULTS.md), while 400 trials still make 16 Tune trials to spread over the workers.
-AUTO_GROUP_SIZE = 25
-
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
@@ -87,10 +83,10 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--keep-checkpoints", type=int, default=1,
                    help="checkpoints kept per Tune trial (the latest N; resume needs 1)")
     r.add_argument("--group-size", type=int, default=None,
-                   help="train up to N grid trials as ONE batched model in one Tune trial (tinycnn; each "
-                        "(λ, seed) stays its own row; other models run alone). 1 = one trial per Tune trial. "
-                        f"Default on digits: {AUTO_GROUP_SIZE}, or fewer so that a plan makes at least 4 Tune trials; "
-                        f"else 1")
+                   help="train up to N grid trials as ONE population (one packed model, any model) in one "
+                        "Tune trial; each (λ, seed) stays its own row, which records its population. 1 = one "
+                        "trial per Tune trial. Default per model and device (--dry-run states it): tinycnn 25 "
+                        "on CPU, 64 on GPU; other models 1 on CPU, 8 on GPU (--gpus-per-trial > 0)")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--storage-warn-gb", type=float, default=50.0,
                    help="--dry-run warns when the plan's estimated storage exceeds this many GB")
@@ -216,10 +212,8 @@ def check_common(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial} must be >= 0")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={o.max_concurrent} must be >= 1")
-    o.group_size_auto = o.group_size is None
-    if o.group_size is None:
-        o.group_size = AUTO_GROUP_SIZE if o.dataset == "digits" else 1
-    if o.group_size < 1:
+    o.group_size_auto = o.group_size is None     # chosen per model and device by group_trials
+    if o.group_size is not None and o.group_size < 1:
         raise ConfigError(f"--group-size={o.group_size} must be >= 1 (1 = one trial per Tune trial)")
     if o.max_failures < 0:
         raise ConfigError(f"--max-failures={o.max_failures} must be >= 0")
@@ -461,23 +455,45 @@ def _axes(cfgs) -> None:
 
 
 def group_trials(spec, opts) -> None:
-    """--group-size N: pack a grid's trials into Tune trials of up to N members that BatchedTrials
-    trains as one model (same data set, model, shapes; see dgl_ray.batched.group_configs). Plan order
-    is kept inside and across groups; a trial that cannot be batched stays a Tune trial of its own."""
+    """Pack a grid's trials into Tune trials of up to N members trained as one population (same data
+    set, model, shapes; see dgl_ray.batched.group_configs). N is --group-size, or by default a fixed
+    function of the model and the device kind (dgl_ray.batched.default_group_size), stated by
+    --dry-run. Plan order is kept inside and across groups."""
     from .searchers import GridSearcher
     from .trainable import split_config
-    if opts.group_size <= 1 or not isinstance(spec.searcher, GridSearcher):
+    from ..batched import default_group_size, group_configs
+    from ..config import TrialConfig
+    if not isinstance(spec.searcher, GridSearcher):
         return
-    from ..batched import group_configs
     cfgs = spec.searcher.plan_configs()
-    size = opts.group_size
-    if opts.group_size_auto:   # small plans: at least 4 Tune trials, so that every worker gets work
-        size = max(1, min(size, -(-len(cfgs) // 4)))
-    groups = group_configs([split_config(c)[0] for c in cfgs], max_size=size)
+    trial_cfgs = [TrialConfig.from_dict(split_config(c)[0]) for c in cfgs]
+    on_gpu = opts.gpus_per_trial > 0
+    sizes = {}
+    for c in trial_cfgs:
+        sizes.setdefault(c.model, opts.group_size if not opts.group_size_auto else default_group_size(c.model, on_gpu))
+    if opts.group_size_auto and sizes.get("tinycnn", 1) > 2:
+        # small plans: at least 4 Tune trials so that every worker gets work. Each row records its
+        # population (group_size, member), which is what an exact rerun needs (docs/PACKING.md)
+        n = sum(c.model == "tinycnn" for c in trial_cfgs)
+        sizes["tinycnn"] = max(2, min(sizes["tinycnn"], -(-n // 4)))
+    # the resolved size is what the sweep's manifest stores, so a --resume that would pack differently
+    # (another --group-size, or a default that changed with --gpus-per-trial) is named as such
+    opts.group_size = next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
+    if max(sizes.values()) <= 1:
+        if opts.group_size_auto:
+            spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on "
+                              f"{'GPU' if on_gpu else 'CPU'})")
+        return
+    groups = []
+    for model, size in sizes.items():
+        idx = [i for i, c in enumerate(trial_cfgs) if c.model == model]
+        groups += [[idx[j] for j in g] for g in group_configs([trial_cfgs[i] for i in idx], max_size=size)]
     groups.sort(key=lambda g: g[0])
     packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
     spec.searcher = GridSearcher(packed)
-    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (--group-size {size})")
+    how = "default for" if opts.group_size_auto else "--group-size for"
+    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "
+                      + ", ".join(f"{s} {how} {m}" for m, s in sizes.items()) + f" on {'GPU' if on_gpu else 'CPU'})")
 
 
 def sweep_manifest(module, opts, spec) -> dict:

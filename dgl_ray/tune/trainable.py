@@ -15,7 +15,7 @@ run-time keys that are not trial settings:
   function runner had not handed it to the driver yet; measured here.)
 
 Every evaluation is reported with ``tune.report(metrics | labels | flat trial config, checkpoint=...)``
-so that each result row carries the trial's full config. The trial process uses ``cpus`` torch threads
+so that each result row carries its own trial's full config (a grouped member's: its own, not the group's). The trial process uses ``cpus`` torch threads
 and, on a GPU, caps its memory at the ``gpus`` share (fractional packing such as 0.25 per trial).
 Every RNG is re-seeded per trial by :class:`Trial` itself, so reused actors are safe.
 """
@@ -126,51 +126,112 @@ def _node_info() -> dict:
 
 
 def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
-    """Tune function trainable: one dual-gradient trial, reported at every evaluation."""
+    """Tune function trainable for one Tune trial: a single trial config, or ``{"group": [trial
+    config, ...]}`` whose members train as ONE population (dgl_ray.batched.BatchedTrials; a single
+    trial is a population of one, the same code). Every member's evaluation is its own row with that
+    member's config only; a grouped member's ``run`` is ``<tune trial id>_<member>`` and its row
+    records the population it ran in (``group``: the Tune trial id, ``group_size``, ``member``).
+    A checkpoint holds one dgl_ray trial checkpoint per member (``trial.pt`` for a single trial); a
+    restored Tune trial continues from them as one population.
+
+    A fatal error (ConfigError: bad config, missing data or checkpoint) is not retried: each
+    member still running gets a final row with ``status`` "error" and the message, and the
+    function returns normally."""
     from ray import tune
+    from ..batched import BatchedTrials
+    from ..errors import ConfigError
     from ..trainer import Trial
+    from .. import checkpoint as ckpt
 
     set_resources(cpus, gpus)
-    trial_cfg, labels, runtime = split_config(config)
+    grouped = "group" in config
+    members = config["group"] if grouped else [config]
+    group_labels = {k: v for k, v in config.items() if k != "group"}
+    parts = [split_config({**group_labels, **m}) if grouped else split_config(m) for m in members]
+    runtime = parts[0][2]
     every = max(1, int(runtime.get("checkpoint_every") or 1))
     fail_at = runtime.get("fail_at_epoch")
     node = _node_info()
+    tid = tune.get_context().get_trial_id() or "trial"
+    files = [member_file(i) for i in range(len(members))] if grouped else [CKPT_FILE]
+    bases = []
+    for i, (trial_cfg, labels, _) in enumerate(parts):
+        b = {**labels, **node}
+        if grouped:
+            b.update(run=member_run(tid, i), group=tid, group_size=len(members), member=i)
+        bases.append(b)
+    group = None
     with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
-        restored = tune.get_checkpoint()
-        if restored is not None:
-            from .. import checkpoint as ckpt
-            with restored.as_directory() as d:
-                state = ckpt.load(os.path.join(d, CKPT_FILE))
-            saved = dict(state["config"])
-            if saved.get("init_checkpoint"):   # a URI's local copy of the last attempt is gone
-                saved["init_checkpoint"] = trial_cfg.get("init_checkpoint", saved["init_checkpoint"])
-            rc = _resolved(saved, fetch_dir)
-            trial = Trial(rc, data=_data_for(rc))
-            trial.load_state_dict(state)
-        else:
-            rc = _resolved(trial_cfg, fetch_dir)
-            trial = Trial(rc, data=_data_for(rc))
-        base = {**flat_config(trial.cfg), **{k: v for k, v in labels.items()}, **node}
-        if trial_cfg.get("init_checkpoint"):
-            base["init_checkpoint"] = trial_cfg["init_checkpoint"]   # the parent's (maybe remote) path
-        n_eval = [0]
-
-        def on_eval(m: dict, t: Trial) -> None:
-            if fail_at is not None and restored is None and m["epoch"] > int(fail_at):
-                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {m['epoch']} (test only)")
-            n_eval[0] += 1
-            row = {**base, **m}
-            last = t.status != "running"
-            if last or n_eval[0] % every == 0:
-                with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
-                    t.save(os.path.join(d, CKPT_FILE))
-                    if last and runtime.get("export_checkpoint"):
-                        export_file(os.path.join(d, CKPT_FILE), runtime["export_checkpoint"])
-                    tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+        try:
+            cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
+            data = _data_for(cfgs[0])
+            restored = tune.get_checkpoint()
+            if restored is not None:
+                trials = []
+                with restored.as_directory() as d:
+                    for c, f in zip(cfgs, files):
+                        t = Trial(c, data=data)
+                        t.load_state_dict(ckpt.load(os.path.join(d, f)))
+                        trials.append(t)
+                group = BatchedTrials(trials=trials)
             else:
-                tune.report(row)
+                group = BatchedTrials(cfgs, data=data)
+            for i, (t, (trial_cfg, _, _)) in enumerate(zip(group.trials, parts)):
+                bases[i] = {**flat_config(t.cfg), **bases[i]}
+                if trial_cfg.get("init_checkpoint"):
+                    bases[i]["init_checkpoint"] = trial_cfg["init_checkpoint"]   # the parent's (maybe remote) path
+            _train(group, bases, files, [rt for _, _, rt in parts], every, fail_at, restored is not None)
+        except (ConfigError, FileNotFoundError) as e:
+            _report_fatal(e, group, parts, bases)
 
-        trial.run(on_eval=on_eval)
+
+def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
+    """Epoch by epoch: the rows of an evaluated epoch are reported in member order, the last one
+    with the checkpoint of every member (every ``every`` evaluations and at the end)."""
+    from ray import tune
+    n_eval = 0
+    while group.active and group.epoch < group.cfg.epochs:
+        rows = []
+        group.run(on_eval=lambda m, i: rows.append({**bases[i], **m}), max_epochs=1)   # one epoch
+        if not rows:
+            continue
+        if fail_at is not None and not restored and group.epoch > int(fail_at):
+            raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {group.epoch} (test only)")
+        n_eval += 1
+        last = not group.active or group.epoch >= group.cfg.epochs
+        for r in rows[:-1]:
+            tune.report(r)
+        if last or n_eval % every == 0:
+            with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
+                for t, f in zip(group.trials, files):
+                    t.save(os.path.join(d, f))
+                for f, rt in zip(files, runtimes):
+                    if last and rt.get("export_checkpoint"):
+                        export_file(os.path.join(d, f), rt["export_checkpoint"])
+                tune.report(rows[-1], checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(rows[-1])
+
+
+def _report_fatal(exc: Exception, group, parts, bases) -> None:
+    """One final row per member that had not ended: status 'error' and the message (Tune sees a
+    normal return, so it does not retry what would fail the same way again)."""
+    from ray import tune
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    rows = []
+    for i, (trial_cfg, _, _) in enumerate(parts):
+        t = group.trials[i] if group is not None else None
+        if t is not None and t.status != "running":
+            continue
+        cfg_cols = {k: (json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
+                    for k, v in trial_cfg.items()}
+        rows.append({**cfg_cols, **bases[i], "status": "error", "error": f"{type(exc).__name__}: {msg}",
+                     "epoch": t.epoch if t is not None else 0})
+    for r in rows:
+        tune.report(r)
+
+
+any_trainable = dgl_trainable     # the runner's name for it
 
 
 def _resolved(trial_cfg: dict, fetch_dir: str):
@@ -188,67 +249,3 @@ def member_file(i: int) -> str:
 def member_run(tune_trial_id: str, i: int) -> str:
     """The ``run`` id of member i of a grouped Tune trial: every (λ, seed) stays its own run."""
     return f"{tune_trial_id}_{i:03d}"
-
-
-def dgl_group_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
-    """Tune function trainable for ``{"group": [trial config, ...]}``: the members train as ONE batched
-    model (dgl_ray.batched.BatchedTrials; digits tinycnn), and every member's evaluation is reported as
-    its own row (``run`` = ``<tune trial id>_<member>``), with that member's full config. A checkpoint
-    holds one dgl_ray trial checkpoint per member; a restored group continues from them as one group."""
-    from ray import tune
-    from ..batched import BatchedTrials
-    from ..trainer import Trial
-    from .. import checkpoint as ckpt
-
-    set_resources(cpus, gpus)
-    members = config["group"]
-    group_labels = {k: v for k, v in config.items() if k != "group"}
-    parts = [split_config({**group_labels, **m}) for m in members]
-    runtime = parts[0][2]
-    every = max(1, int(runtime.get("checkpoint_every") or 1))
-    fail_at = runtime.get("fail_at_epoch")
-    node = _node_info()
-    tid = tune.get_context().get_trial_id() or "group"
-    with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
-        cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
-        data = _data_for(cfgs[0])
-        restored = tune.get_checkpoint()
-        if restored is not None:
-            trials = []
-            with restored.as_directory() as d:
-                for i, c in enumerate(cfgs):
-                    t = Trial(c, data=data)
-                    t.load_state_dict(ckpt.load(os.path.join(d, member_file(i))))
-                    trials.append(t)
-            group = BatchedTrials(trials=trials)
-        else:
-            group = BatchedTrials(cfgs, data=data)
-        bases = [{**flat_config(t.cfg), **labels, **node, "run": member_run(tid, i)}
-                 for i, (t, (_, labels, _)) in enumerate(zip(group.trials, parts))]
-        n_eval = 0
-        while group.active and group.epoch < group.cfg.epochs:
-            rows = []
-            group.run(on_eval=lambda m, i: rows.append({**bases[i], **m}), max_epochs=1)  # one epoch
-            if not rows:
-                continue
-            if fail_at is not None and restored is None and group.epoch > int(fail_at):
-                raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {group.epoch} (test only)")
-            n_eval += 1
-            last = not group.active or group.epoch >= group.cfg.epochs
-            for r in rows[:-1]:
-                tune.report(r)
-            if last or n_eval % every == 0:
-                with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
-                    for i, t in enumerate(group.trials):
-                        t.save(os.path.join(d, member_file(i)))
-                    tune.report(rows[-1], checkpoint=tune.Checkpoint.from_directory(d))
-            else:
-                tune.report(rows[-1])
-
-
-def any_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
-    """One Tune trainable for both kinds of Tune trial: a single trial, or a ``group`` of them."""
-    if "group" in config:
-        dgl_group_trainable(config, cpus, gpus)
-    else:
-        dgl_trainable(config, cpus, gpus)

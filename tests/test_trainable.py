@@ -1,0 +1,70 @@
+"""The one Tune trainable (single and grouped trials), called as Tune would, without Ray: rows,
+checkpoints and fatal errors."""
+import os
+import types
+
+import pytest
+import torch
+from ray import tune
+
+from dgl_ray.tune import trainable as tr
+
+BASE = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1", experiment="x")
+
+
+@pytest.fixture
+def fake_tune(monkeypatch, tmp_path):
+    """Tune's session functions replaced by a recorder: rows, and each checkpoint's files."""
+    rec = {"rows": [], "ckpts": []}
+
+    def report(row, checkpoint=None):
+        rec["rows"].append(dict(row))
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                rec["ckpts"].append(sorted(os.listdir(d)))
+
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tr, "_node_info", lambda: {"host": "h", "worker_pid": 1, "node_id": None})  # no Ray start
+    monkeypatch.setattr(tune, "get_context", lambda: types.SimpleNamespace(get_trial_id=lambda: "abc_00001"))
+    n = torch.get_num_threads()
+    yield rec
+    torch.set_num_threads(n)
+
+
+def test_grouped_rows_hold_their_own_config_and_match_single_trials(fake_tune):
+    members = [dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.6, seed=5, eta=0.2)]
+    tr.dgl_trainable({"group": members})
+    rows = list(fake_tune["rows"])
+    assert [(r["member"], r["epoch"]) for r in rows] == [(0, 1), (1, 1), (0, 2), (1, 2)]
+    for r in rows:
+        m = members[r["member"]]
+        assert r["seed"] == m["seed"] and r["eta"] == m.get("eta", 0.4) and r["lambda"] == m["lam"]
+        assert r["run"] == f"abc_00001_{r['member']:03d}" and r["group"] == "abc_00001" and r["group_size"] == 2
+        assert not any(isinstance(v, str) and '"seed"' in v for v in r.values())   # no other member's config
+    assert fake_tune["ckpts"] == [["member_0000.pt", "member_0001.pt"]] * 2
+    # the same trial alone (a population of one) reports the same numbers
+    fake_tune["rows"].clear()
+    tr.dgl_trainable(dict(members[1]))
+    alone = fake_tune["rows"]
+    assert [r["test_error"] for r in alone] == [r["test_error"] for r in rows if r["member"] == 1]
+    assert "group" not in alone[0] and "run" not in alone[0]
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_fatal_error_is_a_final_row_not_a_retry(fake_tune, tmp_path, grouped):
+    bad = dict(BASE, dataset="cifar10", data_root=str(tmp_path / "nowhere"), lam=0.3, seed=1)
+    cfg = {"group": [bad, dict(bad, seed=2)]} if grouped else bad
+    tr.dgl_trainable(cfg)           # returns normally: Ray does not retry it
+    rows = fake_tune["rows"]
+    assert len(rows) == (2 if grouped else 1)
+    for r in rows:
+        assert r["status"] == "error" and "cifar10 not found" in r["error"] and r["error"].startswith("ConfigError")
+        assert r["dataset"] == "cifar10" and r["family"] == "s1"
+    assert sorted(r["seed"] for r in rows) == ([1, 2] if grouped else [1])
+
+
+def test_missing_init_checkpoint_is_fatal(fake_tune, tmp_path):
+    tr.dgl_trainable(dict(BASE, lam=0.3, seed=1, init_checkpoint=str(tmp_path / "none.pt")))
+    (r,) = fake_tune["rows"]
+    assert r["status"] == "error" and "none.pt" in r["error"]
