@@ -41,3 +41,27 @@ def test_grouped_trials_are_counted_one_by_one():
     line = buf.getvalue().strip()
     assert "done 25/400 trials (1/16 Tune trials)" in line
     assert "best 0.100 (λ=0.42 s=0)" in line and "worst 0.340 (λ=0.42 s=24)" in line
+
+
+def test_fatal_error_rows_count_as_errored_not_done():
+    # the trainable ends a trial with a fatal config/data error as a final row of status "error"
+    # (not raised, so Ray does not retry it): the line counts it as errored, never as done
+    buf = io.StringIO()
+    p = ProgressLine(total=3, interval=0, stream=buf)
+    ok = NS(trial_id="a", config={"lam": 0.3, "seed": 0}, last_result={"status": "completed", "test_error": 0.1},
+            status="TERMINATED")
+    bad = NS(trial_id="b", config={"lam": 0.3, "seed": 1}, last_result={"status": "error", "test_error": None},
+             status="TERMINATED")
+    for t in (ok, bad):
+        p.on_trial_start(0, [ok, bad], t)
+        p.on_trial_complete(0, [ok, bad], t)
+    p.print_line([ok, bad])
+    assert "done 1/3 (errored 1)" in buf.getvalue()
+
+    buf = io.StringIO()
+    g = ProgressLine(total=1, interval=0, stream=buf, members=3)
+    t = NS(trial_id="g0", config={}, last_result={}, status="RUNNING")
+    g.on_trial_result(0, [t], t, {"run": "g0_000", "status": "completed", "test_error": 0.1, "lambda": 0.3, "seed": 0})
+    g.on_trial_result(0, [t], t, {"run": "g0_001", "status": "error", "test_error": None})
+    g.print_line([t])
+    assert "done 1/3 trials (errored 1)" in buf.getvalue()

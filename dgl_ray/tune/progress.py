@@ -31,6 +31,7 @@ class ProgressLine(Callback):
         self.total, self.interval, self.stream = total, interval, stream
         self.members = members if members and members > total else None
         self.member_done: set = set()
+        self.member_errored: set = set()   # members ended by a fatal error row (status "error")
         self.t0 = time.monotonic()
         self.last = 0.0
         self.done, self.errored, self.running = set(), set(), set()
@@ -54,6 +55,9 @@ class ProgressLine(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
+        if self.members is None and (trial.last_result or {}).get("status") == "error":
+            self.errored.add(trial.trial_id)     # a fatal error row: ended, not retried, not done
+            return
         self.done.add(trial.trial_id)
         err = (trial.last_result or {}).get("test_error")
         if self.members is None and isinstance(err, (int, float)) and err == err:
@@ -64,7 +68,12 @@ class ProgressLine(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # members of a grouped Tune trial end one by one, each with its own final row
-        if self.members is None or result.get("status") not in ("completed", "diverged"):
+        if self.members is None:
+            return
+        if result.get("status") == "error":     # a member's fatal error row: ended, counted as errored
+            self.member_errored.add(result.get("run") or trial.trial_id)
+            return
+        if result.get("status") not in ("completed", "diverged"):
             return
         self.member_done.add(result.get("run") or trial.trial_id)
         err = result.get("test_error")
@@ -100,7 +109,9 @@ class ProgressLine(Callback):
             m_done = len(self.member_done)
             m_rate = m_done / el if el > 0 and m_done else 0.0
             eta = (self.members - m_done) / m_rate if m_rate > 0 else float("nan")
-            head = f"done {m_done}/{self.members} trials ({n_done}/{self.total} Tune trials)"
+            head = (f"done {m_done}/{self.members} trials"
+                    + (f" (errored {len(self.member_errored)})" if self.member_errored else "")
+                    + f" ({n_done}/{self.total} Tune trials)")
             run_s = f"Tune trials running {running}, pending {pending}"
             rate_s = f"{m_rate:.2f} trials/s"
         else:
