@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .config import TrialConfig
+from .config import TrialConfig, shape_key
 from .data import DataSet, augment_batch, load_dataset
 from .errors import ConfigError
 from .packing import PackedNet
@@ -427,10 +427,13 @@ def group_configs(configs: Sequence[TrialConfig | dict], max_size: int = 100) ->
     """Split any list of trial configs into groups that one population can run: equal ``SHARED``
     fields and V2-ness, at most ``max_size`` trials each, order kept inside a group. Returns lists of
     indices into ``configs``."""
-    cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
     keys: dict = {}
-    for i, c in enumerate(cfgs):
-        keys.setdefault(_group_key(c), []).append(i)
+    memo: dict = {}     # the group key depends on neither seed nor λ: resolve each config shape once
+    for i, c in enumerate(configs):
+        m = shape_key(c) if isinstance(c, dict) else id(c)
+        if m not in memo:
+            memo[m] = _group_key(TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved())
+        keys.setdefault(memo[m], []).append(i)
     return [idx[s:s + max_size] for idx in keys.values() for s in range(0, len(idx), max_size)]
 
 

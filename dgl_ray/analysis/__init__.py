@@ -15,15 +15,61 @@ Pure functions: a tidy DataFrame (one row per trial per evaluation) in, a table 
 - report: :func:`build_report`; CLI ``python -m dgl_ray.analysis report PATH``.
 """
 
-from .figures import (coexistence_map, error_histograms, finite_size_curves, hysteresis_loop,
-                      phase_diagram, save_png, spinodal_plot, survival_curves)
-from .frames import (CORE_COLUMNS, InvalidValueWarning, SkippedFileWarning, final_rows,
-                     is_sweep_path, load, load_experiment, load_legacy, normalise)
-from .report import build_report, to_markdown
-from .synthetic import fake_sweep_frame, write_fake_sweep
-from .tables import (bimodality, branch_table, convergence_table, critical_point, escape_table,
-                     final_error_table, gap_table, hysteresis_table, km_curve, sarle_coefficient, spinodal_points,
-                     spinodal_table, survival_runs, survival_table, varying_axes)
+# Lazy exports (PEP 562): `from dgl_ray.analysis import branch_table` imports only what it names, so
+# the sweep driver, which reads frames, does not pay for matplotlib and scipy at start-up.
+_EXPORTS = {
+    'coexistence_map': 'figures',
+    'error_histograms': 'figures',
+    'finite_size_curves': 'figures',
+    'hysteresis_loop': 'figures',
+    'phase_diagram': 'figures',
+    'save_png': 'figures',
+    'spinodal_plot': 'figures',
+    'survival_curves': 'figures',
+    'CORE_COLUMNS': 'frames',
+    'InvalidValueWarning': 'frames',
+    'SkippedFileWarning': 'frames',
+    'final_rows': 'frames',
+    'is_sweep_path': 'frames',
+    'load': 'frames',
+    'load_experiment': 'frames',
+    'load_legacy': 'frames',
+    'normalise': 'frames',
+    'build_report': 'report',
+    'to_markdown': 'report',
+    'fake_sweep_frame': 'synthetic',
+    'write_fake_sweep': 'synthetic',
+    'bimodality': 'tables',
+    'branch_table': 'tables',
+    'convergence_table': 'tables',
+    'critical_point': 'tables',
+    'escape_table': 'tables',
+    'final_error_table': 'tables',
+    'gap_table': 'tables',
+    'hysteresis_table': 'tables',
+    'km_curve': 'tables',
+    'sarle_coefficient': 'tables',
+    'spinodal_points': 'tables',
+    'spinodal_table': 'tables',
+    'survival_runs': 'tables',
+    'survival_table': 'tables',
+    'varying_axes': 'tables',
+}
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "CORE_COLUMNS", "InvalidValueWarning", "SkippedFileWarning", "load", "load_experiment",

@@ -462,11 +462,18 @@ def group_trials(spec, opts) -> None:
     from .searchers import GridSearcher
     from .trainable import split_config
     from ..batched import default_group_size, group_configs
-    from ..config import TrialConfig
+    from ..config import TrialConfig, shape_key
     if not isinstance(spec.searcher, GridSearcher):
         return
     cfgs = spec.searcher.plan_configs()
-    trial_cfgs = [TrialConfig.from_dict(split_config(c)[0]) for c in cfgs]
+    shapes: dict = {}   # configs that differ only in seed and λ resolve alike: once per shape (100k plans)
+
+    def resolved(c):
+        k = shape_key(c)              # the whole Tune config's shape: labels and run-time keys included
+        if k not in shapes:
+            shapes[k] = TrialConfig.from_dict(split_config(c)[0])
+        return shapes[k]
+    trial_cfgs = [resolved(c) for c in cfgs]     # only model and the group key are read from these
     on_gpu = opts.gpus_per_trial > 0
     sizes = {}
     for c in trial_cfgs:
