@@ -6,45 +6,61 @@ Widths for Q1 scale the four stages to int(64w), int(128w), int(256w), int(512w)
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, ResNet
 
 from .errors import ConfigError
 
 
-class CifarResNet(ResNet):
-    """torchvision's ResNet with stage widths int(64w)...int(512w) and the CIFAR stem. The body of
-    torchvision's __init__ is repeated with the widths as parameters (torchvision has them as
-    literals); module order, names and init are the same, so w=1 gives torchvision's state_dict."""
+@functools.cache
+def _cifar_resnet_class():
+    """CifarResNet, defined on first use: importing torchvision pulls in torch._dynamo (≈ 1 s), which a
+    digits sweep, or a dry run of a plan without ResNets, does not need."""
+    from torchvision.models.resnet import BasicBlock, ResNet
 
-    def __init__(self, layers, num_classes: int, in_channels: int = 3, width: float = 1.0):
-        nn.Module.__init__(self)
-        widths = [int(64 * width), int(128 * width), int(256 * width), int(512 * width)]
-        self._norm_layer = nn.BatchNorm2d
-        self.inplanes = widths[0]
-        self.dilation = 1
-        self.groups = 1
-        self.base_width = 64
-        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(BasicBlock, widths[0], layers[0])
-        self.layer2 = self._make_layer(BasicBlock, widths[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(BasicBlock, widths[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(BasicBlock, widths[3], layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[3] * BasicBlock.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-        # The notebooks' get_resnet18(): replace the stem after construction (same RNG draws).
-        self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
-        self.maxpool = nn.Identity()
+    class CifarResNet(ResNet):
+        """torchvision's ResNet with stage widths int(64w)...int(512w) and the CIFAR stem. The body of
+        torchvision's __init__ is repeated with the widths as parameters (torchvision has them as
+        literals); module order, names and init are the same, so w=1 gives torchvision's state_dict."""
+
+        def __init__(self, layers, num_classes: int, in_channels: int = 3, width: float = 1.0):
+            nn.Module.__init__(self)
+            widths = [int(64 * width), int(128 * width), int(256 * width), int(512 * width)]
+            self._norm_layer = nn.BatchNorm2d
+            self.inplanes = widths[0]
+            self.dilation = 1
+            self.groups = 1
+            self.base_width = 64
+            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(self.inplanes)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.layer1 = self._make_layer(BasicBlock, widths[0], layers[0])
+            self.layer2 = self._make_layer(BasicBlock, widths[1], layers[1], stride=2)
+            self.layer3 = self._make_layer(BasicBlock, widths[2], layers[2], stride=2)
+            self.layer4 = self._make_layer(BasicBlock, widths[3], layers[3], stride=2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(widths[3] * BasicBlock.expansion, num_classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+            # The notebooks' get_resnet18(): replace the stem after construction (same RNG draws).
+            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+
+    CifarResNet.__module__, CifarResNet.__qualname__ = __name__, "CifarResNet"   # picklable by name
+    return CifarResNet
+
+
+def __getattr__(name: str):
+    if name == "CifarResNet":       # dgl_ray.models.CifarResNet, built when first asked for
+        return _cifar_resnet_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _vgg11_features(in_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -117,7 +133,7 @@ class TinyCNN(nn.Module):
 
 def build_model(name: str, num_classes: int, in_channels: int, width: float = 1.0) -> nn.Module:
     if name in ("resnet18", "resnet34"):
-        return CifarResNet([2, 2, 2, 2] if name == "resnet18" else [3, 4, 6, 3], num_classes, in_channels, width)
+        return _cifar_resnet_class()([2, 2, 2, 2] if name == "resnet18" else [3, 4, 6, 3], num_classes, in_channels, width)
     if width != 1.0 and name != "tinycnn":
         raise ConfigError(f"width={width} applies to resnet18, resnet34 and tinycnn; model={name!r} has a fixed width")
     if name in ("vgg11", "vgg11-p2"):
