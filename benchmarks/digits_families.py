@@ -51,7 +51,7 @@ def run(cfgs: list[dict]) -> pd.DataFrame:
 
 def checkpoint(lam: float, epochs: int, seed: int, eta: float, name: str, **kw) -> tuple[str, float]:
     path = os.path.join(TMP, f"{name}_{seed}_{eta}.pt")
-    t = Trial(TrialConfig.from_dict(dict(dataset="digits", lam=lam, epochs=epochs, seed=seed, eta=eta, **kw)))
+    t = Trial(TrialConfig.from_dict(dict(dataset="digits", **{"lambda": lam}, epochs=epochs, seed=seed, eta=eta, **kw)))
     s = t.run()
     t.save(path)
     return path, s["final_error"]
@@ -118,7 +118,7 @@ def spinodal(seeds=range(4), eta=0.4, up_init=0.35, down_init=0.65, up=(0.40, 0.
 
 def fixed(lams, seeds=range(6), eta=0.4, epochs=30, widths=(1.0,)):
     """S1/S2/M/Q1: fresh fixed-λ runs; L/H counts per λ (and width)."""
-    cfgs = [dict(dataset="digits", eta=eta, seed=s, lam=l, epochs=epochs, width=w)
+    cfgs = [dict(dataset="digits", eta=eta, seed=s, **{"lambda": l}, epochs=epochs, width=w)
             for w in widths for l in lams for s in seeds]
     df = run(cfgs)
     print(branch_table(df, axes=("width", "eta")).to_string(index=False))

@@ -49,7 +49,7 @@ def _sync(dev: torch.device) -> None:
 
 
 def _cfg(a, seed: int) -> dict:
-    return dict(dataset="synthetic-cifar", model="resnet18", width=a.width, lam=0.4, seed=seed, epochs=a.epochs,
+    return dict(dataset="synthetic-cifar", model="resnet18", width=a.width, **{"lambda": 0.4}, seed=seed, epochs=a.epochs,
                 synthetic_size=[a.train_size, a.test_size], device=a.device, batch_size=a.batch_size)
 
 

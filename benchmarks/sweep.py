@@ -32,7 +32,7 @@ LAMBDAS = [0.42, 0.44, 0.46, 0.48, 0.50, 0.52, 0.54, 0.56]
 
 
 def configs(a) -> list[dict]:
-    return [dict(dataset="digits", lam=lam, seed=s, epochs=a.epochs, eta=0.4)
+    return [dict(dataset="digits", **{"lambda": lam}, seed=s, epochs=a.epochs, eta=0.4)
             for lam in LAMBDAS for s in range(a.seeds)]
 
 

@@ -40,7 +40,7 @@ def bench_digits(a) -> float:
     from dgl_ray.trainer import Trial
 
     data = load_digits_data()
-    cfgs = [dict(dataset="digits", lam=a.lam, seed=s, epochs=a.epochs, width=a.width) for s in range(a.seeds)]
+    cfgs = [dict(dataset="digits", **{"lambda": a.lam}, seed=s, epochs=a.epochs, width=a.width) for s in range(a.seeds)]
     n = len(cfgs) * a.epochs
 
     def reference(cfgs=cfgs):
@@ -124,7 +124,7 @@ class _AugmentedCPU(torch.utils.data.Dataset):
 
 
 def _cifar_cfg(a) -> dict:
-    return dict(dataset="synthetic-cifar", model=a.model, width=a.width, lam=a.lam, seed=0, epochs=a.epochs,
+    return dict(dataset="synthetic-cifar", model=a.model, width=a.width, **{"lambda": a.lam}, seed=0, epochs=a.epochs,
                 synthetic_size=[a.train_size, a.test_size], device=a.device, batch_size=a.batch_size)
 
 

@@ -19,7 +19,7 @@ checkpoint. tests/test_batched.py checks every member, for every model, against 
 against ``ReferenceDualGradient`` in float64.
 
     from dgl_ray.batched import run_group
-    summaries = run_group([dict(dataset="digits", lam=l, seed=s, epochs=30) for l in lams for s in seeds],
+    summaries = run_group([{"dataset": "digits", "lambda": l, "seed": s, "epochs": 30} for l in lams for s in seeds],
                           on_eval=lambda metrics, i: print(i, metrics))
 
 A group shares what fixes the shapes and the lock step (``SHARED``) and whether it uses V2 / W1;

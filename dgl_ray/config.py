@@ -87,13 +87,15 @@ class TrialConfig:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict) -> "TrialConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
         d = dict(d)
-        if "lambda" in d and "lam" not in d:
+        if "lam" in d:
+            raise ConfigError("unknown trial config key 'lam': λ is spelled 'lambda' in configs, plans and "
+                              "result rows (TrialConfig.lam is only the Python attribute)")
+        if "lambda" in d:
             d["lam"] = d.pop("lambda")
-        unknown = sorted(set(d) - names)
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown trial config keys {unknown}; allowed: {sorted(names)}")
+            raise ConfigError(f"unknown trial config keys {unknown}; allowed: {sorted(config_keys())}")
         return cls(**d).resolved()
 
     @classmethod
@@ -107,7 +109,7 @@ class TrialConfig:
         allowed_set = _tune_keys()
         if allowed_set.issuperset(d):
             return
-        fields = [f.name for f in dataclasses.fields(cls)] + ["lambda"]
+        fields = config_keys()
         allowed = fields + list(LABEL_FIELDS) + list(RUNTIME_FIELDS)
         unknown = sorted(set(d) - allowed_set)
         if unknown:
@@ -124,7 +126,7 @@ class TrialConfig:
         in ``seed`` and a constant λ share one full validation; the seed and λ of each are checked alone."""
         shapes: set = set()
         for t in trials:
-            lam_key = "lam" if "lam" in t else "lambda"
+            lam_key = "lambda"
             shape = shape_key(t) + f"|{t.get(lam_key) is None}"
             if shape not in shapes:
                 cls.from_dict(t)
@@ -137,7 +139,8 @@ class TrialConfig:
                 check_lambda(t[lam_key])
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain data with λ under its one spelling, ``lambda`` (as in plans and result rows)."""
+        return {("lambda" if k == "lam" else k): v for k, v in dataclasses.asdict(self).items()}
 
     def resolved(self) -> "TrialConfig":
         """Fill dataset defaults, expand the λ schedule and validate everything; raises ConfigError."""
@@ -213,12 +216,21 @@ class TrialConfig:
 
 @functools.lru_cache(maxsize=1)
 def _tune_keys() -> frozenset:
-    return frozenset([f.name for f in dataclasses.fields(TrialConfig)] + ["lambda"]
-                     + list(LABEL_FIELDS) + list(RUNTIME_FIELDS))
+    return frozenset(config_keys() + list(LABEL_FIELDS) + list(RUNTIME_FIELDS))
+
+
+@functools.lru_cache(maxsize=1)
+def _config_keys() -> tuple:
+    return tuple(("lambda" if f.name == "lam" else f.name) for f in dataclasses.fields(TrialConfig))
+
+
+def config_keys() -> list[str]:
+    """The trial fields as dict keys: the dataclass fields, with ``lam`` spelled ``lambda``."""
+    return list(_config_keys())
 
 
 def shape_key(trial: dict) -> str:
     """A trial config without its seed and constant λ, as text: trials of one shape validate alike and
     have the same checkpoint size. (Key order counts: the same fields in another order make another key,
     which only costs one more validation.)"""
-    return repr({k: v for k, v in trial.items() if k != "seed" and k != "lam" and k != "lambda"})
+    return repr({k: v for k, v in trial.items() if k != "seed" and k != "lambda"})

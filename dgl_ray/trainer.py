@@ -1,7 +1,7 @@
 """One trial of dual-gradient learning: its config, data, labels, generators, results and checkpoint.
 It trains as a population of one (dgl_ray.batched): the same loop and update rule as packed trials.
 
-    trial = Trial(TrialConfig(dataset="digits", lam=0.3, eta=0.4, seed=0, epochs=30))
+    trial = Trial({"dataset": "digits", "lambda": 0.3, "eta": 0.4, "seed": 0, "epochs": 30})
     summary = trial.run(on_eval=print)        # one metrics dict per evaluation
 
 Torch only (no Ray): dgl_ray.tune wraps this class. Every per-trial choice lives in the config;
@@ -237,6 +237,8 @@ class Trial:
         """Continue a saved trial; ``overrides`` may change execution fields (device, ...)."""
         s = ckpt.load(path)
         cfg = dict(s["config"])
+        if "lam" in cfg:                 # a checkpoint written before λ had one spelling
+            cfg["lambda"] = cfg.pop("lam")
         allowed = {"device", "data_root", "download", "deterministic"}
         bad = set(overrides) - allowed
         if bad:

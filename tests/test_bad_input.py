@@ -11,23 +11,23 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("kw,needles", [
-    (dict(lam=1.5), ["lambda=1.5", "[0, 1]"]),
-    (dict(lam=-0.1), ["lambda=-0.1", "[0, 1]"]),
-    (dict(lam=0.3, eta=1.0), ["eta=1.0", "[0, 1)"]),
-    (dict(lam=0.3, eta=-0.2), ["eta=-0.2", "[0, 1)"]),
-    (dict(lam=0.3, K=0), ["K=0", ">= 1"]),
-    (dict(lam=0.3, dataset="mnist"), ["dataset='mnist'", "digits, cifar10"]),
-    (dict(lam=0.3, model="resnet50"), ["model='resnet50'", "tinycnn, resnet18"]),
-    (dict(lam=0.3, noise="pairflip"), ["noise='pairflip'", "symmetric"]),
-    (dict(lam=0.3, dataset="cifar100", noise="asymmetric"), ["noise='asymmetric'", "symmetric"]),
+    (dict(**{"lambda": 1.5}), ["lambda=1.5", "[0, 1]"]),
+    (dict(**{"lambda": -0.1}), ["lambda=-0.1", "[0, 1]"]),
+    (dict(**{"lambda": 0.3}, eta=1.0), ["eta=1.0", "[0, 1)"]),
+    (dict(**{"lambda": 0.3}, eta=-0.2), ["eta=-0.2", "[0, 1)"]),
+    (dict(**{"lambda": 0.3}, K=0), ["K=0", ">= 1"]),
+    (dict(**{"lambda": 0.3}, dataset="mnist"), ["dataset='mnist'", "digits, cifar10"]),
+    (dict(**{"lambda": 0.3}, model="resnet50"), ["model='resnet50'", "tinycnn, resnet18"]),
+    (dict(**{"lambda": 0.3}, noise="pairflip"), ["noise='pairflip'", "symmetric"]),
+    (dict(**{"lambda": 0.3}, dataset="cifar100", noise="asymmetric"), ["noise='asymmetric'", "symmetric"]),
     (dict(lambda_schedule=[{"kind": "ladder", "points": [0.2, 0.64], "step": 0.05}]), ["never land on its stop"]),
     (dict(lambda_schedule=[{"kind": "ladder", "points": [0.2, 0.64], "step": 0}]), ["never reaches stop"]),
     (dict(), ["no λ given"]),
-    (dict(lam=0.3, batch_size=0), ["batch_size=0"]),
-    (dict(lam=0.3, lr=-1.0), ["lr=-1.0"]),
-    (dict(lam=0.3, device="tpu"), ["device='tpu'"]),
-    (dict(lam=0.3, trusted_fraction=0.0), ["trusted_fraction=0.0"]),
-    (dict(lam=0.3, model="vgg11", width=2.0), ["width=2.0"]),
+    (dict(**{"lambda": 0.3}, batch_size=0), ["batch_size=0"]),
+    (dict(**{"lambda": 0.3}, lr=-1.0), ["lr=-1.0"]),
+    (dict(**{"lambda": 0.3}, device="tpu"), ["device='tpu'"]),
+    (dict(**{"lambda": 0.3}, trusted_fraction=0.0), ["trusted_fraction=0.0"]),
+    (dict(**{"lambda": 0.3}, model="vgg11", width=2.0), ["width=2.0"]),
 ])
 def test_config_errors_name_the_value(kw, needles):
     with pytest.raises(ConfigError) as e:

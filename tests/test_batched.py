@@ -11,7 +11,7 @@ from dgl_ray.step import ReferenceDualGradient
 from dgl_ray.trainer import STATUS_COMPLETED, STATUS_DIVERGED, Trial
 
 BASE = dict(dataset="digits", epochs=2, K=4, dtype="float64", batch_size=64)
-CONFIGS = [dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.5, seed=1, eta=0.2),
+CONFIGS = [dict(BASE, **{"lambda": 0.3}, seed=0), dict(BASE, **{"lambda": 0.5}, seed=1, eta=0.2),
            dict(BASE, seed=7, lambda_schedule=[{"kind": "ramp", "start": 0.45, "stop": 0.6, "epochs": 2}],
                 lr_milestones=[1], epochs=None)]
 KEYS = ("train_loss", "avg_cos", "gs_norm", "gv_norm", "lambda", "lr")
@@ -70,7 +70,7 @@ def test_batched_equals_trials_alone(digits, alone):
 
 def test_batched_equals_reference_step(digits):
     """The contract: each trial of the group against the notebook's step fed that trial's batches."""
-    cfgs = [dict(BASE, lam=0.4, seed=3, epochs=1), dict(BASE, lam=0.55, seed=4, epochs=1)]
+    cfgs = [dict(BASE, **{"lambda": 0.4}, seed=3, epochs=1), dict(BASE, **{"lambda": 0.55}, seed=4, epochs=1)]
     b = BatchedTrials(cfgs, data=digits)
     refs = []
     for t in b.trials:
@@ -83,7 +83,7 @@ def test_batched_equals_reference_step(digits):
         perm = torch.randperm(len(d.y_train), generator=torch.Generator().manual_seed(c["seed"]))
         for s in range(0, len(perm), 64):
             idx = perm[s:s + 64]
-            ref.step(d.normalise(d.x_train[idx], torch.float64), t.y_noisy[idx], d.y_train[idx], c["lam"])
+            ref.step(d.normalise(d.x_train[idx], torch.float64), t.y_noisy[idx], d.y_train[idx], c["lambda"])
         assert ref.state["step"] == t.stepper.step == 22
         for p1, p2 in zip(m.parameters(), t.model.parameters()):
             assert torch.allclose(p1, p2, rtol=1e-9, atol=1e-11), (p1 - p2).abs().max()
@@ -146,7 +146,7 @@ def test_continuing_a_group_that_disagrees_on_the_epoch_is_refused(digits):
 
 
 def test_float32_default_path_close_to_trial(digits):
-    cfgs = [dict(dataset="digits", lam=0.3, seed=s, epochs=1) for s in (0, 1)]
+    cfgs = [dict(dataset="digits", **{"lambda": 0.3}, seed=s, epochs=1) for s in (0, 1)]
     summaries = run_group(cfgs, data=digits)
     b = BatchedTrials(cfgs, data=digits)
     b.run()
@@ -161,14 +161,14 @@ def test_float32_default_path_close_to_trial(digits):
                                  dict(trusted_fraction=0.05)])
 def test_group_must_share_shapes(digits, bad):
     with pytest.raises(ConfigError):
-        BatchedTrials([dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.3, seed=1, **bad)], data=digits)
+        BatchedTrials([dict(BASE, **{"lambda": 0.3}, seed=0), dict(BASE, **{"lambda": 0.3}, seed=1, **bad)], data=digits)
 
 
 def test_group_configs_splits_by_shape():
     from dgl_ray.batched import group_configs
-    cfgs = [dict(BASE, lam=0.3, seed=s) for s in range(5)] + [dict(BASE, lam=0.3, seed=0, batch_size=32),
-                                                              dict(BASE, lam=0.3, seed=0, model="resnet18")]
-    cfgs += [dict(BASE, lam=0.3, seed=1, model="resnet18", width=0.125), dict(BASE, lam=0.3, seed=2, trusted_fraction=0.1)]
+    cfgs = [dict(BASE, **{"lambda": 0.3}, seed=s) for s in range(5)] + [dict(BASE, **{"lambda": 0.3}, seed=0, batch_size=32),
+                                                              dict(BASE, **{"lambda": 0.3}, seed=0, model="resnet18")]
+    cfgs += [dict(BASE, **{"lambda": 0.3}, seed=1, model="resnet18", width=0.125), dict(BASE, **{"lambda": 0.3}, seed=2, trusted_fraction=0.1)]
     assert group_configs(cfgs, max_size=3) == [[0, 1, 2], [3, 4], [5], [6], [7], [8]]
 
 
@@ -187,7 +187,7 @@ CIFAR = dict(dataset="synthetic-cifar", synthetic_size=[32, 16], batch_size=16, 
     pytest.param(dict(model="simplecnn-p2"), marks=pytest.mark.slow),
 ])
 def test_every_model_packs_as_it_runs_alone(extra):
-    cfgs = [dict(CIFAR, **extra, lam=0.3, seed=0), dict(CIFAR, **extra, lam=0.6, seed=1, eta=0.2)]
+    cfgs = [dict(CIFAR, **extra, **{"lambda": 0.3}, seed=0), dict(CIFAR, **extra, **{"lambda": 0.6}, seed=1, eta=0.2)]
     b = BatchedTrials(cfgs)
     b.run()
     for c, bt in zip(cfgs, b.trials):
@@ -202,7 +202,7 @@ def test_every_model_packs_as_it_runs_alone(extra):
 
 def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
     extra = dict(model="resnet18", width=0.125, trusted_fraction=0.1, epochs=3)
-    cfgs = [dict(CIFAR, **extra, lam=l, seed=s) for l, s in ((0.3, 0), (0.5, 1), (0.7, 2))]
+    cfgs = [dict(CIFAR, **extra, **{"lambda": l}, seed=s) for l, s in ((0.3, 0), (0.5, 1), (0.7, 2))]
     alone = []
     for c in cfgs:
         t = Trial(c)
@@ -231,8 +231,8 @@ def test_float32_member_does_not_depend_on_its_population(digits):
     in populations of 2 and 4, at positions 1 and 2, beside other co-members, even one that diverges.
     (Not every shape context: a member in a vector tail of the G·C channels can differ; docs/PACKING.md.)"""
     base = dict(dataset="digits", epochs=2, device="cpu")
-    me = dict(base, lam=0.45, seed=3)
-    others = [dict(base, lam=0.2, seed=9), dict(base, lam=0.6, seed=1), dict(base, lam=0.3, seed=4)]
+    me = dict(base, **{"lambda": 0.45}, seed=3)
+    others = [dict(base, **{"lambda": 0.2}, seed=9), dict(base, **{"lambda": 0.6}, seed=1), dict(base, **{"lambda": 0.3}, seed=4)]
     a = BatchedTrials([others[0], me], data=digits)
     a.run()
     b = BatchedTrials([others[1], others[2], me, others[0]], data=digits)
@@ -253,8 +253,8 @@ def _strip_time(h):
 def test_run_group_packs_a_mix_and_splits_the_rest(digits):
     """The public entry point: a mix of models and data sets, each group trained as one population,
     summaries in config order equal to each trial alone (float64)."""
-    cfgs = [dict(BASE, lam=0.3, seed=0, epochs=1), dict(CIFAR, model="resnet18", width=0.125, lam=0.4, seed=1, epochs=1),
-            dict(BASE, lam=0.5, seed=2, epochs=1), dict(BASE, lam=0.5, seed=3, epochs=1, batch_size=128)]
+    cfgs = [dict(BASE, **{"lambda": 0.3}, seed=0, epochs=1), dict(CIFAR, model="resnet18", width=0.125, **{"lambda": 0.4}, seed=1, epochs=1),
+            dict(BASE, **{"lambda": 0.5}, seed=2, epochs=1), dict(BASE, **{"lambda": 0.5}, seed=3, epochs=1, batch_size=128)]
     seen = []
     out = run_group(cfgs, on_eval=lambda m, i: seen.append(i), data=digits)
     assert sorted(seen) == [0, 1, 2, 3]

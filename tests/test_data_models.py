@@ -52,7 +52,7 @@ def test_cifar10_reads_the_on_disk_batch_format(tmp_path):
 
 def test_cifar100_and_a_trial_on_it(tmp_path):
     write_fake_cifar(tmp_path, classes=100)
-    cfg = dict(dataset="cifar100", data_root=str(tmp_path), model="tinycnn", lam=0.3, epochs=1, batch_size=16)
+    cfg = dict(dataset="cifar100", data_root=str(tmp_path), model="tinycnn", **{"lambda": 0.3}, epochs=1, batch_size=16)
     t = Trial(cfg)
     assert t.data.num_classes == 100 and t.data.std == (0.2675, 0.2565, 0.2761)
     assert t.run()["status"] == "completed"
@@ -60,7 +60,7 @@ def test_cifar100_and_a_trial_on_it(tmp_path):
 
 def test_missing_cifar_says_where_it_looked_and_how_to_fetch(tmp_path):
     with pytest.raises(ConfigError) as e:
-        Trial(dict(dataset="cifar10", data_root=str(tmp_path), lam=0.3, epochs=1))
+        Trial(dict(dataset="cifar10", data_root=str(tmp_path), **{"lambda": 0.3}, epochs=1))
     msg = str(e.value)
     assert str(tmp_path / "cifar-10-batches-py") in msg and "--download" in msg
 
@@ -116,7 +116,7 @@ def test_digits_models():
 
 def test_shape_mismatch_is_a_config_error(digits):
     with pytest.raises(ConfigError) as e:
-        Trial(dict(dataset="digits", model="vgg11", lam=0.3, epochs=1), data=digits)
+        Trial(dict(dataset="digits", model="vgg11", **{"lambda": 0.3}, epochs=1), data=digits)
     assert "model='vgg11'" in str(e.value) and "(1, 8, 8)" in str(e.value)
     with pytest.raises(ConfigError, match="simplecnn"):
-        Trial(dict(dataset="digits", model="simplecnn", lam=0.3, epochs=1), data=digits)
+        Trial(dict(dataset="digits", model="simplecnn", **{"lambda": 0.3}, epochs=1), data=digits)

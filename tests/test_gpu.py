@@ -34,7 +34,7 @@ def test_population_on_the_device_equals_the_reference_on_the_cpu():
 
 
 def test_data_stays_uint8_on_the_device_and_augments_there():
-    b = BatchedTrials([dict(SMALL, lam=0.3, seed=0, epochs=1)])
+    b = BatchedTrials([dict(SMALL, **{"lambda": 0.3}, seed=0, epochs=1)])
     assert b.data.x_train.dtype == torch.uint8 and b.data.x_train.device.type == torch.device(DEVICE).type
     b.run()
     assert b.trials[0].status == "completed"
@@ -42,7 +42,7 @@ def test_data_stays_uint8_on_the_device_and_augments_there():
 
 @pytest.mark.skipif(not DEVICE.startswith("cuda"), reason="host syncs exist only with a GPU")
 def test_no_host_sync_inside_an_epoch():
-    b = BatchedTrials([dict(SMALL, lam=0.3, seed=s, epochs=3) for s in range(2)])
+    b = BatchedTrials([dict(SMALL, **{"lambda": 0.3}, seed=s, epochs=3) for s in range(2)])
     b.run(max_epochs=1)                                   # warm-up: cache filled, kernels chosen
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -52,7 +52,7 @@ def test_no_host_sync_inside_an_epoch():
 
 
 def _losses(fast, dtype="float32"):
-    b = BatchedTrials([dict(SMALL, lam=0.3, seed=s, dtype=dtype) for s in range(2)], fast=fast)
+    b = BatchedTrials([dict(SMALL, **{"lambda": 0.3}, seed=s, dtype=dtype) for s in range(2)], fast=fast)
     b.run()
     return [r["train_loss"] for t in b.trials for r in t.history]
 

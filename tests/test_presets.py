@@ -40,8 +40,8 @@ def test_tb2_plans_the_seed_notebook():
     preps = s._state["preps"]
     grid_up = list(np.round(np.arange(0.30, 0.70 + 0.04 / 2, 0.04), 2))
     grid_down = list(np.round(np.arange(0.70, 0.30 - 0.04 / 2, -0.04), 2))
-    want = {"ordered": dict(lam=0.35, epochs=50, ms=[30, 40], accept=("<", 0.30), seeds=[0, 1, 2], grid=grid_up),
-            "collapse": dict(lam=0.65, epochs=100, ms=[50, 80], accept=(">=", 0.50), seeds=[100, 101, 102],
+    want = {"ordered": dict(**{"lambda": 0.35}, epochs=50, ms=[30, 40], accept=("<", 0.30), seeds=[0, 1, 2], grid=grid_up),
+            "collapse": dict(**{"lambda": 0.65}, epochs=100, ms=[50, 80], accept=(">=", 0.50), seeds=[100, 101, 102],
                              grid=grid_down)}
     assert len(preps) == 6
     for b, w in want.items():
@@ -49,7 +49,7 @@ def test_tb2_plans_the_seed_notebook():
         assert [p["config"]["seed"] for p in mine] == w["seeds"]
         for p in mine:
             c = p["config"]
-            assert _lams(c) == [w["lam"]] * w["epochs"]
+            assert _lams(c) == [w["lambda"]] * w["epochs"]
             assert c["lr_milestones"] == w["ms"] and c["lr"] == 0.1 and c["eta"] == 0.8
             assert c["batch_size"] == 256 and c["K"] == 16 and c["model"] == "resnet18"
             assert tuple(p["accept"]) == w["accept"]
@@ -78,7 +78,7 @@ def test_tb2_v3_best_3_of_10():
 
 def test_chained_best_k_of_n(tmp_path):
     """Best k of n: children only of the k lowest-error runs that pass the rule, once the group is done."""
-    stages = [({"seed": s}, ("<", 0.9), [{"seed": s, "lam": 0.5}], "g") for s in range(4)]
+    stages = [({"seed": s}, ("<", 0.9), [{"seed": s, "lambda": 0.5}], "g") for s in range(4)]
     c = ChainedSearcher(stages, str(tmp_path), select={"g": (2, "min")})
     for i in range(4):
         c.suggest(f"t{i}")
@@ -130,7 +130,7 @@ def test_digits_defaults_table_and_paper_values():
     from dgl_ray.sweeps import coexistence, lifetime
     from dgl_ray.sweeps._common import DIGITS_DEFAULTS
     from dgl_ray.tune.cli import parse_values
-    lams = lambda spec: sorted({m["lam"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
+    lams = lambda spec: sorted({m["lambda"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
     o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
     assert lams(coexistence.plan(o)) == parse_values(DIGITS_DEFAULTS[("coexistence", "lambdas")][0], "x")
     o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])

@@ -115,7 +115,7 @@ def test_comparison_detects_a_wrong_mix():
 def test_trial_epoch_equals_reference_loop(digits):
     """The whole trainer path (data order, normalisation, LR, noisy labels) against the notebook's
     loop fed the same batches: three epochs, K=16, float64."""
-    cfg = dict(dataset="digits", lam=0.4, seed=3, epochs=3, dtype="float64", batch_size=64)
+    cfg = dict(dataset="digits", **{"lambda": 0.4}, seed=3, epochs=3, dtype="float64", batch_size=64)
     trial = Trial(cfg, data=digits)
     ref_model = copy.deepcopy(trial.model)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)

@@ -72,7 +72,7 @@ def test_mlflow_one_run_per_lambda_seed(tracked, name, tune_trials):
     for run, g in df.groupby("run"):
         r = runs[run]
         assert r.info.status == "FINISHED"
-        assert float(r.data.params["lam"]) == pytest.approx(g["lambda"].iloc[0])   # its own config
+        assert float(r.data.params["lambda"]) == pytest.approx(g["lambda"].iloc[0])   # its own config
         assert int(r.data.params["seed"]) == g["seed"].iloc[0]
         hist = client.get_metric_history(r.info.run_id, "test_error")
         logged = sorted((m.step, round(m.value, 6)) for m in hist)

@@ -33,13 +33,13 @@ def fake_tune(monkeypatch, tmp_path):
 
 
 def test_grouped_rows_hold_their_own_config_and_match_single_trials(fake_tune):
-    members = [dict(BASE, lam=0.3, seed=0), dict(BASE, lam=0.6, seed=5, eta=0.2)]
+    members = [dict(BASE, **{"lambda": 0.3}, seed=0), dict(BASE, **{"lambda": 0.6}, seed=5, eta=0.2)]
     tr.dgl_trainable({"group": members})
     rows = list(fake_tune["rows"])
     assert [(r["member"], r["epoch"]) for r in rows] == [(0, 1), (1, 1), (0, 2), (1, 2)]
     for r in rows:
         m = members[r["member"]]
-        assert r["seed"] == m["seed"] and r["eta"] == m.get("eta", 0.4) and r["lambda"] == m["lam"]
+        assert r["seed"] == m["seed"] and r["eta"] == m.get("eta", 0.4) and r["lambda"] == m["lambda"]
         assert r["run"] == f"abc_00001_{r['member']:03d}" and r["group"] == "abc_00001" and r["group_size"] == 2
         assert not any(isinstance(v, str) and '"seed"' in v for v in r.values())   # no other member's config
     assert fake_tune["ckpts"] == [["member_0000.pt", "member_0001.pt"]] * 2
@@ -53,7 +53,7 @@ def test_grouped_rows_hold_their_own_config_and_match_single_trials(fake_tune):
 
 @pytest.mark.parametrize("grouped", [False, True])
 def test_fatal_error_is_a_final_row_not_a_retry(fake_tune, tmp_path, grouped):
-    bad = dict(BASE, dataset="cifar10", data_root=str(tmp_path / "nowhere"), lam=0.3, seed=1)
+    bad = dict(BASE, dataset="cifar10", data_root=str(tmp_path / "nowhere"), **{"lambda": 0.3}, seed=1)
     cfg = {"group": [bad, dict(bad, seed=2)]} if grouped else bad
     tr.dgl_trainable(cfg)           # returns normally: Ray does not retry it
     rows = fake_tune["rows"]
@@ -65,6 +65,6 @@ def test_fatal_error_is_a_final_row_not_a_retry(fake_tune, tmp_path, grouped):
 
 
 def test_missing_init_checkpoint_is_fatal(fake_tune, tmp_path):
-    tr.dgl_trainable(dict(BASE, lam=0.3, seed=1, init_checkpoint=str(tmp_path / "none.pt")))
+    tr.dgl_trainable(dict(BASE, **{"lambda": 0.3}, seed=1, init_checkpoint=str(tmp_path / "none.pt")))
     (r,) = fake_tune["rows"]
     assert r["status"] == "error" and "none.pt" in r["error"]

@@ -23,7 +23,7 @@ def _same_params(a, b):
 
 
 @pytest.mark.parametrize("cfg", [
-    dict(dataset="digits", lam=0.4, seed=1, epochs=4, K=16),
+    dict(dataset="digits", **{"lambda": 0.4}, seed=1, epochs=4, K=16),
     # augmentation generator + dropout (global torch RNG) + an LR milestone + a ladder
     dict(dataset="synthetic-cifar", synthetic_size=[192, 64], model="vgg11-p2", batch_size=64, seed=2,
          lambda_schedule=[{"kind": "ladder", "points": [0.3, 0.36], "step": 0.02}], lr_milestones=[3]),
@@ -48,7 +48,7 @@ def test_stop_and_resume_gives_the_same_numbers(tmp_path, cfg):
 
 def test_resume_is_not_trivially_equal(tmp_path):
     """The comparison above can fail: a resumed trial with a different data order differs."""
-    cfg = dict(dataset="digits", lam=0.4, seed=1, epochs=3)
+    cfg = dict(dataset="digits", **{"lambda": 0.4}, seed=1, epochs=3)
     whole = Trial(cfg)
     whole.run()
     t = Trial(cfg)
@@ -71,16 +71,16 @@ def test_ladder_inside_a_trial_records_lambda_direction_and_lr(digits):
 
 
 def test_eval_every_reports_less_often_but_always_the_end(digits):
-    t = Trial(dict(dataset="digits", lam=0.3, epochs=5, eval_every=2), data=digits)
+    t = Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=5, eval_every=2), data=digits)
     t.run()
     assert [m["epoch"] for m in t.history] == [2, 4, 5]
 
 
 def test_start_from_checkpoint_fresh_optimizer_and_reset_counter(tmp_path, digits):
-    prep = Trial(dict(dataset="digits", lam=0.3, seed=0, epochs=2), data=digits)
+    prep = Trial(dict(dataset="digits", **{"lambda": 0.3}, seed=0, epochs=2), data=digits)
     prep.run()
     prep.save(tmp_path / "ordered.pt")
-    t = Trial(dict(dataset="digits", lam=0.6, seed=0, epochs=1, lr=0.001, init_checkpoint=str(tmp_path / "ordered.pt"),
+    t = Trial(dict(dataset="digits", **{"lambda": 0.6}, seed=0, epochs=1, lr=0.001, init_checkpoint=str(tmp_path / "ordered.pt"),
                    origin="ordered"), data=digits)
     assert _same_params(t, prep)
     assert t.stepper.step == 0 and t.stepper.cached_gv is None
@@ -91,28 +91,28 @@ def test_start_from_checkpoint_fresh_optimizer_and_reset_counter(tmp_path, digit
 
 
 def test_start_from_a_notebook_checkpoint(tmp_path, digits):
-    prep = Trial(dict(dataset="digits", lam=0.3, epochs=1), data=digits)
+    prep = Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=1), data=digits)
     torch.save({"seed": 0, "final_error": 0.1, "model_state_dict": prep.model.state_dict(),
                 "optimizer_state_dict": prep.opt.state_dict()}, tmp_path / "nb.pth")
-    t = Trial(dict(dataset="digits", lam=0.5, epochs=1, init_checkpoint=str(tmp_path / "nb.pth")), data=digits)
+    t = Trial(dict(dataset="digits", **{"lambda": 0.5}, epochs=1, init_checkpoint=str(tmp_path / "nb.pth")), data=digits)
     assert _same_params(t, prep)
 
 
 def test_checkpoint_of_another_model_is_refused_before_training(tmp_path, digits):
-    prep = Trial(dict(dataset="digits", lam=0.3, epochs=1, width=2.0), data=digits)
+    prep = Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=1, width=2.0), data=digits)
     prep.save(tmp_path / "w2.pt")
     with pytest.raises(ConfigError) as e:
-        Trial(dict(dataset="digits", lam=0.3, epochs=1, init_checkpoint=str(tmp_path / "w2.pt")), data=digits)
+        Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=1, init_checkpoint=str(tmp_path / "w2.pt")), data=digits)
     assert "'width': 2.0" in str(e.value) and "'width': 1.0" in str(e.value)
     torch.save({"model_state_dict": prep.model.state_dict()}, tmp_path / "w2_nb.pth")
     with pytest.raises(ConfigError, match="does not fit model='tinycnn'"):
-        Trial(dict(dataset="digits", lam=0.3, epochs=1, init_checkpoint=str(tmp_path / "w2_nb.pth")), data=digits)
+        Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=1, init_checkpoint=str(tmp_path / "w2_nb.pth")), data=digits)
     with pytest.raises(ConfigError, match="does not exist"):
-        Trial(dict(dataset="digits", lam=0.3, epochs=1, init_checkpoint=str(tmp_path / "nope.pt")), data=digits)
+        Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=1, init_checkpoint=str(tmp_path / "nope.pt")), data=digits)
 
 
 def test_divergence_stops_the_trial_with_a_status(digits):
-    t = Trial(dict(dataset="digits", lam=0.3, epochs=5, lr=1e38), data=digits)
+    t = Trial(dict(dataset="digits", **{"lambda": 0.3}, epochs=5, lr=1e38), data=digits)
     s = t.run()
     assert s["status"] == "diverged" and s["final_error"] is None and "non-finite" in s["reason"]
     assert t.history[-1]["status"] == "diverged" and math.isnan(t.history[-1]["test_error"])
@@ -120,14 +120,14 @@ def test_divergence_stops_the_trial_with_a_status(digits):
 
 
 def test_trusted_subset_and_fresh_csv(digits):
-    t = Trial(dict(dataset="digits", lam=0.4, epochs=2, trusted_fraction=0.05, fresh_csv=True, K=4), data=digits)
+    t = Trial(dict(dataset="digits", **{"lambda": 0.4}, epochs=2, trusted_fraction=0.05, fresh_csv=True, K=4), data=digits)
     s = t.run()
     assert s["status"] == "completed"
     m = t.history[-1]
     assert -1 <= m["c_sv"] <= 1 and -1 <= m["avg_cos"] <= 1 and m["gv_norm"] > 0
     # c_sv is measured without moving BatchNorm statistics: the trial is the same with and without it
-    a = Trial(dict(dataset="digits", lam=0.4, epochs=2, K=4), data=digits)
-    b = Trial(dict(dataset="digits", lam=0.4, epochs=2, K=4, fresh_csv=True), data=digits)
+    a = Trial(dict(dataset="digits", **{"lambda": 0.4}, epochs=2, K=4), data=digits)
+    b = Trial(dict(dataset="digits", **{"lambda": 0.4}, epochs=2, K=4, fresh_csv=True), data=digits)
     a.run(), b.run()
     assert _same_params(a, b)
     assert not math.isnan(b.history[-1]["c_sv"]) and math.isnan(a.history[-1]["c_sv"])
@@ -138,9 +138,9 @@ def test_digits_shows_the_phase_transition(digits):
     ends under 0.15; at λ=0.7 every run is collapsed (> 0.5). One seed alone is not the claim: at the
     constant LR 0.1 of the digits default the last epochs swing by ±0.07, and float32 training is
     chaotic (seed 0 ends at 0.073 with 1 thread, 0.209 with 2; its last-5-epoch mean 0.108 / 0.151)."""
-    low = [Trial(dict(dataset="digits", lam=0.3, eta=0.4, seed=s, epochs=30), data=digits).run()["final_error"]
+    low = [Trial(dict(dataset="digits", **{"lambda": 0.3}, eta=0.4, seed=s, epochs=30), data=digits).run()["final_error"]
            for s in (0, 1, 2)]
-    high = [Trial(dict(dataset="digits", lam=0.7, eta=0.4, seed=s, epochs=30), data=digits).run()["final_error"]
+    high = [Trial(dict(dataset="digits", **{"lambda": 0.7}, eta=0.4, seed=s, epochs=30), data=digits).run()["final_error"]
             for s in (0, 1, 2)]
     assert max(low) < 0.40 and sorted(low)[1] < 0.15, low
     assert min(high) > 0.5, high

@@ -7,6 +7,7 @@ import os
 import pandas as pd
 import pytest
 
+from dgl_ray.errors import ConfigError
 from tests._sweep_helpers import run_family
 
 
@@ -106,7 +107,7 @@ def test_dry_run_storage_estimate_and_warning(tmp_path, capsys):
 def test_storage_estimate_of_a_resnet_checkpoint():
     """The issue's figure: a ResNet-18 checkpoint (weights, momentum, cached g_v) is about 134 MB."""
     from dgl_ray.tune.storage import estimate
-    e = estimate([{"dataset": "cifar10", "lam": 0.5, "seed": 0}], keep=1)
+    e = estimate([{"dataset": "cifar10", "lambda": 0.5, "seed": 0}], keep=1)
     assert 130e6 < e["checkpoint_bytes"] < 138e6 and e["rows"] == 100
 
 
@@ -198,7 +199,7 @@ def test_thresholds_are_checked_by_the_chained_searcher():
     from dgl_ray.tune.searchers import ChainedSearcher
     for bad in (math.nan, -0.1, 1.5):
         with pytest.raises(ConfigError, match="error threshold"):
-            ChainedSearcher([({"lam": 0.3}, ("<", bad), [])], chain_dir="/tmp/x")
+            ChainedSearcher([({"lambda": 0.3}, ("<", bad), [])], chain_dir="/tmp/x")
 
 
 # ---- one schema for Tune configs -------------------------------------------------------------------
@@ -207,21 +208,21 @@ def test_misspelled_field_in_a_tune_config_is_an_error():
     from dgl_ray.errors import ConfigError
     from dgl_ray.tune.cli import validate_configs
     with pytest.raises(ConfigError, match="'lr_gama' \\(did you mean 'lr_gamma'\\?\\)"):
-        validate_configs([{"lam": 0.3, "seed": 0, "family": "x"}, {"lam": 0.3, "seed": 1, "lr_gama": 0.5}])
+        validate_configs([{"lambda": 0.3, "seed": 0, "family": "x"}, {"lambda": 0.3, "seed": 1, "lr_gama": 0.5}])
     with pytest.raises(ConfigError, match="'sead'"):           # inside a grouped Tune trial too
         from dgl_ray.config import TrialConfig
-        TrialConfig.check_tune_config({"group": [{"lam": 0.3, "seed": 0}, {"lam": 0.3, "sead": 1}]})
+        TrialConfig.check_tune_config({"group": [{"lambda": 0.3, "seed": 0}, {"lambda": 0.3, "sead": 1}]})
 
 
 def test_validate_many_checks_every_seed_and_lambda():
     from dgl_ray.config import TrialConfig
     from dgl_ray.errors import ConfigError
-    ok = [{"lam": 0.1 * i, "seed": i} for i in range(5)]
+    ok = [{"lambda": 0.1 * i, "seed": i} for i in range(5)]
     TrialConfig.validate_many(ok)
     with pytest.raises(ConfigError, match="seed=-1"):
-        TrialConfig.validate_many(ok + [{"lam": 0.3, "seed": -1}])
+        TrialConfig.validate_many(ok + [{"lambda": 0.3, "seed": -1}])
     with pytest.raises(ConfigError, match="1.5"):
-        TrialConfig.validate_many(ok + [{"lam": 1.5, "seed": 9}])
+        TrialConfig.validate_many(ok + [{"lambda": 1.5, "seed": 9}])
 
 
 # ---- partial results: a running or crashed sweep reads with its missing trials counted ---------------
@@ -229,7 +230,7 @@ def test_validate_many_checks_every_seed_and_lambda():
 def _trial_folder(exp, tid, run_rows):
     d = exp / f"any_trainable_{tid}_1_K=16_2026-01-01_00-00-00"
     d.mkdir(parents=True)
-    (d / "params.json").write_text(json.dumps({"lam": run_rows[0]["lambda"], "seed": run_rows[0]["seed"]}))
+    (d / "params.json").write_text(json.dumps({"lambda": run_rows[0]["lambda"], "seed": run_rows[0]["seed"]}))
     (d / "result.json").write_text("".join(json.dumps({**r, "trial_id": tid}) + "\n" for r in run_rows))
 
 
@@ -252,3 +253,15 @@ def test_load_experiment_of_a_crashed_sweep_counts_missing(tmp_path, capsys):
     assert main(["report", str(exp), "--out", str(tmp_path / "rep"), "--no-figures", "--quiet"]) == 0
     assert "2 trial(s) missing from the tables: 1 unfinished, 0 errored, 1 never started (1 finished)" \
         in capsys.readouterr().out
+
+
+def test_lambda_has_one_spelling():
+    # configs, plans, checkpoints and rows say `lambda`; `lam` is only the Python attribute
+    from dgl_ray.config import TrialConfig
+    d = TrialConfig(dataset="digits", lam=0.3, seed=0, epochs=1).to_dict()
+    assert d["lambda"] == 0.3 and "lam" not in d
+    assert TrialConfig.from_dict(d) == TrialConfig(dataset="digits", lam=0.3, seed=0, epochs=1).resolved()
+    with pytest.raises(ConfigError, match="λ is spelled 'lambda'"):
+        TrialConfig.from_dict({"dataset": "digits", "lam": 0.3})
+    with pytest.raises(ConfigError, match="did you mean 'lambda'"):
+        TrialConfig.check_tune_config({"lamda": 0.3, "seed": 0})

@@ -76,10 +76,10 @@ def test_dry_run_s1_plan(tmp_path, capsys):
 
 def test_grid_order():
     from dgl_ray.sweeps._common import grid
-    by_seed = grid({}, {"seed": [0, 1], "lam": [0.4, 0.5]}, None, "seed,lam")
-    assert [(c["seed"], c["lam"]) for c in by_seed] == [(0, 0.4), (0, 0.5), (1, 0.4), (1, 0.5)]
-    by_lam = grid({}, {"seed": [0, 1], "lam": [0.4, 0.5]}, "lambda", "seed,lam")
-    assert [(c["seed"], c["lam"]) for c in by_lam] == [(0, 0.4), (1, 0.4), (0, 0.5), (1, 0.5)]
+    by_seed = grid({}, {"seed": [0, 1], "lambda": [0.4, 0.5]}, None, "seed,lam")
+    assert [(c["seed"], c["lambda"]) for c in by_seed] == [(0, 0.4), (0, 0.5), (1, 0.4), (1, 0.5)]
+    by_lam = grid({}, {"seed": [0, 1], "lambda": [0.4, 0.5]}, "lambda", "seed,lam")
+    assert [(c["seed"], c["lambda"]) for c in by_lam] == [(0, 0.4), (1, 0.4), (0, 0.5), (1, 0.5)]
 
 
 PRESETS = sorted((os.path.join(os.path.dirname(__file__), "..", "sweeps")).__class__(p) for p in

@@ -11,7 +11,7 @@ def test_one_line_for_many_trials():
     p = ProgressLine(total=450, interval=0, stream=buf)
     trials = []
     for i in range(450):
-        t = NS(trial_id=f"t{i}", config={"lam": 0.42 + 0.02 * (i % 8), "seed": i // 8},
+        t = NS(trial_id=f"t{i}", config={"lambda": 0.42 + 0.02 * (i % 8), "seed": i // 8},
                last_result={"test_error": 0.05 + (i % 8) * 0.1}, status="TERMINATED" if i < 300 else
                "RUNNING" if i < 302 else "PENDING")
         trials.append(t)
@@ -48,9 +48,9 @@ def test_fatal_error_rows_count_as_errored_not_done():
     # (not raised, so Ray does not retry it): the line counts it as errored, never as done
     buf = io.StringIO()
     p = ProgressLine(total=3, interval=0, stream=buf)
-    ok = NS(trial_id="a", config={"lam": 0.3, "seed": 0}, last_result={"status": "completed", "test_error": 0.1},
+    ok = NS(trial_id="a", config={"lambda": 0.3, "seed": 0}, last_result={"status": "completed", "test_error": 0.1},
             status="TERMINATED")
-    bad = NS(trial_id="b", config={"lam": 0.3, "seed": 1}, last_result={"status": "error", "test_error": None},
+    bad = NS(trial_id="b", config={"lambda": 0.3, "seed": 1}, last_result={"status": "error", "test_error": None},
              status="TERMINATED")
     for t in (ok, bad):
         p.on_trial_start(0, [ok, bad], t)

@@ -20,20 +20,20 @@ def _drain(s, prefix="t", complete=None, start=0):
 
 
 def test_grid_order_and_restore(tmp_path):
-    cfgs = [{"seed": s, "lam": l} for s in (0, 1) for l in (0.4, 0.5, 0.6)]
+    cfgs = [{"seed": s, "lambda": l} for s in (0, 1) for l in (0.4, 0.5, 0.6)]
     g = GridSearcher(cfgs)
     first = [g.suggest(f"t{i}") for i in range(2)]
-    assert [(c["seed"], c["lam"]) for c in first] == [(0, 0.4), (0, 0.5)]
+    assert [(c["seed"], c["lambda"]) for c in first] == [(0, 0.4), (0, 0.5)]
     g.save(str(tmp_path / "s.pkl"))
     g2 = GridSearcher([])
     g2.restore(str(tmp_path / "s.pkl"))
     rest, end = _drain(g2, start=2)
-    assert end is FINISHED and [(c["seed"], c["lam"]) for _, c in rest] == [(c["seed"], c["lam"]) for c in cfgs[2:]]
+    assert end is FINISHED and [(c["seed"], c["lambda"]) for _, c in rest] == [(c["seed"], c["lambda"]) for c in cfgs[2:]]
     assert len({c["plan_id"] for _, c in rest} | {c["plan_id"] for c in first}) == 6
 
 
 def test_chained_acceptance_and_restore(tmp_path):
-    stages = [({"seed": s, "role": "prep"}, ("<=", 0.30), [{"seed": s, "lam": 0.46}, {"seed": s, "lam": 0.54}])
+    stages = [({"seed": s, "role": "prep"}, ("<=", 0.30), [{"seed": s, "lambda": 0.46}, {"seed": s, "lambda": 0.54}])
               for s in range(3)]
     c = ChainedSearcher(stages, str(tmp_path / "chain"))
     preps = [c.suggest(f"p{i}") for i in range(3)]
@@ -71,7 +71,7 @@ def test_boundary_searcher_concentrates_on_the_transition(tmp_path):
     rng = np.random.default_rng(1)
 
     def outcome(c):                                    # true λ_c = 0.47, width ~0.04
-        ph = 1 / (1 + np.exp(-(c["lam"] - 0.47) / 0.01))
+        ph = 1 / (1 + np.exp(-(c["lambda"] - 0.47) / 0.01))
         return {"test_error": 0.9 if rng.random() < ph else 0.05}
 
     done, i = [], 0
@@ -89,9 +89,9 @@ def test_boundary_searcher_concentrates_on_the_transition(tmp_path):
             s = BoundarySearcher({}, [0.5], budget=1)
             s.restore(str(tmp_path / "b.pkl"))
     assert len(done) == 40
-    lams = np.array([c["lam"] for c in done])
+    lams = np.array([c["lambda"] for c in done])
     assert ((lams > 0.44) & (lams < 0.52)).mean() > 0.6            # most trials inside the split region
-    assert len({(c["lam"], c["seed"]) for c in done}) == 40         # no (λ, seed) twice
+    assert len({(c["lambda"], c["seed"]) for c in done}) == 40         # no (λ, seed) twice
     est = s.estimate(n_boot=100)
     assert abs(est["lambda_c"] - 0.47) < 0.02
 

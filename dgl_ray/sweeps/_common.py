@@ -10,7 +10,7 @@ from ..tune.cli import scaled, seeds
 from ..tune.runner import storage_fs
 from ..tune.searchers import ChainedSearcher
 
-ALIASES = {"lambda": "lam", "lambdas": "lam", "seeds": "seed", "etas": "eta", "widths": "width"}
+ALIASES = {"lam": "lambda", "lambdas": "lambda", "seeds": "seed", "etas": "eta", "widths": "width"}
 
 
 def grid(base: dict, axes: dict, order: str | None, default_order: str) -> list[dict]:

@@ -22,8 +22,8 @@ def plan(o):
     base = base_config(o, epochs=epochs)
     base.setdefault("eval_every", max(1, epochs // 10))      # paper: every 10 of 100 epochs
     base.setdefault("checkpoint_every", 5)
-    cfgs = grid(base, {"seed": seeds(o, 50), "lam": parse_range(family_default(o, "lambdas", "0.48,0.50,0.52"), "--lambdas"), "eta": o.eta_list,
-                       "width": o.width_list}, o.order, "seed,lam,eta,width")
+    cfgs = grid(base, {"seed": seeds(o, 50), "lambda": parse_range(family_default(o, "lambdas", "0.48,0.50,0.52"), "--lambdas"), "eta": o.eta_list,
+                       "width": o.width_list}, o.order, "seed,lambda,eta,width")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
 
 

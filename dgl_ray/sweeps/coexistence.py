@@ -42,8 +42,8 @@ def plan(o):
         s = BoundarySearcher(b, lams, o.adaptive, n0=o.adaptive_n0, min_step=o.adaptive_step,
                               max_ahead=max(2, o.max_concurrent or 2))
         return SweepSpec(FAMILY, s, summarize=lambda df: _adaptive_summary(df, s))
-    cfgs = grid(base, {"seed": seeds(o, 50), "lam": lams, "eta": o.eta_list, "width": o.width_list},
-                o.order, "seed,lam,eta,width")
+    cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
+                o.order, "seed,lambda,eta,width")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
 
 

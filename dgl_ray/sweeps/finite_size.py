@@ -23,8 +23,8 @@ def plan(o):
     epochs = scaled(o, o.epochs, 100, 30)
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
-    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lam": parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas"),
-                       "eta": o.eta_list}, o.order, "seed,width,lam,eta")
+    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lambda": parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas"),
+                       "eta": o.eta_list}, o.order, "seed,width,lambda,eta")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
 
 

@@ -22,8 +22,8 @@ def plan(o):
     epochs = scaled(o, o.epochs, 100, 30)
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
-    cfgs = grid(base, {"seed": seeds(o, 5), "eta": o.eta_list, "lam": parse_range(o.lambdas, "--lambdas"),
-                       "width": o.width_list}, o.order, "seed,eta,lam,width")
+    cfgs = grid(base, {"seed": seeds(o, 5), "eta": o.eta_list, "lambda": parse_range(o.lambdas, "--lambdas"),
+                       "width": o.width_list}, o.order, "seed,eta,lambda,width")
     return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
 
 

@@ -44,7 +44,7 @@ class ProgressLine(Callback):
 
     def _label(self, trial, err):
         c = trial.config or {}
-        lam = c.get("lam", c.get("lambda"))
+        lam = c.get("lambda")
         bits = [f"{err:.3f}"]
         if lam is not None:
             bits.append(f"(λ={lam:g} s={c.get('seed')})")

@@ -378,7 +378,7 @@ class BoundarySearcher(_StateSearcher):
         return self._state["budget"]
 
     def plan_configs(self) -> list[dict]:
-        return [dict(self._state["base"], lam=lam) for lam in (self.policy.grid[0], self.policy.grid[-1])]
+        return [{**self._state["base"], "lambda": lam} for lam in (self.policy.grid[0], self.policy.grid[-1])]
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
@@ -400,7 +400,7 @@ class BoundarySearcher(_StateSearcher):
         s["issued"] += 1
         s["lam_of"][pid] = lam
         cfg = dict(s["base"])
-        cfg.update(lam=lam, seed=int(cfg.get("seed", 0)) + seed)
+        cfg.update({"lambda": lam, "seed": int(cfg.get("seed", 0)) + seed})
         return pid, cfg
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:

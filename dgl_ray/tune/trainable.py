@@ -40,9 +40,8 @@ class InjectedFailure(RuntimeError):
 
 def split_config(config: dict) -> tuple[dict, dict, dict]:
     """-> (trial config, labels, run-time keys)."""
-    from ..config import TrialConfig
-    import dataclasses
-    names = {f.name for f in dataclasses.fields(TrialConfig)} | {"lambda"}
+    from ..config import config_keys
+    names = set(config_keys())
     trial, labels, runtime = {}, {}, {}
     for k, v in config.items():
         if k in RUNTIME_KEYS:
@@ -58,7 +57,7 @@ def flat_config(cfg) -> dict:
     """A resolved TrialConfig as flat report columns (lists/dicts as JSON text)."""
     out = {}
     for k, v in cfg.to_dict().items():
-        if k in ("lam",):
+        if k == "lambda":      # the row's `lambda` is the λ of that evaluation (the schedule's)
             continue
         if isinstance(v, (list, dict)):
             v = json.dumps(v, sort_keys=True)
