@@ -330,6 +330,9 @@ class _StopOnSignal:
         self._old = {}
 
     def __enter__(self):
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return self      # handlers can be set from the main thread only (a sweep run from a thread)
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
