@@ -61,6 +61,8 @@ def test_fatal_error_is_a_final_row_not_a_retry(fake_tune, tmp_path, grouped):
     for r in rows:
         assert r["status"] == "error" and "cifar10 not found" in r["error"] and r["error"].startswith("ConfigError")
         assert r["dataset"] == "cifar10" and r["family"] == "s1"
+        # the sweep's metric is present (None): Tune's strict metric check would otherwise fail the whole run
+        assert "test_error" in r and r["test_error"] is None
     assert sorted(r["seed"] for r in rows) == ([1, 2] if grouped else [1])
 
 

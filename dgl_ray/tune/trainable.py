@@ -224,8 +224,10 @@ def _report_fatal(exc: Exception, group, parts, bases) -> None:
             continue
         cfg_cols = {k: (json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
                     for k, v in trial_cfg.items()}
+        # test_error is the sweep's metric: Tune's strict metric check fails the whole run on a result
+        # without it, so the error row says "no error rate" (None) rather than leaving the key out
         rows.append({**cfg_cols, **bases[i], "status": "error", "error": f"{type(exc).__name__}: {msg}",
-                     "epoch": t.epoch if t is not None else 0})
+                     "test_error": None, "epoch": t.epoch if t is not None else 0})
     for r in rows:
         tune.report(r)
 
