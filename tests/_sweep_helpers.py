@@ -3,6 +3,7 @@ import importlib
 import os
 
 import pandas as pd
+import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -21,3 +22,19 @@ def parquet(storage, name) -> pd.DataFrame:
 
 def finals(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("epoch").groupby("run").tail(1)
+
+
+def one_line_error(capsys) -> str:
+    """The command's stderr, which must be exactly one `error: ...` line."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture
+def no_ray():
+    """Import as an autouse fixture (see test_tune_cli.py): validation must fail before ray.init."""
+    import ray
+    assert not ray.is_initialized()
+    yield
+    assert not ray.is_initialized(), "validation must fail before ray.init"

@@ -17,13 +17,7 @@ CONFIGS = [dict(BASE, **{"lambda": 0.3}, seed=0), dict(BASE, **{"lambda": 0.5}, 
 KEYS = ("train_loss", "avg_cos", "gs_norm", "gv_norm", "lambda", "lr")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models on a shared 2-core machine: oversubscribed threads make them 10-30x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ SMALL = dict(dataset="synthetic-cifar", synthetic_size=[48, 16], batch_size=16, 
              model="resnet18", width=0.125, lr_milestones=[1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def test_population_on_the_device_equals_the_reference_on_the_cpu():

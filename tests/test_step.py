@@ -12,12 +12,7 @@ from dgl_ray.step import ReferenceDualGradient
 from dgl_ray.trainer import Trial
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 # (model, width, image shape, batch, steps): small widths and a few dozen images keep it fast

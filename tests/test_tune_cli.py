@@ -4,21 +4,15 @@ import stat
 
 import pytest
 
-from tests._sweep_helpers import run_family
+from tests._sweep_helpers import no_ray, one_line_error, run_family  # noqa: F401  (no_ray: a fixture)
 
 
-def _err(capsys):
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    return err
+_err = one_line_error
 
 
 @pytest.fixture(autouse=True)
-def no_ray():
-    import ray
-    assert not ray.is_initialized()
+def _no_ray(no_ray):
     yield
-    assert not ray.is_initialized(), "validation must fail before ray.init"
 
 
 @pytest.mark.parametrize("args, needle", [
