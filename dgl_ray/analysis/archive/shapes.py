@@ -211,12 +211,17 @@ def read_checkpoint_sweeps(data, stem):
                     seed=o.get("seed"), eta=_eta(o), origin=origin, direction=direction, hold=hold,
                     phase="ladder", init_error=o.get("init_error"), checkpoint_source=src or None,
                     paper_final_error=o.get("final_error"))
-        if not traj:
-            recs.append(_no_evaluation(base))
-        for k, t in enumerate(traj):
-            ep = t.get("epoch", (k + 1) * hold if hold else k + 1)
-            recs.append(dict(base, step=k, epoch=ep, test_error=_err(t), **{"lambda": t.get("lambda")}))
+        recs += _ladder_records(base, traj, hold)
     return _frame(recs)
+
+
+def _ladder_records(base: dict, traj: list, hold) -> list[dict]:
+    """One record per ladder step of a ``[{lambda, error[, epoch]}]`` trajectory (epoch = step × hold
+    where the file gives none), or one flagged record when the run has no evaluation."""
+    if not traj:
+        return [_no_evaluation(base)]
+    return [dict(base, step=k, epoch=t.get("epoch", (k + 1) * hold if hold else k + 1), test_error=_err(t),
+                 **{"lambda": t.get("lambda")}) for k, t in enumerate(traj)]
 
 
 _BRANCH_TRAJ = re.compile(r"^(?P<branch>ordered|collapse|collapsed|low_error|high_error)_trajectory$")
@@ -249,11 +254,7 @@ def read_branch_trajectories(data, stem):
             base = dict(common, run=f"{stem}-s{o.get('seed')}-{br}", _obj=i, origin=BRANCH_ORIGIN[br],
                         branch=br, init_error=init, phase="ladder",
                         direction=_ladder_direction([t.get("lambda") for t in traj]))
-            if not traj:
-                recs.append(_no_evaluation(base))
-            for k, t in enumerate(traj):
-                ep = t.get("epoch", (k + 1) * hold if hold else k + 1)
-                recs.append(dict(base, step=k, epoch=ep, test_error=_err(t), **{"lambda": t.get("lambda")}))
+            recs += _ladder_records(base, traj, hold)
     return _frame(recs)
 
 
