@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .config import TrialConfig, shape_key
 from .data import DataSet, augment_batch, load_dataset
 from .errors import ConfigError
@@ -261,6 +262,8 @@ class BatchedTrials:
         live = [self.trials[i] for i in self.active] or self.trials
         self.epoch = live[0].epoch
         self.wall_time = max(t.wall_time for t in self.trials)
+        if self.device.type == "cpu":
+            keep_freed_memory()      # reuse freed activation buffers instead of page-faulting fresh ones
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.fast.tf32
             if not self.cfg.deterministic:
