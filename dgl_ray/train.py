@@ -72,21 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_fast_path_args(group) -> None:
-    """The device fast-path switches (TrialConfig fields; docs/PACKING.md "Device fast path"). Each
-    defaults to None (not given: the trial config's default), so a plan or a --resume that does not
-    name them stays as it was."""
-    group.add_argument("--bf16", action="store_const", const=True, default=None,
+    """The device fast-path switches (TrialConfig fields; docs/PACKING.md "Device fast path"). One not
+    given is absent from the options (the trial config's default applies), so a plan or a --resume
+    that does not name them stays as it was."""
+    group.add_argument("--bf16", action="store_const", const=True, default=argparse.SUPPRESS,
                        help="bfloat16 autocast of the forwards (CUDA or CPU; default off)")
-    group.add_argument("--tf32", action="store_const", const=True, default=None,
+    group.add_argument("--tf32", action="store_const", const=True, default=argparse.SUPPRESS,
                        help="TF32 matmuls/convolutions on NVIDIA GPUs (default off; refused with --device cpu)")
-    group.add_argument("--compile", action="store_const", const=True, default=None,
+    group.add_argument("--compile", action="store_const", const=True, default=argparse.SUPPRESS,
                        help="torch.compile the packed forward (default off; compiling takes a minute or more)")
     group.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False,
-                       default=None, help="NCHW layout instead of channels-last (default channels-last)")
+                       default=argparse.SUPPRESS, help="NCHW layout instead of channels-last (default channels-last)")
 
 
 def fast_path_fields(a: argparse.Namespace) -> dict:
-    """The fast-path switches given on the command line (None = not given) as trial config fields."""
+    """The fast-path switches given on the command line, as trial config fields."""
     return {k: getattr(a, k) for k in FAST_PATH_FIELDS if getattr(a, k, None) is not None}
 
 

@@ -141,3 +141,10 @@ def test_sweep_resume_with_another_switch_is_refused(tmp_path, capsys, no_ray):
     assert run_family("coexistence", tmp_path, "--lambdas", "0.3", "--n", "1", "--epochs", "1", "--resume",
                       "--bf16", name="s") == 2
     assert "--bf16 True (stored: None)" in one_line_error(capsys)
+
+
+def test_preset_can_set_a_switch(tmp_path, capsys, no_ray):
+    preset = tmp_path / "p.toml"
+    preset.write_text('family = "coexistence"\nlambdas = "0.3"\nn = 1\nepochs = 1\nbf16 = true\n')
+    assert run_family("coexistence", tmp_path, "--config", str(preset), "--dry-run") == 0
+    assert "bf16                  1 value : True" in capsys.readouterr().out
