@@ -243,9 +243,8 @@ def part_sweep(a) -> None:
         print("  $ " + " ".join(cmd[1:]), flush=True)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True)
+        r = subprocess.run(cmd, cwd=ROOT, env=env)        # its output streamed: kept if the part is stopped
         wall = time.perf_counter() - t0
-        print("\n".join("    " + line for line in (r.stdout + r.stderr).strip().splitlines()[-25:]))
         result(f"sweep: python -m dgl_ray.sweeps.coexistence {' '.join(cmd[3:-6])} (2 λ x 4 seeds, "
                f"{a.sweep_epochs} epochs): exit {r.returncode}, {wall:.1f} s end to end")
         if r.returncode != 0:
