@@ -261,7 +261,12 @@ class BatchedTrials:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
             data = data if data is not None else load_dataset(cfgs[0])
-            trials = [Trial(c, data=data) for c in cfgs]      # each draws its own init, labels, generators
+            trials = []
+            for c in cfgs:                                     # each draws its own init, labels, generators
+                t = Trial(c, data=data)
+                if trials:      # one device copy of the data for the population, not one per member
+                    t.data = trials[0].data
+                trials.append(t)
         else:
             _check_group([t.cfg for t in trials])
             running = [t for t in trials if t.status == STATUS_RUNNING]
@@ -269,6 +274,8 @@ class BatchedTrials:
                 raise ConfigError("trials continued as one group must stand at the same epoch and step")
         self.trials = list(trials)
         t0 = self.trials[0]
+        for t in self.trials[1:]:       # continued trials moved their data each (the same data set: SHARED)
+            t.data = t0.data
         self.cfg, self.data, self.device, self.dtype = t0.cfg, t0.data, t0.device, t0.dtype
         self.active = [i for i, t in enumerate(self.trials) if t.status == STATUS_RUNNING]
         live = [self.trials[i] for i in self.active] or self.trials

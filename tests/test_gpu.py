@@ -104,6 +104,23 @@ def test_data_stays_uint8_on_the_device_and_augments_there(monkeypatch, data):
     assert b.data.x_train.dtype == torch.uint8 and b.data.x_train.device.type == kind
 
 
+def test_members_share_one_device_copy_of_the_data(monkeypatch, data, tmp_path):
+    """Moving a data set to a GPU copies it; a population holds one copy, not one per member (also
+    when it continues restored trials). Here DataSet.to copies as it does to a GPU."""
+    from dgl_ray.data import DataSet
+    from dgl_ray.trainer import Trial
+    real_to = DataSet.to
+    monkeypatch.setattr(DataSet, "to", lambda self, device: DataSet(**{
+        **real_to(self, device).__dict__, **{k: getattr(self, k).clone() for k in ("x_train", "y_train", "x_test", "y_test")}}))
+    cfgs = [dict(c, epochs=1) for c in CFGS] + [dict(CFGS[0], epochs=1, seed=2)]
+    alone = [Trial(c, data=data) for c in cfgs]
+    assert len({t.data.x_train.data_ptr() for t in alone}) == 3                        # each Trial: a copy
+    b = BatchedTrials(cfgs, data=data)
+    assert len({t.data.x_train.data_ptr() for t in b.trials} | {b.data.x_train.data_ptr()}) == 1
+    restored = BatchedTrials(trials=[Trial(c, data=data) for c in cfgs])
+    assert len({t.data.x_train.data_ptr() for t in restored.trials} | {restored.data.x_train.data_ptr()}) == 1
+
+
 def _count_syncs(fn) -> int:
     """Host syncs torch reports (sync debug mode "warn") while ``fn`` runs."""
     import warnings
