@@ -298,10 +298,32 @@ def _run_child(name: str, argv: list[str], timeout: float) -> tuple[str, list[st
     return outcome, results
 
 
-def _markdown(a, outcomes: dict, results: dict, total: float) -> str:
+def _environment() -> str:
+    """What the parts depend on, for reading a failure: CUDA/cuDNN, Triton and a C compiler (torch.compile
+    on a GPU), Ray."""
+    import importlib.metadata as md
+    import shutil
+    import torch
+
+    def version(pkg):
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return "missing"
+    gpu = ""
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        gpu = f"{torch.cuda.get_device_name(0)} ({total / 2**30:.0f} GiB, {free / 2**30:.0f} free), "
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return (f"environment: {gpu}CUDA {torch.version.cuda}, cuDNN {cudnn}, triton {version('triton')}, "
+            f"C compiler {shutil.which('cc') or shutil.which('gcc') or 'missing'}, ray {version('ray')}, "
+            f"Python {sys.version.split()[0]}")
+
+
+def _markdown(a, outcomes: dict, results: dict, total: float, env_line: str = "") -> str:
     from benchmarks.common import machine
     out = [f"### {time.strftime('%Y-%m-%d %H:%M %Z')}: `python -m benchmarks.gpu_check{' --smoke' if a.smoke else ''}`",
-           "", f"{machine()}", "", f"Parts: " + ", ".join(f"{k} **{v}**" for k, v in outcomes.items())
+           "", f"{machine()}", "", env_line, "", f"Parts: " + ", ".join(f"{k} **{v}**" for k, v in outcomes.items())
            + f"; {total:.0f} s in all.", ""]
     for name, lines in results.items():
         if not lines:
@@ -374,6 +396,8 @@ def main(argv=None) -> int:
     if not a.smoke and not torch.cuda.is_available():
         print("error: no CUDA GPU visible; run with --smoke to check the script on the CPU", file=sys.stderr)
         return 2
+    env_line = _environment()
+    print(env_line)
     out_path = a.out or os.path.join(os.environ.get("OUT") or ".", "gpu_check.md")
     child_argv = [x for x in argv if not x.startswith("--parts")]
     if "--parts" in argv:                          # "--parts X" as two words
@@ -392,7 +416,7 @@ def main(argv=None) -> int:
         outcomes[name], results[name] = _run_child(name, child_argv, min(CAPS[name], left))
         print(f"== {name}: {outcomes[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
     total = time.perf_counter() - t_all
-    md = _markdown(a, outcomes, results, total)
+    md = _markdown(a, outcomes, results, total, env_line)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
         with open(out_path, "w") as f:
