@@ -123,18 +123,25 @@ class _AugmentedCPU(torch.utils.data.Dataset):
         return (img - self.mean) / self.std, i
 
 
-def _cifar_cfg(a) -> dict:
-    return dict(dataset="synthetic-cifar", model=a.model, width=a.width, **{"lambda": a.lam}, seed=0, epochs=a.epochs,
-                synthetic_size=[a.train_size, a.test_size], device=a.device, batch_size=a.batch_size)
+def _cifar_cfg(a, fast: bool = True) -> dict:
+    """The benchmark's trial config; with ``fast`` the fast-path switches of the command line (trial
+    config fields, so each trial's rows and checkpoints record them)."""
+    c = dict(dataset="synthetic-cifar", model=a.model, width=a.width, **{"lambda": a.lam}, seed=0, epochs=a.epochs,
+             synthetic_size=[a.train_size, a.test_size], device=a.device, batch_size=a.batch_size)
+    if fast:
+        c.update(channels_last=a.channels_last, bf16=a.bf16, tf32=a.tf32, compile=a.compile)
+    return c
 
 
 def reference_cifar(a, data) -> list[float]:
-    """Epoch times of the notebook's loop on the device."""
+    """Epoch times of the notebook's loop on the device, with PyTorch's default math as the notebook
+    ran it (cuDNN convolutions may use TF32, matmuls not; dgl_ray's default path has TF32 off)."""
     from dgl_ray.step import ReferenceDualGradient
     from dgl_ray.trainer import Trial
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    t = Trial(_cifar_cfg(a), data=data)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False   # torch's defaults
+    t = Trial(_cifar_cfg(a, fast=False), data=data)
     dev = t.device
     cpu = t.data if dev.type == "cpu" else data
     model, noisy, clean = t.model, t.y_noisy, t.data.y_train
@@ -170,18 +177,13 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def _fast(a):
-    from dgl_ray.batched import FastPath
-    return FastPath(channels_last=a.channels_last, bf16=a.bf16, tf32=a.tf32, compile=a.compile)
-
-
 def population_cifar(a, data, G: int) -> tuple[list[float], float]:
     """Epoch times of G trials packed as one population (G=1: one trial) and GPU memory per trial."""
     from dgl_ray.batched import BatchedTrials
 
     if a.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    b = BatchedTrials([dict(_cifar_cfg(a), seed=s) for s in range(G)], data=data, fast=_fast(a))
+    b = BatchedTrials([dict(_cifar_cfg(a), seed=s) for s in range(G)], data=data)
     times = []
     b.run(on_eval=lambda m, i: times.append(m["epoch_time"]) if i == 0 else None)
     mem = torch.cuda.max_memory_allocated() / 2**20 / G if a.device.startswith("cuda") else float("nan")

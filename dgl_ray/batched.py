@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .allocator import keep_freed_memory
-from .config import TrialConfig, shape_key
+from .config import FAST_PATH_FIELDS, TrialConfig, shape_key
 from .data import DataSet, augment_batch, load_dataset
 from .errors import ConfigError
 from .packing import PackedNet
@@ -45,7 +46,8 @@ from .trainer import STATUS_COMPLETED, STATUS_DIVERGED, STATUS_RUNNING, Trial
 
 # fields every trial of a group must share (they fix the shapes and the lock step)
 SHARED = ("dataset", "data_root", "normalization", "augment", "synthetic_size", "model", "width", "K",
-          "batch_size", "epochs", "momentum", "weight_decay", "eval_every", "device", "dtype", "fresh_csv")
+          "batch_size", "epochs", "momentum", "weight_decay", "eval_every", "device", "dtype", "fresh_csv",
+          *FAST_PATH_FIELDS)
 
 
 def _group_key(c: TrialConfig) -> tuple:
@@ -68,13 +70,19 @@ def _check_group(cfgs: Sequence[TrialConfig]) -> None:
 
 @dataclass(frozen=True)
 class FastPath:
-    """Device fast-path switches (benchmarks/gpu_check.py measures each against the reference).
-    On by default only what keeps the float64 equivalence tests passing: channels-last. The others
-    change the arithmetic and stay off until a GPU run shows the trial within tolerance."""
+    """Device fast-path switches: the trial config's ``channels_last``, ``bf16``, ``tf32`` and ``compile``
+    fields (``FastPath.of(cfg)``), so each is recorded in the trial's rows and checkpoint and shared by
+    a group. On by default only what keeps the float64 equivalence tests passing: channels-last. The
+    others change the arithmetic; tests/test_gpu.py holds each within a stated tolerance of the same
+    trial without it and of ``ReferenceDualGradient`` (docs/PACKING.md, "Device fast path")."""
     channels_last: bool = True   # memory layout only: float64 tests run with it
     bf16: bool = False           # autocast forwards in bfloat16 (CUDA; CPU autocast works too)
-    tf32: bool = False           # TF32 matmuls/convolutions on NVIDIA GPUs
+    tf32: bool = False           # TF32 matmuls/convolutions on NVIDIA GPUs (a no-op elsewhere)
     compile: bool = False        # torch.compile of the packed forward
+
+    @classmethod
+    def of(cls, cfg: TrialConfig) -> "FastPath":
+        return cls(**{f: getattr(cfg, f) for f in FAST_PATH_FIELDS})
 
 
 class Population:
@@ -90,7 +98,13 @@ class Population:
         packed.channels_last = self.fast.channels_last
         self._forward = packed.__call__
         if self.fast.compile:
-            self._forward = torch.compile(self._compiled_forward, dynamic=False)
+            # dynamo caches graphs per code object, guarded on this population: drop the previous
+            # populations' graphs (a reused worker would otherwise reach the recompile limit after a
+            # few populations and silently run eager). dynamic=None: the full batch compiles static, a
+            # second shape (the last partial batch, evaluation, V2's per-member slices) compiles once
+            # with a dynamic batch size instead of once per size.
+            torch.compiler.reset()
+            self._forward = torch.compile(self._compiled_forward, dynamic=None)
         self.flat = flat.detach().clone().requires_grad_()
         self.buffers = buffers
         self.mom, self.gv, self.gv_norm = mom, gv, gv_norm
@@ -239,17 +253,21 @@ class BatchedTrials:
     run, and with them their float32 numbers, do not change when another member diverges."""
 
     def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
-                 trials: Sequence[Trial] | None = None, fast: FastPath | None = None):
+                 trials: Sequence[Trial] | None = None):
         """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
         ``Trial.load_state_dict``): weights, BatchNorm statistics, momentum, cached g_v, step counter
         and epoch are stacked as they are. Trials that already ended keep a frozen slot.
-        ``fast`` picks the device fast-path switches (default ``FastPath()``)."""
-        self.fast = fast or FastPath()
+        The device fast path is the configs' (``FastPath.of``: one of the fields a group shares)."""
         if trials is None:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
             data = data if data is not None else load_dataset(cfgs[0])
-            trials = [Trial(c, data=data) for c in cfgs]      # each draws its own init, labels, generators
+            trials = []
+            for c in cfgs:                                     # each draws its own init, labels, generators
+                t = Trial(c, data=data)
+                if trials:      # one device copy of the data for the population, not one per member
+                    t.data = trials[0].data
+                trials.append(t)
         else:
             _check_group([t.cfg for t in trials])
             running = [t for t in trials if t.status == STATUS_RUNNING]
@@ -257,17 +275,20 @@ class BatchedTrials:
                 raise ConfigError("trials continued as one group must stand at the same epoch and step")
         self.trials = list(trials)
         t0 = self.trials[0]
+        for t in self.trials[1:]:       # continued trials moved their data each (the same data set: SHARED)
+            t.data = t0.data
         self.cfg, self.data, self.device, self.dtype = t0.cfg, t0.data, t0.device, t0.dtype
         self.active = [i for i, t in enumerate(self.trials) if t.status == STATUS_RUNNING]
         live = [self.trials[i] for i in self.active] or self.trials
         self.epoch = live[0].epoch
         self.wall_time = max(t.wall_time for t in self.trials)
+        self.fast = FastPath.of(self.cfg)
+        if self.fast.tf32 and self.device.type != "cuda":
+            warnings.warn(f"tf32=True is a no-op on device {self.device.type!r} (TF32 is a math mode of NVIDIA "
+                          f"GPUs): this trial runs plain float32", RuntimeWarning, stacklevel=2)
         if self.device.type == "cpu":
             keep_freed_memory()      # reuse freed activation buffers instead of page-faulting fresh ones
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.fast.tf32
-            if not self.cfg.deterministic:
-                torch.backends.cudnn.benchmark = True      # fastest convolution algorithms for fixed shapes
+        self._set_math_modes()
         self.packed = PackedNet(t0.model, self.cfg.model)
         self.pop = self._population(self.trials, live[0].stepper.step)
         self._acc = self._new_acc()
@@ -277,6 +298,14 @@ class BatchedTrials:
     @property
     def G(self) -> int:
         return len(self.trials)
+
+    def _set_math_modes(self) -> None:
+        """TF32 and cudnn autotuning are process-wide switches: set to this population's at construction
+        and again when it runs (another population of the process may have set its own meanwhile)."""
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.fast.tf32
+            if not self.cfg.deterministic:
+                torch.backends.cudnn.benchmark = True      # fastest convolution algorithms for fixed shapes
 
     @property
     def step(self) -> int:
@@ -361,6 +390,7 @@ class BatchedTrials:
         ``summary()`` per trial, in config order."""
         c = self.cfg
         stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
+        self._set_math_modes()
         while self.active and self.epoch < stop_at:
             t0 = time.perf_counter()
             self.train_epoch()

@@ -22,6 +22,7 @@ NOISE_CONVENTIONS = ("paper", "legacy")  # legacy: A–Q notebooks seeded noise 
 NORMALIZATIONS = ("paper", "q-series")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+FAST_PATH_FIELDS = ("channels_last", "bf16", "tf32", "compile")   # TrialConfig's device fast-path switches
 
 # The one schema of a Tune trial config: TrialConfig's fields (λ as ``lam``, or ``lambda``), these labels
 # (copied into the result rows as they are) and these run-time keys (read by the Tune trainable, not
@@ -81,6 +82,12 @@ class TrialConfig:
     device: str = "auto"
     dtype: str = "float32"
     deterministic: bool = False
+    # the device fast path (dgl_ray.batched.FastPath; docs/PACKING.md "Device fast path" gives each
+    # switch's default, its tolerance against the reference and the test that measures it)
+    channels_last: bool = True              # memory layout only: the float64 equivalence tests run with it
+    bf16: bool = False                      # bfloat16 autocast of the forwards (CUDA or CPU)
+    tf32: bool = False                      # TF32 matmuls/convolutions (NVIDIA GPUs only)
+    compile: bool = False                   # torch.compile of the packed forward
     # free-form labels carried into the results (family, experiment name, ...)
     tags: dict[str, Any] = field(default_factory=dict)
 
@@ -208,6 +215,17 @@ class TrialConfig:
         need(self.device in DEVICES or str(self.device).startswith("cuda:"),
              f"device={self.device!r} is unknown; allowed: {', '.join(DEVICES)} or cuda:N")
         need(self.dtype in DTYPES, f"dtype={self.dtype!r} is unknown; allowed: {', '.join(DTYPES)}")
+        for name in FAST_PATH_FIELDS:
+            v = getattr(self, name)
+            need(isinstance(v, bool), f"{name}={v!r} must be true or false")
+        # lower-precision switches that would silently do nothing are refused, not recorded as used
+        for name in ("bf16", "tf32"):
+            need(not getattr(self, name) or self.dtype == "float32",
+                 f"{name}=True applies to float32 trials; dtype={self.dtype!r} is never cast (drop {name} "
+                 f"or use dtype float32)")
+        need(not self.tf32 or self.device != "cpu",
+             "tf32=True has no effect on device='cpu' (TF32 is a math mode of NVIDIA GPUs); drop it or use "
+             "device cuda (with device auto on a machine without a GPU it is a no-op, with a warning)")
         need(self.origin in (None, "ordered", "collapse"), f"origin={self.origin!r}; allowed: ordered, collapse or unset")
         need(isinstance(self.synthetic_size, (list, tuple)) and len(self.synthetic_size) == 2
              and all(isinstance(n, int) and n >= 1 for n in self.synthetic_size),

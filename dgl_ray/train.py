@@ -13,7 +13,8 @@ import json
 import os
 import sys
 
-from .config import DATASETS, DEVICES, MODELS, NOISE_CONVENTIONS, NOISE_KINDS, NORMALIZATIONS, TrialConfig
+from .config import (DATASETS, DEVICES, FAST_PATH_FIELDS, MODELS, NOISE_CONVENTIONS, NOISE_KINDS, NORMALIZATIONS,
+                     TrialConfig)
 from .errors import ConfigError
 from .schedules import parse_range
 
@@ -65,8 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N")
     e.add_argument("--dtype", default="float32")
     e.add_argument("--deterministic", action="store_true", help="cudnn deterministic mode (slower)")
+    add_fast_path_args(e)
     e.add_argument("--quiet", action="store_true", help="only the final JSON line")
     return p
+
+
+def add_fast_path_args(group) -> None:
+    """The device fast-path switches (TrialConfig fields; docs/PACKING.md "Device fast path"). One not
+    given is absent from the options (the trial config's default applies), so a plan or a --resume
+    that does not name them stays as it was."""
+    group.add_argument("--bf16", action="store_const", const=True, default=argparse.SUPPRESS,
+                       help="bfloat16 autocast of the forwards (CUDA or CPU; default off)")
+    group.add_argument("--tf32", action="store_const", const=True, default=argparse.SUPPRESS,
+                       help="TF32 matmuls/convolutions on NVIDIA GPUs (default off; refused with --device cpu)")
+    group.add_argument("--compile", action="store_const", const=True, default=argparse.SUPPRESS,
+                       help="torch.compile the packed forward (default off; compiling takes a minute or more)")
+    group.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False,
+                       default=argparse.SUPPRESS, help="NCHW layout instead of channels-last (default channels-last)")
+
+
+def fast_path_fields(a: argparse.Namespace) -> dict:
+    """The fast-path switches given on the command line, as trial config fields."""
+    return {k: getattr(a, k) for k in FAST_PATH_FIELDS if getattr(a, k, None) is not None}
 
 
 def config_from_args(a: argparse.Namespace) -> TrialConfig:
@@ -140,7 +161,7 @@ def config_from_args(a: argparse.Namespace) -> TrialConfig:
         lambda_schedule=schedule, K=a.K, batch_size=a.batch_size, lr=a.lr, lr_milestones=milestones,
         lr_gamma=a.lr_gamma, lr_multiplier=a.lr_multiplier, momentum=a.momentum, weight_decay=a.weight_decay,
         epochs=epochs, eval_every=a.eval_every, fresh_csv=a.fresh_csv, init_checkpoint=a.init_checkpoint,
-        origin=a.origin, device=a.device, dtype=a.dtype, deterministic=a.deterministic,
+        origin=a.origin, device=a.device, dtype=a.dtype, deterministic=a.deterministic, **fast_path_fields(a),
     ).resolved()
 
 
@@ -168,6 +189,16 @@ def check_save_path(path: str | None) -> None:
         raise ConfigError(f"--save {path}: cannot write in {folder} ({e.strerror or e})") from None
 
 
+def check_resume_fast_path(a: argparse.Namespace, cfg: TrialConfig) -> None:
+    """A resumed trial keeps the fast path it started with (the switches change its arithmetic):
+    a switch given with --resume must be the checkpoint's."""
+    diff = [f"{k}={v} (the checkpoint's trial ran with {k}={getattr(cfg, k)})"
+            for k, v in fast_path_fields(a).items() if getattr(cfg, k) != v]
+    if diff:
+        raise ConfigError(f"--resume {a.resume}: {', '.join(diff)}; a trial keeps its fast path to the end: "
+                          f"drop the option")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -175,6 +206,8 @@ def main(argv=None) -> int:
         cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
         from .trainer import Trial
         trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)
+        if args.resume:
+            check_resume_fast_path(args, trial.cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
