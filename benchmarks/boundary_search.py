@@ -1,7 +1,12 @@
 """Adaptive boundary search vs a uniform grid: precision (replayed on real digits outcomes) and wall time.
 
     python -m benchmarks.boundary_search results/coexistence/results.parquet results/s1_low/results.parquet
+    python -m benchmarks.boundary_search --synthetic       # the same replay on a synthetic pool
     python -m benchmarks.boundary_search --wall            # grid vs --adaptive through Ray Tune, same trials
+
+The replay also runs the adaptive policy in batches of ``--batch`` proposals (default 25, the digits
+group size: one packed Tune trial per batch, outcomes revealed after each), to show what packing the
+adaptive search costs in precision.
 
 ``--wall`` runs ``coexistence`` twice on the digits default with the same number of (λ, seed) trials and
 epochs: a uniform grid (``--lambdas L --n N``) and the adaptive search (``--adaptive len(L) x N``), each
@@ -40,6 +45,15 @@ def pools(paths):
     return {round(float(l), 6): g["test_error"].to_numpy() for l, g in f.groupby("lambda")}
 
 
+def synthetic_pool(n=50, lambda_c=0.446, width=0.0555, seed=0):
+    """50 outcomes per λ on 0.36…0.56 (step 0.02) drawn from the logistic P(H | λ) with the S1 digits fit's
+    λ_c and coexistence width (docs/SWEEPS.md): error 0.9 for H, 0.1 for L."""
+    rng = np.random.default_rng(seed)
+    w = width / (2 * np.log(9))
+    return {round(0.36 + 0.02 * i, 2): np.where(rng.random(n) < 1 / (1 + np.exp(-(0.36 + 0.02 * i - lambda_c) / w)),
+                                                0.9, 0.1) for i in range(11)}
+
+
 def score(e):
     return 1.0 if e >= 0.40 else 0.0          # H fraction, as dgl_ray.analysis.critical_point
 
@@ -60,22 +74,31 @@ def uniform(pool, budget, rng):
     return xs, ys
 
 
-def adaptive(pool, budget, rng, n0=2):
+def adaptive(pool, budget, rng, n0=2, batch=1):
+    """The policy's trials, ``batch`` proposals at a time (a packed Tune trial: each proposal counts the
+    batch so far as pending), outcomes revealed after each batch."""
     lams = sorted(pool)
     pol = BoundaryPolicy(lams, n0=n0, min_step=lams[1] - lams[0])
     left = {l: list(rng.permutation(pool[l])) for l in lams}
     outcomes, xs, ys = {}, [], []
-    for _ in range(budget):
-        used_up = {v for v in lams if not left[v]}
-        if len(used_up) == len(lams):
+    while len(xs) < budget:
+        pending, picked = {}, []
+        for _ in range(min(batch, budget - len(xs))):
+            used_up = {v for v in lams if len(left[v]) <= pending.get(v, 0)}
+            if len(used_up) == len(lams):
+                break
+            l = pol.propose(outcomes, pending, exclude=used_up)
+            l = min((v for v in lams if v not in used_up), key=lambda v: abs(v - l))   # the replayable grid
+            pending[l] = pending.get(l, 0) + 1
+            picked.append(l)
+        if not picked:
             break
-        l = pol.propose(outcomes, {}, exclude=used_up)
-        l = min((v for v in lams if v not in used_up), key=lambda v: abs(v - l))   # the replayable grid
-        e = left[l].pop()                                  # each run of the pool at most once
-        s = score(e)
-        outcomes.setdefault(l, []).append(s)
-        xs.append(l)
-        ys.append(s)
+        for l in picked:
+            e = left[l].pop()                              # each run of the pool at most once
+            s = score(e)
+            outcomes.setdefault(l, []).append(s)
+            xs.append(l)
+            ys.append(s)
     return xs, ys
 
 
@@ -124,6 +147,10 @@ def main(argv=None):
     ap.add_argument("parquet", nargs="*", help="results.parquet of coexistence sweeps (pooled)")
     ap.add_argument("--budgets", default="44,88,132,220")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=25,
+                    help="replay: also the adaptive policy proposing this many trials per batch (a packed Tune trial)")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="replay a synthetic pool instead (see synthetic_pool: the S1 digits fit's λ_c and width)")
     ap.add_argument("--wall", action="store_true", help="time a grid and an adaptive sweep of the same size")
     ap.add_argument("--lambdas", default="0.36:0.52:0.02", help="--wall: the grid's λ (and the adaptive start grid)")
     ap.add_argument("--n", type=int, default=8, help="--wall: seeds per λ of the grid")
@@ -134,9 +161,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.wall:
         return wall(a)
-    if not a.parquet:
-        ap.error("give results.parquet files to replay, or --wall")
-    pool = pools(a.parquet)
+    if not a.parquet and not a.synthetic:
+        ap.error("give results.parquet files to replay, --synthetic, or --wall")
+    pool = pools(a.parquet) if a.parquet else synthetic_pool()
     full = estimate(*uniform(pool, 10 ** 6, np.random.default_rng(0)), 0)
     ref = full["lambda_c_ci"][1] - full["lambda_c_ci"][0]
     print(f"all {sum(len(v) for v in pool.values())} runs: λ_c = {full['lambda_c']:.4f} "
@@ -144,7 +171,10 @@ def main(argv=None):
           f"coexistence width {full['width']:.4f} (CI {full['width_ci'][0]:.4f}–{full['width_ci'][1]:.4f})")
     rows = []
     for b in [int(x) for x in a.budgets.split(",")]:
-        for name, fn in (("uniform", uniform), ("adaptive", adaptive)):
+        strategies = [("uniform", uniform), ("adaptive", adaptive)]
+        if a.batch > 1:
+            strategies.append((f"adaptive/{a.batch}", lambda p, b, r: adaptive(p, b, r, batch=a.batch)))
+        for name, fn in strategies:
             r = []
             for k in range(a.repeats):
                 est = estimate(*fn(pool, b, np.random.default_rng(1000 + k)), k)

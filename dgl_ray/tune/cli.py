@@ -83,10 +83,12 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--keep-checkpoints", type=int, default=1,
                    help="checkpoints kept per Tune trial (the latest N; resume needs 1)")
     r.add_argument("--group-size", type=int, default=None,
-                   help="train up to N grid trials as ONE population (one packed model, any model) in one "
-                        "Tune trial; each (λ, seed) stays its own row, which records its population. 1 = one "
-                        "trial per Tune trial. Default per model and device (--dry-run states it): tinycnn 25 "
-                        "on CPU, 64 on GPU; other models 1 on CPU, 8 on GPU (--gpus-per-trial > 0)")
+                   help="train up to N trials as ONE population (one packed model, any model) in one "
+                        "Tune trial: grid trials, a chained plan's preparation trials and its ready children, "
+                        "the adaptive search's proposals; each (λ, seed) stays its own row, which records its "
+                        "population. 1 = one trial per Tune trial. Default per model and device (--dry-run "
+                        "states it): tinycnn 25 on CPU, 64 on GPU; other models 1 on CPU, 8 on GPU "
+                        "(--gpus-per-trial > 0)")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--storage-warn-gb", type=float, default=50.0,
                    help="--dry-run warns when the plan's estimated storage exceeds this many GB")
