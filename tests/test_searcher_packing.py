@@ -195,3 +195,28 @@ def test_boundary_plan_configs_stand_for_the_budget():
     cfgs = s.plan_configs()
     assert len(cfgs) == s.members == s.size == 5
     assert [(c["lambda"], c["seed"]) for c in cfgs] == [(0.4, 3), (0.5, 3), (0.4, 4), (0.5, 4), (0.4, 5)]
+
+
+def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
+    from tests._sweep_helpers import run_family
+    assert run_family("trap", tmp_path, "--n", "5", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "5 preparation trials packed into 3 Tune trials" in out and "50 trials at most" in out
+    assert "trial size: 8 Tune trials (50 trials packed)" in out
+    assert run_family("coexistence", tmp_path, "--adaptive", "40", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "budget 40 trials" in out and "each round proposes up to 10 x 2 trials" in out
+    assert "trial size: 5 Tune trials (40 trials packed)" in out
+    # the resolved packing is part of the stored plan: a resume that would pack otherwise is refused
+    import importlib
+    from dgl_ray.tune import cli, runner
+    mod = importlib.import_module("dgl_ray.sweeps.trap")
+    o = cli.parse(mod, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
+    spec = mod.plan(o)
+    cli.group_trials(spec, o)
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
+    (tmp_path / "trap" / "experiment_state-x.json").write_text("{}")
+    assert run_family("trap", tmp_path, "--n", "5", "--resume", "--dry-run") == 0
+    capsys.readouterr()
+    assert run_family("trap", tmp_path, "--n", "5", "--resume", "--group-size", "1") == 2
+    assert "--group-size 1 (stored: " in capsys.readouterr().err
