@@ -57,10 +57,9 @@ class Shapes:
 
     def __call__(self, cfg: dict):
         from ..config import TrialConfig, shape_key
-        t = trial_fields(cfg)
-        k = shape_key(t)
+        k = shape_key(cfg)            # the whole Tune config's shape (labels too): no split per config
         if k not in self._memo:
-            self._memo[k] = TrialConfig.from_dict(t)
+            self._memo[k] = TrialConfig.from_dict(trial_fields(cfg))
         return self._memo[k]
 
 
