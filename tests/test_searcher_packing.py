@@ -220,3 +220,21 @@ def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
     capsys.readouterr()
     assert run_family("trap", tmp_path, "--n", "5", "--resume", "--group-size", "1") == 2
     assert "--group-size 1 (stored: " in capsys.readouterr().err
+
+
+def test_a_result_without_an_outcome_is_no_outcome_and_old_states_restore(tmp_path):
+    import pickle
+    c = _chain(tmp_path, n=2)
+    c.suggest("t0")
+    c.on_trial_complete("t0", {"done": True, "trial_id": "t0"})     # Tune's bookkeeping only: no last row
+    assert c.rejections() == {"error": 1} and c._state["errored"] == ["p0000"]
+    # a state saved before packing (one plan id per live Tune trial) restores and settles as before
+    old = _chain(tmp_path, n=2)
+    old._state["live"] = {"t9": "p0001"}
+    old._state["next_prep"] = 2
+    del old._state["ended"], old._state["prep_groups"]
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps({"cls": "ChainedSearcher", "state": old._state}))
+    r = ChainedSearcher([], str(tmp_path / "chain"))
+    r.restore(str(tmp_path / "old.pkl"))
+    r.on_trial_result("t9", {"plan_id": "p0001", "status": "completed", "test_error": 0.9})
+    assert r._state["accepted"] == [("p0001", 0.9)] and r.suggest("k")["parent"] == "p0001"

@@ -133,8 +133,10 @@ class _StateSearcher(Searcher):
         if members is None:
             return          # settled already (all members ended), or not ours
         if result and not error:
-            if len(members) == 1 and "status" not in result and result.get("plan_id", members[0]) == members[0]:
-                # a single trial's last result without a status (a caller's own dict): its outcome
+            if (len(members) == 1 and "status" not in result and self.metric in result
+                    and result.get("plan_id", members[0]) == members[0]):
+                # a single trial's last result with the metric but no status (a caller's own dict): its
+                # outcome. (A result without the metric, e.g. Tune's bookkeeping only, is no outcome.)
                 self._state["ended"][members[0]] = {"status": "completed", self.metric: result.get(self.metric),
                                                     "test_error": result.get("test_error"),
                                                     "epoch": result.get("epoch")}
