@@ -172,7 +172,11 @@ def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
             break
     assert len(done) == 60 and len({(m["lambda"], m["seed"]) for m in done}) == 60      # none lost or twice
     assert sum(len(v) for v in s._state["outcomes"].values()) == 60
-    assert max(len(b) for b in batches) == 8 and all(len(set(b)) > 1 for b in batches if len(b) > 2)
+    assert max(len(b) for b in batches) == 8
+    # the batch so far counts as pending: a batch spreads where the policy gains most (the D-optimal rule may
+    # still pick one λ for a whole batch, e.g. a new midpoint at λ_c; here it never does)
+    full = [b for b in batches if len(b) > 2]
+    assert len(full) >= 5 and sum(len(set(b)) > 1 for b in full) >= 0.75 * len(full)
     lam = np.array([m["lambda"] for m in done[10:]])
     assert ((lam > 0.44) & (lam < 0.52)).mean() > 0.6              # the batches still go to the split region
     assert abs(s.estimate(n_boot=0)["lambda_c"] - 0.47) < 0.03
