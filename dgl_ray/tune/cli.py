@@ -85,10 +85,12 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--keep-checkpoints", type=int, default=1,
                    help="checkpoints kept per Tune trial (the latest N; resume needs 1)")
     r.add_argument("--group-size", type=int, default=None,
-                   help="train up to N grid trials as ONE population (one packed model, any model) in one "
-                        "Tune trial; each (λ, seed) stays its own row, which records its population. 1 = one "
-                        "trial per Tune trial. Default per model and device (--dry-run states it): tinycnn 25 "
-                        "on CPU, 64 on GPU; other models 1 on CPU, 8 on GPU (--gpus-per-trial > 0)")
+                   help="train up to N trials as ONE population (one packed model, any model) in one "
+                        "Tune trial: grid trials, a chained plan's preparation trials and its ready children, "
+                        "the adaptive search's proposals; each (λ, seed) stays its own row, which records its "
+                        "population. 1 = one trial per Tune trial. Default per model and device (--dry-run "
+                        "states it): tinycnn 25 on CPU, 64 on GPU; other models 1 on CPU, 8 on GPU "
+                        "(--gpus-per-trial > 0)")
     r.add_argument("--order", default=None, help="grid order, outermost first, e.g. seed,lambda (all λ of seed 0 first)")
     r.add_argument("--storage-warn-gb", type=float, default=50.0,
                    help="--dry-run warns when the plan's estimated storage exceeds this many GB")
@@ -413,18 +415,18 @@ def print_plan(spec, opts) -> None:
         kids = [c for p in preps for c in p["children"]]
         acc = {str(p["accept"]) for p in preps}
         print(f"  {len(preps)} preparation trials (acceptance {', '.join(sorted(acc))}), "
-              f"up to {len(kids)} follow-up trials: {s.size} trials at most")
+              f"up to {len(kids)} follow-up trials: {s.members} trials at most")
         print("  preparation:")
         _axes([p["config"] for p in preps])
         print("  follow-ups:")
         _axes(kids)
     elif isinstance(s, BoundarySearcher):
-        print(f"  adaptive boundary search: budget {s.size} trials, start grid {s.policy.grid} x {s.policy.n0} seeds, "
+        print(f"  adaptive boundary search: budget {s.members} trials, start grid {s.policy.grid} x {s.policy.n0} seeds, "
               f"min λ step {s.policy.min_step}")
         _axes([s._state["base"]])
     for note in spec.notes:
         print(f"  {note}")
-    print(f"  trial size: {s.size}")
+    print(f"  trial size: {s.size}" + (f" Tune trials ({s.members} trials packed)" if s.members > s.size else ""))
 
 
 def _short(v) -> str:
@@ -458,53 +460,94 @@ def _axes(cfgs) -> None:
         print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
 
 
-def group_trials(spec, opts) -> None:
-    """Pack a grid's trials into Tune trials of up to N members trained as one population (same data
-    set, model, shapes; see dgl_ray.batched.group_configs). N is --group-size, or by default a fixed
-    function of the model and the device kind (dgl_ray.batched.default_group_size), stated by
-    --dry-run. Plan order is kept inside and across groups."""
-    from .searchers import GridSearcher
-    from .trainable import split_config
-    from ..batched import default_group_size, group_configs
-    from ..config import TrialConfig, shape_key
-    if not isinstance(spec.searcher, GridSearcher):
-        return
-    cfgs = spec.searcher.plan_configs()
-    shapes: dict = {}   # configs that differ only in seed and λ resolve alike: once per shape (100k plans)
-
-    def resolved(c):
-        k = shape_key(c)              # the whole Tune config's shape: labels and run-time keys included
-        if k not in shapes:
-            shapes[k] = TrialConfig.from_dict(split_config(c)[0])
-        return shapes[k]
-    trial_cfgs = [resolved(c) for c in cfgs]     # only model and the group key are read from these
-    on_gpu = opts.gpus_per_trial > 0
-    sizes = {}
+def group_sizes(trial_cfgs, given: int | None, on_gpu: bool) -> dict:
+    """{model: group size} for these resolved trial configs: ``given`` (--group-size) or a fixed
+    function of the model and the device kind (dgl_ray.batched.default_group_size); the digits
+    TinyCNN's default is capped so that the trials make at least 4 Tune trials (every worker gets work).
+    Each row records its population (group_size, member), which is what an exact rerun needs
+    (docs/PACKING.md)."""
+    from ..batched import default_group_size
+    sizes: dict = {}
     for c in trial_cfgs:
-        sizes.setdefault(c.model, opts.group_size if not opts.group_size_auto else default_group_size(c.model, on_gpu))
-    if opts.group_size_auto and sizes.get("tinycnn", 1) > 2:
-        # small plans: at least 4 Tune trials so that every worker gets work. Each row records its
-        # population (group_size, member), which is what an exact rerun needs (docs/PACKING.md)
+        sizes.setdefault(c.model, given if given is not None else default_group_size(c.model, on_gpu))
+    if given is None and sizes.get("tinycnn", 1) > 2:
         n = sum(c.model == "tinycnn" for c in trial_cfgs)
         sizes["tinycnn"] = max(2, min(sizes["tinycnn"], -(-n // 4)))
-    # the resolved size is what the sweep's manifest stores, so a --resume that would pack differently
-    # (another --group-size, or a default that changed with --gpus-per-trial) is named as such
-    opts.group_size = next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
+    return sizes
+
+
+def _sizes_text(sizes: dict, auto: bool) -> str:
+    how = "default for" if auto else "--group-size for"
+    return ", ".join(f"{s} {how} {m}" for m, s in sizes.items())
+
+
+def group_trials(spec, opts) -> None:
+    """Pack the plan's trials into Tune trials of up to N members trained as one population (same
+    data set, model, shapes; see dgl_ray.batched.group_configs). N is --group-size, or by default a
+    fixed function of the model and the device kind (``group_sizes``), stated by --dry-run.
+
+    A grid is packed here, plan order kept inside and across groups. A chained plan packs its
+    preparation trials and, as they become ready, its children (sizes per phase); the adaptive
+    search proposes a population per Tune trial (ChainedSearcher.pack, BoundarySearcher.pack)."""
+    from .searchers import BoundarySearcher, ChainedSearcher, GridSearcher, Shapes, pack_indices
+    s = spec.searcher
+    if not isinstance(s, (GridSearcher, ChainedSearcher, BoundarySearcher)):
+        return
+    on_gpu = opts.gpus_per_trial > 0
+    device = "GPU" if on_gpu else "CPU"
+    given = None if opts.group_size_auto else opts.group_size
+    shapes = Shapes()               # configs that differ only in seed and λ resolve alike (100k plans)
+    if isinstance(s, ChainedSearcher):
+        preps = [shapes(p["config"]) for p in s._state["preps"]]
+        kids = [shapes(c) for p in s._state["preps"] for c in p["children"]]
+        prep_sizes = group_sizes(preps, given, on_gpu)
+        child_sizes = group_sizes(kids, given, on_gpu)
+        # the resolved sizes are what the manifest stores: a --resume that would pack otherwise is named
+        opts.group_size = _one_or_all({**{f"prep:{m}": v for m, v in prep_sizes.items()},
+                                       **{f"child:{m}": v for m, v in child_sizes.items()}})
+        if max([*prep_sizes.values(), *child_sizes.values()]) <= 1:
+            if opts.group_size_auto:
+                spec.notes.append(f"one trial per Tune trial (default group size 1 on {device})")
+            return
+        s.pack(prep_sizes, child_sizes)
+        spec.notes.append(
+            f"{len(preps)} preparation trials packed into {len(s._state['prep_groups'])} Tune trials (group size "
+            f"{_sizes_text(prep_sizes, opts.group_size_auto)} on {device}); follow-ups packed as they become "
+            f"ready, the children ready at one time together (group size {_sizes_text(child_sizes, opts.group_size_auto)}): "
+            f"about {s.size} Tune trials if every preparation trial is accepted")
+        return
+    if isinstance(s, BoundarySearcher):
+        sizes = group_sizes([shapes(c) for c in s.plan_configs()], given, on_gpu)
+        opts.group_size = _one_or_all(sizes)
+        if max(sizes.values()) <= 1:
+            if opts.group_size_auto:
+                spec.notes.append(f"one trial per Tune trial (default group size 1 on {device})")
+            return
+        s.pack(sizes)
+        g, ahead = s._state["group_size"], s._state["max_ahead"]
+        spec.notes.append(
+            f"adaptive trials packed: the initial design in Tune trials of up to {s._design_chunk()}, then each "
+            f"round proposes up to {g} x {ahead} trials (group size {_sizes_text(sizes, opts.group_size_auto)} on "
+            f"{device}; {ahead} Tune trials ahead of the results): about {s.size} Tune trials for {s.members} trials")
+        return
+    cfgs = s.plan_configs()
+    trial_cfgs = [shapes(c) for c in cfgs]     # only model and the group key are read from these
+    sizes = group_sizes(trial_cfgs, given, on_gpu)
+    opts.group_size = _one_or_all(sizes)
     if max(sizes.values()) <= 1:
         if opts.group_size_auto:
-            spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on "
-                              f"{'GPU' if on_gpu else 'CPU'})")
+            spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {device})")
         return
-    groups = []
-    for model, size in sizes.items():
-        idx = [i for i, c in enumerate(trial_cfgs) if c.model == model]
-        groups += [[idx[j] for j in g] for g in group_configs([trial_cfgs[i] for i in idx], max_size=size)]
-    groups.sort(key=lambda g: g[0])
+    groups = pack_indices(trial_cfgs, sizes)
     packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
     spec.searcher = GridSearcher(packed)
-    how = "default for" if opts.group_size_auto else "--group-size for"
     spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "
-                      + ", ".join(f"{s} {how} {m}" for m, s in sizes.items()) + f" on {'GPU' if on_gpu else 'CPU'})")
+                      f"{_sizes_text(sizes, opts.group_size_auto)} on {device})")
+
+
+def _one_or_all(sizes: dict):
+    """One size when every model (and phase) has the same, else the dict (the manifest stores it)."""
+    return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
 
 
 def sweep_manifest(module, opts, spec) -> dict:

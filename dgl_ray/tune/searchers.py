@@ -5,6 +5,15 @@ All three are :class:`ray.tune.search.Searcher` subclasses. Their whole state is
 ``Tuner.restore``: a restored sweep neither loses nor repeats a trial the searcher already handed out.
 Use them with ``TuneConfig(num_samples=-1)``: they end the sweep by returning ``Searcher.FINISHED``.
 
+Packing: a searcher may hand out several trials as ONE Tune trial, ``{"group": [member config, ...]}``,
+which the trainable trains as one population (``dgl_ray.batched``). Every member keeps its own
+``plan_id``; the searcher learns each member's outcome from that member's last row (``on_trial_result``
+sees every row; ``on_trial_complete`` only the Tune trial's last one) and settles a Tune trial's
+members together, once all of them have ended (for chained plans: after the trial exported every
+member's checkpoint) or when the Tune trial completes or errors (a member without a final row then
+counts as errored). ``cli.group_trials`` sets the group sizes (``pack``); unpacked, every searcher
+hands out one trial per Tune trial as before.
+
 - :class:`GridSearcher`: a fixed list of configs (λ ladders x seeds x η x width x ...), in the order the
   plan gives (e.g. every λ of seed 0 first, so partial results already show the whole curve).
 - :class:`ChainedSearcher`: preparation trials first (ordered/collapse checkpoints); when one completes
@@ -26,38 +35,130 @@ from ray.tune.search import Searcher
 from ..errors import ConfigError
 
 FINISHED = Searcher.FINISHED
+# a member's last row has one of these statuses ("error": the trainable's fatal error row)
+ENDED = ("completed", "diverged", "error")
+
+
+def trial_fields(cfg: dict) -> dict:
+    """The trial fields of a Tune config (labels, run-time keys and the init checkpoint left out):
+    what decides whether trials can share one population."""
+    from .trainable import split_config
+    t = split_config(cfg)[0]
+    t.pop("init_checkpoint", None)      # the parent's file: per member, and it may not exist yet
+    return t
+
+
+class Shapes:
+    """Resolved TrialConfigs of Tune configs, once per shape (configs that differ only in seed and λ
+    resolve alike): only the model and the population key are read from them."""
+
+    def __init__(self):
+        self._memo: dict = {}
+
+    def __call__(self, cfg: dict):
+        from ..config import TrialConfig, shape_key
+        k = shape_key(cfg)            # the whole Tune config's shape (labels too): no split per config
+        if k not in self._memo:
+            self._memo[k] = TrialConfig.from_dict(trial_fields(cfg))
+        return self._memo[k]
+
+
+def pack_indices(trials: list, sizes: dict) -> list[list[int]]:
+    """Indices of ``trials`` (resolved TrialConfigs) in groups that one population can train
+    (``dgl_ray.batched.group_configs``: equal SHARED fields and V2-ness), at most ``sizes[model]``
+    each (1 for a model not named), in plan order inside and across groups (by first member)."""
+    from ..batched import group_configs
+    groups = []
+    for model in dict.fromkeys(t.model for t in trials):
+        size = int(sizes.get(model, 1))
+        if size < 1:
+            raise ValueError(f"group size {size} for {model}: must be >= 1")
+        idx = [i for i, t in enumerate(trials) if t.model == model]
+        groups += [[idx[j] for j in g] for g in group_configs([trials[i] for i in idx], max_size=size)]
+    return sorted(groups, key=lambda g: g[0])
 
 
 class _StateSearcher(Searcher):
-    """Searcher whose state is the dict ``self._state``; subclasses implement ``_next()`` and
-    ``_complete(plan_id, result, error)``."""
+    """Searcher whose state is the dict ``self._state``; subclasses implement ``_next()`` (one
+    ``(plan_id, config)`` or a list of them: a group, one Tune trial) and ``_complete(plan_id, result,
+    error)``, called once per member when its outcome is known."""
 
     def __init__(self, metric: str = "test_error", mode: str = "min"):
         super().__init__(metric=metric, mode=mode)
-        self._state: dict = {"live": {}, "done": {}, "errored": []}
+        # live: Tune trial id -> its members' plan ids; ended: plan id -> the member's last row (the
+        # fields read here) while its Tune trial still runs; done / errored: settled members
+        self._state: dict = {"live": {}, "done": {}, "errored": [], "ended": {}}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True   # configs come from the plan, not from param_space
 
     def suggest(self, trial_id: str):
+        if trial_id in self._state["live"]:
+            raise ValueError(f"suggest({trial_id!r}): that Tune trial already holds plan trials "
+                             f"{self._state['live'][trial_id]}; every Tune trial id is asked once")
         nxt = self._next()
         if nxt is None or nxt is FINISHED:
             return nxt
-        plan_id, cfg = nxt
-        self._state["live"][trial_id] = plan_id
-        cfg = copy.deepcopy(cfg)
-        cfg["plan_id"] = plan_id
-        return cfg
+        items = nxt if isinstance(nxt, list) else [nxt]
+        if not items:
+            raise RuntimeError(f"{type(self).__name__}._next() handed out an empty group")
+        self._state["live"][trial_id] = [pid for pid, _ in items]
+        cfgs = []
+        for pid, cfg in items:
+            c = copy.deepcopy(cfg)
+            c["plan_id"] = pid
+            cfgs.append(c)
+        return cfgs[0] if len(cfgs) == 1 else {"group": cfgs}
+
+    def _note_end(self, members: list, result: dict) -> None:
+        """Keep a member's last row (status completed, diverged or error) until its Tune trial settles;
+        a row reported again (a trial retried or resumed from a checkpoint) replaces it."""
+        pid = result.get("plan_id")
+        if pid in members and result.get("status") in ENDED:
+            self._state["ended"][pid] = {"status": result["status"], self.metric: result.get(self.metric),
+                                         "test_error": result.get("test_error"), "epoch": result.get("epoch")}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        members = self._state["live"].get(trial_id)
+        if not members or not result:
+            return
+        self._note_end(members, result)
+        if all(pid in self._state["ended"] for pid in members):
+            # every member has its last row: the trainable reports the last one after it wrote every
+            # member's checkpoint (and exported it), so children may start from them now
+            self._settle(trial_id, error=False)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        plan_id = self._state["live"].pop(trial_id, None)
-        if plan_id is None:
-            return
-        if error:
-            self._state["errored"].append(plan_id)
-        else:
-            self._state["done"][plan_id] = (result or {}).get(self.metric)
-        self._complete(plan_id, result or {}, error)
+        members = self._state["live"].get(trial_id)
+        if members is None:
+            return          # settled already (all members ended), or not ours
+        if result and not error:
+            if (len(members) == 1 and "status" not in result and self.metric in result
+                    and result.get("plan_id", members[0]) == members[0]):
+                # a single trial's last result with the metric but no status (a caller's own dict): its
+                # outcome. (A result without the metric, e.g. Tune's bookkeeping only, is no outcome.)
+                self._state["ended"][members[0]] = {"status": "completed", self.metric: result.get(self.metric),
+                                                    "test_error": result.get("test_error"),
+                                                    "epoch": result.get("epoch")}
+            else:
+                self._note_end(members, result)
+        self._settle(trial_id, error)
+
+    def _settle(self, trial_id: str, error: bool) -> None:
+        """Each member of a finished Tune trial, once: its last row, or errored when it has none (the
+        Tune trial errored or ended before that member did)."""
+        s = self._state
+        members = s["live"].pop(trial_id)
+        for pid in members:
+            end = s["ended"].pop(pid, None)
+            if pid in s["done"] or pid in s["errored"]:
+                continue                  # never twice (a member handed out again after a restore)
+            if end is None or end["status"] == "error":
+                s["errored"].append(pid)
+                self._complete(pid, dict(end or {}, trial_error=error), True)
+            else:
+                s["done"][pid] = end.get(self.metric)
+                self._complete(pid, dict(end, trial_error=error), False)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -68,7 +169,11 @@ class _StateSearcher(Searcher):
             saved = pickle.load(f)
         if saved.get("cls") != type(self).__name__:
             raise ValueError(f"searcher state of {saved.get('cls')} cannot restore a {type(self).__name__}")
-        self._state = saved["state"]
+        state = saved["state"]
+        # a state saved before packing: one plan id per Tune trial, no buffered member rows
+        state["live"] = {t: ([p] if isinstance(p, str) else list(p)) for t, p in state["live"].items()}
+        state.setdefault("ended", {})
+        self._state = state
 
     # subclass hooks
     def _next(self):
@@ -84,6 +189,17 @@ class _StateSearcher(Searcher):
     @property
     def n_done(self) -> int:
         return len(self._state["done"])
+
+    @property
+    def members(self) -> int:
+        """(λ, seed) trials of the plan (at most, for chained plans)."""
+        return sum(len(c.get("group", [c])) for c in self.plan_configs())
+
+    @property
+    def _shapes(self) -> Shapes:
+        if "_shape_memo" not in self.__dict__:
+            self._shape_memo = Shapes()
+        return self._shape_memo
 
 
 class GridSearcher(_StateSearcher):
@@ -105,8 +221,15 @@ class GridSearcher(_StateSearcher):
         if s["next"] >= len(s["configs"]):
             return FINISHED
         i = s["next"]
+        if "next_member" not in s:     # a state saved before packing: members handed out so far
+            s["next_member"] = sum(len(c.get("group", [c])) for c in s["configs"][:i])
+        c = s["configs"][i]
+        group = c["group"] if "group" in c else [c]
+        m = s["next_member"]
         s["next"] += 1
-        return f"g{i:05d}", s["configs"][i]
+        s["next_member"] = m + len(group)
+        # a member's plan id is its place in the unpacked plan, whatever the packing
+        return [(f"g{m + j:05d}", mc) for j, mc in enumerate(group)]
 
 
 class ChainedSearcher(_StateSearcher):
@@ -118,6 +241,11 @@ class ChainedSearcher(_StateSearcher):
     collapse checkpoint ``>= 0.40``, trap ``>= 0.85``), and ``children`` is a list of Tune configs that
     get ``init_checkpoint`` (the parent's exported checkpoint), ``parent`` and ``init_error``.
     Preparation trials are emitted before any child; a child is emitted as soon as its parent passes.
+
+    Packed (``pack``): preparation trials go out in populations of up to the group size (members
+    that ``group_configs`` allows together, plan order kept), and the children ready at one moment
+    (of one accepted parent or of several) go out together, up to the children's group size: a
+    ready child never waits for more to come. Each child keeps its own ``init_checkpoint``.
     """
 
     OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
@@ -146,12 +274,40 @@ class ChainedSearcher(_StateSearcher):
             p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
             preps.append({"config": p, "accept": accept, "children": [dict(c) for c in children],
                           "group": group if group in select else None})
+        # next_prep indexes prep_groups (None: one preparation trial per Tune trial)
         self._state.update(preps=preps, next_prep=0, queue=[], accepted=[], rejected=[],
-                           select=select, held={}, reasons={})
+                           select=select, held={}, reasons={}, prep_groups=None, child_sizes={},
+                           tune_trials=None)
+
+    def pack(self, prep_sizes: dict, child_sizes: dict) -> None:
+        """Hand out preparation trials and ready children as populations of up to ``prep_sizes[model]``
+        and ``child_sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
+        s = self._state
+        if s["next_prep"] or s["live"] or s["done"] or s["errored"]:
+            raise RuntimeError("ChainedSearcher.pack() after trials were handed out: pack a plan before it runs")
+        for what, sizes in (("preparation", prep_sizes), ("children", child_sizes)):
+            bad = {m: v for m, v in sizes.items() if int(v) < 1}
+            if bad:
+                raise ValueError(f"{what} group sizes {bad}: each must be >= 1")
+        shapes = self._shapes
+        s["prep_groups"] = pack_indices([shapes(p["config"]) for p in s["preps"]], prep_sizes)
+        s["child_sizes"] = {m: int(v) for m, v in child_sizes.items()}
+        # Tune trials if every preparation run is accepted and the children of one preparation
+        # population become ready together (an estimate: children ready at other times pack apart)
+        n = len(s["prep_groups"])
+        for g in s["prep_groups"]:
+            kids = [shapes(c) for i in g for c in s["preps"][i]["children"]]
+            n += len(pack_indices(kids, s["child_sizes"])) if kids else 0
+        s["tune_trials"] = n
 
     @property
     def size(self) -> int:
-        """Trials if every preparation run is accepted."""
+        """Tune trials if every preparation run is accepted (unpacked: one per trial; packed: an estimate)."""
+        return self._state.get("tune_trials") or self.members
+
+    @property
+    def members(self) -> int:
+        """(λ, seed) trials if every preparation run is accepted."""
         return sum(1 + len(p["children"]) for p in self._state["preps"])
 
     def plan_configs(self) -> list[dict]:
@@ -159,15 +315,28 @@ class ChainedSearcher(_StateSearcher):
 
     def _next(self):
         s = self._state
-        if s["next_prep"] < len(s["preps"]):
-            i = s["next_prep"]
+        groups = s.get("prep_groups") or [[i] for i in range(len(s["preps"]))]
+        if s["next_prep"] < len(groups):
+            g = groups[s["next_prep"]]
             s["next_prep"] += 1
-            return f"p{i:04d}", s["preps"][i]["config"]
+            return [(f"p{i:04d}", s["preps"][i]["config"]) for i in g]
         if s["queue"]:
-            return s["queue"].pop(0)
+            return self._ready_children()
         if s["live"]:
             return None        # wait: a running parent may still add children
         return FINISHED
+
+    def _ready_children(self):
+        """The first queued child and the queued children that may share its population."""
+        s = self._state
+        q = s["queue"]
+        sizes = s.get("child_sizes") or {}
+        if not sizes or max(sizes.values()) <= 1:
+            return q.pop(0)
+        first = pack_indices([self._shapes(c) for _, c in q], sizes)[0]
+        taken = set(first)
+        s["queue"] = [item for i, item in enumerate(q) if i not in taken]
+        return [q[i] for i in first]
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
         if not plan_id.startswith("p"):
@@ -175,6 +344,9 @@ class ChainedSearcher(_StateSearcher):
         i = int(plan_id[1:])
         prep = self._state["preps"][i]
         err = result.get("test_error")
+        # a preparation run whose Tune trial errored is rejected even if its own last row came: the
+        # trial failed before its final report, so its exported checkpoint cannot be trusted
+        error = error or bool(result.get("trial_error"))
         ok = not error and err is not None and not (isinstance(err, float) and math.isnan(err))
         if ok and prep["accept"] is not None:
             op, thr = prep["accept"]
@@ -360,25 +532,69 @@ class BoundaryPolicy:
 class BoundarySearcher(_StateSearcher):
     """Adaptive λ-boundary search within a budget of trials.
 
-    ``max_ahead``: after the initial design, at most this many trials run ahead of the results (set it
-    to the number of trials the cluster runs at once). ``base`` is the Tune config shared by all trials (η, epochs, model, ...); trial k gets λ from
-    :class:`BoundaryPolicy` and the next unused seed at that λ. ``estimate()`` gives λ_c and the
-    coexistence width with bootstrap CIs from the completed trials."""
+    ``max_ahead``: after the initial design, at most this many Tune trials run ahead of the results (set
+    it to the number of Tune trials the cluster runs at once). ``base`` is the Tune config shared by all
+    trials (η, epochs, model, ...); trial k gets λ from :class:`BoundaryPolicy` and the next unused seed
+    at that λ. ``estimate()`` gives λ_c and the coexistence width with bootstrap CIs from the completed
+    trials.
+
+    Packed (``pack``): every Tune trial is a population of up to the group size G, so each round
+    proposes a batch of up to G x ``max_ahead`` trials, one λ at a time with the proposals so far
+    counted as pending (the policy spreads a batch where it gains most, not G copies of one λ). The
+    initial design goes out in ``max_ahead`` populations at most G each, so that every worker starts."""
 
     def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
                  L: float = 0.20, H: float = 0.40, max_ahead: int = 2, metric: str = "test_error",
                  mode: str = "min"):
         super().__init__(metric, mode)
+        if int(budget) < 1 or int(max_ahead) < 1 or int(n0) < 1:
+            raise ValueError(f"BoundarySearcher: budget {budget}, max_ahead {max_ahead}, n0 {n0}: each must be >= 1")
         self.policy = BoundaryPolicy(lambdas, n0, min_step, L, H)
         self._state.update(base=dict(base), budget=int(budget), issued=0, outcomes={}, pending={}, max_ahead=max_ahead,
-                           seeds={}, lam_of={}, grid=list(self.policy.grid))
+                           seeds={}, lam_of={}, grid=list(self.policy.grid),
+                           grid0=list(self.policy.grid), n_init=len(self.policy.grid) * self.policy.n0,
+                           group_size=1)
+
+    def pack(self, sizes: dict) -> None:
+        """Populations of up to ``sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
+        s = self._state
+        if s["issued"]:
+            raise RuntimeError("BoundarySearcher.pack() after trials were handed out: pack a plan before it runs")
+        model = self._shapes(self.plan_configs()[0]).model
+        g = int(sizes.get(model, 1))
+        if g < 1:
+            raise ValueError(f"group size {g} for {model}: must be >= 1")
+        s["group_size"] = g
+
+    def _design_chunk(self) -> int:
+        """Trials per Tune trial of the initial design: ``max_ahead`` populations at most, G each."""
+        s = self._state
+        n_init = min(s.get("n_init", len(self.policy.grid) * self.policy.n0), s["budget"])
+        return max(1, min(s.get("group_size", 1), -(-n_init // max(1, s.get("max_ahead", 2)))))
 
     @property
     def size(self) -> int:
+        """Tune trials: the budget unpacked; packed, the design's populations plus full ones after it."""
+        s = self._state
+        g = s.get("group_size", 1)
+        if g <= 1:
+            return s["budget"]
+        n_init = min(s.get("n_init", 0), s["budget"])
+        return -(-n_init // self._design_chunk()) + -(-(s["budget"] - n_init) // g)
+
+    @property
+    def members(self) -> int:
         return self._state["budget"]
 
     def plan_configs(self) -> list[dict]:
-        return [{**self._state["base"], "lambda": lam} for lam in (self.policy.grid[0], self.policy.grid[-1])]
+        """``budget`` configs in the initial design's order (λ of the start grid, next seed): the
+        searcher's real λ and seeds depend on the outcomes; these stand for them in validation, the
+        storage estimate and the fingerprint."""
+        s = self._state
+        grid = s.get("grid0") or s["grid"]
+        seed0 = int(s["base"].get("seed", 0))
+        return [{**s["base"], "lambda": grid[k % len(grid)], "seed": seed0 + k // len(grid)}
+                for k in range(s["budget"])]
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
@@ -388,9 +604,20 @@ class BoundarySearcher(_StateSearcher):
         s = self._state
         if s["issued"] >= s["budget"]:
             return FINISHED if not s["live"] else None
-        # a batch barrier keeps the design adaptive: at most max_ahead trials ahead of the results
-        if len(s["live"]) >= s.get("max_ahead", 2) and s["issued"] >= len(self.policy.grid) * self.policy.n0:
-            return None
+        g = s.get("group_size", 1)
+        n_init = min(s.get("n_init", len(self.policy.grid) * self.policy.n0), s["budget"])
+        if s["issued"] < n_init:
+            k = min(self._design_chunk(), n_init - s["issued"])
+        else:
+            # a batch barrier keeps the design adaptive: at most max_ahead Tune trials ahead of the results
+            if len(s["live"]) >= s.get("max_ahead", 2):
+                return None
+            k = min(g, s["budget"] - s["issued"])
+        return [self._propose() for _ in range(k)]
+
+    def _propose(self):
+        """One trial: the policy's λ given the outcomes and everything pending (this batch included)."""
+        s = self._state
         lam = self.policy.propose(s["outcomes"], s["pending"])
         s["grid"] = list(self.policy.grid)
         seed = s["seeds"].get(lam, 0)
