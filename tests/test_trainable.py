@@ -70,3 +70,24 @@ def test_missing_init_checkpoint_is_fatal(fake_tune, tmp_path):
     tr.dgl_trainable(dict(BASE, **{"lambda": 0.3}, seed=1, init_checkpoint=str(tmp_path / "none.pt")))
     (r,) = fake_tune["rows"]
     assert r["status"] == "error" and "none.pt" in r["error"]
+
+
+def test_unreadable_checkpoint_on_restore_ends_the_run_as_error(fake_tune, monkeypatch, tmp_path):
+    """A restored Tune trial whose checkpoint cannot be read: one error row that says so, with no epoch
+    (the trial cannot know the one it had reached; epoch 0 sorted before the rows it reported before,
+    and the run was read as still running), and the run's status is error."""
+    import pandas as pd
+    from dgl_ray.analysis.frames import run_status_of
+    cfg = dict(BASE, **{"lambda": 0.3}, seed=1)
+    tr.dgl_trainable(dict(cfg))                     # the rows before the stop, and a good checkpoint
+    before = [dict(r, status="running") for r in fake_tune["rows"]]   # as if stopped after these
+    d = tmp_path / "checkpoint_000001"
+    d.mkdir()
+    (d / tr.CKPT_FILE).write_bytes(b"truncated")
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(d)))
+    fake_tune["rows"].clear()
+    tr.dgl_trainable(dict(cfg))
+    (r,) = fake_tune["rows"]
+    assert r["status"] == "error" and "cannot be read" in r["error"] and r["epoch"] is None
+    df = pd.DataFrame([{**b, "run": "t1"} for b in before] + [{**r, "run": "t1"}])
+    assert set(run_status_of(df)) == {"error"}

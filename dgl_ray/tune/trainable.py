@@ -160,11 +160,11 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
             b.update(run=member_run(tid, i), group=tid, group_size=len(members), member=i)
         bases.append(b)
     group = None
+    restored = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
         try:
             cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
             data = _data_for(cfgs[0])
-            restored = tune.get_checkpoint()
             if restored is not None:
                 trials = []
                 with restored.as_directory() as d:
@@ -181,7 +181,7 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
                     bases[i]["init_checkpoint"] = trial_cfg["init_checkpoint"]   # the parent's (maybe remote) path
             _train(group, bases, files, [rt for _, _, rt in parts], every, fail_at, restored is not None)
         except (ConfigError, FileNotFoundError) as e:
-            _report_fatal(e, group, parts, bases)
+            _report_fatal(e, group, parts, bases, restored=restored is not None)
 
 
 def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
@@ -212,9 +212,14 @@ def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
             tune.report(rows[-1])
 
 
-def _report_fatal(exc: Exception, group, parts, bases) -> None:
+def _report_fatal(exc: Exception, group, parts, bases, restored: bool = False) -> None:
     """One final row per member that had not ended: status 'error' and the message (Tune sees a
-    normal return, so it does not retry what would fail the same way again)."""
+    normal return, so it does not retry what would fail the same way again).
+
+    Its ``epoch`` is the epoch the member had reached, 0 for a trial that never trained, and None
+    (unknown) for a restored trial whose checkpoint could not be read: that trial had reported
+    epochs before, and an error row dated epoch 0 would sort before them, so that readers taking
+    the last evaluation by epoch saw the run as still running (``unfinished``) instead of errored."""
     from ray import tune
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     rows = []
@@ -227,7 +232,8 @@ def _report_fatal(exc: Exception, group, parts, bases) -> None:
         # test_error is the sweep's metric: Tune's strict metric check fails the whole run on a result
         # without it, so the error row says "no error rate" (None) rather than leaving the key out
         rows.append({**cfg_cols, **bases[i], "status": "error", "error": f"{type(exc).__name__}: {msg}",
-                     "test_error": None, "epoch": t.epoch if t is not None else 0})
+                     "test_error": None,
+                     "epoch": t.epoch if t is not None else (None if restored else 0)})
     for r in rows:
         tune.report(r)
 
