@@ -15,10 +15,11 @@ BASE = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1
 @pytest.fixture
 def fake_tune(monkeypatch, tmp_path):
     """Tune's session functions replaced by a recorder: rows, and each checkpoint's files."""
-    rec = {"rows": [], "ckpts": []}
+    rec = {"rows": [], "ckpts": [], "results": []}
 
-    def report(row, checkpoint=None):
-        rec["rows"].append(dict(row))
+    def report(result, checkpoint=None):
+        rec["results"].append(dict(result))
+        rec["rows"].extend(dict(r) for r in tr.result_rows(result))
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
                 rec["ckpts"].append(sorted(os.listdir(d)))
@@ -91,3 +92,38 @@ def test_unreadable_checkpoint_on_restore_ends_the_run_as_error(fake_tune, monke
     assert r["status"] == "error" and "cannot be read" in r["error"] and r["epoch"] is None
     df = pd.DataFrame([{**b, "run": "t1"} for b in before] + [{**r, "run": "t1"}])
     assert set(run_status_of(df)) == {"error"}
+
+
+def test_a_group_reports_one_result_per_epoch_and_packs_its_shared_fields(fake_tune):
+    """A grouped Tune trial hands Tune one result per evaluated epoch holding every member's row (each
+    report is a blocking round trip through Tune's driver), and its Tune config holds the members'
+    shared fields once; the rows are the same as with every field in every member (the older form)."""
+    members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
+    packed = tr.pack_group(members)
+    assert packed["dataset"] == "digits" and packed["epochs"] == 2 and "seed" not in packed
+    assert [sorted(m) for m in packed["group"]] == [["lambda", "seed"]] * 4
+    assert tr.unpack_group(packed) == members and tr.unpack_group(members[0]) == [members[0]]
+    tr.dgl_trainable(packed)
+    results, rows = list(fake_tune["results"]), list(fake_tune["rows"])
+    assert [r["epoch"] for r in results] == [1, 2] and all(r["test_error"] is None for r in results)
+    assert [len(r["rows"]) for r in results] == [4, 4] and len(rows) == 8
+    # what every row of the epoch shares (most of the config) travels once
+    assert results[0]["shared"]["dataset"] == "digits" and "seed" not in results[0]["shared"]
+    assert all("dataset" not in r and "seed" in r for r in results[0]["rows"])
+    assert [(r["member"], r["seed"], r["lambda"]) for r in rows[:4]] == [(i, m["seed"], m["lambda"])
+                                                                        for i, m in enumerate(members)]
+    fake_tune["rows"].clear()
+    tr.dgl_trainable({"group": members})
+    assert [r["test_error"] for r in fake_tune["rows"]] == [r["test_error"] for r in rows]
+    # a single trial still reports each row as its own result
+    fake_tune["results"].clear()
+    tr.dgl_trainable(dict(members[0]))
+    assert [r["epoch"] for r in fake_tune["results"]] == [1, 2] and "rows" not in fake_tune["results"][0]
+
+
+def test_pack_group_keeps_what_differs_in_value_or_type():
+    a, b = dict(BASE, seed=1, width=1, lr=0.1), dict(BASE, seed=2, width=1.0, lr=0.1, eta=0.2)
+    p = tr.pack_group([a, b])
+    assert "width" not in p and "eta" not in p and p["lr"] == 0.1      # 1 and 1.0 are not hoisted as one
+    assert tr.unpack_group(p) == [a, b]
+    assert [type(m["width"]) for m in tr.unpack_group(p)] == [int, float]

@@ -164,6 +164,21 @@ def _is_trial_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
 
 
+_BATCH_KEYS = ("rows", "shared", "epoch", "test_error", "members_reported")
+
+
+def _member_rows(result: dict) -> list[dict]:
+    """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
+    result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
+    then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
+    rows = result.get("rows")
+    if not isinstance(rows, list):
+        return [result]
+    shared = result.get("shared") if isinstance(result.get("shared"), dict) else {}
+    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS}
+    return [{**tune_keys, **shared, **m} for m in rows if isinstance(m, dict)]
+
+
 def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
     """One Tune trial folder -> rows (one per reported evaluation), config as columns."""
     config: dict = {}
@@ -179,10 +194,11 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except json.JSONDecodeError:
                 # A trial killed mid-write leaves a truncated last line; the rest is still valid.
                 continue
+            rows.extend(_member_rows(r))
     m = _TRIAL_DIR.match(trial.name)
     folder_id = m.group("id") if m else trial.name
     records = []

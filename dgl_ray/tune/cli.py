@@ -321,9 +321,10 @@ CIFAR_FILES = {
 def check_data(configs) -> None:
     """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
     would otherwise fail on every worker, once per retry."""
+    from .trainable import unpack_group
     seen = set()
     for c in configs:
-        for m in c.get("group", [c]):
+        for m in unpack_group(c):
             key = (m.get("dataset", "digits"), m.get("data_root", "./data"), bool(m.get("download")))
             if key in seen:
                 continue
@@ -372,6 +373,12 @@ def check_resume(o, manifest: dict) -> None:
     if diff:
         raise ConfigError(f"--resume: the plan differs from the stored one in {'; '.join(diff)}; "
                           f"resume with the stored options ({stored.get('command', '?')}) or pick another --name")
+    grouped = manifest.get("members") != manifest.get("trials")     # the form differs for grouped plans only
+    if grouped and stored.get("plan_form", 1) != manifest.get("plan_form", 1):
+        raise ConfigError(f"--resume: {where} was started by another dgl_ray version, whose Tune configs have "
+                          f"another form (plan form {stored.get('plan_form', 1)}; this version writes "
+                          f"{manifest.get('plan_form', 1)}); finish it with the version that started it, or pick "
+                          f"another --name")
     if stored.get("fingerprint") != manifest["fingerprint"]:
         raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
                           f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
@@ -401,7 +408,8 @@ def print_plan(spec, opts) -> None:
     s = spec.searcher
     print(f"{spec.family}: plan for {opts.storage.rstrip('/')}/{opts.name}")
     if isinstance(s, GridSearcher):
-        cfgs = [m for c in s._state["configs"] for m in c.get("group", [c])]   # members of grouped Tune trials
+        from .trainable import unpack_group
+        cfgs = [m for c in s._state["configs"] for m in unpack_group(c)]   # members of grouped Tune trials
         print(f"  {len(cfgs)} trials (grid)")
         _axes(cfgs)
     elif isinstance(s, ChainedSearcher):
@@ -460,7 +468,7 @@ def group_trials(spec, opts) -> None:
     function of the model and the device kind (dgl_ray.batched.default_group_size), stated by
     --dry-run. Plan order is kept inside and across groups."""
     from .searchers import GridSearcher
-    from .trainable import split_config
+    from .trainable import pack_group, split_config
     from ..batched import default_group_size, group_configs
     from ..config import TrialConfig, shape_key
     if not isinstance(spec.searcher, GridSearcher):
@@ -496,7 +504,7 @@ def group_trials(spec, opts) -> None:
         idx = [i for i, c in enumerate(trial_cfgs) if c.model == model]
         groups += [[idx[j] for j in g] for g in group_configs([trial_cfgs[i] for i in idx], max_size=size)]
     groups.sort(key=lambda g: g[0])
-    packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
+    packed = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
     spec.searcher = GridSearcher(packed)
     how = "default for" if opts.group_size_auto else "--group-size for"
     spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "

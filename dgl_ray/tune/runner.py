@@ -41,6 +41,9 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # The sweep folder's own record: the plan's fingerprint and options and the command that started it.
 # ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
 MANIFEST = "dgl_sweep.json"
+# The form of the plan's Tune configs (what the fingerprint hashes): 1 = a group lists every member's
+# every field; 2 = a group's shared fields once at its top level (dgl_ray.tune.trainable.pack_group).
+PLAN_FORM = 2
 from ..analysis.frames import FINAL_STATUSES  # noqa: E402  (completed, diverged)
 
 # Tune trial folders: <trainable>_<8 hex>_<k>_<params>_<date> (searchers) or <5 hex>_<5 digits>
@@ -122,7 +125,7 @@ def plan_fingerprint(configs: list[dict]) -> str:
 
 def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:
     return {"tool": "dgl_ray", "family": opts.family, "name": opts.name,
-            "fingerprint": plan_fingerprint(configs), "trials": len(configs),
+            "fingerprint": plan_fingerprint(configs), "plan_form": PLAN_FORM, "trials": len(configs),
             "options": plan_options, "command": resume_command(opts),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
