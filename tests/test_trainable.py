@@ -127,3 +127,30 @@ def test_pack_group_keeps_what_differs_in_value_or_type():
     assert "width" not in p and "eta" not in p and p["lr"] == 0.1      # 1 and 1.0 are not hoisted as one
     assert tr.unpack_group(p) == [a, b]
     assert [type(m["width"]) for m in tr.unpack_group(p)] == [int, float]
+
+
+def test_unreadable_checkpoint_falls_back_to_an_older_one_of_the_trial(fake_tune, monkeypatch, tmp_path, capsys):
+    """With --keep-checkpoints >= 2 Tune keeps older checkpoint folders: when the one to restore cannot be
+    read, the trial continues from the newest older one that reads, and ends as the uninterrupted run."""
+    import shutil
+    folder = tmp_path / "trial"
+    saved = []
+    real_report = tune.report
+
+    def report(result, checkpoint=None):           # keep each checkpoint as Tune's storage would
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                saved.append(shutil.copytree(d, folder / f"checkpoint_{len(saved):06d}"))
+        real_report(result)
+    monkeypatch.setattr(tune, "report", report)
+    cfg = dict(BASE, epochs=3, checkpoint_every=1, **{"lambda": 0.3}, seed=1)
+    tr.dgl_trainable(dict(cfg))
+    full = [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]]
+    assert len(saved) == 3
+    (saved[1] / tr.CKPT_FILE).write_bytes(b"truncated")          # the epoch-2 checkpoint
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(saved[1])))
+    fake_tune["rows"].clear()
+    tr.dgl_trainable(dict(cfg))
+    assert [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]] == full[1:]   # epochs 2 and 3 again
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "continuing from the older checkpoint" in err and "checkpoint_000000" in err

@@ -142,8 +142,6 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
     from ray import tune
     from ..batched import BatchedTrials
     from ..errors import ConfigError
-    from ..trainer import Trial
-    from .. import checkpoint as ckpt
 
     set_resources(cpus, gpus)
     grouped = "group" in config
@@ -168,13 +166,7 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
             cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
             data = _data_for(cfgs[0])
             if restored is not None:
-                trials = []
-                with restored.as_directory() as d:
-                    for c, f in zip(cfgs, files):
-                        t = Trial(c, data=data)
-                        t.load_state_dict(ckpt.load(os.path.join(d, f)))
-                        trials.append(t)
-                group = BatchedTrials(trials=trials)
+                group = BatchedTrials(trials=_restore_members(restored, cfgs, files, data))
             else:
                 group = BatchedTrials(cfgs, data=data)
             for i, (t, (trial_cfg, _, _)) in enumerate(zip(group.trials, parts)):
@@ -238,6 +230,54 @@ def unpack_group(config: dict) -> list[dict]:
         return [config]
     shared = {k: v for k, v in config.items() if k != "group"}
     return [{**shared, **m} for m in config["group"]]
+
+
+def _restore_members(restored, cfgs, files, data) -> list:
+    """The members' trials from Tune's checkpoint to restore, or, when a member's file there cannot be
+    read (truncated, overwritten), from the newest older checkpoint of the same trial folder that reads
+    (kept with ``--keep-checkpoints`` >= 2), with a warning on stderr: the trial then reports those
+    epochs again (the results path keeps the last report of each epoch). Each Tune checkpoint is its
+    own folder, so the ``.prev`` fallback of :func:`dgl_ray.checkpoint.load` never applies here.
+    Raises the newest checkpoint's ConfigError when none reads."""
+    from ..errors import ConfigError
+    from ..trainer import Trial
+    from .. import checkpoint as ckpt
+    first_error = None
+    for c in _older_first_newest(restored):
+        try:
+            trials = []
+            with c.as_directory() as d:
+                for cfg, f in zip(cfgs, files):
+                    t = Trial(cfg, data=data)
+                    t.load_state_dict(ckpt.load(os.path.join(d, f)))
+                    trials.append(t)
+        except ConfigError as e:
+            first_error = first_error or e
+            continue
+        if first_error is not None:
+            import sys
+            print(f"warning: {first_error}; continuing from the older checkpoint {c.path!r} "
+                  f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
+        return trials
+    raise first_error
+
+
+def _older_first_newest(restored):
+    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it with a lower index, newest
+    first (Tune's own checkpoint folder names; read through the checkpoint's own filesystem)."""
+    import re
+    import pyarrow.fs as pafs
+    from ray import tune
+    yield restored
+    parent, name = os.path.split(restored.path.rstrip("/"))
+    try:
+        infos = restored.filesystem.get_file_info(pafs.FileSelector(parent))
+    except Exception:  # noqa: BLE001 - no listing, no fallback: the first error stands
+        return
+    older = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
+                    and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name < name), reverse=True)
+    for n in older:
+        yield tune.Checkpoint(path=f"{parent}/{n}", filesystem=restored.filesystem)
 
 
 def _train(group, bases, files, runtimes, every, fail_at, restored, grouped) -> None:
