@@ -154,3 +154,25 @@ def test_unreadable_checkpoint_falls_back_to_an_older_one_of_the_trial(fake_tune
     assert [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]] == full[1:]   # epochs 2 and 3 again
     err = capsys.readouterr().err
     assert "cannot be read" in err and "continuing from the older checkpoint" in err and "checkpoint_000000" in err
+
+
+def test_the_results_path_reads_a_grouped_trials_epoch_results(fake_tune, tmp_path):
+    """result.json lines as Tune writes them for a grouped trial (one per epoch, rows + shared fields)
+    read back as one row per member and epoch, each with its full config (load_experiment)."""
+    import json
+    from dgl_ray.analysis import load_experiment
+    members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
+    tr.dgl_trainable(tr.pack_group(members))
+    trial = tmp_path / "exp" / "dgl_trainable_abc12_00001_1_x_2026-01-01_00-00-00"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps(tr.pack_group(members)))
+    (trial / "result.json").write_text("".join(json.dumps({**r, "trial_id": "abc_00001", "config": {}}) + "\n"
+                                               for r in fake_tune["results"]))
+    df = load_experiment(tmp_path / "exp")
+    assert len(df) == 8 and sorted(df["run"].unique()) == [f"abc_00001_{i:03d}" for i in range(4)]
+    want = {(r["run"], r["epoch"]): r for r in fake_tune["rows"]}
+    for _, row in df.iterrows():
+        r = want[(row["run"], row["epoch"])]
+        assert row["seed"] == r["seed"] and row["dataset"] == "digits" and row["batch_size"] == 128
+        assert row["test_error"] == r["test_error"] and row["tune_trial"] == "abc_00001"
+    assert set(df["run_status"]) == {"completed"}

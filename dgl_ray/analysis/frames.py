@@ -164,7 +164,7 @@ def _is_trial_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
 
 
-_BATCH_KEYS = ("rows", "shared", "epoch", "test_error", "members_reported")
+_BATCH_KEYS = ("rows", "shared", "epoch", "test_error")
 
 
 def _member_rows(result: dict) -> list[dict]:

@@ -195,8 +195,7 @@ def report_rows(rows: list[dict], grouped: bool, checkpoint=None) -> None:
         return
     packed = pack_group(rows)        # the fields every row shares (config, labels, epoch) once, in "shared"
     tune.report({"rows": packed["group"], "shared": {k: v for k, v in packed.items() if k != "group"},
-                 "epoch": max((r.get("epoch") or 0) for r in rows), "test_error": None,
-                 "members_reported": len(rows)}, **kw)
+                 "epoch": max((r.get("epoch") or 0) for r in rows), "test_error": None}, **kw)
 
 
 def result_rows(result: dict) -> list[dict]:
