@@ -171,12 +171,11 @@ def _member_rows(result: dict) -> list[dict]:
     """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
     result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
     then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
-    rows = result.get("rows")
-    if not isinstance(rows, list):
+    from ..tune.trainable import result_rows      # no Ray import: the trainable imports Ray lazily
+    if not isinstance(result.get("rows"), list):
         return [result]
-    shared = result.get("shared") if isinstance(result.get("shared"), dict) else {}
     tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS}
-    return [{**tune_keys, **shared, **m} for m in rows if isinstance(m, dict)]
+    return [{**tune_keys, **r} for r in result_rows(result)]
 
 
 def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
