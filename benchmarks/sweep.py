@@ -105,13 +105,25 @@ def run_tune(a) -> tuple[list[dict], list[dict]]:
     print("running: " + " ".join(cmd[1:]), flush=True)
     proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
     root, peak = psutil.Process(proc.pid), 0.0
+    cpu: dict = {}          # pid -> (kind, user+sys CPU seconds last seen): the load-independent cost
     while proc.poll() is None:
         try:
             tree = [root] + root.children(recursive=True)
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+            for p in tree:
+                try:
+                    t = p.cpu_times()
+                    # the kind first seen (an exiting process reads with an empty command line)
+                    kind = cpu[p.pid][0] if p.pid in cpu else _kind(p, root)
+                    cpu[p.pid] = (kind, t.user + t.system)
+                except psutil.Error:
+                    pass
         except psutil.Error:
             pass
         time.sleep(0.5)
+    a.cpu_by_kind = {}
+    for kind, s in cpu.values():
+        a.cpu_by_kind[kind] = a.cpu_by_kind.get(kind, 0.0) + s
     if proc.returncode != 0:
         raise SystemExit(f"the sweep failed with exit code {proc.returncode}")
     df = pd.read_parquet(os.path.join(storage, "s1", "results.parquet"))
@@ -126,6 +138,21 @@ def run_tune(a) -> tuple[list[dict], list[dict]]:
     outs[0]["rss_mb"] = peak   # whole tree (driver + Ray + workers) sampled every 0.5 s
     a.n_tune_trials = len(train)
     return rows, outs
+
+
+def _kind(p, root) -> str:
+    """Which part of the sweep a process is: the driver, a Ray worker (Tune's trainable actors; Ray
+    starts them as ``default_worker.py`` and names them ``ray::IDLE``, ``ray::ImplicitFunc``) or one of
+    Ray's own services (GCS, raylet, dashboard, agents, log monitor)."""
+    import psutil
+    if p.pid == root.pid:
+        return "driver"
+    try:
+        cmd = " ".join(p.cmdline())
+    except psutil.Error:
+        return "Ray services"
+    worker = cmd.startswith(("ray::ImplicitFunc", "ray::IDLE")) or "workers/default_worker.py" in cmd
+    return "Ray workers" if worker else "Ray services"
 
 
 def measure_reference(a, part: int, parts: int = 2) -> list[tuple[float, float, float]]:
@@ -188,6 +215,12 @@ def main(argv=None) -> None:
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: wall > CPU time "
               f"when the machine is busy)")
     rss = [o["rss_mb"] for o in outs]
+    if a.tune:
+        by = a.cpu_by_kind
+        print(f"CPU time (user+sys, sampled every 0.5 s): {sum(by.values()):.1f} s = "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(by.items()))
+              + f"; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: "
+              f"wall > CPU time / {a.procs} when the machine is busy)")
     if a.tune:
         print(f"peak host RSS of the whole sweep (driver, Ray, Tune workers): {rss[0]:.0f} MB")
     else:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dgl_ray.tune.searchers import FINISHED, BoundarySearcher, ChainedSearcher, GridSearcher
+from dgl_ray.tune.trainable import unpack_group
 
 
 def _row(cfg, err, status="completed", epoch=2):
@@ -12,7 +13,7 @@ def _row(cfg, err, status="completed", epoch=2):
 
 
 def _members(c):
-    return c["group"] if "group" in c else [c]
+    return unpack_group(c)      # a group's shared fields are held once at its top level
 
 
 def _chain(tmp_path, n=5, kids=2, select=None, groups=None):
@@ -51,6 +52,24 @@ def test_chained_packs_preparation_trials_then_the_children_ready_together(tmp_p
     assert sorted(m["init_checkpoint"][-8:] for k in more for m in _members(k)) == \
         ["p0002.pt"] * 2 + ["p0003.pt"] * 2
     assert c.summary() == {"preps": 5, "accepted": 3, "rejected": 1}
+
+
+def test_a_grouped_result_settles_every_member_it_holds(tmp_path):
+    """The trainable reports a population's rows of one epoch as ONE Tune result ({"rows", "shared"}):
+    the searcher reads every member's row from it."""
+    c = _chain(tmp_path, n=2, kids=1)
+    c.pack({"tinycnn": 2}, {"tinycnn": 2})
+    p = c.suggest("t0")
+    assert "group" in p and "dataset" in p and all("dataset" not in m for m in p["group"])   # shared once
+    a, b = _members(p)
+    rows = [{"plan_id": a["plan_id"], "test_error": 0.9}, {"plan_id": b["plan_id"], "test_error": 0.7}]
+    c.on_trial_result("t0", {"rows": rows, "shared": {"status": "running", "epoch": 1}, "test_error": None})
+    assert c.suggest("w") is None                  # rows of a running epoch are no outcome
+    # as Tune hands it to searchers: flattened (ray.tune.utils.flatten_dict)
+    c.on_trial_result("t0", {"rows": rows, "shared/status": "completed", "shared/epoch": 2, "test_error": None})
+    kids = c.suggest("k0")
+    assert sorted(m["plan_id"] for m in _members(kids)) == ["c0000_000", "c0001_000"]
+    assert c._state["accepted"] == [("p0000", 0.9), ("p0001", 0.7)]
 
 
 def test_chained_restore_in_the_middle_of_a_population_neither_loses_nor_repeats(tmp_path):

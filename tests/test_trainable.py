@@ -15,10 +15,11 @@ BASE = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1
 @pytest.fixture
 def fake_tune(monkeypatch, tmp_path):
     """Tune's session functions replaced by a recorder: rows, and each checkpoint's files."""
-    rec = {"rows": [], "ckpts": []}
+    rec = {"rows": [], "ckpts": [], "results": []}
 
-    def report(row, checkpoint=None):
-        rec["rows"].append(dict(row))
+    def report(result, checkpoint=None):
+        rec["results"].append(dict(result))
+        rec["rows"].extend(dict(r) for r in tr.result_rows(result))
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
                 rec["ckpts"].append(sorted(os.listdir(d)))
@@ -70,3 +71,108 @@ def test_missing_init_checkpoint_is_fatal(fake_tune, tmp_path):
     tr.dgl_trainable(dict(BASE, **{"lambda": 0.3}, seed=1, init_checkpoint=str(tmp_path / "none.pt")))
     (r,) = fake_tune["rows"]
     assert r["status"] == "error" and "none.pt" in r["error"]
+
+
+def test_unreadable_checkpoint_on_restore_ends_the_run_as_error(fake_tune, monkeypatch, tmp_path):
+    """A restored Tune trial whose checkpoint cannot be read: one error row that says so, with no epoch
+    (the trial cannot know the one it had reached; epoch 0 sorted before the rows it reported before,
+    and the run was read as still running), and the run's status is error."""
+    import pandas as pd
+    from dgl_ray.analysis.frames import run_status_of
+    cfg = dict(BASE, **{"lambda": 0.3}, seed=1)
+    tr.dgl_trainable(dict(cfg))                     # the rows before the stop, and a good checkpoint
+    before = [dict(r, status="running") for r in fake_tune["rows"]]   # as if stopped after these
+    d = tmp_path / "checkpoint_000001"
+    d.mkdir()
+    (d / tr.CKPT_FILE).write_bytes(b"truncated")
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(d)))
+    fake_tune["rows"].clear()
+    tr.dgl_trainable(dict(cfg))
+    (r,) = fake_tune["rows"]
+    assert r["status"] == "error" and "cannot be read" in r["error"] and r["epoch"] is None
+    df = pd.DataFrame([{**b, "run": "t1"} for b in before] + [{**r, "run": "t1"}])
+    assert set(run_status_of(df)) == {"error"}
+
+
+def test_a_group_reports_one_result_per_epoch_and_packs_its_shared_fields(fake_tune):
+    """A grouped Tune trial hands Tune one result per evaluated epoch holding every member's row (each
+    report is a blocking round trip through Tune's driver), and its Tune config holds the members'
+    shared fields once; the rows are the same as with every field in every member (the older form)."""
+    members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
+    packed = tr.pack_group(members)
+    assert packed["dataset"] == "digits" and packed["epochs"] == 2 and "seed" not in packed
+    assert [sorted(m) for m in packed["group"]] == [["lambda", "seed"]] * 4
+    assert tr.unpack_group(packed) == members and tr.unpack_group(members[0]) == [members[0]]
+    tr.dgl_trainable(packed)
+    results, rows = list(fake_tune["results"]), list(fake_tune["rows"])
+    assert [r["epoch"] for r in results] == [1, 2] and all(r["test_error"] is None for r in results)
+    assert [len(r["rows"]) for r in results] == [4, 4] and len(rows) == 8
+    # what every row of the epoch shares (most of the config) travels once
+    assert results[0]["shared"]["dataset"] == "digits" and "seed" not in results[0]["shared"]
+    assert all("dataset" not in r and "seed" in r for r in results[0]["rows"])
+    assert [(r["member"], r["seed"], r["lambda"]) for r in rows[:4]] == [(i, m["seed"], m["lambda"])
+                                                                        for i, m in enumerate(members)]
+    fake_tune["rows"].clear()
+    tr.dgl_trainable({"group": members})
+    assert [r["test_error"] for r in fake_tune["rows"]] == [r["test_error"] for r in rows]
+    # a single trial still reports each row as its own result
+    fake_tune["results"].clear()
+    tr.dgl_trainable(dict(members[0]))
+    assert [r["epoch"] for r in fake_tune["results"]] == [1, 2] and "rows" not in fake_tune["results"][0]
+
+
+def test_pack_group_keeps_what_differs_in_value_or_type():
+    a, b = dict(BASE, seed=1, width=1, lr=0.1), dict(BASE, seed=2, width=1.0, lr=0.1, eta=0.2)
+    p = tr.pack_group([a, b])
+    assert "width" not in p and "eta" not in p and p["lr"] == 0.1      # 1 and 1.0 are not hoisted as one
+    assert tr.unpack_group(p) == [a, b]
+    assert [type(m["width"]) for m in tr.unpack_group(p)] == [int, float]
+
+
+def test_unreadable_checkpoint_falls_back_to_an_older_one_of_the_trial(fake_tune, monkeypatch, tmp_path, capsys):
+    """With --keep-checkpoints >= 2 Tune keeps older checkpoint folders: when the one to restore cannot be
+    read, the trial continues from the newest older one that reads, and ends as the uninterrupted run."""
+    import shutil
+    folder = tmp_path / "trial"
+    saved = []
+    real_report = tune.report
+
+    def report(result, checkpoint=None):           # keep each checkpoint as Tune's storage would
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                saved.append(shutil.copytree(d, folder / f"checkpoint_{len(saved):06d}"))
+        real_report(result)
+    monkeypatch.setattr(tune, "report", report)
+    cfg = dict(BASE, epochs=3, checkpoint_every=1, **{"lambda": 0.3}, seed=1)
+    tr.dgl_trainable(dict(cfg))
+    full = [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]]
+    assert len(saved) == 3
+    (saved[1] / tr.CKPT_FILE).write_bytes(b"truncated")          # the epoch-2 checkpoint
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(saved[1])))
+    fake_tune["rows"].clear()
+    tr.dgl_trainable(dict(cfg))
+    assert [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]] == full[1:]   # epochs 2 and 3 again
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "continuing from the older checkpoint" in err and "checkpoint_000000" in err
+
+
+def test_the_results_path_reads_a_grouped_trials_epoch_results(fake_tune, tmp_path):
+    """result.json lines as Tune writes them for a grouped trial (one per epoch, rows + shared fields)
+    read back as one row per member and epoch, each with its full config (load_experiment)."""
+    import json
+    from dgl_ray.analysis import load_experiment
+    members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
+    tr.dgl_trainable(tr.pack_group(members))
+    trial = tmp_path / "exp" / "dgl_trainable_abc12_00001_1_x_2026-01-01_00-00-00"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps(tr.pack_group(members)))
+    (trial / "result.json").write_text("".join(json.dumps({**r, "trial_id": "abc_00001", "config": {}}) + "\n"
+                                               for r in fake_tune["results"]))
+    df = load_experiment(tmp_path / "exp")
+    assert len(df) == 8 and sorted(df["run"].unique()) == [f"abc_00001_{i:03d}" for i in range(4)]
+    want = {(r["run"], r["epoch"]): r for r in fake_tune["rows"]}
+    for _, row in df.iterrows():
+        r = want[(row["run"], row["epoch"])]
+        assert row["seed"] == r["seed"] and row["dataset"] == "digits" and row["batch_size"] == 128
+        assert row["test_error"] == r["test_error"] and row["tune_trial"] == "abc_00001"
+    assert set(df["run_status"]) == {"completed"}

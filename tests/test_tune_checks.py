@@ -156,6 +156,21 @@ def test_resume_with_the_same_plan_passes_the_checks(tmp_path, capsys):
                       "--max-concurrent", "1", "--dry-run") == 0
 
 
+def test_resume_of_a_grouped_sweep_of_the_older_plan_form_says_so(tmp_path, capsys):
+    """Grouped Tune configs now hold their shared fields once (plan form 2): a folder started by an
+    older version (no plan_form in its manifest) is refused with that reason, not "the plan differs"."""
+    args = ["--lambdas", "0.3,0.5", "--n", "4", "--epochs", "3"]
+    _sweep_folder(tmp_path, "coexistence", *args)
+    mpath = tmp_path / "coexistence" / "dgl_sweep.json"
+    m = json.loads(mpath.read_text())
+    assert m["plan_form"] == 2 and m["members"] > m["trials"]         # grouped: 8 trials in 4 Tune trials
+    del m["plan_form"]
+    mpath.write_text(json.dumps(m))
+    assert run_family("coexistence", tmp_path, "--resume", *args) == 2
+    err = _err(capsys)
+    assert "started by another dgl_ray version" in err and "plan form 1" in err
+
+
 def test_manifest_keeps_fingerprint_and_command(tmp_path):
     _sweep_folder(tmp_path, "coexistence", "--lambdas", "0.3,0.5", "--n", "4", "--epochs", "3")
     m = json.loads((tmp_path / "coexistence" / "dgl_sweep.json").read_text())

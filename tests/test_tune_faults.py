@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dgl_ray.tune.trainable import result_rows
 from tests._sweep_helpers import finals, parquet, run_family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +51,9 @@ def _completed_runs(exp: Path) -> set:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if r.get("status") == "completed":
-                done.add((r.get("run", r["trial_id"]), round(r["lambda"], 6), r["seed"]))
+            for m in result_rows(r):        # a grouped trial reports an epoch's rows as one result
+                if m.get("status") == "completed":
+                    done.add((m.get("run", r["trial_id"]), round(m["lambda"], 6), m["seed"]))
     return done
 
 

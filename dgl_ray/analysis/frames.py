@@ -164,6 +164,20 @@ def _is_trial_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
 
 
+_BATCH_KEYS = ("rows", "shared", "epoch", "test_error")
+
+
+def _member_rows(result: dict) -> list[dict]:
+    """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
+    result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
+    then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
+    from ..tune.trainable import result_rows      # no Ray import: the trainable imports Ray lazily
+    if not isinstance(result.get("rows"), list):
+        return [result]
+    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS}
+    return [{**tune_keys, **r} for r in result_rows(result)]
+
+
 def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
     """One Tune trial folder -> rows (one per reported evaluation), config as columns."""
     config: dict = {}
@@ -179,10 +193,11 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except json.JSONDecodeError:
                 # A trial killed mid-write leaves a truncated last line; the rest is still valid.
                 continue
+            rows.extend(_member_rows(r))
     m = _TRIAL_DIR.match(trial.name)
     folder_id = m.group("id") if m else trial.name
     records = []
@@ -209,8 +224,12 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
 
 def run_status_of(df: pd.DataFrame) -> pd.Series:
     """Each row's run status: the run's last status when it is final (completed, diverged), ``error``
-    when the run's last row says so, else ``unfinished``. A stored ``run_status`` (the runner's, which
-    also knows Tune's errored trials) wins where it says error."""
+    when any row of the run says so, else ``unfinished``. A stored ``run_status`` (the runner's, which
+    also knows Tune's errored trials) wins where it says error.
+
+    A fatal error row ends its run whatever its epoch: a restored trial whose checkpoint cannot be
+    read does not know the epoch it had reached (its error row has none), so it is not the last row
+    by epoch; nothing is reported after it (Tune does not rerun a trial that returned)."""
     if not len(df):
         return pd.Series([], dtype=object, index=df.index)
     run = df["run"].astype(str)
@@ -219,7 +238,8 @@ def run_status_of(df: pd.DataFrame) -> pd.Series:
     d = pd.DataFrame({"run": run, "status": status_col.astype(object), "order": order.fillna(-1)})
     last = d.sort_values("order", kind="stable").drop_duplicates("run", keep="last").set_index("run")["status"]
     per_run = last.where(last.isin(FINAL_STATUSES), "unfinished").astype(object)
-    per_run[last.eq("error")] = "error"
+    errored = d.loc[d["status"].eq("error"), "run"].unique()
+    per_run[per_run.index.isin(errored) & ~last.isin(FINAL_STATUSES)] = "error"
     out = run.map(per_run)
     if "run_status" in df:
         out = out.where(~(df["run_status"].eq("error") & ~out.isin(FINAL_STATUSES)), "error")
@@ -247,11 +267,14 @@ def _load_one_experiment(folder: Path) -> pd.DataFrame:
     parquet = folder / "results.parquet"
     frames = []
     have: dict[str, float] = {}
+    errored: set[str] = set()
     if parquet.exists():
         pq = pd.read_parquet(parquet)
         frames.append(pq)
         if len(pq):
             have = pq.groupby(pq["run"].astype(str))["epoch"].max().to_dict()
+            if "status" in pq:
+                errored = set(pq.loc[pq["status"].eq("error"), "run"].astype(str))
     # The Parquet is written at the end of a sweep: trials missing from it (sweep still running or
     # killed) or with more evaluations in their folder than in it come from the trial folders.
     for trial in _trial_dirs(folder):
@@ -259,8 +282,12 @@ def _load_one_experiment(folder: Path) -> pd.DataFrame:
         for run, t in _read_trial(trial, folder.name).groupby("run", sort=False):
             run = str(run)
             ep = pd.to_numeric(t.get("epoch", pd.Series(dtype=float)), errors="coerce").max()
-            if run in have and not (pd.notna(ep) and ep > (have[run] if pd.notna(have[run]) else -1)):
-                continue
+            if run in have:
+                newer = pd.notna(ep) and ep > (have[run] if pd.notna(have[run]) else -1)
+                # a fatal error row may have no epoch (a restored trial whose checkpoint cannot be read)
+                new_error = run not in errored and "status" in t and t["status"].eq("error").any()
+                if not (newer or new_error):
+                    continue
             if run in have:
                 frames[0] = frames[0][frames[0]["run"].astype(str) != run]
             frames.append(t)

@@ -327,9 +327,10 @@ CIFAR_FILES = {
 def check_data(configs) -> None:
     """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
     would otherwise fail on every worker, once per retry."""
+    from .trainable import unpack_group
     seen = set()
     for c in configs:
-        for m in c.get("group", [c]):
+        for m in unpack_group(c):
             key = (m.get("dataset", "digits"), m.get("data_root", "./data"), bool(m.get("download")))
             if key in seen:
                 continue
@@ -378,6 +379,12 @@ def check_resume(o, manifest: dict) -> None:
     if diff:
         raise ConfigError(f"--resume: the plan differs from the stored one in {'; '.join(diff)}; "
                           f"resume with the stored options ({stored.get('command', '?')}) or pick another --name")
+    grouped = manifest.get("members") != manifest.get("trials")     # the form differs for grouped plans only
+    if grouped and stored.get("plan_form", 1) != manifest.get("plan_form", 1):
+        raise ConfigError(f"--resume: {where} was started by another dgl_ray version, whose Tune configs have "
+                          f"another form (plan form {stored.get('plan_form', 1)}; this version writes "
+                          f"{manifest.get('plan_form', 1)}); finish it with the version that started it, or pick "
+                          f"another --name")
     if stored.get("fingerprint") != manifest["fingerprint"]:
         raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
                           f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
@@ -407,7 +414,8 @@ def print_plan(spec, opts) -> None:
     s = spec.searcher
     print(f"{spec.family}: plan for {opts.storage.rstrip('/')}/{opts.name}")
     if isinstance(s, GridSearcher):
-        cfgs = [m for c in s._state["configs"] for m in c.get("group", [c])]   # members of grouped Tune trials
+        from .trainable import unpack_group
+        cfgs = [m for c in s._state["configs"] for m in unpack_group(c)]   # members of grouped Tune trials
         print(f"  {len(cfgs)} trials (grid)")
         _axes(cfgs)
     elif isinstance(s, ChainedSearcher):
@@ -539,7 +547,8 @@ def group_trials(spec, opts) -> None:
             spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {device})")
         return
     groups = pack_indices(trial_cfgs, sizes)
-    packed = [cfgs[g[0]] if len(g) == 1 else {"group": [cfgs[i] for i in g]} for g in groups]
+    from .trainable import pack_group
+    packed = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
     spec.searcher = GridSearcher(packed)
     spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "
                       f"{_sizes_text(sizes, opts.group_size_auto)} on {device})")

@@ -17,6 +17,8 @@ import time
 
 from ray.tune import Callback
 
+from .trainable import result_rows
+
 
 def _fmt_s(s: float) -> str:
     if s != s or s == float("inf"):
@@ -70,15 +72,19 @@ class ProgressLine(Callback):
         # members of a grouped Tune trial end one by one, each with its own final row
         if self.members is None:
             return
-        if result.get("status") == "error":     # a member's fatal error row: ended, counted as errored
-            self.member_errored.add(result.get("run") or trial.trial_id)
+        for row in result_rows(result):      # a grouped trial's epoch: one result, a row per member
+            self._member_row(trial, row)
+
+    def _member_row(self, trial, row: dict) -> None:
+        if row.get("status") == "error":     # a member's fatal error row: ended, counted as errored
+            self.member_errored.add(row.get("run") or trial.trial_id)
             return
-        if result.get("status") not in ("completed", "diverged"):
+        if row.get("status") not in ("completed", "diverged"):
             return
-        self.member_done.add(result.get("run") or trial.trial_id)
-        err = result.get("test_error")
+        self.member_done.add(row.get("run") or trial.trial_id)
+        err = row.get("test_error")
         if isinstance(err, (int, float)) and err == err:
-            label = f"{err:.3f} (λ={result.get('lambda', float('nan')):g} s={result.get('seed')})"
+            label = f"{err:.3f} (λ={row.get('lambda', float('nan')):g} s={row.get('seed')})"
             if self.best is None or err < self.best[0]:
                 self.best = (err, label)
             if self.worst is None or err > self.worst[0]:

@@ -41,6 +41,9 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # The sweep folder's own record: the plan's fingerprint and options and the command that started it.
 # ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
 MANIFEST = "dgl_sweep.json"
+# The form of the plan's Tune configs (what the fingerprint hashes): 1 = a group lists every member's
+# every field; 2 = a group's shared fields once at its top level (dgl_ray.tune.trainable.pack_group).
+PLAN_FORM = 2
 from ..analysis.frames import FINAL_STATUSES  # noqa: E402  (completed, diverged)
 
 # Tune trial folders: <trainable>_<8 hex>_<k>_<params>_<date> (searchers) or <5 hex>_<5 digits>
@@ -122,7 +125,7 @@ def plan_fingerprint(configs: list[dict]) -> str:
 
 def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:
     return {"tool": "dgl_ray", "family": opts.family, "name": opts.name,
-            "fingerprint": plan_fingerprint(configs), "trials": len(configs),
+            "fingerprint": plan_fingerprint(configs), "plan_form": PLAN_FORM, "trials": len(configs),
             "options": plan_options, "command": resume_command(opts),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -320,6 +323,20 @@ def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) 
     return status
 
 
+def print_errors(df: pd.DataFrame, most: int = 5) -> None:
+    """The messages of the errored runs' fatal error rows (the ``error`` column; such a trial returned
+    normally, so Tune wrote no error.txt), the same message once with its runs, at most ``most``."""
+    if "error" not in df or "status" not in df:
+        return
+    rows = df[df["status"].eq("error") & df["error"].notna()]
+    by_msg = rows.groupby(rows["error"].astype(str), sort=False)["run"].apply(lambda r: sorted(set(map(str, r))))
+    for msg, runs in list(by_msg.items())[:most]:
+        shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        print(f"error in {len(runs)} trial(s) ({shown}): {msg}")
+    if len(by_msg) > most:
+        print(f"... and {len(by_msg) - most} other error message(s): see the `error` column of the results")
+
+
 class _StopOnSignal:
     """SIGINT and SIGTERM stop the sweep the way Tune stops on SIGINT: running trials are stopped, their
     checkpoints and the experiment state are kept (Tune's handler listens on SIGUSR1 too, which we
@@ -448,6 +465,8 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
                 with pd.option_context("display.width", 200, "display.max_columns", 30,
                                        "display.max_rows", 200):
                     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if n_errored:
+        print_errors(df)
     not_final = n_unfinished + n_errored + n_missing
     if not_final:
         print(f"{not_final} trial(s) not finished ({n_unfinished} unfinished, {n_errored} errored, "

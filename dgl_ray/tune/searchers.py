@@ -5,10 +5,11 @@ All three are :class:`ray.tune.search.Searcher` subclasses. Their whole state is
 ``Tuner.restore``: a restored sweep neither loses nor repeats a trial the searcher already handed out.
 Use them with ``TuneConfig(num_samples=-1)``: they end the sweep by returning ``Searcher.FINISHED``.
 
-Packing: a searcher may hand out several trials as ONE Tune trial, ``{"group": [member config, ...]}``,
-which the trainable trains as one population (``dgl_ray.batched``). Every member keeps its own
+Packing: a searcher may hand out several trials as ONE Tune trial, ``{"group": [member config, ...]}``
+with the members' shared fields once at the top (``trainable.pack_group``), which the trainable trains as one population (``dgl_ray.batched``). Every member keeps its own
 ``plan_id``; the searcher learns each member's outcome from that member's last row (``on_trial_result``
-sees every row; ``on_trial_complete`` only the Tune trial's last one) and settles a Tune trial's
+sees every result, a grouped trial's holding one row per member, ``trainable.result_rows``;
+``on_trial_complete`` only the Tune trial's last result) and settles a Tune trial's
 members together, once all of them have ended (for chained plans: after the trial exported every
 member's checkpoint) or when the Tune trial completes or errors (a member without a final row then
 counts as errored). ``cli.group_trials`` sets the group sizes (``pack``); unpacked, every searcher
@@ -108,15 +109,19 @@ class _StateSearcher(Searcher):
             c = copy.deepcopy(cfg)
             c["plan_id"] = pid
             cfgs.append(c)
-        return cfgs[0] if len(cfgs) == 1 else {"group": cfgs}
+        from .trainable import pack_group
+        return cfgs[0] if len(cfgs) == 1 else pack_group(cfgs)
 
     def _note_end(self, members: list, result: dict) -> None:
         """Keep a member's last row (status completed, diverged or error) until its Tune trial settles;
-        a row reported again (a trial retried or resumed from a checkpoint) replaces it."""
-        pid = result.get("plan_id")
-        if pid in members and result.get("status") in ENDED:
-            self._state["ended"][pid] = {"status": result["status"], self.metric: result.get(self.metric),
-                                         "test_error": result.get("test_error"), "epoch": result.get("epoch")}
+        a row reported again (a trial retried or resumed from a checkpoint) replaces it. A grouped Tune
+        trial reports its members' rows of one epoch as one result (trainable.result_rows reads both)."""
+        from .trainable import result_rows
+        for row in result_rows(result):
+            pid = row.get("plan_id")
+            if pid in members and row.get("status") in ENDED:
+                self._state["ended"][pid] = {"status": row["status"], self.metric: row.get(self.metric),
+                                             "test_error": row.get("test_error"), "epoch": row.get("epoch")}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         members = self._state["live"].get(trial_id)
@@ -223,8 +228,8 @@ class GridSearcher(_StateSearcher):
         i = s["next"]
         if "next_member" not in s:     # a state saved before packing: members handed out so far
             s["next_member"] = sum(len(c.get("group", [c])) for c in s["configs"][:i])
-        c = s["configs"][i]
-        group = c["group"] if "group" in c else [c]
+        from .trainable import unpack_group
+        group = unpack_group(s["configs"][i])
         m = s["next_member"]
         s["next"] += 1
         s["next_member"] = m + len(group)

@@ -29,10 +29,11 @@ def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
     from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig, shape_key
+    from .trainable import unpack_group
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:
-        group = c.get("group", [c])
+        group = unpack_group(c)
         files += PER_TUNE_TRIAL_FILES + keep * len(group)
         for m in group:
             members += 1

@@ -53,12 +53,11 @@ class RunView:
 
 def member_configs(trial) -> Dict[str, dict]:
     """run id -> config of each (λ, seed) run of a Tune trial (one for a single trial)."""
-    from .trainable import member_run
+    from .trainable import member_run, unpack_group
     config = dict(trial.config)
     if "group" not in config:
         return {trial.trial_id: config}
-    labels = {k: v for k, v in config.items() if k != "group"}
-    return {member_run(trial.trial_id, i): {**labels, **m} for i, m in enumerate(config["group"])}
+    return {member_run(trial.trial_id, i): m for i, m in enumerate(unpack_group(config))}
 
 
 class _PerRun:
@@ -88,6 +87,11 @@ class _PerRun:
         self._views(trial)
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
+        if isinstance(result.get("rows"), list):     # a grouped trial's epoch: one result, a row per member
+            from .trainable import result_rows
+            for row in result_rows(result):
+                self.log_trial_result(iteration, trial, row)
+            return
         run = str(result.get("run") or trial.trial_id)
         view = self._view(trial, run)
         row = dict(result)

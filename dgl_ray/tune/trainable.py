@@ -14,8 +14,11 @@ run-time keys that are not trial settings:
   exercise ``FailureConfig`` retries. (Raising right after a report can lose that report: Tune's
   function runner had not handed it to the driver yet; measured here.)
 
-Every evaluation is reported with ``tune.report(metrics | labels | flat trial config, checkpoint=...)``
-so that each result row carries its own trial's full config (a grouped member's: its own, not the group's). The trial process uses ``cpus`` torch threads
+Every evaluation is a row ``metrics | labels | flat trial config`` so that each row carries its own
+trial's full config (a grouped member's: its own, not the group's). A single trial reports each row as
+its Tune result; a grouped trial reports one Tune result per evaluated epoch holding its members' rows
+(:func:`report_rows`, read back by :func:`result_rows`). A grouped Tune config holds the members'
+shared fields once (:func:`pack_group`, :func:`unpack_group`). The trial process uses ``cpus`` torch threads
 and, on a GPU, caps its memory at the ``gpus`` share (fractional packing such as 0.25 per trial).
 Every RNG is re-seeded per trial by :class:`Trial` itself, so reused actors are safe.
 """
@@ -139,14 +142,11 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
     from ray import tune
     from ..batched import BatchedTrials
     from ..errors import ConfigError
-    from ..trainer import Trial
-    from .. import checkpoint as ckpt
 
     set_resources(cpus, gpus)
     grouped = "group" in config
-    members = config["group"] if grouped else [config]
-    group_labels = {k: v for k, v in config.items() if k != "group"}
-    parts = [split_config({**group_labels, **m}) if grouped else split_config(m) for m in members]
+    members = unpack_group(config)
+    parts = [split_config(m) for m in members]
     runtime = parts[0][2]
     every = max(1, int(runtime.get("checkpoint_every") or 1))
     fail_at = runtime.get("fail_at_epoch")
@@ -160,33 +160,133 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
             b.update(run=member_run(tid, i), group=tid, group_size=len(members), member=i)
         bases.append(b)
     group = None
+    restored = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
         try:
             cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
             data = _data_for(cfgs[0])
-            restored = tune.get_checkpoint()
             if restored is not None:
-                trials = []
-                with restored.as_directory() as d:
-                    for c, f in zip(cfgs, files):
-                        t = Trial(c, data=data)
-                        t.load_state_dict(ckpt.load(os.path.join(d, f)))
-                        trials.append(t)
-                group = BatchedTrials(trials=trials)
+                group = BatchedTrials(trials=_restore_members(restored, cfgs, files, data))
             else:
                 group = BatchedTrials(cfgs, data=data)
             for i, (t, (trial_cfg, _, _)) in enumerate(zip(group.trials, parts)):
                 bases[i] = {**flat_config(t.cfg), **bases[i]}
                 if trial_cfg.get("init_checkpoint"):
                     bases[i]["init_checkpoint"] = trial_cfg["init_checkpoint"]   # the parent's (maybe remote) path
-            _train(group, bases, files, [rt for _, _, rt in parts], every, fail_at, restored is not None)
+            _train(group, bases, files, [rt for _, _, rt in parts], every, fail_at, restored is not None, grouped)
         except (ConfigError, FileNotFoundError) as e:
-            _report_fatal(e, group, parts, bases)
+            _report_fatal(e, group, parts, bases, restored=restored is not None, grouped=grouped)
 
 
-def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
-    """Epoch by epoch: the rows of an evaluated epoch are reported in member order, the last one
-    with the checkpoint of every member (every ``every`` evaluations and at the end)."""
+def report_rows(rows: list[dict], grouped: bool, checkpoint=None) -> None:
+    """Hand an evaluated epoch's rows to Tune: a single trial's row as the result itself; a grouped
+    trial's rows (one per member, in member order) as ONE result
+    ``{"rows": [...], "shared": {...}, "epoch": ..., "test_error": None}`` (the fields all the rows share,
+    most of the config, once in ``shared``). Why one result: Tune's function trainable blocks at every
+    ``tune.report`` until the driver has processed the previous result and asked for the next, a round
+    trip through the driver (measured 2.6 ms on 2 loaded cores), so a group of 25 that reported row by
+    row waited 25 round trips per epoch (12,000 in the digits S1 sweep, now 480). The top-level
+    ``test_error`` is None (the sweep's metric must be present; a group has no single error);
+    :func:`result_rows` gives the rows of either form."""
+    from ray import tune
+    kw = {} if checkpoint is None else {"checkpoint": checkpoint}
+    if not grouped:
+        for r in rows[:-1]:
+            tune.report(r)
+        tune.report(rows[-1], **kw)
+        return
+    packed = pack_group(rows)        # the fields every row shares (config, labels, epoch) once, in "shared"
+    tune.report({"rows": packed["group"], "shared": {k: v for k, v in packed.items() if k != "group"},
+                 "epoch": max((r.get("epoch") or 0) for r in rows), "test_error": None}, **kw)
+
+
+def result_rows(result: dict) -> list[dict]:
+    """The evaluation rows of one Tune result: its ``rows``, each completed with the ``shared`` fields
+    (a grouped trial's epoch, see :func:`report_rows`), or the result itself (a single trial).
+    Every reader of results uses this (the results path: dgl_ray.analysis.frames, same rule). Tune
+    hands searchers and stoppers the result flattened (``shared/status``, ...): read both forms."""
+    rows = result.get("rows")
+    if not isinstance(rows, list):
+        return [result]
+    shared = result.get("shared")
+    if not isinstance(shared, dict):
+        shared = {k[len("shared/"):]: v for k, v in result.items() if k.startswith("shared/")}
+    return [{**shared, **r} for r in rows]
+
+
+def pack_group(configs: list[dict]) -> dict:
+    """The Tune config of a group of trial configs trained as one population: the fields every member
+    shares (same key, same value) once at the top level, each member's own fields in ``group``.
+    Tune stores a trial's config in its experiment state, in each result (``config``) and in the
+    searcher's state: with a group of 25 digits trials the shared fields were 90% of it.
+    :func:`unpack_group` gives the members back, each with every field."""
+    first, rest = configs[0], configs[1:]
+    shared = {k: v for k, v in first.items()
+              if k != "group" and all(k in c and c[k] == v and type(c[k]) is type(v) for c in rest)}
+    return {**shared, "group": [{k: v for k, v in c.items() if k not in shared} for c in configs]}
+
+
+def unpack_group(config: dict) -> list[dict]:
+    """The member trial configs of a Tune config: ``[config]`` for a single trial, else each member of
+    ``group`` with the group's top-level fields (:func:`pack_group`; a group whose members hold every
+    field, as older sweeps stored it, reads the same)."""
+    if "group" not in config:
+        return [config]
+    shared = {k: v for k, v in config.items() if k != "group"}
+    return [{**shared, **m} for m in config["group"]]
+
+
+def _restore_members(restored, cfgs, files, data) -> list:
+    """The members' trials from Tune's checkpoint to restore, or, when a member's file there cannot be
+    read (truncated, overwritten), from the newest older checkpoint of the same trial folder that reads
+    (kept with ``--keep-checkpoints`` >= 2), with a warning on stderr: the trial then reports those
+    epochs again (the results path keeps the last report of each epoch). Each Tune checkpoint is its
+    own folder, so the ``.prev`` fallback of :func:`dgl_ray.checkpoint.load` never applies here.
+    Raises the newest checkpoint's ConfigError when none reads."""
+    from ..errors import ConfigError
+    from ..trainer import Trial
+    from .. import checkpoint as ckpt
+    first_error = None
+    for c in _checkpoints_to_try(restored):
+        try:
+            trials = []
+            with c.as_directory() as d:
+                for cfg, f in zip(cfgs, files):
+                    t = Trial(cfg, data=data)
+                    t.load_state_dict(ckpt.load(os.path.join(d, f)))
+                    trials.append(t)
+        except ConfigError as e:
+            first_error = first_error or e
+            continue
+        if first_error is not None:
+            import sys
+            print(f"warning: {first_error}; continuing from the older checkpoint {c.path!r} "
+                  f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
+        return trials
+    raise first_error
+
+
+def _checkpoints_to_try(restored):
+    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it with a lower index, newest
+    first (Tune's own checkpoint folder names; read through the checkpoint's own filesystem)."""
+    import re
+    import pyarrow.fs as pafs
+    from ray import tune
+    yield restored
+    parent, name = os.path.split(restored.path.rstrip("/"))
+    try:
+        infos = restored.filesystem.get_file_info(pafs.FileSelector(parent))
+    except Exception:  # noqa: BLE001 - no listing, no fallback: the first error stands
+        return
+    older = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
+                    and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name < name), reverse=True)
+    for n in older:
+        yield tune.Checkpoint(path=f"{parent}/{n}", filesystem=restored.filesystem)
+
+
+def _train(group, bases, files, runtimes, every, fail_at, restored, grouped) -> None:
+    """Epoch by epoch: the rows of an evaluated epoch are reported (:func:`report_rows`) with the
+    checkpoint of every member every ``every`` evaluations and at the end."""
     from ray import tune
     n_eval = 0
     while group.active and group.epoch < group.cfg.epochs:
@@ -198,8 +298,6 @@ def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
             raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {group.epoch} (test only)")
         n_eval += 1
         last = not group.active or group.epoch >= group.cfg.epochs
-        for r in rows[:-1]:
-            tune.report(r)
         if last or n_eval % every == 0:
             with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
                 for t, f in zip(group.trials, files):
@@ -207,15 +305,19 @@ def _train(group, bases, files, runtimes, every, fail_at, restored) -> None:
                 for f, rt in zip(files, runtimes):
                     if last and rt.get("export_checkpoint"):
                         export_file(os.path.join(d, f), rt["export_checkpoint"])
-                tune.report(rows[-1], checkpoint=tune.Checkpoint.from_directory(d))
+                report_rows(rows, grouped, checkpoint=tune.Checkpoint.from_directory(d))
         else:
-            tune.report(rows[-1])
+            report_rows(rows, grouped)
 
 
-def _report_fatal(exc: Exception, group, parts, bases) -> None:
+def _report_fatal(exc: Exception, group, parts, bases, restored: bool = False, grouped: bool = False) -> None:
     """One final row per member that had not ended: status 'error' and the message (Tune sees a
-    normal return, so it does not retry what would fail the same way again)."""
-    from ray import tune
+    normal return, so it does not retry what would fail the same way again).
+
+    Its ``epoch`` is the epoch the member had reached, 0 for a trial that never trained, and None
+    (unknown) for a restored trial whose checkpoint could not be read: that trial had reported
+    epochs before, and an error row dated epoch 0 would sort before them, so that readers taking
+    the last evaluation by epoch saw the run as still running (``unfinished``) instead of errored."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     rows = []
     for i, (trial_cfg, _, _) in enumerate(parts):
@@ -227,9 +329,10 @@ def _report_fatal(exc: Exception, group, parts, bases) -> None:
         # test_error is the sweep's metric: Tune's strict metric check fails the whole run on a result
         # without it, so the error row says "no error rate" (None) rather than leaving the key out
         rows.append({**cfg_cols, **bases[i], "status": "error", "error": f"{type(exc).__name__}: {msg}",
-                     "test_error": None, "epoch": t.epoch if t is not None else 0})
-    for r in rows:
-        tune.report(r)
+                     "test_error": None,
+                     "epoch": t.epoch if t is not None else (None if restored else 0)})
+    if rows:
+        report_rows(rows, grouped)
 
 
 any_trainable = dgl_trainable     # the runner's name for it
