@@ -274,3 +274,25 @@ def test_lambda_has_one_spelling():
         TrialConfig.from_dict({"dataset": "digits", "lam": 0.3})
     with pytest.raises(ConfigError, match="did you mean 'lambda'"):
         TrialConfig.check_tune_config({"lamda": 0.3, "seed": 0})
+
+
+def test_a_sweep_without_address_starts_its_own_ray_and_reads_RAY_ADDRESS(monkeypatch):
+    """Without --address, ray.init() would join the last `ray start` cluster of the machine (another
+    user's or session's, with its own CPUs): the sweep starts its own instance ("local"). $RAY_ADDRESS,
+    Ray's own way to name a cluster, becomes the --address default (then checked like one)."""
+    import ray
+    from dgl_ray.sweeps import coexistence
+    from dgl_ray.tune import cli, runner
+    seen = {}
+
+    class Ctx:
+        dashboard_url = None
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw) or Ctx())
+    runner.init_ray(None, num_cpus=2)
+    assert seen["address"] == "local" and seen["num_cpus"] == 2
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cli.parse(coexistence, []).address is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert cli.parse(coexistence, []).address == "10.0.0.1:6379"
+    assert cli.parse(coexistence, ["--address", "auto"]).address == "auto"

@@ -74,7 +74,9 @@ def common_parser(module) -> argparse.ArgumentParser:
     r = p.add_argument_group("sweep")
     r.add_argument("--storage", default="./results", help="local path or a URI pyarrow understands (s3://, gs://, ...)")
     r.add_argument("--name", default=None, help=f"experiment name (default: {module.FAMILY})")
-    r.add_argument("--address", default=None, help="an existing Ray cluster (host:port or auto)")
+    r.add_argument("--address", default=os.environ.get("RAY_ADDRESS") or None,
+                   help="an existing Ray cluster (host:port, ray://host:10001 or auto; default: $RAY_ADDRESS if set, "
+                        "else a new Ray instance of this sweep's own, never one started earlier with ray start)")
     r.add_argument("--resume", action="store_true", help="continue the sweep <storage>/<name>")
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
     r.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial, from its last checkpoint")

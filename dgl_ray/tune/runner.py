@@ -174,8 +174,8 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
     kw = dict(include_dashboard=dashboard, log_to_driver=False, runtime_env={"env_vars": env})
     if address:
         ctx = ray.init(address=address, **kw)
-    else:
-        ctx = ray.init(num_cpus=num_cpus, **kw)
+    else:       # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
+        ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
     if dashboard:
         from .trackers import print_dashboard
         print_dashboard(ctx)
