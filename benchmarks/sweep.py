@@ -109,7 +109,15 @@ def run_tune(a) -> tuple[list[dict], list[dict]]:
     while proc.poll() is None:
         try:
             tree = [root] + root.children(recursive=True)
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+            rss_by: dict = {}
+            for p in tree:
+                try:
+                    k = cpu[p.pid][0] if p.pid in cpu else _kind(p, root)
+                    rss_by[k] = rss_by.get(k, 0.0) + p.memory_info().rss / 2**20
+                except psutil.Error:
+                    pass
+            if sum(rss_by.values()) > peak:
+                peak, a.rss_by_kind = sum(rss_by.values()), rss_by
             for p in tree:
                 try:
                     t = p.cpu_times()
@@ -222,7 +230,10 @@ def main(argv=None) -> None:
               + f"; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores shared with other jobs: "
               f"wall > CPU time / {a.procs} when the machine is busy)")
     if a.tune:
-        print(f"peak host RSS of the whole sweep (driver, Ray, Tune workers): {rss[0]:.0f} MB")
+        parts = getattr(a, "rss_by_kind", {})
+        print(f"peak host RSS of the whole sweep (driver, Ray, Tune workers): {rss[0]:.0f} MB"
+              + (" = " + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(parts.items())) if parts else "")
+              + " (resident pages of every process summed: shared libraries count once per process)")
     else:
         print(f"peak host RSS: workers {', '.join(f'{r:.0f}' for r in rss)} MB, driver {peak_rss_mb():.0f} MB, "
               f"total {sum(rss) + peak_rss_mb():.0f} MB ({max(rss) * a.procs / n:.1f} MB per trial incl. imports)")

@@ -14,7 +14,10 @@ import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's mallopt parameter numbers (malloc.h)
 MMAP_BYTES = 32 * 1024 * 1024                          # glibc's maximum: blocks below it come from the heap
-TRIM_BYTES = 256 * 1024 * 1024                         # free heap kept before it is handed back
+# free heap kept before it is handed back: a digits population of 25 frees and reallocates ~40 MB a step
+# (32 MB kept: 76 page faults a step, 64 MB: 3); each process keeps at most this much beyond its use
+# (256 MB had cost the digits S1 sweep ~550 MB of peak RSS over its Ray workers)
+TRIM_BYTES = 64 * 1024 * 1024
 
 _done = False
 
