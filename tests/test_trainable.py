@@ -176,3 +176,19 @@ def test_the_results_path_reads_a_grouped_trials_epoch_results(fake_tune, tmp_pa
         assert row["seed"] == r["seed"] and row["dataset"] == "digits" and row["batch_size"] == 128
         assert row["test_error"] == r["test_error"] and row["tune_trial"] == "abc_00001"
     assert set(df["run_status"]) == {"completed"}
+
+
+def test_restored_members_share_one_copy_of_the_data(tmp_path):
+    """A population restored from its checkpoint holds one (device) copy of the data set, not one per
+    member (each Trial moves its own; on a GPU that was G copies of CIFAR before BatchedTrials dropped them)."""
+    from dgl_ray.config import TrialConfig
+    from dgl_ray.trainer import Trial
+    cfgs = [TrialConfig.from_dict(tr.split_config(dict(BASE, **{"lambda": l}, seed=s))[0])
+            for l, s in ((0.3, 0), (0.6, 1), (0.5, 2))]
+    trials = [Trial(c) for c in cfgs]
+    for i, t in enumerate(trials):
+        t.save(str(tmp_path / tr.member_file(i)))
+    restored = tr._restore_members(tune.Checkpoint.from_directory(str(tmp_path)), cfgs,
+                                   [tr.member_file(i) for i in range(3)], trials[0].data)
+    assert len(restored) == 3 and all(t.data is restored[0].data for t in restored)
+    assert [t.cfg.seed for t in restored] == [0, 1, 2]

@@ -253,6 +253,8 @@ def _restore_members(restored, cfgs, files, data) -> list:
             with c.as_directory() as d:
                 for cfg, f in zip(cfgs, files):
                     t = Trial(cfg, data=data)
+                    if trials:          # one device copy of the data set for the population, as BatchedTrials
+                        t.data = trials[0].data
                     t.load_state_dict(ckpt.load(os.path.join(d, f)))
                     trials.append(t)
         except ConfigError as e:
