@@ -31,7 +31,7 @@ import contextlib
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -243,6 +243,21 @@ class Population:
         return torch.stack(out)
 
 
+def member_trials(cfgs: Sequence[TrialConfig], data: DataSet, states: Iterable[dict] | None = None) -> list[Trial]:
+    """The ``Trial`` of each config, built one after another on ONE device copy of ``data`` (each Trial
+    moves its data; the members' copies are dropped as they are made, so at most two exist at once),
+    each loaded from its checkpoint state when ``states`` gives them (read lazily, in order)."""
+    trials: list[Trial] = []
+    for c, st in zip(cfgs, states if states is not None else [None] * len(cfgs)):
+        t = Trial(c, data=data)
+        if trials:
+            t.data = trials[0].data
+        if st is not None:
+            t.load_state_dict(st)
+        trials.append(t)
+    return trials
+
+
 class BatchedTrials:
     """G trials trained as one population. ``trials[i]`` is a real ``Trial`` (its config, noisy
     labels, generators, history, status, model/optimizer for checkpoints) and slot i of the
@@ -262,12 +277,7 @@ class BatchedTrials:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
             data = data if data is not None else load_dataset(cfgs[0])
-            trials = []
-            for c in cfgs:                                     # each draws its own init, labels, generators
-                t = Trial(c, data=data)
-                if trials:      # one device copy of the data for the population, not one per member
-                    t.data = trials[0].data
-                trials.append(t)
+            trials = member_trials(cfgs, data)          # each draws its own init, labels, generators
         else:
             _check_group([t.cfg for t in trials])
             running = [t for t in trials if t.status == STATUS_RUNNING]

@@ -243,20 +243,14 @@ def _restore_members(restored, cfgs, files, data) -> list:
     epochs again (the results path keeps the last report of each epoch). Each Tune checkpoint is its
     own folder, so the ``.prev`` fallback of :func:`dgl_ray.checkpoint.load` never applies here.
     Raises the newest checkpoint's ConfigError when none reads."""
+    from ..batched import member_trials
     from ..errors import ConfigError
-    from ..trainer import Trial
     from .. import checkpoint as ckpt
     first_error = None
     for c in _checkpoints_to_try(restored):
         try:
-            trials = []
             with c.as_directory() as d:
-                for cfg, f in zip(cfgs, files):
-                    t = Trial(cfg, data=data)
-                    if trials:          # one device copy of the data set for the population, as BatchedTrials
-                        t.data = trials[0].data
-                    t.load_state_dict(ckpt.load(os.path.join(d, f)))
-                    trials.append(t)
+                trials = member_trials(cfgs, data, (ckpt.load(os.path.join(d, f)) for f in files))
         except ConfigError as e:
             first_error = first_error or e
             continue
