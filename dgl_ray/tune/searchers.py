@@ -34,6 +34,7 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from ..errors import ConfigError
+from .trainable import pack_group, result_rows, split_config, unpack_group
 
 FINISHED = Searcher.FINISHED
 # a member's last row has one of these statuses ("error": the trainable's fatal error row)
@@ -43,7 +44,6 @@ ENDED = ("completed", "diverged", "error")
 def trial_fields(cfg: dict) -> dict:
     """The trial fields of a Tune config (labels, run-time keys and the init checkpoint left out):
     what decides whether trials can share one population."""
-    from .trainable import split_config
     t = split_config(cfg)[0]
     t.pop("init_checkpoint", None)      # the parent's file: per member, and it may not exist yet
     return t
@@ -109,14 +109,12 @@ class _StateSearcher(Searcher):
             c = copy.deepcopy(cfg)
             c["plan_id"] = pid
             cfgs.append(c)
-        from .trainable import pack_group
         return cfgs[0] if len(cfgs) == 1 else pack_group(cfgs)
 
     def _note_end(self, members: list, result: dict) -> None:
         """Keep a member's last row (status completed, diverged or error) until its Tune trial settles;
         a row reported again (a trial retried or resumed from a checkpoint) replaces it. A grouped Tune
         trial reports its members' rows of one epoch as one result (trainable.result_rows reads both)."""
-        from .trainable import result_rows
         for row in result_rows(result):
             pid = row.get("plan_id")
             if pid in members and row.get("status") in ENDED:
@@ -228,7 +226,6 @@ class GridSearcher(_StateSearcher):
         i = s["next"]
         if "next_member" not in s:     # a state saved before packing: members handed out so far
             s["next_member"] = sum(len(c.get("group", [c])) for c in s["configs"][:i])
-        from .trainable import unpack_group
         group = unpack_group(s["configs"][i])
         m = s["next_member"]
         s["next"] += 1
