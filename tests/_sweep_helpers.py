@@ -1,6 +1,10 @@
-"""Helpers for the tune/sweeps tests: run a family in-process, read its Parquet."""
+"""Helpers for the tune/sweeps tests: run a family in-process, read its Parquet, interrupt a sweep."""
 import importlib
 import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +18,28 @@ def run_family(family, storage, *args, name=None):
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(storage), "--name", name or family, *args]
     return mod.main(argv)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def interrupt_sweep(cmd, ready, sig, wait_s: float = 240) -> tuple[int, str]:
+    """Run a sweep command in its own process group, send ``sig`` to its driver (as Ctrl-C or a
+    scheduler would) once ``ready()`` holds, and return (exit code, output). Fails if the sweep ended first."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    try:
+        deadline = time.time() + wait_s
+        while time.time() < deadline and not ready() and p.poll() is None:
+            time.sleep(0.2)
+        assert p.poll() is None, "the sweep ended before it could be interrupted"
+        os.kill(p.pid, sig)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    return p.returncode, out
 
 
 def parquet(storage, name) -> pd.DataFrame:

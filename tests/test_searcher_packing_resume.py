@@ -5,14 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests._sweep_helpers import finals, parquet
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._sweep_helpers import ROOT, finals, interrupt_sweep, parquet
 
 
 def _cmd(storage):
@@ -30,22 +27,11 @@ def _children_training(exp: Path) -> bool:
 
 @pytest.mark.slow
 def test_packed_chained_sweep_interrupted_and_resumed(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    p = subprocess.Popen(_cmd(tmp_path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not _children_training(tmp_path / "chain") and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None, "the sweep ended before it could be interrupted"
-        os.kill(p.pid, signal.SIGINT)
-        out, _ = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-    assert p.returncode == 130, out[-3000:]
+    rc, out = interrupt_sweep(_cmd(tmp_path), lambda: _children_training(tmp_path / "chain"), signal.SIGINT)
+    assert rc == 130, out[-3000:]
     first = parquet(tmp_path, "chain")
     assert (first["run_status"] == "unfinished").any(), "no population was running at the signal"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     r = subprocess.run(_cmd(tmp_path) + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     df = parquet(tmp_path, "chain")

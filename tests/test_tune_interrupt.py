@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests._sweep_helpers import finals, parquet
+from tests._sweep_helpers import ROOT, finals, interrupt_sweep, parquet
 
-ROOT = Path(__file__).resolve().parents[1]
 N_SEEDS, EPOCHS = 2, 8
 
 
@@ -38,20 +36,7 @@ def _running_with_checkpoint(exp: Path) -> bool:
 
 
 def _interrupt(tmp_path, sig):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    p = subprocess.Popen(_cmd(tmp_path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not _running_with_checkpoint(tmp_path / "sig") and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None, "the sweep ended before it could be interrupted"
-        os.kill(p.pid, sig)                                   # the driver, as Ctrl-C or a scheduler would
-        out, _ = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-    return p.returncode, out
+    return interrupt_sweep(_cmd(tmp_path), lambda: _running_with_checkpoint(tmp_path / "sig"), sig)
 
 
 def _resume_line(out: str) -> str:
