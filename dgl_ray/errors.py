@@ -1,6 +1,20 @@
-"""The one exception type for bad input: raised before any work starts, printed as one line."""
+"""The one exception type for bad input: raised before any work starts, printed as one line; and the
+write probe that the checks of output paths share (``--save``, ``--storage``)."""
+import os
+import tempfile
 
 
 class ConfigError(ValueError):
     """A trial or sweep was asked for something that cannot run. The message names the bad value
     and what is allowed, in one line, so a CLI can print it as is."""
+
+
+def unwritable(folder: str) -> str | None:
+    """Why this process cannot create a file in ``folder`` (made if missing), or None when it can."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        return str(e.strerror or e)
+    return None

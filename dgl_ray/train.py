@@ -15,7 +15,7 @@ import sys
 
 from .config import (DATASETS, DEVICES, FAST_PATH_FIELDS, MODELS, NOISE_CONVENTIONS, NOISE_KINDS, NORMALIZATIONS,
                      TrialConfig)
-from .errors import ConfigError
+from .errors import ConfigError, unwritable
 from .schedules import parse_range
 
 
@@ -180,13 +180,9 @@ def check_save_path(path: str | None) -> None:
     if os.path.isdir(path):
         raise ConfigError(f"--save {path}: is a folder; give the checkpoint's file path (e.g. {path}/trial.pt)")
     folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        import tempfile
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise ConfigError(f"--save {path}: cannot write in {folder} ({e.strerror or e})") from None
+    why = unwritable(folder)
+    if why:
+        raise ConfigError(f"--save {path}: cannot write in {folder} ({why})")
 
 
 def check_resume_fast_path(a: argparse.Namespace, cfg: TrialConfig) -> None:

@@ -14,9 +14,8 @@ import math
 import os
 import socket
 import sys
-import tempfile
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unwritable
 from ..schedules import parse_range
 
 try:
@@ -306,13 +305,9 @@ def check_storage(o) -> None:
         fs, root = storage_fs(o.storage)
     except Exception as e:
         raise ConfigError(f"--storage {o.storage!r} is not a path or a URI pyarrow understands ({e})") from None
-    if fs is None:
-        try:
-            os.makedirs(root, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
-                pass
-        except OSError as e:
-            raise ConfigError(f"--storage {o.storage!r} is not writable ({e.strerror or e})") from None
+    why = unwritable(root) if fs is None else None
+    if why:
+        raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
     exists = experiment_exists(o.storage, o.name)
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
