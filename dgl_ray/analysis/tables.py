@@ -54,6 +54,14 @@ def _diverged(df: pd.DataFrame) -> pd.Series:
     return pd.Series(False, index=df.index)
 
 
+def _diverged_and_missing(g: pd.DataFrame, e: pd.Series | None = None) -> dict:
+    """``n_diverged`` and ``n_missing`` of a group of final rows: a run without a final error (``e``,
+    the group's test errors by default) is missing unless it diverged."""
+    div = _diverged(g)
+    e = g["test_error"] if e is None else e
+    return {"n_diverged": int(div.sum()), "n_missing": int((e.isna() & ~div).sum())}
+
+
 def _groups(df: pd.DataFrame, keys: list[str]):
     if not keys:
         yield (), df
@@ -96,12 +104,10 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
     rows = []
     for k, g in _groups(f, keys):
         e = g["test_error"]
-        div = _diverged(g)
         n = len(g)
         rec = dict(zip(keys, k))
         rec.update(n=n, L=int((e <= L).sum()), intermediate=int(((e > L) & (e < H)).sum()),
-                   H=int((e >= H).sum()), T=int((e >= T).sum()), n_diverged=int(div.sum()),
-                   n_missing=int((e.isna() & ~div).sum()))
+                   H=int((e >= H).sum()), T=int((e >= T).sum()), **_diverged_and_missing(g, e))
         rec.update(frac_L=rec["L"] / n if n else np.nan, frac_H=rec["H"] / n if n else np.nan,
                    mean_error=e.mean(), std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan)
         rows.append(rec)
@@ -120,13 +126,11 @@ def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), 
     rows = []
     for k, g in _groups(f, keys):
         e = pd.to_numeric(g["test_error"], errors="coerce")
-        div = _diverged(g)
         rec = dict(zip(keys, k))
         rec.update(n=len(g), L=int((e <= L).sum()), intermediate=int(((e > L) & (e < H)).sum()),
                    H=int((e >= H).sum()), mean_error=e.mean(),
                    std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan,
-                   min_error=e.min(), max_error=e.max(), n_missing=int((e.isna() & ~div).sum()),
-                   n_diverged=int(div.sum()))
+                   min_error=e.min(), max_error=e.max(), **_diverged_and_missing(g, e))
         rows.append(rec)
     return _sort(pd.DataFrame(rows, columns=keys + [
         "n", "L", "intermediate", "H", "mean_error", "std_error", "min_error", "max_error",
@@ -244,9 +248,8 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
             rec[leg] = e.mean()
             rec[f"{leg}_std"] = e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan
         l_leg = "down" if h_leg == "up" else "up"
-        div = _diverged(g)
         rec.update(H_leg=h_leg, gap=rec[h_leg] - rec[l_leg], up_minus_down=rec["up"] - rec["down"],
-                   n_diverged=int(div.sum()), n_missing=int((g["test_error"].isna() & ~div).sum()))
+                   **_diverged_and_missing(g))
         rows.append(rec)
     cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "H_leg", "gap",
                    "up_minus_down", "n_diverged", "n_missing"]
@@ -566,12 +569,10 @@ def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
     rows = []
     for k, g in _groups(f, keys):
         e = pd.to_numeric(g["test_error"], errors="coerce")
-        div = _diverged(g)
         rec = dict(zip(keys, k))
         rec.update(n=len(g), escaped=int((e < escape_below).sum()),
                    escape_fraction=float((e < escape_below).mean()) if len(g) else np.nan,
-                   final_error_mean=e.mean(), final_error_min=e.min(),
-                   n_missing=int((e.isna() & ~div).sum()), n_diverged=int(div.sum()))
+                   final_error_mean=e.mean(), final_error_min=e.min(), **_diverged_and_missing(g, e))
         rows.append(rec)
     return _sort(pd.DataFrame(rows, columns=keys + ["n", "escaped", "escape_fraction",
                                                     "final_error_mean", "final_error_min",
@@ -706,7 +707,6 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
         b = sarle_coefficient(x)
         rec.update(n=len(g), dip=dip, dip_p=p, bimodal=bool(p < alpha) if np.isfinite(p) else False,
                    sarle=b, sarle_bimodal=bool(b > 5 / 9) if np.isfinite(b) else False,
-                   n_diverged=int(_diverged(g).sum()),
-                   n_missing=int((g["test_error"].isna() & ~_diverged(g)).sum()))
+                   **_diverged_and_missing(g))
         rows.append(rec)
     return _sort(pd.DataFrame(rows), keys)
