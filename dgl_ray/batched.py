@@ -167,10 +167,12 @@ class Population:
         with self._autocast(x):
             logits = self._forward(x).float() if self.fast.bf16 else self._forward(x)
         B, g, k = logits.shape
-        # member-major (g, B) losses: each member's mean is a reduction over its own contiguous row, the
+        # cross entropy with the classes as the outer axis: log_softmax over dim 0 of (k, g·B) vectorises
+        # along the g·B samples (2.2x faster with its backward than over rows of k = 10, measured here).
+        # Member-major (g, B) losses: each member's mean is a reduction over its own contiguous row, the
         # same kernel path whatever g is (a strided column mean is not: its float32 sums depend on g)
-        losses = F.cross_entropy(logits.transpose(0, 1).reshape(g * B, k), y.t().reshape(g * B),
-                                 reduction="none").view(g, B).mean(1)
+        logp = F.log_softmax(logits.permute(2, 1, 0).reshape(k, g * B), 0)
+        losses = -logp.gather(0, y.t().reshape(1, g * B)).view(g, B).mean(1)
         return losses.detach(), torch.autograd.grad(losses.sum(), rows)[0]
 
     def _gv_rows(self, x, bc, trusted, members: list[int]):
@@ -243,6 +245,16 @@ class Population:
         return torch.stack(out)
 
 
+# a population keeps its training images normalised in its dtype when that copy is at most this big
+# (the digits set: 0.4 MB in float32; CIFAR without augmentation would be 614 MB: normalised per batch)
+NORMALISED_COPY_MAX_BYTES = 64 * 2**20
+
+
+def _rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """t[idx] for an index tensor of any shape, as one index_select along dim 0."""
+    return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
+
+
 def member_trials(cfgs: Sequence[TrialConfig], data: DataSet, states: Iterable[dict] | None = None) -> list[Trial]:
     """The ``Trial`` of each config, built one after another on ONE device copy of ``data`` (each Trial
     moves its data; the members' copies are dropped as they are made, so at most two exist at once),
@@ -304,6 +316,12 @@ class BatchedTrials:
         self._acc = self._new_acc()
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+        # without augmentation an image's normalised values never change: compute them once (the same
+        # elementwise ops in the same order as per batch, so the same bits), when the copy is small
+        x = self.data.x_train
+        small = x.numel() * torch.finfo(self.dtype).bits // 8 <= NORMALISED_COPY_MAX_BYTES
+        self._x_train = ((x.to(self.dtype) / self.data.scale - self._mean[0]) / self._std[0]
+                         if not self.cfg.augment and small else None)
 
     @property
     def G(self) -> int:
@@ -348,18 +366,20 @@ class BatchedTrials:
                              for t, ok in zip(self.trials, live)], 1)                                   # (n, G)
         yn = torch.stack([t.y_noisy for t in self.trials], 1)                                            # (N, G)
         tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in self.trials], 1)
-        cols = torch.arange(self.G, device=self.device)
         acc = self._acc
         for s in range(0, n, c.batch_size):                  # no drop_last, as the paper's DataLoader
             idx = perms[s:s + c.batch_size]                  # (B, G)
             if c.augment:   # per trial, in batch order: the same draws from each generator as alone
                 raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
                                    for j, (t, ok) in enumerate(zip(self.trials, live))], 1)
+                x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
+            elif self._x_train is not None:   # (B, G, C, H, W): one gather of images normalised once
+                x = _rows(self._x_train, idx)
             else:
-                raw = d.x_train[idx]                         # (B, G, C, H, W): one gather
-            x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
-            out = self.pop.step_batch(x, yn[idx, cols], d.y_train[idx], lam, lr,
-                                      trusted=None if tr is None else tr[idx, cols], fresh_csv=c.fresh_csv)
+                x = (_rows(d.x_train, idx).to(self.dtype) / d.scale - self._mean) / self._std
+            # gathers along dim 0 (index_select / gather), not advanced indexing: 4x cheaper on the host
+            out = self.pop.step_batch(x, yn.gather(0, idx), _rows(d.y_train, idx), lam, lr,
+                                      trusted=None if tr is None else tr.gather(0, idx), fresh_csv=c.fresh_csv)
             acc["loss"] += out["loss_s"]
             acc["cos"] += out["cos"]
             acc["gs"] += out["gs_norm"]

@@ -111,31 +111,41 @@ class PackedDropout(nn.Module):
         return (h * torch.stack(masks, 1)).reshape(x.shape)
 
 
-class _GradLikeInput(torch.autograd.Function):
-    """Identity whose backward returns the gradient in the memory layout of the forward's input."""
+class _GlobalAvgPool(torch.autograd.Function):
+    """x.mean((2, 3), keepdim=True), torch's own arithmetic for a 1x1 adaptive average pool, with a
+    backward that writes the gradient once, in the input's memory layout. torch's backward of the mean
+    divides the expanded gradient into a channels-first tensor (a 1x1 pool's (B, C, 1, 1) gradient looks
+    contiguous either way), which then had to be copied channels-last, and before that copy every layer
+    below ran the slow mixed-layout kernels (ReLU's backward on the digits TinyCNN took 15x longer)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        return x.view_as(x)
+        ctx.shape, ctx.n = x.shape, x.shape[2] * x.shape[3]
+        ctx.channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        return x.mean((2, 3), keepdim=True)
 
     @staticmethod
     def backward(ctx, g):
-        return g.contiguous(memory_format=torch.channels_last) if ctx.channels_last else g
+        # the same values as torch's mean backward, g.expand(shape) / n: dividing before broadcasting
+        # divides the same numbers
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        return torch.empty(ctx.shape, dtype=g.dtype, device=g.device, memory_format=fmt).copy_((g / ctx.n).expand(ctx.shape))
 
 
 class PackedAdaptiveAvgPool2d(nn.Module):
-    """nn.AdaptiveAvgPool2d, same arithmetic. Its CPU backward returns a channels-first gradient for a
-    1x1 output (the (B, C, 1, 1) gradient looks contiguous either way), and every layer below then
-    runs the slow mixed-layout kernels: ReLU's backward on the digits TinyCNN took 15x longer
-    (measured here). The gradient is handed back in the input's layout instead."""
+    """nn.AdaptiveAvgPool2d, same arithmetic; the global (1x1) pool with its gradient in the input's
+    layout (``_GlobalAvgPool``)."""
 
     def __init__(self, pool: nn.AdaptiveAvgPool2d):
         super().__init__()
         self.output_size = pool.output_size
+        size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size,) * 2
+        self.is_global = size == (1, 1)
 
     def forward(self, x):
-        return F.adaptive_avg_pool2d(_GradLikeInput.apply(x) if x.requires_grad else x, self.output_size)
+        if self.is_global and x.dim() == 4:
+            return _GlobalAvgPool.apply(x)
+        return F.adaptive_avg_pool2d(x, self.output_size)
 
 
 _PACKED = {nn.Conv2d: PackedConv2d, nn.AdaptiveAvgPool2d: PackedAdaptiveAvgPool2d, nn.BatchNorm2d: PackedBatchNorm2d, nn.Linear: PackedLinear,
