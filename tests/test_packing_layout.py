@@ -45,12 +45,44 @@ def test_pool_before_relu_is_bit_identical(name, shape):
     assert torch.equal(g1, g2)
 
 
-def test_global_average_pool_hands_back_a_channels_last_gradient():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_global_average_pool_is_torchs_and_hands_back_its_inputs_layout(dtype, channels_last):
     """torch's CPU backward of a 1x1 adaptive average pool returns a channels-first gradient; the packed
-    pool returns it in its input's layout (values unchanged), so the layers below stay channels-last."""
+    pool returns it in its input's layout, written once. Values and gradients: every bit of torch's."""
     from dgl_ray.packing import PackedAdaptiveAvgPool2d
-    x = torch.randn(4, 6, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_()
-    plain = torch.autograd.grad(torch.nn.functional.adaptive_avg_pool2d(x, 1).sum(), x)[0]
-    packed = torch.autograd.grad(PackedAdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d(1))(x).sum(), x)[0]
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(4, 6, 3, 3, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
+    pool = PackedAdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d(1))
+    y_plain, y_packed = torch.nn.functional.adaptive_avg_pool2d(x, 1), pool(x)
+    g = torch.randn_like(y_plain)
+    plain = torch.autograd.grad(y_plain, x, g)[0]
+    packed = torch.autograd.grad(y_packed, x, g)[0]
+    assert torch.equal(y_plain, y_packed)
     assert torch.equal(plain, packed)
-    assert packed.is_contiguous(memory_format=torch.channels_last) and not packed.is_contiguous()
+    assert packed.is_contiguous(memory_format=fmt)
+    if channels_last:
+        assert not packed.is_contiguous()
+
+
+@pytest.mark.parametrize("G", [2, 5])
+def test_one_input_channel_convolution_as_depthwise_equals_the_grouped_one(G):
+    """The first layer on 1-channel images runs depthwise over each member's channel repeated (oneDNN's
+    faster kernel): the grouped convolution's outputs and weight/bias gradients, float64."""
+    import torch.nn.functional as F
+    from dgl_ray.packing import PackedConv2d
+    torch.manual_seed(0)
+    packed = PackedConv2d(torch.nn.Conv2d(1, 8, 3, padding=1))
+    assert packed.one_input_channel
+    x = torch.randn(7, G, 8, 8, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(G, 8, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(G, 8, dtype=torch.float64, requires_grad=True)
+    packed.weight, packed.bias = w, b
+    y = packed(x)
+    grouped = F.conv2d(x, w.reshape(G * 8, 1, 3, 3), b.reshape(-1), 1, 1, 1, G)
+    g = torch.randn_like(y)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, grouped, rtol=1e-12, atol=1e-12)
+    for a, e in zip(torch.autograd.grad(y, (w, b), g), torch.autograd.grad(grouped, (w, b), g)):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
