@@ -255,3 +255,20 @@ def test_run_group_packs_a_mix_and_splits_the_rest(digits):
     for c, s in zip(cfgs, out):
         t = Trial(c, data=digits if c["dataset"] == "digits" else None)
         assert s["final_error"] == pytest.approx(t.run()["final_error"], abs=1e-12) and s["seed"] == c["seed"]
+
+
+def test_images_normalised_once_are_the_per_batch_bits(digits):
+    """Without augmentation a population normalises its training images once and gathers rows; the
+    values are the per-batch normalisation's, bit for bit (float32 and float64); a data set too big
+    for that copy is normalised per batch."""
+    import dgl_ray.batched as batched
+    for dtype in ("float32", "float64"):
+        b = BatchedTrials([dict(dataset="digits", epochs=1, dtype=dtype, seed=s, **{"lambda": 0.3}) for s in range(2)], data=digits)
+        idx = torch.randperm(len(digits.y_train))[:40].view(20, 2)
+        per_batch = (digits.x_train[idx].to(b.dtype) / digits.scale - b._mean) / b._std
+        assert torch.equal(batched._rows(b._x_train, idx), per_batch)
+    small, batched.NORMALISED_COPY_MAX_BYTES = batched.NORMALISED_COPY_MAX_BYTES, 1024
+    try:
+        assert BatchedTrials([dict(dataset="digits", epochs=1, seed=0, **{"lambda": 0.3})], data=digits)._x_train is None
+    finally:
+        batched.NORMALISED_COPY_MAX_BYTES = small
