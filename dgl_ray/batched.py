@@ -28,6 +28,7 @@ A group shares what fixes the shapes and the lock step (``SHARED``) and whether 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -245,6 +246,28 @@ class Population:
         return torch.stack(out)
 
 
+# the widest float vector of the host's kernels, in bytes (AVX-512): channel-wise CPU kernels (BatchNorm's
+# sums, oneDNN's channel blocks) run whole vectors of channels, then a scalar or masked tail in another order
+HOST_VECTOR_BYTES = 64
+
+
+def padded_size(G: int, model: str, channel_counts: Iterable[int], dtype: torch.dtype, device: torch.device) -> int:
+    """The population size that G members run at. On the host, for a model that packs there by default
+    (the digits TinyCNN): at least 2 (a population of one takes other kernels: dense convolutions, not
+    grouped ones) and a multiple of the step at which G·c channels fill whole vectors for every
+    per-member channel count c (no member in a vector tail). Then each member's numbers are the same
+    bits at every population size and position, alone included (tests/test_batched.py). Otherwise G:
+    a compute-bound CIFAR model alone on a CPU would pay double, and GPU kernels choose algorithms by
+    shape anyway (docs/PACKING.md, "Reproducibility")."""
+    if device.type != "cpu" or default_group_size(model, on_gpu=False) == 1:
+        return G
+    lanes = HOST_VECTOR_BYTES * 8 // torch.finfo(dtype).bits      # 16 float32, 8 float64
+    step = 1
+    for c in channel_counts:
+        step = math.lcm(step, lanes // math.gcd(lanes, c))
+    return -(-max(G, 2) // step) * step
+
+
 # a population keeps its training images normalised in its dtype when that copy is at most this big
 # (the digits set: 0.4 MB in float32; CIFAR without augmentation would be 614 MB: normalised per batch)
 NORMALISED_COPY_MAX_BYTES = 64 * 2**20
@@ -312,7 +335,11 @@ class BatchedTrials:
             keep_freed_memory()      # reuse freed activation buffers instead of page-faulting fresh ones
         self._set_math_modes()
         self.packed = PackedNet(t0.model, self.cfg.model)
-        self.pop = self._population(self.trials, live[0].stepper.step)
+        # frozen copies of the first running member fill the population up to a size whose channels
+        # fill whole vectors (``padded_size``): then no member's channels sit in a vector tail
+        self.pad = padded_size(self.G, self.cfg.model, self.packed.channel_counts, self.dtype, self.device) - self.G
+        self._slots = self.trials + [live[0]] * self.pad
+        self.pop = self._population(self._slots, live[0].stepper.step)
         self._acc = self._new_acc()
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
@@ -341,37 +368,40 @@ class BatchedTrials:
 
     def _population(self, trials: list[Trial], step: int) -> Population:
         moms = [[t.opt.state.get(p, {}).get("momentum_buffer") for p in t.model.parameters()] for t in trials]
+        gens = [t.dropout_gen for t in trials[:self.G]]
+        gens += [torch.Generator(device=self.device).manual_seed(0) for _ in trials[self.G:]]   # padding's own
         return Population.from_models(
             self.packed, [t.model for t in trials], self.cfg.K, self.cfg.momentum, self.cfg.weight_decay,
-            [t.dropout_gen for t in trials], step=step, moms=moms,
+            gens, step=step, moms=moms,
             gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials],
             fast=self.fast)
 
     def _new_acc(self) -> dict:
-        z = lambda: torch.zeros(self.G, dtype=torch.float64, device=self.device)
+        z = lambda: torch.zeros(self.G + self.pad, dtype=torch.float64, device=self.device)
         return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
 
     # ---- one epoch of every slot ------------------------------------------------------------------------
     def train_epoch(self) -> None:
         c, d = self.cfg, self.data
-        live = [t.status == STATUS_RUNNING for t in self.trials]
-        lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(self.trials, live)],
+        slots = self._slots                       # the trials, then the padding (frozen: never live)
+        live = [t.status == STATUS_RUNNING for t in self.trials] + [False] * self.pad
+        lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(slots, live)],
                            dtype=self.dtype, device=self.device)
-        lr = torch.tensor([t._lr(self.epoch) if ok else 0.0 for t, ok in zip(self.trials, live)],
+        lr = torch.tensor([t._lr(self.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
                           dtype=self.dtype, device=self.device)
         n = len(d.y_train)
         # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
         fixed = torch.arange(n, device=self.device)
         perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) if ok else fixed
-                             for t, ok in zip(self.trials, live)], 1)                                   # (n, G)
-        yn = torch.stack([t.y_noisy for t in self.trials], 1)                                            # (N, G)
-        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in self.trials], 1)
+                             for t, ok in zip(slots, live)], 1)                                         # (n, G)
+        yn = torch.stack([t.y_noisy for t in slots], 1)                                                  # (N, G)
+        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in slots], 1)
         acc = self._acc
         for s in range(0, n, c.batch_size):                  # no drop_last, as the paper's DataLoader
             idx = perms[s:s + c.batch_size]                  # (B, G)
             if c.augment:   # per trial, in batch order: the same draws from each generator as alone
                 raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
-                                   for j, (t, ok) in enumerate(zip(self.trials, live))], 1)
+                                   for j, (t, ok) in enumerate(zip(slots, live))], 1)
                 x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
             elif self._x_train is not None:   # (B, G, C, H, W): one gather of images normalised once
                 x = _rows(self._x_train, idx)
@@ -401,17 +431,18 @@ class BatchedTrials:
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
-        """Test errors (G,) of every slot, eval mode (each member's running statistics)."""
+        """Test errors (G,) of every trial's slot, eval mode (each member's running statistics)."""
         d = self.data
-        wrong = torch.zeros(self.G, dtype=torch.int64, device=self.device)
+        slots = self.G + self.pad
+        wrong = torch.zeros(slots, dtype=torch.int64, device=self.device)
         # on the host, test images x members per forward as a training batch of 64 members holds: the
         # whole digits test set x 25 members made 18 MB activations, which glibc then kept (allocator.py)
-        n = 1000 if self.device.type == "cuda" else max(32, 2048 // self.G)
+        n = 1000 if self.device.type == "cuda" else max(32, 2048 // slots)
         for s in range(0, len(d.y_test), n):
             x = (d.x_test[s:s + n].to(self.dtype).unsqueeze(1) / d.scale - self._mean) / self._std
-            logits = self.pop.logits(x.expand(-1, self.G, *x.shape[2:]), training=False)
+            logits = self.pop.logits(x.expand(-1, slots, *x.shape[2:]), training=False)
             wrong += (logits.argmax(2) != d.y_test[s:s + n, None]).sum(0)
-        return wrong.double() / len(d.y_test)
+        return wrong[:self.G].double() / len(d.y_test)
 
     # ---- the loop -------------------------------------------------------------------------------------
     def run(self, on_eval: Callable[[dict, int], None] | None = None, max_epochs: int | None = None) -> list[dict]:

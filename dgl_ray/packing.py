@@ -59,8 +59,8 @@ class PackedConv2d(nn.Module):
             # oneDNN's kernel for groups of 1 input -> m outputs is 2-3x slower than its depthwise kernel
             # (measured here; 3x without autograd, in evaluation): repeat each member's channel m times,
             # channels-last, and convolve depthwise (groups = G·m). Each output is still its own filter's
-            # taps over its member's one channel. (A population of one keeps its dense convolution: the
-            # repeat costs it 5%.)
+            # taps over its member's one channel. (A population of one keeps its dense convolution; the
+            # digits TinyCNN never runs as one on the host: batched.padded_size.)
             B, _, H, W = x.shape
             xe = (x.permute(0, 2, 3, 1).unsqueeze(-1).expand(B, H, W, G, m)
                   .reshape(B, H, W, G * m).permute(0, 3, 1, 2))
@@ -214,6 +214,9 @@ class PackedNet:
         self._pslots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.param_names]
         self._bslots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.buffer_names]
         self.sizes = [math.prod(s) for s in self.param_shapes]
+        # per-member channel counts of the layers whose kernels vectorise over the G·C channels
+        self.channel_counts = sorted({m.out_channels for m in template.modules() if isinstance(m, nn.Conv2d)}
+                                     | {m.num_features for m in template.modules() if isinstance(m, nn.BatchNorm2d)})
         # channels-last: pooling, BatchNorm and grouped convolutions walk the G·C channels contiguously
         # (measured on CPU: max-pooling a (B, G·C, 8, 8) NCHW tensor cost more than the convolutions)
         self.channels_last = True
