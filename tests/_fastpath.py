@@ -48,12 +48,14 @@ def one_step(cfgs: list[dict], data=None, **switch) -> dict:
     raw = augment_batch(d.x_train[idx], gen) if b.cfg.augment else d.x_train[idx]
     x64 = d.normalise(raw, torch.float64)
     before = b.pop.flat.detach().double().clone()
-    lam = torch.tensor([t.plans[0].lam for t in b.trials], dtype=b.dtype, device=dev)
-    lr = torch.tensor([t._lr(0) for t in b.trials], dtype=b.dtype, device=dev)
-    out = b.pop.step_batch(x64.to(b.dtype).unsqueeze(1).expand(-1, G, -1, -1, -1),
-                           torch.stack([t.y_noisy[idx] for t in b.trials], 1), d.y_train[idx, None].expand(-1, G),
+    S = b.pop.G                     # the population's slots: the G trials, then padding (frozen: λ = lr = 0)
+    lam = torch.tensor([t.plans[0].lam for t in b.trials] + [0.0] * (S - G), dtype=b.dtype, device=dev)
+    lr = torch.tensor([t._lr(0) for t in b.trials] + [0.0] * (S - G), dtype=b.dtype, device=dev)
+    noisy = [t.y_noisy[idx] for t in b.trials]
+    out = b.pop.step_batch(x64.to(b.dtype).unsqueeze(1).expand(-1, S, -1, -1, -1),
+                           torch.stack(noisy + noisy[:1] * (S - G), 1), d.y_train[idx, None].expand(-1, S),
                            lam, lr)
-    update = b.pop.flat.detach().double() - before
+    update = (b.pop.flat.detach().double() - before)[:G]
     rel, cos, loss = [], [], []
     for g, c in enumerate(cfgs):
         t, m, _, ref = _reference_model(c, data)
