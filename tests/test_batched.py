@@ -220,20 +220,20 @@ def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
     assert b2.trials[1].summary()["status"] == STATUS_DIVERGED
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_member_is_the_same_bits_alone_and_at_any_size_and_position(digits, dtype):
+@pytest.mark.parametrize("dtype,width", [("float32", 1.0), ("float64", 1.0), ("float32", 4.0)])
+def test_member_is_the_same_bits_alone_and_at_any_size_and_position(digits, dtype, width):
     """Reproducible wherever it ran (digits TinyCNN, CPU): a trial's numbers are the same bits alone
     (Trial.run) and packed, in populations of 2, 3 and 5, first, in the middle and last (the last
     member of an odd population sat in a vector tail before ``padded_size``), beside other co-members,
     also when one of them diverges."""
-    base = dict(dataset="digits", epochs=2, device="cpu", dtype=dtype)
+    base = dict(dataset="digits", epochs=2, device="cpu", dtype=dtype, width=width)
     me = dict(base, **{"lambda": 0.45}, seed=3)
     others = [dict(base, **{"lambda": 0.2 + 0.1 * i}, seed=9 + i) for i in range(4)]
     alone = Trial(me, data=digits)
     alone.run()
     for G, pos in [(2, 1), (3, 2), (5, 0), (5, 4)]:
         b = BatchedTrials(others[:pos] + [me] + others[pos:G - 1], data=digits)
-        assert b.G == G and (dtype == "float64" or (b.G + b.pad) % 2 == 0)
+        assert b.G == G and (b.G + b.pad) % 2 == 0
         if pos != 0:
             with torch.no_grad():
                 b.packed.views(b.pop.flat)[0][0] = float("nan")       # a co-member diverges in the first epoch
@@ -247,13 +247,14 @@ def test_member_is_the_same_bits_alone_and_at_any_size_and_position(digits, dtyp
 
 def test_padding_is_for_host_populations_of_packing_models():
     """``padded_size``: populations of the digits TinyCNN on the host run at an even size of at least 2
-    (float32: 8 channels a member fill a 16-lane vector in pairs); float64 and GPU populations and the
-    CIFAR models (one trial per process on a CPU by default) are not padded."""
+    that fills whole vectors (float32 width 0.5: 4 channels a member, 4 members to a 16-lane vector); GPU
+    populations and the CIFAR models (one trial per process on a CPU by default) are not padded."""
     from dgl_ray.batched import padded_size
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert [padded_size(g, "tinycnn", [8, 16], torch.float32, cpu) for g in (1, 2, 3, 25, 26)] == [2, 2, 4, 26, 26]
     assert [padded_size(g, "tinycnn", [4, 8], torch.float32, cpu) for g in (1, 5)] == [4, 8]
-    assert [padded_size(g, "tinycnn", [8, 16], torch.float64, cpu) for g in (1, 3)] == [2, 3]
+    assert [padded_size(g, "tinycnn", [8, 16], torch.float64, cpu) for g in (1, 3)] == [2, 4]
+    assert [padded_size(g, "tinycnn", [32, 64], torch.float32, cpu) for g in (1, 3, 4)] == [2, 4, 4]
     assert padded_size(3, "tinycnn", [8, 16], torch.float32, gpu) == 3
     assert padded_size(1, "resnet18", [8, 16, 32, 64], torch.float32, cpu) == 1
 
