@@ -91,7 +91,7 @@ def test_diverged_trial_leaves_the_group(digits, alone):
         b.packed.views(b.pop.flat)[8][1, 0, 0] = float("nan")     # trial 1's head: non-finite from the first step
     rows = []
     b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])), max_epochs=1)
-    assert b.active == [0, 2] and b.pop.G == 3     # the diverged slot stays, frozen
+    assert b.active == [0, 2] and b.G == 3 and b.pop.G == 4     # the diverged slot stays, frozen (+ 1 padding)
     b.run(on_eval=lambda m, i: rows.append((i, m["epoch"], m["status"])))
     assert (1, 1, STATUS_DIVERGED) in rows and not any(i == 1 and e == 2 for i, e, _ in rows)
     assert b.trials[1].summary()["status"] == STATUS_DIVERGED and b.trials[1].summary()["final_error"] is None
