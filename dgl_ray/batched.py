@@ -343,14 +343,19 @@ class BatchedTrials:
         self._slots = self.trials + [live[0]] * self.pad
         self.pop = self._population(self._slots, live[0].stepper.step)
         self._acc = self._new_acc()
-        self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
-        self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(1, 1, -1, 1, 1)
+        # (C, 1, 1): broadcast over any leading axes, (N, C, H, W) and (B, G, C, H, W) alike
+        self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(-1, 1, 1)
+        self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(-1, 1, 1)
         # without augmentation an image's normalised values never change: compute them once (the same
-        # elementwise ops in the same order as per batch, so the same bits), when the copy is small
+        # elementwise ops as per batch, so the same bits), when the copy is small
         x = self.data.x_train
         small = x.numel() * torch.finfo(self.dtype).bits // 8 <= NORMALISED_COPY_MAX_BYTES
-        self._x_train = ((x.to(self.dtype) / self.data.scale - self._mean[0]) / self._std[0]
-                         if not self.cfg.augment and small else None)
+        self._x_train = self._normalise(x) if not self.cfg.augment and small else None
+
+    def _normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw images (any leading axes) -> the population's dtype, normalised: DataSet.normalise's
+        arithmetic with the mean/std tensors made once, not per batch."""
+        return (raw.to(self.dtype) / self.data.scale - self._mean) / self._std
 
     @property
     def G(self) -> int:
@@ -404,11 +409,11 @@ class BatchedTrials:
             if c.augment:   # per trial, in batch order: the same draws from each generator as alone
                 raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
                                    for j, (t, ok) in enumerate(zip(slots, live))], 1)
-                x = (raw.to(self.dtype) / d.scale - self._mean) / self._std
+                x = self._normalise(raw)
             elif self._x_train is not None:   # (B, G, C, H, W): one gather of images normalised once
                 x = _rows(self._x_train, idx)
             else:
-                x = (_rows(d.x_train, idx).to(self.dtype) / d.scale - self._mean) / self._std
+                x = self._normalise(_rows(d.x_train, idx))
             # gathers along dim 0 (index_select / gather), not advanced indexing: 4x cheaper on the host
             out = self.pop.step_batch(x, yn.gather(0, idx), _rows(d.y_train, idx), lam, lr,
                                       trusted=None if tr is None else tr.gather(0, idx), fresh_csv=c.fresh_csv)
@@ -441,7 +446,7 @@ class BatchedTrials:
         # whole digits test set x 25 members made 18 MB activations, which glibc then kept (allocator.py)
         n = 1000 if self.device.type == "cuda" else max(32, 2048 // slots)
         for s in range(0, len(d.y_test), n):
-            x = (d.x_test[s:s + n].to(self.dtype).unsqueeze(1) / d.scale - self._mean) / self._std
+            x = self._normalise(d.x_test[s:s + n].unsqueeze(1))
             logits = self.pop.logits(x.expand(-1, slots, *x.shape[2:]), training=False)
             wrong += (logits.argmax(2) != d.y_test[s:s + n, None]).sum(0)
         return wrong[:self.G].double() / len(d.y_test)

@@ -285,7 +285,7 @@ def test_images_normalised_once_are_the_per_batch_bits(digits):
     for dtype in ("float32", "float64"):
         b = BatchedTrials([dict(dataset="digits", epochs=1, dtype=dtype, seed=s, **{"lambda": 0.3}) for s in range(2)], data=digits)
         idx = torch.randperm(len(digits.y_train))[:40].view(20, 2)
-        per_batch = (digits.x_train[idx].to(b.dtype) / digits.scale - b._mean) / b._std
+        per_batch = digits.normalise(digits.x_train[idx], b.dtype)
         assert torch.equal(batched._rows(b._x_train, idx), per_batch)
     small, batched.NORMALISED_COPY_MAX_BYTES = batched.NORMALISED_COPY_MAX_BYTES, 1024
     try:
