@@ -1,11 +1,13 @@
-"""Everything that needs a GPU, in one command (at most 10 minutes on one H100):
+"""Everything that needs a GPU, in one command, on the GPU machine as it is (python3 3.12, torch, no Ray, no
+package index, nothing installed; the checkout on PYTHONPATH):
 
-    python -m benchmarks.gpu_check            # on a CUDA machine
-    python -m benchmarks.gpu_check --smoke    # the same script on the CPU at toy sizes (proves it runs)
+    PYTHONPATH=. python3 -m benchmarks.gpu_check                # on a CUDA machine: default budget 360 s of parts
+    PYTHONPATH=. python3 -m benchmarks.gpu_check --with-ray .carry/ray-py312.tar.xz   # + the Ray parts (see below)
+    python -m benchmarks.gpu_check --smoke                      # the same script on the CPU at toy sizes
 
-Parts, in this order (the riskiest last), each in its own process with its own time limit inside
-one overall budget (--budget, default 570 s): a failure, a crash of the CUDA context or a part that
-runs out of time is printed and the next part runs.
+Parts, in this order (by value: what no other machine can measure first), each in its own process with its own
+time limit inside one overall budget (--budget, default 360 s): a failure, a crash of the CUDA context or a part
+that runs out of time is printed and the next part runs.
   tests     the device tests, tests/test_gpu.py with DGL_TEST_DEVICE=cuda: the population on the GPU
             vs the notebook's step in float64, uint8 data resident and augmented on the device, no
             host sync per step, each fast-path switch against the float64 reference and the float32
@@ -13,15 +15,21 @@ runs out of time is printed and the next part runs.
   bench     ResNet-18 on CIFAR-shaped data: the notebook's loop (reference), one dgl_ray trial, and
             packed populations of G = 4, 8, 16: trial-epochs per second (and per GPU-hour) and GPU
             memory per trial, each with its ratio to the reference measured in this run;
-  sweep     a 2 λ x 4 seed synthetic-cifar sweep through Ray Tune with --gpus-per-trial 0.25
-            (--group-size 2: four Tune trials of two members share the GPU);
   switches  each fast-path switch (channels-last off, TF32, bf16, torch.compile) on a packed
             population of G = 8 full-width ResNet-18 trials: trial-epochs per second, GPU memory, and
             its deviation from the float32 default path (per-epoch training loss, final test error,
             and one update from the same weights vs the float32 path and vs the float64 reference);
+  sweep     (needs Ray) a 2 λ x 4 seed synthetic-cifar sweep through Ray Tune with --gpus-per-trial 0.25
+            (--group-size 2: four Tune trials of two members share the GPU);
   compile   tests/test_gpu.py's torch.compile tests (exact to 1e-9 in float64; a few compilations).
 
-Exit code: 0 when every part passed; 2 for bad arguments; otherwise the sum of the failed parts'
+A part whose module is missing on this machine (Ray for `sweep`) is "not run: ray is not installed here", and a
+part the budget leaves no time for is "not run: no time left in --budget": neither counts as failed. Ray cannot be
+installed on the GPU machine and its wheel (79 MB) is more than what travels with the tree (64 MiB), but a stripped
+install of Ray and the packages it needs there packs into about 21 MB: `python -m benchmarks.carry_ray` builds
+`.carry/ray-py312.tar.xz` here; carry that path and pass it with --with-ray (unpacked into a temporary folder).
+
+Exit code: 0 when every part that ran passed; 2 for bad arguments; otherwise the sum of the failed parts'
 bits (tests 4, bench 8, sweep 16, switches 32, compile 64), also printed as words. Every figure is
 printed; the figures and the parts' outcomes are also written as one markdown block for
 benchmarks/RESULTS.md, to $OUT/gpu_check.md when $OUT is set (else ./gpu_check.md; --out overrides),
@@ -40,9 +48,11 @@ import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ("tests", "bench", "sweep", "switches", "compile")
+PARTS = ("tests", "bench", "switches", "sweep", "compile")          # the order they run in: by value
+NEEDS = {"sweep": ("ray",)}     # modules a part needs beyond torch; missing, the part is not run (not failed)
 BITS = {"tests": 4, "bench": 8, "sweep": 16, "switches": 32, "compile": 64}
-CAPS = {"tests": 150, "bench": 180, "sweep": 180, "switches": 200, "compile": 240}   # seconds, at most
+CAPS = {"tests": 120, "bench": 150, "switches": 120, "sweep": 150, "compile": 240}   # seconds, at most
+DEFAULT_BUDGET = 360    # one start (1-2 min) + this leaves a rerun inside the GPU machine's 15 minutes
 RESULT = "RESULT "          # a child's lines that go into the markdown block (and tests/test_gpu.py's FASTPATH lines)
 FIGURE_PREFIXES = (RESULT, "FASTPATH ")
 PYTEST_SUMMARY = re.compile(r"^=*\s*\d+ (passed|failed|error|errors|skipped|deselected)\b.* in [0-9.]+s")
@@ -268,6 +278,48 @@ FUNCS = {"tests": part_tests, "bench": part_bench, "sweep": part_sweep, "switche
 # ---------------------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------------------
+NOT_RUN = "not run"
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` imports here (a shim that raises ImportError counts as missing, as on the GPU machine)."""
+    import importlib
+    try:
+        importlib.import_module(module)
+        return True
+    except ImportError:
+        return False
+
+
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option`` and its value, written as two words or as ``option=value``."""
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+        elif x == option:
+            skip = True
+        elif not x.startswith(option + "="):
+            out.append(x)
+    return out
+
+
+def _unpack_carried(tar_path: str) -> str:
+    """Unpack a carried site folder (benchmarks/carry_ray.py) into a temporary folder, put it first on this
+    process's path and on PYTHONPATH (the parts' processes and Ray's workers inherit it); returns the folder."""
+    import tarfile
+    if not os.path.isfile(tar_path):
+        raise ValueError("no such file (build it with `python -m benchmarks.carry_ray`, then carry it)")
+    site = tempfile.mkdtemp(prefix="dgl-carried-site-")
+    t0 = time.perf_counter()
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(site, filter="data")
+    sys.path.insert(0, site)
+    os.environ["PYTHONPATH"] = site + os.pathsep + os.environ.get("PYTHONPATH", "")
+    print(f"carried packages from {tar_path} unpacked into {site} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return site
+
+
 def _run_child(name: str, argv: list[str], timeout: float) -> tuple[str, list[str]]:
     """Run one part in its own process (its own CUDA context) within ``timeout``; echo its output.
     Returns (outcome, its RESULT lines)."""
@@ -316,13 +368,15 @@ def _environment() -> str:
         gpu = f"{torch.cuda.get_device_name(0)} ({total / 2**30:.0f} GiB, {free / 2**30:.0f} free), "
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return (f"environment: {gpu}CUDA {torch.version.cuda}, cuDNN {cudnn}, triton {version('triton')}, "
-            f"C compiler {shutil.which('cc') or shutil.which('gcc') or 'missing'}, ray {version('ray')}, "
+            f"C compiler {shutil.which('cc') or shutil.which('gcc') or 'missing'}, "
+            f"ray {version('ray') if _importable('ray') else 'not importable'}, "
             f"Python {sys.version.split()[0]}")
 
 
 def _markdown(a, outcomes: dict, results: dict, total: float, env_line: str = "") -> str:
     from benchmarks.common import machine
-    out = [f"### {time.strftime('%Y-%m-%d %H:%M %Z')}: `python -m benchmarks.gpu_check{' --smoke' if a.smoke else ''}`",
+    command = " ".join(["python -m benchmarks.gpu_check", *a.argv])
+    out = [f"### {time.strftime('%Y-%m-%d %H:%M %Z')}: `{command}`",
            "", f"{machine()}", "", env_line, "", f"Parts: " + ", ".join(f"{k} **{v}**" for k, v in outcomes.items())
            + f"; {total:.0f} s in all.", ""]
     for name, lines in results.items():
@@ -345,7 +399,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="CPU, toy sizes: check that the script runs")
     p.add_argument("--parts", default=None, help=f"comma list of: {', '.join(PARTS)} (default all; smoke: no compile)")
-    p.add_argument("--budget", type=float, default=570, help="seconds for all parts together")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
+                   help=f"seconds for all parts together (default {DEFAULT_BUDGET})")
+    p.add_argument("--with-ray", default=None, metavar="TAR",
+                   help="a Ray install packed by `python -m benchmarks.carry_ray` (.tar.xz), unpacked for this run")
     p.add_argument("--train-size", type=int, default=None, help="default 5120 = 20 batches of 256 (smoke 64)")
     p.add_argument("--test-size", type=int, default=None, help="default 1000 (smoke 32)")
     p.add_argument("--epochs", type=int, default=None, help="per path, the first is warm-up (default 3, smoke 2)")
@@ -361,6 +418,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="markdown file (default $OUT/gpu_check.md, else ./gpu_check.md)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    a.argv = argv
     a.device = "cpu" if a.smoke else "cuda"
     a.train_size = a.train_size or (64 if a.smoke else 5120)
     a.test_size = a.test_size or (32 if a.smoke else 1000)
@@ -378,6 +436,13 @@ def main(argv=None) -> int:
     if bad:
         print(f"error: --parts: {bad[0]!r} is not one of {', '.join(PARTS)}", file=sys.stderr)
         return 2
+
+    if a.with_ray and not a.child:
+        try:
+            _unpack_carried(a.with_ray)
+        except (OSError, ValueError) as e:
+            print(f"error: --with-ray {a.with_ray}: {e}", file=sys.stderr)
+            return 2
 
     if a.child:                                   # one part, in this process
         from benchmarks.common import set_threads
@@ -399,16 +464,17 @@ def main(argv=None) -> int:
     env_line = _environment()
     print(env_line)
     out_path = a.out or os.path.join(os.environ.get("OUT") or ".", "gpu_check.md")
-    child_argv = [x for x in argv if not x.startswith("--parts")]
-    if "--parts" in argv:                          # "--parts X" as two words
-        i = argv.index("--parts")
-        child_argv = argv[:i] + argv[i + 2:]
+    child_argv = _without(_without(argv, "--parts"), "--with-ray")    # a child runs one part, Ray already on its path
     outcomes, results = {}, {}
     t_all = time.perf_counter()
     for name in parts:
         left = a.budget - (time.perf_counter() - t_all)
-        if left < 30:
-            outcomes[name] = "SKIPPED (no time left in --budget)"
+        missing = [m for m in NEEDS.get(name, ()) if not _importable(m)]
+        if missing:
+            outcomes[name] = f"{NOT_RUN}: {missing[0]} is not installed here"
+        elif left < 30:
+            outcomes[name] = f"{NOT_RUN}: no time left in --budget ({a.budget:.0f} s)"
+        if name in outcomes:
             print(f"== {name}: {outcomes[name]}", flush=True)
             continue
         print(f"== {name} (at most {min(CAPS[name], left):.0f} s)", flush=True)
@@ -424,11 +490,13 @@ def main(argv=None) -> int:
         where = f"written to {out_path}"
     except OSError as e:
         where = f"could not write {out_path}: {e}"
-    failed = [n for n, o in outcomes.items() if o != "ok"]
+    failed = [n for n, o in outcomes.items() if o != "ok" and not o.startswith(NOT_RUN)]
+    not_run = [n for n, o in outcomes.items() if o.startswith(NOT_RUN)]
     code = sum(BITS[n] for n in failed)
     print(f"\n---- markdown for benchmarks/RESULTS.md ({where}) ----\n{md}---- end ----")
-    print(f"gpu_check: {'all parts ok' if not failed else 'NOT OK: ' + ', '.join(f'{n} {outcomes[n]}' for n in failed)}"
-          f" in {total:.0f} s; exit code {code}")
+    ran = "all parts that ran ok" if not_run else "all parts ok"
+    print(f"gpu_check: {ran if not failed else 'NOT OK: ' + ', '.join(f'{n} {outcomes[n]}' for n in failed)}"
+          + (f"; not run: {', '.join(not_run)}" if not_run else "") + f" in {total:.0f} s; exit code {code}")
     return code
 
 
