@@ -415,6 +415,24 @@ def check_gpus(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial:g} but this machine has {n} GPU(s)")
 
 
+def local_cpus() -> int:
+    """The CPUs a new local Ray instance would have (Ray's own count: cgroup quotas included)."""
+    from ray._private.utils import get_num_cpus
+    return int(get_num_cpus())
+
+
+def check_cpus(o) -> None:
+    """A trial asking for more CPUs than the sweep's own Ray instance has would wait forever (Tune only
+    warns every 60 s). A cluster given with --address is checked once connected (runner.init_ray)."""
+    if o.address:
+        return
+    have = o.num_cpus if o.num_cpus is not None else local_cpus()
+    if o.cpus_per_trial > have:
+        where = f"--num-cpus={have}" if o.num_cpus is not None else f"this machine has {have} CPU(s)"
+        raise ConfigError(f"--cpus-per-trial={o.cpus_per_trial:g} but {where}: no trial could ever start; "
+                          f"ask for at most {have}")
+
+
 def check_resume(o, manifest: dict) -> None:
     """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder."""
     from .runner import MANIFEST, experiment_exists, read_manifest
@@ -447,14 +465,29 @@ def check_resume(o, manifest: dict) -> None:
                           f"code that plans it changed); pick another --name")
 
 
+# Ray's own GCS client, in a child process that a timeout can end: ray.init and GcsClient retry a port
+# that answers but is not Ray for minutes. A GCS answers at once (an authentication refusal is an answer).
+_GCS_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1])
+except Exception as e:
+    if "Authentication" not in type(e).__name__:
+        print(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        sys.exit(1)
+"""
+ADDRESS_PROBE_S = 8.0
+
+
 def check_address(o) -> None:
+    """--address names a running Ray cluster: a TCP connect (3 s), then, for host:port, Ray's GCS client
+    in a child process bounded by ADDRESS_PROBE_S. ray:// (Ray Client) gets the TCP check."""
     if not o.address:
         return
     a = o.address
     if a == "auto":
-        if not (os.environ.get("RAY_ADDRESS") or os.path.exists("/tmp/ray/ray_current_cluster")):
-            raise ConfigError("--address auto: no running Ray cluster found on this machine (start one with ray start --head)")
-        return
+        a = _auto_address()
     hp = a.split("://", 1)[-1]
     host, _, port = hp.rpartition(":")
     if not host or not port.isdigit():
@@ -463,6 +496,34 @@ def check_address(o) -> None:
         socket.create_connection((host, int(port)), timeout=3).close()
     except OSError as e:
         raise ConfigError(f"--address {a}: no Ray cluster answers there ({e.strerror or e})") from None
+    if "://" not in a:
+        why = _gcs_probe(hp)
+        if why:
+            raise ConfigError(f"--address {a}: a port answers there but not a Ray cluster ({why})")
+
+
+def _auto_address() -> str:
+    """--address auto as Ray resolves it: $RAY_ADDRESS, else the last `ray start` of this machine."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    try:
+        with open("/tmp/ray/ray_current_cluster") as f:
+            return f.read().strip()
+    except OSError:
+        raise ConfigError("--address auto: no running Ray cluster found on this machine "
+                          "(start one with ray start --head)") from None
+
+
+def _gcs_probe(host_port: str) -> str | None:
+    """Why ``host_port`` is not a Ray GCS, or None when one answers."""
+    try:
+        r = subprocess.run([sys.executable, "-c", _GCS_PROBE, host_port], capture_output=True, text=True,
+                           timeout=ADDRESS_PROBE_S)
+    except subprocess.TimeoutExpired:
+        return f"no answer from Ray's GCS within {ADDRESS_PROBE_S:g} s"
+    if r.returncode != 0:
+        return r.stdout.strip() or f"the probe exited {r.returncode}"
+    return None
 
 
 def print_plan(spec, opts) -> None:
@@ -640,7 +701,8 @@ def main(module, argv=None) -> int:
         # this machine's data and GPUs: a dry run (often on a laptop, for a cluster) names what is
         # missing and shows the plan anyway; a run stops here
         machine_problems = []
-        for check in (lambda: check_data(spec.searcher.plan_configs()), lambda: check_gpus(opts)):
+        for check in (lambda: check_data(spec.searcher.plan_configs()), lambda: check_gpus(opts),
+                      lambda: check_cpus(opts)):
             try:
                 check()
             except ConfigError as e:

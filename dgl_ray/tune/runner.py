@@ -176,9 +176,23 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
         ctx = ray.init(address=address, **kw)
     else:       # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
         ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
+    if address:         # (a local instance's CPUs were checked before it started: tune.cli.check_cpus)
+        check_cluster_cpus(cpus_per_trial)
     if dashboard:
         from .trackers import print_dashboard
         print_dashboard(ctx)
+
+
+def check_cluster_cpus(cpus_per_trial: float) -> None:
+    """No node of the cluster just joined has the CPUs a trial asks for: the sweep would wait forever
+    (Tune only warns every 60 s), so it ends now, naming the resource."""
+    import ray
+    from ..errors import ConfigError
+    nodes = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    if nodes and max(nodes) < cpus_per_trial:
+        ray.shutdown()
+        raise ConfigError(f"--cpus-per-trial={cpus_per_trial:g} but the largest node of the Ray cluster has "
+                          f"{max(nodes):g} CPU(s): no trial could ever start; ask for at most {max(nodes):g}")
 
 
 def _local_copy(storage: str, name: str, tmp: str) -> str:
