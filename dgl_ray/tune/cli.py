@@ -367,10 +367,48 @@ def check_storage(o) -> None:
     why = unwritable(root) if fs is None else None
     if why:
         raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
+    if fs is None:
+        clear_failed_start(os.path.join(root, o.name))
     exists = experiment_exists(o.storage, o.name)
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
                           f"or pick another --name")
+
+
+def clear_failed_start(folder: str) -> None:
+    """A start that failed while writing the manifest (a full disk) can leave only its temporary file
+    (``dgl_sweep.json.tmp``, from before this was cleaned up at once): no sweep ran there, so the folder
+    counts as empty and the plain command starts it."""
+    from .runner import MANIFEST
+    try:
+        entries = [n for n in os.listdir(folder) if not n.startswith(".")]
+    except OSError:
+        return
+    if entries == [MANIFEST + ".tmp"]:
+        os.remove(os.path.join(folder, entries[0]))
+
+
+def start_manifest(opts, manifest: dict) -> None:
+    """Write the new sweep's manifest (before Ray starts); a failed write (a full disk) is a one-line
+    ConfigError that leaves no partial file, so the plain command works once there is space."""
+    from .runner import MANIFEST, storage_fs, write_manifest
+    try:
+        write_manifest(opts.storage, opts.name, manifest)
+    except OSError as e:
+        fs, root = storage_fs(opts.storage)
+        if fs is None:
+            folder = os.path.join(root, opts.name)
+            for leftover in (MANIFEST + ".tmp", MANIFEST):
+                try:
+                    os.remove(os.path.join(folder, leftover))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(folder)        # only when empty: this start made it
+            except OSError:
+                pass
+        raise ConfigError(f"cannot start the sweep: writing {opts.storage.rstrip('/')}/{opts.name}/{MANIFEST} "
+                          f"failed ({e.strerror or e}); nothing was run") from None
 
 
 # The files each CIFAR reader needs under --data-root (torchvision's layout).
@@ -433,8 +471,10 @@ def check_cpus(o) -> None:
                           f"ask for at most {have}")
 
 
-def check_resume(o, manifest: dict) -> None:
-    """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder."""
+def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> None:
+    """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder.
+    The fingerprint leaves out the sweep's name (a renamed grid folder resumes); ``plan_configs`` (the
+    plan with its name) also matches the fingerprints that versions before that wrote."""
     from .runner import MANIFEST, experiment_exists, read_manifest
     where = f"{o.storage.rstrip('/')}/{o.name}"
     if not o.resume:
@@ -459,7 +499,14 @@ def check_resume(o, manifest: dict) -> None:
                           f"another form (plan form {stored.get('plan_form', 1)}; this version writes "
                           f"{manifest.get('plan_form', 1)}); finish it with the version that started it, or pick "
                           f"another --name")
-    if stored.get("fingerprint") != manifest["fingerprint"]:
+    renamed = stored.get("name") not in (None, o.name)
+    if renamed and stored.get("plan_kind", "grid") != "grid":
+        raise ConfigError(f"--resume: {where} was started as {stored.get('name')!r}; a {stored.get('plan_kind')} "
+                          f"plan keeps its checkpoint paths inside that folder: rename it back to "
+                          f"{stored.get('name')!r} (--name {stored.get('name')})")
+    from .runner import plan_fingerprint
+    legacy = (lambda: plan_fingerprint(plan_configs)) if plan_configs is not None else (lambda: None)
+    if stored.get("fingerprint") != manifest["fingerprint"] and stored.get("fingerprint") != legacy():
         raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
                           f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
                           f"code that plans it changed); pick another --name")
@@ -671,6 +718,17 @@ def group_trials(spec, opts) -> None:
                       f"{_sizes_text(sizes, opts.group_size_auto)} on {device})")
 
 
+def unnamed(configs: list[dict]) -> list[dict]:
+    """The plan without the sweep's name (the ``experiment`` label, in every config and group member):
+    what the fingerprint hashes, so that a sweep folder renamed (with --name) still resumes."""
+    def strip(c: dict) -> dict:
+        out = {k: v for k, v in c.items() if k != "experiment"}
+        if "group" in out:
+            out["group"] = [strip(m) for m in out["group"]]
+        return out
+    return [strip(c) for c in configs]
+
+
 def _one_or_all(sizes: dict):
     """One size when every model (and phase) has the same, else the dict (the manifest stores it)."""
     return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
@@ -680,7 +738,7 @@ def sweep_manifest(module, opts, spec) -> dict:
     from .runner import make_manifest
     from .searchers import GridSearcher
     configs = spec.searcher.plan_configs()
-    m = make_manifest(opts, plan_options(common_parser(module), opts), configs)
+    m = make_manifest(opts, plan_options(common_parser(module), opts), unnamed(configs))
     m["plan_kind"] = "grid" if isinstance(spec.searcher, GridSearcher) else type(spec.searcher).__name__
     m["members"] = sum(len(c.get("group", [c])) for c in configs)
     return m
@@ -712,7 +770,7 @@ def main(module, argv=None) -> int:
         check_address(opts)
         check_storage(opts)
         manifest = sweep_manifest(module, opts, spec)
-        check_resume(opts, manifest)
+        check_resume(opts, manifest, spec.searcher.plan_configs())
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -723,10 +781,10 @@ def main(module, argv=None) -> int:
         for problem in machine_problems:
             print(f"  warning: {problem} (a run without --dry-run stops here)")
         return 0
-    from .runner import run_sweep, write_manifest
-    if not opts.resume:
-        write_manifest(opts.storage, opts.name, manifest)
+    from .runner import run_sweep
     try:
+        if not opts.resume:
+            start_manifest(opts, manifest)
         outcome = run_sweep(opts, spec)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
