@@ -781,12 +781,24 @@ def main(module, argv=None) -> int:
         for problem in machine_problems:
             print(f"  warning: {problem} (a run without --dry-run stops here)")
         return 0
+    from . import faults
     from .runner import run_sweep
+    faults.current_opts = opts
     try:
-        if not opts.resume:
-            start_manifest(opts, manifest)
-        outcome = run_sweep(opts, spec)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with faults.signals_end_the_sweep():     # in every phase: Ray starting, the trials, the summary
+            try:
+                if not opts.resume:
+                    start_manifest(opts, manifest)
+                outcome = run_sweep(opts, spec)
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            except faults.Interrupted as e:
+                return faults.end_by_signal(opts, e.signum)
+            except Exception as e:                  # a fault: one line, the log, the results so far, resume
+                return faults.end_by_fault(opts, e)
+    except faults.Interrupted as e:         # a signal while the ending above was printed
+        return 128 + e.signum
+    finally:
+        faults.current_opts = None
     return outcome.exit_code

@@ -164,6 +164,8 @@ def make_trainable(cpus: float, gpus: float):
 def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1,
              dashboard: bool = False) -> None:
     import ray
+    from . import faults
+    faults.set_phase("starting Ray")
     if ray.is_initialized():
         return
     env = {"OMP_NUM_THREADS": str(max(1, int(cpus_per_trial))),
@@ -354,14 +356,20 @@ def print_errors(df: pd.DataFrame, most: int = 5) -> None:
 class _StopOnSignal:
     """SIGINT and SIGTERM stop the sweep the way Tune stops on SIGINT: running trials are stopped, their
     checkpoints and the experiment state are kept (Tune's handler listens on SIGUSR1 too, which we
-    forward; ``TUNE_DISABLE_SIGINT_HANDLER`` keeps ours). A second signal stops at once."""
+    forward; ``TUNE_DISABLE_SIGINT_HANDLER`` keeps ours). A second signal stops at once. A watchdog
+    (faults.watch_stop) ends the sweep without waiting when the Ray head died with the signal (a
+    scheduler signalling the whole process group) or the stop outlasts faults.STOP_GRACE_S."""
 
     def __init__(self):
+        import threading
         self.signum = None
         self._old = {}
+        self._fit_returned = threading.Event()
 
     def __enter__(self):
         import threading
+        from . import faults
+        faults.set_phase("running the trials")
         if threading.current_thread() is not threading.main_thread():
             return self      # handlers can be set from the main thread only (a sweep run from a thread)
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -370,16 +378,23 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
+        from . import faults
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise faults.Interrupted(signum)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name}: stopping the running trials (their checkpoints are kept)...",
               file=sys.stderr, flush=True)
+        if faults.current_opts is not None:
+            faults.watch_stop(faults.current_opts, signum, self._fit_returned)
         os.kill(os.getpid(), signal.SIGUSR1)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        from . import faults
+        self._fit_returned.set()
         for sig, h in self._old.items():
             signal.signal(sig, h)
+        if exc_type is None:
+            faults.set_phase("writing the results")
         return False
 
 
