@@ -785,7 +785,7 @@ def main(module, argv=None) -> int:
     from .runner import run_sweep
     faults.current_opts = opts
     try:
-        with faults.signals_end_the_sweep():     # in every phase: Ray starting, the trials, the summary
+        with faults.signals_end_the_sweep(), faults.compact_ray_logs(opts):   # in every phase
             try:
                 if not opts.resume:
                     start_manifest(opts, manifest)

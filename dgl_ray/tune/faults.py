@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -29,6 +31,9 @@ STOP_GRACE_S = 30.0
 SHUTDOWN_GRACE_S = 10.0
 # Longest wait for results.parquet when ending without Ray (reading the trial folders from disk).
 SAVE_GRACE_S = 60.0
+# A local storage with less free space than this counts as full in the ending's cause (Tune and the
+# trials report a full disk as many other errors: a truncated pickle, a failed sync, a failed checkpoint).
+FULL_BELOW_BYTES = 1 << 20
 
 # What the driver is doing, for the one-line ending: set by runner.init_ray and runner._StopOnSignal.
 PHASES = ("starting Ray", "running the trials", "writing the results")
@@ -111,6 +116,55 @@ def cause_of(exc: BaseException) -> str:
     return f"{type(root).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+class LongRecordsToLog(logging.Filter):
+    """Ray's and Tune's multi-line log records (tracebacks of failed trials, of failed syncs: hundreds of
+    lines on a full disk) go whole to the driver log; the terminal gets their first line and the log's
+    path. One-line records pass unchanged."""
+
+    def __init__(self, opts):
+        super().__init__()
+        self.opts = opts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "\n" not in text.strip() and not record.exc_info:
+            return True
+        full = text + ("\n" + "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else "")
+        log = write_log(self.opts, f"{record.levelname} {record.name}: {full}")
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            f"{first.rstrip(': ')} (details: {log or 'no log could be written'})", None, None, None)
+        return True
+
+
+@contextlib.contextmanager
+def compact_ray_logs(opts):
+    """LongRecordsToLog on the handlers of Ray's logger (Tune's loggers propagate to it) for a sweep."""
+    import ray  # noqa: F401  (sets up the "ray" logger's handler)
+    handlers = list(logging.getLogger("ray").handlers)
+    f = LongRecordsToLog(opts)
+    for h in handlers:
+        h.addFilter(f)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(f)
+
+
+def disk_full_note(opts) -> str:
+    """'the disk of --storage is full (N bytes free): ' when it is (local storage), else ''."""
+    from .runner import storage_fs
+    try:
+        fs, root = storage_fs(opts.storage)
+        free = shutil.disk_usage(root).free if fs is None else None
+    except Exception:
+        return ""
+    if free is None or free >= FULL_BELOW_BYTES:
+        return ""
+    return f"the disk of --storage {opts.storage} is full ({free:,} bytes free): "
+
+
 # ---- the endings -----------------------------------------------------------------------------------
 
 def end_by_signal(opts, signum: int) -> int:
@@ -126,7 +180,8 @@ def end_by_fault(opts, exc: BaseException) -> int:
     log = write_log(opts, f"the sweep failed while {phase}\n"
                           + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     where = f"full traceback: {log}" if log else "no log could be written: the traceback follows"
-    print(f"error: the sweep failed while {phase}: {cause_of(exc)} ({where})", file=sys.stderr, flush=True)
+    print(f"error: the sweep failed while {phase}: {disk_full_note(opts)}{cause_of(exc)} ({where})",
+          file=sys.stderr, flush=True)
     if log is None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if phase != "starting Ray":
