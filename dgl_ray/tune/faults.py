@@ -71,6 +71,27 @@ def signals_end_the_sweep():
             signal.signal(sig, h)
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Around ray.init: SIGINT/SIGTERM are recorded, not raised (ray.init would swallow an exception raised
+    inside it, and it installs SIGTERM handlers that exit with another code); the handlers from before are
+    put back, then a recorded signal raises Interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = {sig: signal.signal(sig, lambda signum, frame: got.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except SystemExit:              # Ray's own SIGTERM handler ran (sys.exit): the signal is ours to end by
+        got.append(signal.SIGTERM)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    if got:
+        raise Interrupted(got[0])
+
+
 # ---- where the traceback goes ----------------------------------------------------------------------
 
 def log_candidates(opts) -> list[str]:

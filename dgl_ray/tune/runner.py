@@ -174,10 +174,11 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + (os.pathsep + pp if pp else "")
     kw = dict(include_dashboard=dashboard, log_to_driver=False, runtime_env={"env_vars": env})
-    if address:
-        ctx = ray.init(address=address, **kw)
-    else:       # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
-        ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
+    with faults.signals_held():     # ray.init sets its own SIGTERM handlers, and swallows exceptions
+        if address:
+            ctx = ray.init(address=address, **kw)
+        else:   # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
+            ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
     if address:         # (a local instance's CPUs were checked before it started: tune.cli.check_cpus)
         check_cluster_cpus(cpus_per_trial)
     if dashboard:
