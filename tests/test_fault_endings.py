@@ -262,3 +262,18 @@ def test_full_disk_mid_run_ends_with_one_line_and_the_resume_command(small_disk,
     log = errors[0].split("full traceback: ")[1].rstrip(")")
     assert "Traceback" in Path(log).read_text()
     assert out.strip().splitlines()[-1].strip().endswith("--resume")
+
+
+def test_a_trial_killed_before_its_first_report_counts_as_errored():
+    """A Tune trial whose process the OS killed before it reported has an error and no rows: its (λ, seed)
+    trials are errored (as the progress line says), not "never started"."""
+    import pandas as pd
+    from ray.tune import Result
+    from dgl_ray.tune.faults import errored_without_rows
+    killed = Result(metrics={"config": {"group": [{"seed": 0}, {"seed": 1}, {"seed": 2}]}}, checkpoint=None,
+                    error=RuntimeError("worker died"), path="/x/dgl_trainable_aaaa0001_1_K=16_2026-01-01_00-00-00")
+    reported = Result(metrics={"trial_id": "bbbb0002", "config": {"seed": 3}}, checkpoint=None,
+                      error=RuntimeError("failed later"), path="/x/dgl_trainable_bbbb0002_2_K=16_2026-01-01_00-00-00")
+    fine = Result(metrics={"trial_id": "cccc0003", "config": {"seed": 4}}, checkpoint=None, error=None, path="/x/c")
+    df = pd.DataFrame({"run": ["bbbb0002", "cccc0003"], "tune_trial": ["bbbb0002", "cccc0003"]})
+    assert errored_without_rows([killed, reported, fine], df) == 3

@@ -288,3 +288,34 @@ def watch_stop(opts, signum: int, stopped: threading.Event) -> threading.Thread:
     t = threading.Thread(target=watch, name="dgl-stop-watchdog", daemon=True)
     t.start()
     return t
+
+
+# ---- trials that died before their first report ---------------------------------------------------------
+
+def errored_without_rows(results, df) -> int:
+    """(λ, seed) trials of the Tune trials that errored before their first report (a trial process killed
+    by the OS, e.g. for memory): they have no rows, and they are errored, not "never started", as the
+    progress line counted them."""
+    from .runner import trial_id_of
+    seen = set()
+    for col in ("tune_trial", "run"):
+        if col in df:
+            seen |= set(df[col].dropna().astype(str))
+    lost = 0
+    for r in results:
+        if r.error is None:
+            continue
+        tid = (r.metrics or {}).get("trial_id") or (trial_id_of(r.path) if r.path else None)
+        if tid and tid not in seen:
+            lost += len((r.config or _params(r.path)).get("group", [None]))
+    return lost
+
+
+def _params(trial_dir: str | None) -> dict:
+    """A trial folder's params.json (its config, written when it started), or {}."""
+    import json
+    try:
+        with open(os.path.join(trial_dir, "params.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, TypeError, ValueError):
+        return {}

@@ -476,6 +476,9 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
     n_missing = max(0, members - len(runs)) if isinstance(spec.searcher, GridSearcher) else 0
+    from .faults import errored_without_rows
+    lost = errored_without_rows(grid, df)   # killed before their first report: errored (as the progress line said)
+    n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
     out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, stop.signum)
     print(f"\n{spec.family}: {n_final} trials finished, {n_unfinished} unfinished, {n_errored} errored"
           + (f", {n_missing} never started" if n_missing else "")
