@@ -214,7 +214,7 @@ def test_sigterm_to_the_process_group_ends_in_seconds_then_resumes(tmp_path):
     """A batch scheduler signals the whole process group: the Ray head dies too. The driver does not wait
     60 s for it: it ends within seconds with 143, the Parquet of what is on disk and the resume command;
     the resume finishes every trial."""
-    p = subprocess.Popen(_sweep(tmp_path, epochs=40), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+    p = subprocess.Popen(_sweep(tmp_path, epochs=15), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.time() + 240
