@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -99,17 +100,21 @@ def config_from_args(a: argparse.Namespace) -> TrialConfig:
     if a.lambda_schedule is not None:
         text = a.lambda_schedule
         if text.startswith("@"):
-            with open(text[1:]) as f:
-                text = f.read()
+            try:
+                with open(text[1:], encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"--lambda-schedule {a.lambda_schedule}: cannot read it as UTF-8 JSON "
+                                  f"({getattr(e, 'strerror', None) or e})") from None
         try:
             schedule = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"--lambda-schedule is not valid JSON ({e})") from None
     elif a.ladder is not None:
-        pts = [float(v) for v in a.ladder.split(",")]
+        pts = numbers(a.ladder, ",", "--ladder", "waypoints, e.g. 0.20,0.64,0.22")
         seg = {"kind": "ladder", "points": pts, "step": a.ladder_step, "hold": a.hold}
         if a.refine:
-            seg["refine"] = [float(v) for v in a.refine.split(":")]
+            seg["refine"] = numbers(a.refine, ":", "--refine", "lo:hi:step, e.g. 0.42:0.58:0.01", count=3)
         schedule = [seg]
     elif a.ramp is not None:
         try:
@@ -165,6 +170,17 @@ def config_from_args(a: argparse.Namespace) -> TrialConfig:
     ).resolved()
 
 
+def numbers(text: str, sep: str, option: str, expected: str, count: int | None = None) -> list[float]:
+    """``text`` split at ``sep`` as finite numbers (``count`` of them when given); a ConfigError otherwise."""
+    try:
+        vals = [float(v) for v in text.split(sep)]
+    except ValueError:
+        vals = []
+    if not vals or not all(math.isfinite(v) for v in vals) or (count is not None and len(vals) != count):
+        raise ConfigError(f"{option}={text!r}; expected {expected}")
+    return vals
+
+
 def format_progress(m: dict, total: int) -> str:
     extra = f" c_sv={m['c_sv']:+.3f}" if m["c_sv"] == m["c_sv"] else ""
     err = "   nan" if m["test_error"] != m["test_error"] else f"{m['test_error']:.4f}"
@@ -195,8 +211,30 @@ def check_resume_fast_path(a: argparse.Namespace, cfg: TrialConfig) -> None:
                           f"drop the option")
 
 
+# What a --resume may be given besides the checkpoint: where to save, which device to continue on, and
+# output. Every other option set with --resume is the checkpoint's own value or an error: a resumed
+# trial continues its checkpoint's config, so a changed option would otherwise be silently ignored.
+RESUME_OPTIONS = ("resume", "save", "device", "quiet", "help")
+
+
+def check_resume_options(parser: argparse.ArgumentParser, a: argparse.Namespace, cfg: TrialConfig) -> None:
+    ignored = []
+    for act in parser._actions:
+        if act.dest in RESUME_OPTIONS or act.dest in FAST_PATH_FIELDS:    # (fast path: its own check)
+            continue
+        v = getattr(a, act.dest, act.default)
+        if v == act.default or getattr(cfg, act.dest, object()) == v:
+            continue
+        ignored.append(f"{act.option_strings[0]} {v}")
+    if ignored:
+        raise ConfigError(f"--resume {a.resume}: {', '.join(ignored)} cannot change a saved trial (it continues "
+                          f"with its checkpoint's config); drop {'it' if len(ignored) == 1 else 'them'}, or start "
+                          f"a new trial without --resume")
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         check_save_path(args.save)
         cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
@@ -204,6 +242,7 @@ def main(argv=None) -> int:
         trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)
         if args.resume:
             check_resume_fast_path(args, trial.cfg)
+            check_resume_options(parser, args, trial.cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

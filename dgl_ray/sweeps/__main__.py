@@ -13,7 +13,7 @@ def main(argv=None) -> int:
         try:
             with open(argv[argv.index("--config") + 1], "rb") as f:
                 family = tomllib.load(f).get("family")
-        except (OSError, IndexError, tomllib.TOMLDecodeError) as e:
+        except (OSError, IndexError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             print(f"error: --config: {e}", file=sys.stderr)
             return 2
     if family not in FAMILIES:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pandas as pd
 
 from ..errors import ConfigError
-from ..tune.cli import scaled, seeds
+from ..tune.cli import check_plan_size, scaled, seeds
 from ..tune.runner import storage_fs
 from ..tune.searchers import ChainedSearcher
 
@@ -24,6 +25,8 @@ def grid(base: dict, axes: dict, order: str | None, default_order: str) -> list[
     for n in names:
         if not axes[n]:
             raise ConfigError(f"axis {n!r} has no values; every range must hold at least one value")
+    check_plan_size(math.prod(len(axes[n]) for n in names),     # counted before the product is built
+                    " x ".join(f"{len(axes[n])} {n}" for n in names))
     out = []
     for combo in itertools.product(*(axes[n] for n in names)):
         c = dict(base)
@@ -150,6 +153,8 @@ def prep_seeds(o, b, default_n):
     n = getattr(o, f"{b}_n", None)
     if n is not None and n < 1:
         raise ConfigError(f"--{b}-n={n}: at least one {b} preparation run")
+    if n is not None:
+        check_plan_size(n, f"--{b}-n={n}")
     base = list(range(n)) if n is not None else seeds(o, default_n)
     off = getattr(o, f"{b}_seed_offset", 0) or 0
     if off < 0:
@@ -179,6 +184,10 @@ def chained_searcher(o, base, children_of, default_n):
     """Per (seed, η, width) and branch, a preparation run and ``children_of(b, seed, eta, width)``;
     --{b}-best k keeps the k best accepted runs of each (branch, η, width) cell."""
     stages, select = [], {}
+    for b in BRANCHES:          # preparation runs, counted before any is built
+        check_plan_size(len(prep_seeds(o, b, default_n)) * len(o.eta_list) * len(o.width_list),
+                        f"{b} preparation runs")
+    planned = 0
     for b in BRANCHES:
         k = getattr(o, f"{b}_best", 0) or 0
         if k < 0:
@@ -192,7 +201,10 @@ def chained_searcher(o, base, children_of, default_n):
                         group = f"{b}|eta={eta:g}|width={width:g}"
                         select[group] = (k, SELECT_HOW[b])
                         prep["select"] = f"best {k}"
-                    stages.append((prep, acc, children_of(b, seed, eta, width), group))
+                    children = children_of(b, seed, eta, width)
+                    planned += 1 + len(children)
+                    check_plan_size(planned, "preparation runs and their follow-ups")
+                    stages.append((prep, acc, children, group))
     return ChainedSearcher(stages, chain_dir(o), select=select)
 
 

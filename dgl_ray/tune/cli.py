@@ -12,7 +12,9 @@ import argparse
 import json
 import math
 import os
+import re
 import socket
+import subprocess
 import sys
 
 from ..errors import ConfigError, unwritable
@@ -30,9 +32,41 @@ class OneLineParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+# The largest plan a sweep builds (trials, and values of one range): checked arithmetically before any
+# list is made, so a mistyped range is an error in a second, not an out-of-memory kill. A plan of this
+# size plans in about 5 s and 0.8 GB (--dry-run, 2-core machine); a larger study is several sweeps.
+MAX_TRIALS = 100_000
+
+
 def parse_values(text, what: str) -> list[float]:
     """start:stop:step (stop included, drift-free), a comma list, or one value."""
+    check_range_size(str(text).strip(), what)
     return parse_range(str(text), what)
+
+
+def check_range_size(text: str, what: str) -> None:
+    """A range's value count, from its numbers (before the values are made): finite and at most MAX_TRIALS."""
+    if ":" not in text:
+        if text.count(",") + 1 > MAX_TRIALS:
+            raise ConfigError(f"{what}: {text.count(',') + 1:,} values; a sweep plans at most {MAX_TRIALS:,} trials")
+        return
+    try:
+        start, stop, step = (float(p) for p in text.split(":"))
+    except ValueError:
+        return                      # parse_range names the malformed range
+    if not all(math.isfinite(v) for v in (start, stop, step)):
+        raise ConfigError(f"{what} {text!r}: start, stop and step must be finite numbers")
+    n = abs((stop - start) / step) + 1 if step else 1
+    if not math.isfinite(n) or n > MAX_TRIALS:
+        raise ConfigError(f"{what} {text!r} has {n:,.0f} values; a sweep plans at most {MAX_TRIALS:,} trials "
+                          f"(use a larger step)")
+
+
+def check_plan_size(n: int, what: str) -> None:
+    """A plan of ``n`` trials (counted before it is built) fits MAX_TRIALS."""
+    if n > MAX_TRIALS:
+        raise ConfigError(f"{what}: {n:,} trials; a sweep plans at most {MAX_TRIALS:,} trials "
+                          f"(split the study into several sweeps)")
 
 
 def int_list(text, what: str) -> list[int]:
@@ -114,6 +148,10 @@ def load_preset(path: str, parser: argparse.ArgumentParser, family: str) -> dict
         raise ConfigError(f"--config {path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {e.start}); a preset is a UTF-8 TOML file") from None
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
     pf = data.pop("family", family)
     for k in ("id", "title", "paper"):
         data.pop(k, None)
@@ -133,7 +171,11 @@ def load_preset(path: str, parser: argparse.ArgumentParser, family: str) -> dict
 
 def _typed_preset_value(path: str, key: str, v, action: argparse.Action):
     """A preset value as its option's type (argparse converts only command-line text): ``epochs = 3.7``
-    is an error, not 3.7 epochs."""
+    is an error, not 3.7 epochs; a switch takes a TOML boolean (``resume = "no"`` is an error, not true)."""
+    if action.nargs == 0:           # store_true / store_const switches
+        if not isinstance(v, bool):
+            raise ConfigError(f"--config {path}: {key} = {v!r} must be a TOML boolean (true or false)")
+        return v                    # the option's value itself (channels_last = false: NCHW)
     if isinstance(v, bool) or action.type not in (int, float):
         return v
     if action.type is int:
@@ -204,6 +246,12 @@ def check_common(o) -> None:
     o.width_list = float_list(o.widths, "--widths")
     if o.n is not None and o.n < 1:
         raise ConfigError(f"--n={o.n}: a sweep needs at least one seed (n >= 1)")
+    if o.n is not None:
+        check_plan_size(o.n, f"--n={o.n}")
+    if getattr(o, "adaptive", None) is not None:
+        check_plan_size(o.adaptive, f"--adaptive={o.adaptive}")
+    if o.num_cpus is not None and o.num_cpus < 1:
+        raise ConfigError(f"--num-cpus={o.num_cpus} must be >= 1 (the CPUs of the sweep's own Ray instance)")
     if o.seeds is not None and o.n is not None:
         raise ConfigError("give --seeds or --n, not both")
     o.seed_list = int_list(o.seeds, "--seeds") if o.seeds is not None else None
@@ -239,8 +287,19 @@ def check_common(o) -> None:
             o.lr_milestones = [int(v) for v in str(o.lr_milestones).split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--lr-milestones={o.lr_milestones!r}; expected a comma list of epochs") from None
-    if not str(o.name).strip() or "/" in o.name:
-        raise ConfigError(f"--name={o.name!r} must be a non-empty folder name without '/'")
+    check_name(o.name)
+
+
+# A sweep's name is one plain folder name under --storage, the same on every filesystem and URI scheme:
+# not '.', '..' or hidden (a hidden folder is skipped by `report <storage>`), no '/', at most 100 characters.
+NAME_RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
+
+
+def check_name(name: str) -> None:
+    if not NAME_RULE.fullmatch(str(name)):
+        shown = name if len(name) <= 40 else f"{name[:37]}... ({len(name)} characters)"
+        raise ConfigError(f"--name={shown!r} must be one plain folder name: 1 to 100 characters of "
+                          f"A-Z a-z 0-9 _ . + = -, not starting with '.'")
 
 
 def seeds(o, default_n: int) -> list[int]:
@@ -308,10 +367,48 @@ def check_storage(o) -> None:
     why = unwritable(root) if fs is None else None
     if why:
         raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
+    if fs is None:
+        clear_failed_start(os.path.join(root, o.name))
     exists = experiment_exists(o.storage, o.name)
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
                           f"or pick another --name")
+
+
+def clear_failed_start(folder: str) -> None:
+    """A start that failed while writing the manifest (a full disk) can leave only its temporary file
+    (``dgl_sweep.json.tmp``, from before this was cleaned up at once): no sweep ran there, so the folder
+    counts as empty and the plain command starts it."""
+    from .runner import MANIFEST
+    try:
+        entries = [n for n in os.listdir(folder) if not n.startswith(".")]
+    except OSError:
+        return
+    if entries == [MANIFEST + ".tmp"]:
+        os.remove(os.path.join(folder, entries[0]))
+
+
+def start_manifest(opts, manifest: dict) -> None:
+    """Write the new sweep's manifest (before Ray starts); a failed write (a full disk) is a one-line
+    ConfigError that leaves no partial file, so the plain command works once there is space."""
+    from .runner import MANIFEST, storage_fs, write_manifest
+    try:
+        write_manifest(opts.storage, opts.name, manifest)
+    except OSError as e:
+        fs, root = storage_fs(opts.storage)
+        if fs is None:
+            folder = os.path.join(root, opts.name)
+            for leftover in (MANIFEST + ".tmp", MANIFEST):
+                try:
+                    os.remove(os.path.join(folder, leftover))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(folder)        # only when empty: this start made it
+            except OSError:
+                pass
+        raise ConfigError(f"cannot start the sweep: writing {opts.storage.rstrip('/')}/{opts.name}/{MANIFEST} "
+                          f"failed ({e.strerror or e}); nothing was run") from None
 
 
 # The files each CIFAR reader needs under --data-root (torchvision's layout).
@@ -356,8 +453,28 @@ def check_gpus(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial:g} but this machine has {n} GPU(s)")
 
 
-def check_resume(o, manifest: dict) -> None:
-    """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder."""
+def local_cpus() -> int:
+    """The CPUs a new local Ray instance would have (Ray's own count: cgroup quotas included)."""
+    from ray._private.utils import get_num_cpus
+    return int(get_num_cpus())
+
+
+def check_cpus(o) -> None:
+    """A trial asking for more CPUs than the sweep's own Ray instance has would wait forever (Tune only
+    warns every 60 s). A cluster given with --address is checked once connected (runner.init_ray)."""
+    if o.address:
+        return
+    have = o.num_cpus if o.num_cpus is not None else local_cpus()
+    if o.cpus_per_trial > have:
+        where = f"--num-cpus={have}" if o.num_cpus is not None else f"this machine has {have} CPU(s)"
+        raise ConfigError(f"--cpus-per-trial={o.cpus_per_trial:g} but {where}: no trial could ever start; "
+                          f"ask for at most {have}")
+
+
+def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> None:
+    """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder.
+    The fingerprint leaves out the sweep's name (a renamed grid folder resumes); ``plan_configs`` (the
+    plan with its name) also matches the fingerprints that versions before that wrote."""
     from .runner import MANIFEST, experiment_exists, read_manifest
     where = f"{o.storage.rstrip('/')}/{o.name}"
     if not o.resume:
@@ -382,20 +499,42 @@ def check_resume(o, manifest: dict) -> None:
                           f"another form (plan form {stored.get('plan_form', 1)}; this version writes "
                           f"{manifest.get('plan_form', 1)}); finish it with the version that started it, or pick "
                           f"another --name")
-    if stored.get("fingerprint") != manifest["fingerprint"]:
+    renamed = stored.get("name") not in (None, o.name)
+    if renamed and stored.get("plan_kind", "grid") != "grid":
+        raise ConfigError(f"--resume: {where} was started as {stored.get('name')!r}; a {stored.get('plan_kind')} "
+                          f"plan keeps its checkpoint paths inside that folder: rename it back to "
+                          f"{stored.get('name')!r} (--name {stored.get('name')})")
+    from .runner import plan_fingerprint
+    legacy = (lambda: plan_fingerprint(plan_configs)) if plan_configs is not None else (lambda: None)
+    if stored.get("fingerprint") != manifest["fingerprint"] and stored.get("fingerprint") != legacy():
         raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
                           f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
                           f"code that plans it changed); pick another --name")
 
 
+# Ray's own GCS client, in a child process that a timeout can end: ray.init and GcsClient retry a port
+# that answers but is not Ray for minutes. A GCS answers at once (an authentication refusal is an answer).
+_GCS_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1])
+except Exception as e:
+    if "Authentication" not in type(e).__name__:
+        print(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        sys.exit(1)
+"""
+ADDRESS_PROBE_S = 8.0
+
+
 def check_address(o) -> None:
+    """--address names a running Ray cluster: a TCP connect (3 s), then, for host:port, Ray's GCS client
+    in a child process bounded by ADDRESS_PROBE_S. ray:// (Ray Client) gets the TCP check."""
     if not o.address:
         return
     a = o.address
     if a == "auto":
-        if not (os.environ.get("RAY_ADDRESS") or os.path.exists("/tmp/ray/ray_current_cluster")):
-            raise ConfigError("--address auto: no running Ray cluster found on this machine (start one with ray start --head)")
-        return
+        a = _auto_address()
     hp = a.split("://", 1)[-1]
     host, _, port = hp.rpartition(":")
     if not host or not port.isdigit():
@@ -404,6 +543,34 @@ def check_address(o) -> None:
         socket.create_connection((host, int(port)), timeout=3).close()
     except OSError as e:
         raise ConfigError(f"--address {a}: no Ray cluster answers there ({e.strerror or e})") from None
+    if "://" not in a:
+        why = _gcs_probe(hp)
+        if why:
+            raise ConfigError(f"--address {a}: a port answers there but not a Ray cluster ({why})")
+
+
+def _auto_address() -> str:
+    """--address auto as Ray resolves it: $RAY_ADDRESS, else the last `ray start` of this machine."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    try:
+        with open("/tmp/ray/ray_current_cluster") as f:
+            return f.read().strip()
+    except OSError:
+        raise ConfigError("--address auto: no running Ray cluster found on this machine "
+                          "(start one with ray start --head)") from None
+
+
+def _gcs_probe(host_port: str) -> str | None:
+    """Why ``host_port`` is not a Ray GCS, or None when one answers."""
+    try:
+        r = subprocess.run([sys.executable, "-c", _GCS_PROBE, host_port], capture_output=True, text=True,
+                           timeout=ADDRESS_PROBE_S)
+    except subprocess.TimeoutExpired:
+        return f"no answer from Ray's GCS within {ADDRESS_PROBE_S:g} s"
+    if r.returncode != 0:
+        return r.stdout.strip() or f"the probe exited {r.returncode}"
+    return None
 
 
 def print_plan(spec, opts) -> None:
@@ -551,6 +718,17 @@ def group_trials(spec, opts) -> None:
                       f"{_sizes_text(sizes, opts.group_size_auto)} on {device})")
 
 
+def unnamed(configs: list[dict]) -> list[dict]:
+    """The plan without the sweep's name (the ``experiment`` label, in every config and group member):
+    what the fingerprint hashes, so that a sweep folder renamed (with --name) still resumes."""
+    def strip(c: dict) -> dict:
+        out = {k: v for k, v in c.items() if k != "experiment"}
+        if "group" in out:
+            out["group"] = [strip(m) for m in out["group"]]
+        return out
+    return [strip(c) for c in configs]
+
+
 def _one_or_all(sizes: dict):
     """One size when every model (and phase) has the same, else the dict (the manifest stores it)."""
     return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
@@ -560,7 +738,7 @@ def sweep_manifest(module, opts, spec) -> dict:
     from .runner import make_manifest
     from .searchers import GridSearcher
     configs = spec.searcher.plan_configs()
-    m = make_manifest(opts, plan_options(common_parser(module), opts), configs)
+    m = make_manifest(opts, plan_options(common_parser(module), opts), unnamed(configs))
     m["plan_kind"] = "grid" if isinstance(spec.searcher, GridSearcher) else type(spec.searcher).__name__
     m["members"] = sum(len(c.get("group", [c])) for c in configs)
     return m
@@ -581,7 +759,8 @@ def main(module, argv=None) -> int:
         # this machine's data and GPUs: a dry run (often on a laptop, for a cluster) names what is
         # missing and shows the plan anyway; a run stops here
         machine_problems = []
-        for check in (lambda: check_data(spec.searcher.plan_configs()), lambda: check_gpus(opts)):
+        for check in (lambda: check_data(spec.searcher.plan_configs()), lambda: check_gpus(opts),
+                      lambda: check_cpus(opts)):
             try:
                 check()
             except ConfigError as e:
@@ -591,7 +770,7 @@ def main(module, argv=None) -> int:
         check_address(opts)
         check_storage(opts)
         manifest = sweep_manifest(module, opts, spec)
-        check_resume(opts, manifest)
+        check_resume(opts, manifest, spec.searcher.plan_configs())
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -602,12 +781,24 @@ def main(module, argv=None) -> int:
         for problem in machine_problems:
             print(f"  warning: {problem} (a run without --dry-run stops here)")
         return 0
-    from .runner import run_sweep, write_manifest
-    if not opts.resume:
-        write_manifest(opts.storage, opts.name, manifest)
+    from . import faults
+    from .runner import run_sweep
+    faults.current_opts = opts
     try:
-        outcome = run_sweep(opts, spec)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with faults.signals_end_the_sweep(), faults.compact_ray_logs(opts):   # in every phase
+            try:
+                if not opts.resume:
+                    start_manifest(opts, manifest)
+                outcome = run_sweep(opts, spec)
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            except faults.Interrupted as e:
+                return faults.end_by_signal(opts, e.signum)
+            except Exception as e:                  # a fault: one line, the log, the results so far, resume
+                return faults.end_by_fault(opts, e)
+    except faults.Interrupted as e:         # a signal while the ending above was printed
+        return 128 + e.signum
+    finally:
+        faults.current_opts = None
     return outcome.exit_code

@@ -164,6 +164,8 @@ def make_trainable(cpus: float, gpus: float):
 def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1,
              dashboard: bool = False) -> None:
     import ray
+    from . import faults
+    faults.set_phase("starting Ray")
     if ray.is_initialized():
         return
     env = {"OMP_NUM_THREADS": str(max(1, int(cpus_per_trial))),
@@ -172,13 +174,28 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + (os.pathsep + pp if pp else "")
     kw = dict(include_dashboard=dashboard, log_to_driver=False, runtime_env={"env_vars": env})
-    if address:
-        ctx = ray.init(address=address, **kw)
-    else:       # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
-        ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
+    with faults.signals_held():     # ray.init sets its own SIGTERM handlers, and swallows exceptions
+        if address:
+            ctx = ray.init(address=address, **kw)
+        else:   # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
+            ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
+    if address:         # (a local instance's CPUs were checked before it started: tune.cli.check_cpus)
+        check_cluster_cpus(cpus_per_trial)
     if dashboard:
         from .trackers import print_dashboard
         print_dashboard(ctx)
+
+
+def check_cluster_cpus(cpus_per_trial: float) -> None:
+    """No node of the cluster just joined has the CPUs a trial asks for: the sweep would wait forever
+    (Tune only warns every 60 s), so it ends now, naming the resource."""
+    import ray
+    from ..errors import ConfigError
+    nodes = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    if nodes and max(nodes) < cpus_per_trial:
+        ray.shutdown()
+        raise ConfigError(f"--cpus-per-trial={cpus_per_trial:g} but the largest node of the Ray cluster has "
+                          f"{max(nodes):g} CPU(s): no trial could ever start; ask for at most {max(nodes):g}")
 
 
 def _local_copy(storage: str, name: str, tmp: str) -> str:
@@ -340,14 +357,20 @@ def print_errors(df: pd.DataFrame, most: int = 5) -> None:
 class _StopOnSignal:
     """SIGINT and SIGTERM stop the sweep the way Tune stops on SIGINT: running trials are stopped, their
     checkpoints and the experiment state are kept (Tune's handler listens on SIGUSR1 too, which we
-    forward; ``TUNE_DISABLE_SIGINT_HANDLER`` keeps ours). A second signal stops at once."""
+    forward; ``TUNE_DISABLE_SIGINT_HANDLER`` keeps ours). A second signal stops at once. A watchdog
+    (faults.watch_stop) ends the sweep without waiting when the Ray head died with the signal (a
+    scheduler signalling the whole process group) or the stop outlasts faults.STOP_GRACE_S."""
 
     def __init__(self):
+        import threading
         self.signum = None
         self._old = {}
+        self._fit_returned = threading.Event()
 
     def __enter__(self):
         import threading
+        from . import faults
+        faults.set_phase("running the trials")
         if threading.current_thread() is not threading.main_thread():
             return self      # handlers can be set from the main thread only (a sweep run from a thread)
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -356,16 +379,23 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
+        from . import faults
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise faults.Interrupted(signum)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name}: stopping the running trials (their checkpoints are kept)...",
               file=sys.stderr, flush=True)
+        if faults.current_opts is not None:
+            faults.watch_stop(faults.current_opts, signum, self._fit_returned)
         os.kill(os.getpid(), signal.SIGUSR1)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        from . import faults
+        self._fit_returned.set()
         for sig, h in self._old.items():
             signal.signal(sig, h)
+        if exc_type is None:
+            faults.set_phase("writing the results")
         return False
 
 
@@ -446,6 +476,9 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
     n_missing = max(0, members - len(runs)) if isinstance(spec.searcher, GridSearcher) else 0
+    from .faults import errored_without_rows
+    lost = errored_without_rows(grid, df)   # killed before their first report: errored (as the progress line said)
+    n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
     out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, stop.signum)
     print(f"\n{spec.family}: {n_final} trials finished, {n_unfinished} unfinished, {n_errored} errored"
           + (f", {n_missing} never started" if n_missing else "")
