@@ -164,17 +164,18 @@ def _is_trial_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
 
 
-_BATCH_KEYS = ("rows", "shared", "epoch", "test_error")
+_BATCH_KEYS = ("rows", "shared", "epoch")     # and the group's own metrics (trainable.GROUP_METRICS)
 
 
 def _member_rows(result: dict) -> list[dict]:
     """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
     result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
     then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
-    from ..tune.trainable import result_rows      # no Ray import: the trainable imports Ray lazily
+    from ..tune.trainable import GROUP_METRICS, result_rows   # no Ray import: the trainable imports Ray lazily
     if not isinstance(result.get("rows"), list):
         return [result]
-    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS}
+    # the group's best error, median and counts summarise the members: no member row takes them
+    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS and k not in GROUP_METRICS}
     return [{**tune_keys, **r} for r in result_rows(result)]
 
 
