@@ -319,6 +319,17 @@ def _recording_damage(read):
     return out, damaged
 
 
+def _resolved_columns(config: dict) -> dict:
+    """The trial config's fields as a trial's rows would carry them (defaults resolved: the dataset's
+    model, epochs, ...; lists as JSON text); {} when the config does not resolve."""
+    from ..config import TrialConfig
+    from ..tune.trainable import flat_config, split_config
+    try:
+        return flat_config(TrialConfig.from_dict(split_config(config)[0]))
+    except Exception:  # noqa: BLE001 - a config that does not resolve keeps its own fields only
+        return {}
+
+
 def _never_reported(config: dict, folder_id: str) -> list[dict]:
     """The rows of a Tune trial that has not reported yet: one per (λ, seed) trial of its config (a packed
     trial's members, ``run`` as they will report it: dgl_ray.tune.trainable.member_run), ``status``
@@ -331,10 +342,15 @@ def _never_reported(config: dict, folder_id: str) -> list[dict]:
         except ValueError:
             members = None
     if not isinstance(members, list):
-        return [{**config, "run": folder_id, "status": "pending"}]
+        return [{**_resolved_columns(config), **config, "run": folder_id, "status": "pending"}]
     shared = {k: v for k, v in config.items() if k != "group"}
-    return [{**shared, **_flatten(m if isinstance(m, dict) else {}), "run": member_run(folder_id, i),
-             "group": folder_id, "member": i, "status": "pending"} for i, m in enumerate(members)]
+    rows = []
+    for i, m in enumerate(members):
+        member = {**shared, **_flatten(m if isinstance(m, dict) else {})}
+        # the defaults a trial's rows carry though params.json omits them (model, epochs, ...)
+        rows.append({**_resolved_columns(member), **member, "run": member_run(folder_id, i),
+                     "group": folder_id, "member": i, "status": "pending"})
+    return rows
 
 
 def run_status_of(df: pd.DataFrame) -> pd.Series:
