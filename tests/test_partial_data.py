@@ -140,3 +140,23 @@ def test_report_says_which_lines_were_damaged_and_what_is_missing(tmp_path_facto
     assert f"1 damaged result.json line(s) skipped: {first / 'result.json'}:1" in out
     assert "4 trial(s) missing from the tables: 2 unfinished, 0 errored, 2 never started (0 finished)" in out
     assert "Damaged result.json lines (1" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_an_archived_failed_init_is_missing_at_its_ladder_start_not_a_nan_lambda_row(tmp_path):
+    from dgl_ray.analysis import load_legacy
+    (tmp_path / "R3a_config.json").write_text(json.dumps({"parameters": {
+        "init_lambda": 0.35, "init_epochs": 30, "lambda_range": [0.40, 0.70, 0.02]}}))
+    run = dict(direction="up", noise_rate=0.4, hold_epochs=1)
+    (tmp_path / "R3a_results.json").write_text(json.dumps([
+        dict(run, seed=0, init_error=0.1, history=[{"lambda": 0.4, "test_error": 0.5, "global_epoch": 31}]),
+        dict(run, seed=1, history=[])]))                     # the init failed: no evaluation at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = load_legacy(tmp_path)
+    bt = T.branch_table(df)
+    assert bt["lambda"].notna().all() and bt.attrs["n_without_lambda"] == 0
+    assert bt.set_index("lambda").loc[0.4, "n_missing"] == 1
+    # a run no file places at all is left out of the rows and counted
+    lost = normalise(df.assign(**{"lambda": np.where(df["seed"].eq(1), np.nan, df["lambda"])}))
+    t = T.branch_table(lost)
+    assert t["lambda"].notna().all() and t.attrs["n_without_lambda"] == 1
