@@ -8,7 +8,12 @@ Two readers, one output shape:
   ``*_config.json`` files that sit beside them) in every shape listed in ``PROTOCOLS.md``.
 
 The tidy frame always has the columns of :data:`CORE_COLUMNS` (missing values as NaN/None); any
-other config key or archive column is kept as an extra column.
+other config key or archive column is kept as an extra column. Its types are the Parquet's: ``run``,
+``experiment``, ``noise`` as strings, the label sets of :data:`CATEGORICAL_COLUMNS` as categoricals,
+the trial config's list fields as Python lists (JSON text only inside the Parquet, :func:`for_parquet`).
+A run counts as final only when its last row is (:func:`final_rows`); a Tune trial that has not
+reported yet gives one ``pending`` row per (λ, seed) trial; a damaged result.json line is warned about
+(:class:`DamagedLineWarning`) and listed in ``frame.attrs["damaged_lines"]``.
 
 Conventions chosen for the archive (documented here because tables rely on them):
 
