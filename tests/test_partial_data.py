@@ -160,3 +160,15 @@ def test_an_archived_failed_init_is_missing_at_its_ladder_start_not_a_nan_lambda
     lost = normalise(df.assign(**{"lambda": np.where(df["seed"].eq(1), np.nan, df["lambda"])}))
     t = T.branch_table(lost)
     assert t["lambda"].notna().all() and t.attrs["n_without_lambda"] == 1
+
+
+def test_the_watch_page_counts_the_same(tmp_path_factory, tmp_path, capsys):
+    from dgl_ray.analysis.__main__ import main
+    from dgl_ray.analysis.live import watch
+    folder, _ = _half_written(tmp_path_factory, tmp_path)
+    argv = ["report", str(folder), "--no-figures", "--no-html", "--out", str(tmp_path / "rep")]
+    assert watch(main, argv, 1.0, folder, max_refreshes=1, sleep=lambda s: None) == 0
+    out = capsys.readouterr().out
+    assert "4 trial(s) missing from the tables: 2 unfinished, 0 errored, 2 never started (0 finished)" in out
+    table = out.split("/branch_table ==")[1].strip().split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["0.36", "0.52"]   # 2 λ rows, no λ-NaN row
