@@ -28,6 +28,8 @@ _EXPORTS = {
     'survival_curves': 'figures',
     'CORE_COLUMNS': 'frames',
     'InvalidValueWarning': 'frames',
+    'DamagedLineWarning': 'frames',
+    'missing_trials': 'frames',
     'SkippedFileWarning': 'frames',
     'final_rows': 'frames',
     'is_sweep_path': 'frames',
@@ -72,7 +74,7 @@ def __dir__():
 
 
 __all__ = [
-    "CORE_COLUMNS", "InvalidValueWarning", "SkippedFileWarning", "load", "load_experiment",
+    "CORE_COLUMNS", "InvalidValueWarning", "DamagedLineWarning", "SkippedFileWarning", "missing_trials", "load", "load_experiment",
     "load_legacy", "normalise", "final_rows", "is_sweep_path",
     "branch_table", "convergence_table", "escape_table", "final_error_table", "gap_table", "hysteresis_table",
     "spinodal_points", "spinodal_table",

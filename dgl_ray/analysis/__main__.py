@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"excluded {n} rows of {exp}: {why}")
     for note in df.attrs.get("notes", []):
         print(f"note: {note}")
+    damaged = df.attrs.get("damaged_lines") or []
+    if damaged:                 # lines of result.json that were not JSON: their rows are missing
+        print(f"{len(damaged)} damaged result.json line(s) skipped: "
+              + ", ".join(f"{f}:{n}" for f, n in damaged[:5]) + (" ..." if len(damaged) > 5 else ""))
     counts = missing_trials(df)
     if counts.get("missing"):   # a running or crashed sweep: the tables hold the finished trials only
         never = counts["never_started"]

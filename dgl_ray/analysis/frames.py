@@ -8,7 +8,12 @@ Two readers, one output shape:
   ``*_config.json`` files that sit beside them) in every shape listed in ``PROTOCOLS.md``.
 
 The tidy frame always has the columns of :data:`CORE_COLUMNS` (missing values as NaN/None); any
-other config key or archive column is kept as an extra column.
+other config key or archive column is kept as an extra column. Its types are the Parquet's: ``run``,
+``experiment``, ``noise`` as strings, the label sets of :data:`CATEGORICAL_COLUMNS` as categoricals,
+the trial config's list fields as Python lists (JSON text only inside the Parquet, :func:`for_parquet`).
+A run counts as final only when its last row is (:func:`final_rows`); a Tune trial that has not
+reported yet gives one ``pending`` row per (λ, seed) trial; a damaged result.json line is warned about
+(:class:`DamagedLineWarning`) and listed in ``frame.attrs["damaged_lines"]``.
 
 Conventions chosen for the archive (documented here because tables rely on them):
 
@@ -61,6 +66,19 @@ CORE_COLUMNS = [
 # still running, stopped or crashed) or errored, and no table may count it as final.
 FINAL_STATUSES = ("completed", "diverged")
 
+# Small sets of labels: categoricals in the tidy frame (tables group them with observed=True).
+CATEGORICAL_COLUMNS = ("family", "dataset", "model", "status", "run_status", "phase", "direction", "origin")
+# The values these labels can take, categories even where a frame holds none of them, so that setting
+# one (``df.loc[..., "status"] = "diverged"``) works; values found in the data are added.
+KNOWN_LABELS = {
+    "status": ("running", "completed", "diverged", "error", "pending", "no_evaluation"),
+    "run_status": ("completed", "diverged", "unfinished", "error"),
+    "direction": ("up", "down"),
+    "origin": ("ordered", "collapse"),
+}
+# Free text: pandas' string dtype (as the Parquet stores them), never object.
+STRING_COLUMNS = ("run", "experiment", "noise")
+
 # Ray Tune bookkeeping keys in result.json that say nothing about the experiment.
 _TUNE_NOISE = {
     "config", "hostname", "node_ip", "pid", "date", "timestamp", "time_since_restore",
@@ -69,7 +87,8 @@ _TUNE_NOISE = {
 }
 
 # Tune's trial folder: <trainable>_<5 hex>_<5 digits>_<k>=<v>,..._<date>
-_TRIAL_DIR = re.compile(r"^(?P<trainable>.+?)_(?P<id>[0-9a-f]{5}_\d{5})(?:_|$)")
+# (a searcher's trial ids are 8 hex digits: dgl_trainable_7a901710_1_..., as dgl_ray.tune.runner reads them)
+_TRIAL_DIR = re.compile(r"^(?P<trainable>.+?)_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})(?:_|$)")
 
 class SkippedFileWarning(UserWarning):
     """A file under a loaded path was not read (unknown shape, duplicate, config without results)."""
@@ -77,6 +96,14 @@ class SkippedFileWarning(UserWarning):
 
 class InvalidValueWarning(UserWarning):
     """Rows were excluded: an error outside [0, 1] (or infinite) or a λ that is not a number."""
+
+
+class DamagedLineWarning(UserWarning):
+    """A line of a trial's result.json is not JSON (a write cut short): its rows are missing."""
+
+    def __init__(self, path: str, lineno: int):
+        super().__init__(f"{path}:{lineno}: damaged line (not JSON) skipped; its rows are missing")
+        self.path, self.lineno = path, lineno
 
 
 def _screen(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str, int]]]:
@@ -108,6 +135,64 @@ def _round_lambda(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors="coerce").round(6)
 
 
+def _list_columns() -> list[str]:
+    """The trial config's list- and dict-valued fields (lr_milestones, lambda_schedule, synthetic_size,
+    tags): rows carry them as JSON text (a Tune result is flat), the frame as Python objects."""
+    import dataclasses
+    from ..config import TrialConfig
+    return [f.name for f in dataclasses.fields(TrialConfig) if str(f.type).startswith(("list", "dict"))]
+
+
+def _categorical(s: pd.Series, known: tuple[str, ...]) -> pd.Series:
+    """``s`` as a categorical of its values as text, with the ``known`` values as categories too."""
+    text = s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+    found = sorted(set(text.dropna()) - set(known))
+    return text.astype(pd.CategoricalDtype(list(known) + found))
+
+
+def _decoded(v):
+    """A JSON text of a list or dict -> the object; anything else unchanged."""
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """The Parquet's types: run, experiment, noise as strings; the small label sets
+    (:data:`CATEGORICAL_COLUMNS`) as categoricals; list fields as Python lists (not JSON text)."""
+    df["run"] = df["run"].astype(object).where(df["run"].notna(), "nan").astype(str)
+    for c in STRING_COLUMNS[1:]:
+        df[c] = df[c].astype(object).where(df[c].notna(), None).astype("str")
+    for c in CATEGORICAL_COLUMNS:
+        if c in df:
+            df[c] = _categorical(df[c], KNOWN_LABELS.get(c, ()))
+    lists = [c for c in _list_columns() if c in df]
+    for c in lists:
+        df[c] = pd.Series([_decoded(v) for v in df[c]], index=df.index, dtype=object)
+    for c in df.columns[(df.dtypes == object).to_numpy()]:
+        if c not in lists and _all_numbers(df[c]):
+            df[c] = pd.to_numeric(df[c])    # numbers never stay object (a column of ints and None)
+    return df
+
+
+def for_parquet(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the tidy frame to write as Parquet: list and dict fields as JSON text again (Parquet
+    has no type for a list of dicts of varying keys or an empty dict; :func:`normalise` decodes them)."""
+    out = df.copy()
+    for c in [c for c in _list_columns() if c in out]:
+        out[c] = out[c].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
+    return out
+
+
+def _all_numbers(s: pd.Series) -> bool:
+    vals = s.dropna()
+    return bool(len(vals)) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                                   for v in vals)
+
+
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
     """Return ``df`` with every core column present, dtypes set and λ rounded to 1e-6.
 
@@ -130,10 +215,7 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df["lambda"] = _round_lambda(df["lambda"])
     df["eta"] = df["eta"].round(6)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
-    df["run"] = df["run"].astype(str)
-    for c in ["experiment", "family", "dataset", "model", "noise", "status", "phase", "direction",
-              "origin"]:
-        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    df = _typed(df)
     order = [c for c in CORE_COLUMNS] + [c for c in df.columns if c not in CORE_COLUMNS]
     df = df[order]
     df["_order"] = np.arange(len(df))
@@ -164,17 +246,18 @@ def _is_trial_dir(p: Path) -> bool:
     return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
 
 
-_BATCH_KEYS = ("rows", "shared", "epoch", "test_error")
+_BATCH_KEYS = ("rows", "shared", "epoch")     # and the group's own metrics (trainable.GROUP_METRICS)
 
 
 def _member_rows(result: dict) -> list[dict]:
     """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
     result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
     then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
-    from ..tune.trainable import result_rows      # no Ray import: the trainable imports Ray lazily
+    from ..tune.trainable import GROUP_METRICS, result_rows   # no Ray import: the trainable imports Ray lazily
     if not isinstance(result.get("rows"), list):
         return [result]
-    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS}
+    # the group's best error, median and counts summarise the members: no member row takes them
+    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS and k not in GROUP_METRICS}
     return [{**tune_keys, **r} for r in result_rows(result)]
 
 
@@ -188,7 +271,7 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
             config = {}
     rows = []
     if (trial / "result.json").exists():
-        for line in (trial / "result.json").read_text().splitlines():
+        for lineno, line in enumerate((trial / "result.json").read_text().splitlines(), 1):
             line = line.strip()
             if not line:
                 continue
@@ -196,6 +279,7 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 # A trial killed mid-write leaves a truncated last line; the rest is still valid.
+                _damaged_line(trial / "result.json", lineno)
                 continue
             rows.extend(_member_rows(r))
     m = _TRIAL_DIR.match(trial.name)
@@ -211,15 +295,67 @@ def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
         if "epoch" not in rec and "training_iteration" in r:
             rec["epoch"] = r["training_iteration"]
         records.append(rec)
-    if not records:  # a trial that never reported: still a trial, status unknown
-        rec = dict(config)
-        rec.update(run=folder_id, status=config.get("status", "pending"))
-        records.append(rec)
+    if not records:  # a trial that never reported: its (λ, seed) trials, pending
+        records = _never_reported(config, folder_id)
     out = pd.DataFrame.from_records(records)
     out["experiment"] = out.get("experiment", pd.Series([None] * len(out))).fillna(experiment)
     if "experiment" in config:
         out["experiment"] = out["experiment"].fillna(config["experiment"])
     return out
+
+
+def _damaged_line(path: Path, lineno: int) -> None:
+    """Say that a result.json line is not JSON (its rows are missing from the frame); counted in
+    ``frame.attrs["damaged_lines"]`` by :func:`load_experiment`."""
+    warnings.warn(DamagedLineWarning(str(path), lineno), stacklevel=2)
+
+
+def _recording_damage(read):
+    """``read()`` and the (file, line) of every damaged result.json line it met; the warnings are
+    passed on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedLineWarning)
+        out = read()
+    damaged = []
+    for w in caught:
+        if issubclass(w.category, DamagedLineWarning):
+            damaged.append((w.message.path, w.message.lineno))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out, damaged
+
+
+def _resolved_columns(config: dict) -> dict:
+    """The trial config's fields as a trial's rows would carry them (defaults resolved: the dataset's
+    model, epochs, ...; lists as JSON text); {} when the config does not resolve."""
+    from ..config import TrialConfig
+    from ..tune.trainable import flat_config, split_config
+    try:
+        return flat_config(TrialConfig.from_dict(split_config(config)[0]))
+    except Exception:  # noqa: BLE001 - a config that does not resolve keeps its own fields only
+        return {}
+
+
+def _never_reported(config: dict, folder_id: str) -> list[dict]:
+    """The rows of a Tune trial that has not reported yet: one per (λ, seed) trial of its config (a packed
+    trial's members, ``run`` as they will report it: dgl_ray.tune.trainable.member_run), ``status``
+    pending, no epoch and no error, so that tables count them as missing at their own λ."""
+    from ..tune.trainable import member_run
+    members = config.get("group")
+    if isinstance(members, str):
+        try:
+            members = json.loads(members)        # _flatten kept the list as JSON text
+        except ValueError:
+            members = None
+    if not isinstance(members, list):
+        return [{**_resolved_columns(config), **config, "run": folder_id, "status": "pending"}]
+    shared = {k: v for k, v in config.items() if k != "group"}
+    rows = []
+    for i, m in enumerate(members):
+        member = {**shared, **_flatten(m if isinstance(m, dict) else {})}
+        # the defaults a trial's rows carry though params.json omits them (model, epochs, ...)
+        rows.append({**_resolved_columns(member), **member, "run": member_run(folder_id, i),
+                     "group": folder_id, "member": i, "status": "pending"})
+    return rows
 
 
 def run_status_of(df: pd.DataFrame) -> pd.Series:
@@ -307,14 +443,19 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
     """How many (λ, seed) trials of the sweep are finished, unfinished, errored and never started
     (the plan's size comes from the sweep's ``dgl_sweep.json``; without it, never-started is unknown)."""
     runs = df.groupby(df["run"].astype(str))["run_status"].last() if len(df) else pd.Series([], dtype=object)
-    counts = {"finished": int(runs.isin(FINAL_STATUSES).sum()), "unfinished": int((runs == "unfinished").sum()),
-              "errored": int((runs == "error").sum()), "never_started": None}
+    # a Tune trial that has not reported yet gives its trials one pending row each: never started
+    pending = set(df.loc[df["status"].astype(object).eq("pending"), "run"].astype(str)) \
+        if len(df) and "status" in df else set()
+    started = runs[~runs.index.isin(pending)]
+    counts = {"finished": int(started.isin(FINAL_STATUSES).sum()),
+              "unfinished": int((started == "unfinished").sum()),
+              "errored": int((started == "error").sum()), "never_started": len(pending) or None}
     try:
         manifest = json.loads((folder / "dgl_sweep.json").read_text())
     except (OSError, ValueError):
         manifest = {}
     if isinstance(manifest, dict) and manifest.get("plan_kind") == "grid" and "members" in manifest:
-        counts["never_started"] = max(0, int(manifest["members"]) - len(runs))
+        counts["never_started"] = max(0, int(manifest["members"]) - len(started))
     return counts
 
 
@@ -356,8 +497,9 @@ def load_experiment(path: str | Path) -> pd.DataFrame:
     if not dirs:
         raise ValueError(f"{path}: no results.parquet and no Tune trial folders (params.json/"
                          "result.json) found")
-    parts = [_load_one_experiment(d) for d in dirs]
+    parts, damaged = _recording_damage(lambda: [_load_one_experiment(d) for d in dirs])
     df = normalise(pd.concat(parts, ignore_index=True, sort=False))
+    df.attrs["damaged_lines"] = damaged          # (result.json, line) of each line that was not JSON
     counts = [p.attrs["trials"] for p in parts]
     df.attrs["trials"] = {k: (None if any(c[k] is None for c in counts) else sum(c[k] for c in counts))
                           for k in counts[0]}
@@ -426,18 +568,30 @@ def load(path: str | Path, **kw) -> pd.DataFrame:
     return load_experiment(path) if is_sweep_path(path) else load_legacy(path, **kw)
 
 
+def not_final(df: pd.DataFrame) -> pd.Series:
+    """Rows of runs that have not ended (``run_status`` unfinished or error; a frame without the
+    column, such as the paper's archive, holds ended runs only)."""
+    if "run_status" not in df:
+        return pd.Series(False, index=df.index)
+    status = df["run_status"].astype(object)
+    return status.notna() & ~status.isin(FINAL_STATUSES)
+
+
 def final_rows(df: pd.DataFrame, by: Iterable[str] = ("run",)) -> pd.DataFrame:
     """The last evaluation (highest epoch; row order breaks ties and NaN epochs) of each group.
 
     ``by=("run",)`` gives the final error of each run; ``by=("run", "lambda", "direction")`` gives the
     error at the end of each λ step of a ladder (each leg of an up-then-down ladder separately).
+
+    A run counts as final only when its last row is final (``run_status`` completed or diverged): the
+    rows of an unfinished, errored or never-started run get no error (``test_error`` NaN) whatever ``by``
+    holds, so that tables count them as missing, never as a branch.
     """
     by = [c for c in by if c in df.columns]
     d = df.copy()
     d["_order"] = np.arange(len(d))
     d = d.sort_values(["epoch", "_order"], na_position="first", kind="stable")
-    out = d.groupby(by, dropna=False, sort=False).tail(1)
-    if by == ["run"] and "run_status" in out:   # an unfinished or errored run has no final error:
-        unfinished = out["run_status"].notna() & ~out["run_status"].isin(FINAL_STATUSES)
-        out.loc[unfinished, "test_error"] = np.nan   # tables count it as missing, never as final
+    out = d.groupby(by, dropna=False, sort=False, observed=True).tail(1)
+    if "run" in by and "run_status" in out:     # an unfinished or errored run has no final error:
+        out.loc[not_final(out), "test_error"] = np.nan   # tables count it as missing, never as final
     return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)

@@ -219,6 +219,11 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         md.append("Rows excluded (values no table can use):\n")
         md.extend(f"- {exp}: {n} rows, {why}" for exp, why, n in excluded)
         md.append("")
+    damaged = df.attrs.get("damaged_lines") or []
+    if damaged:
+        md.append(f"Damaged result.json lines ({len(damaged)}; not JSON, their rows are missing):\n")
+        md.extend(f"- `{f}`: line {n}" for f, n in damaged)
+        md.append("")
     notes = df.attrs.get("notes") or []
     if notes:
         md.append("Values the files do not give (left empty, not assumed):\n")

@@ -6,8 +6,15 @@ Errors are fractions in [0, 1]. Thresholds are keyword parameters whose defaults
 are counted in an ``n_diverged`` column, never dropped silently.
 
 Every table groups by λ and by each "axis" column of ``axes`` that is present and takes more than one
-value in the frame (dataset, model, width, noise, eta, hold by default), so that a sweep over η or
-width gives one row per cell without asking.
+value in the frame (dataset, model, width, noise, eta, hold, and the protocol: family and epochs, by
+default), so that a sweep over η or width gives one row per cell without asking and runs of different
+protocols never meet in one row.
+
+Partial data (a sweep still running or crashed): a run counts as final only when its last row is
+final (``run_status`` completed or diverged, :func:`.frames.final_rows`); the others (unfinished,
+errored, never started) are counted as missing (``n_missing``, or excluded with the reason), never
+as a branch. Runs without a λ (a failed initialisation of an archived ladder) cannot be placed on
+the λ axis: they are left out of the rows and counted in the table's ``attrs["n_without_lambda"]``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from .frames import final_rows
+from .frames import final_rows, not_final
 
 # The paper's thresholds (PROTOCOLS.md).
 L_MAX = 0.20          # ordered / L branch: error <= 0.20
@@ -30,7 +37,9 @@ SPINODAL_RUN = 3      # ... at the 3rd consecutive step
 DEATH_MIN = 0.40      # survival: dead at 5 consecutive evaluations >= 0.40
 DEATH_RUN = 5
 
-DEFAULT_AXES: tuple[str, ...] = ("dataset", "model", "width", "noise", "eta", "hold")
+# The protocol of a run (its family and length): runs of two protocols never share a row.
+PROTOCOL_AXES: tuple[str, ...] = ("family", "epochs")
+DEFAULT_AXES: tuple[str, ...] = ("dataset", "model", "width", "noise", "eta", "hold") + PROTOCOL_AXES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,7 +75,7 @@ def _groups(df: pd.DataFrame, keys: list[str]):
     if not keys:
         yield (), df
         return
-    for k, g in df.groupby(keys, dropna=False, sort=True):
+    for k, g in df.groupby(keys, dropna=False, sort=True, observed=True):   # categoricals: no empty cells
         yield (k if isinstance(k, tuple) else (k,)), g
 
 
@@ -80,6 +89,17 @@ def _count_cell(d: pd.DataFrame, keys: list[str], values: tuple) -> int:
 
 def _sort(out: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.sort_values(keys, kind="stable").reset_index(drop=True) if len(out) and keys else out
+
+
+def _placed(f: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(rows with a λ, number of runs without one): a run without a λ cannot be a row of a table by λ."""
+    lost = f["lambda"].isna()
+    return f[~lost], int(f.loc[lost, "run"].nunique())
+
+
+def _with_unplaced(out: pd.DataFrame, n_without_lambda: int) -> pd.DataFrame:
+    out.attrs["n_without_lambda"] = n_without_lambda
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,7 +119,7 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
     critical-point rule of the paper for the spread of final errors at one λ).
     """
     by = ["run", "lambda", "direction"] if per_step else ["run"]
-    f = final_rows(_drop_phases(df, ("init",)) if per_step else df, by)
+    f, unplaced = _placed(final_rows(_drop_phases(df, ("init",)) if per_step else df, by))
     keys = varying_axes(f, axes) + ["lambda"]
     rows = []
     for k, g in _groups(f, keys):
@@ -111,7 +131,16 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
         rec.update(frac_L=rec["L"] / n if n else np.nan, frac_H=rec["H"] / n if n else np.nan,
                    mean_error=e.mean(), std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan)
         rows.append(rec)
-    return _sort(pd.DataFrame(rows), keys)
+    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced)
+
+
+def _lambda_path(df: pd.DataFrame) -> pd.Series:
+    """Each run's λ path outside its init phase, as a label: ``λ=0.42`` for a run at one λ, else
+    ``λ 0.2→0.64 (23 steps)``."""
+    d = _drop_phases(df, ("init",)).dropna(subset=["lambda"])
+    seq = d.groupby(d["run"].astype(str), sort=False)["lambda"].agg(["first", "last", "nunique"])
+    return pd.Series([f"λ={a:g}" if n == 1 else f"λ {a:g}→{b:g} ({n} steps)"
+                      for a, b, n in zip(seq["first"], seq["last"], seq["nunique"])], index=seq.index)
 
 
 def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), *,
@@ -120,9 +149,17 @@ def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), 
     """Final error per group of ``by`` (λ schedules: one row per schedule, never pooled by the
     schedule's final λ), and per varying axis: ``n``, ``L``, ``intermediate``, ``H``,
     ``mean_error``, ``std_error`` (``ddof``), ``min_error``, ``max_error``, ``n_missing``,
-    ``n_diverged``."""
+    ``n_diverged``.
+
+    A frame without any ``by`` column (fresh runs, the archive's sub-experiments) is grouped by each
+    run's ``lambda_path`` (its λ, or its ladder's first and last λ) instead: runs of different λ are
+    different protocols, never one row."""
     f = final_rows(df, ["run"])
-    keys = varying_axes(f, axes) + [c for c in by if c in f.columns]
+    by = [c for c in by if c in f.columns and f[c].notna().any()]
+    if not by:
+        f = f.assign(lambda_path=f["run"].astype(str).map(_lambda_path(df)))
+        by = ["lambda_path"]
+    keys = varying_axes(f, axes) + by
     rows = []
     for k, g in _groups(f, keys):
         e = pd.to_numeric(g["test_error"], errors="coerce")
@@ -144,7 +181,7 @@ def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), 
 def _side(f: pd.DataFrame, L: float, H: float) -> pd.Series:
     """H/L side of each row: its origin where it has one, else its branch by error."""
     by_err = np.where(f["test_error"] >= H, "H", np.where(f["test_error"] <= L, "L", None))
-    by_origin = f["origin"].map({"collapse": "H", "ordered": "L"}) if "origin" in f else None
+    by_origin = f["origin"].astype(object).map({"collapse": "H", "ordered": "L"}) if "origin" in f else None
     if by_origin is None:
         return pd.Series(by_err, index=f.index, dtype=object)
     return by_origin.where(f["origin"].notna(), pd.Series(by_err, index=f.index)).astype(object)
@@ -170,7 +207,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
     (origin|branch), ``n_diverged``, ``n_missing`` (no error, not diverged: e.g. never evaluated),
     and the paired columns (NaN where nothing pairs).
     """
-    f = final_rows(_drop_phases(df, exclude_phases), ["run", "lambda", "direction"])
+    f, unplaced = _placed(final_rows(_drop_phases(df, exclude_phases), ["run", "lambda", "direction"]))
     f = f.assign(_side=_side(f, L, H), _div=_diverged(f))
     keys = varying_axes(f, axes) + ["lambda"]
     rows = []
@@ -202,7 +239,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         rows.append(rec)
     cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_missing", "n_pairs",
                    "paired_gap_mean", "paired_gap_std", "paired_gap_max"]
-    return _sort(pd.DataFrame(rows, columns=cols), keys)
+    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,7 +252,7 @@ def _h_leg(g: pd.DataFrame) -> str:
     o = g.dropna(subset=["origin"]) if "origin" in g else g.iloc[:0]
     if o.empty:
         return "up"
-    by_leg = o.groupby("direction")["origin"].agg(set).to_dict()
+    by_leg = o.groupby(o["direction"].astype(object))["origin"].agg(lambda x: set(x.astype(object))).to_dict()
     return "down" if by_leg.get("down") == {"collapse"} or by_leg.get("up") == {"ordered"} else "up"
 
 
@@ -236,7 +273,7 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
     """
     d = _drop_phases(df, exclude_phases)
     d = d[d["direction"].isin(["up", "down"])]
-    f = final_rows(d, ["run", "lambda", "direction"])
+    f, unplaced = _placed(final_rows(d, ["run", "lambda", "direction"]))
     keys = varying_axes(f, axes) + ["lambda"]
     h_leg = _h_leg(f)
     rows = []
@@ -253,7 +290,7 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
         rows.append(rec)
     cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "H_leg", "gap",
                    "up_minus_down", "n_diverged", "n_missing"]
-    return _sort(pd.DataFrame(rows, columns=cols), keys)
+    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,10 +319,11 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
     steps = final_rows(d, ["run", "direction", "lambda"])
     # T1/T2 archives flag a failed init (init_success False): its ladder starts from the wrong branch
     init_failed = set(df.loc[df["init_success"].eq(False), "run"]) if "init_success" in df else set()
+    unfinished = set(df.loc[not_final(df), "run"])     # a ladder still climbing has no spinodal yet
     steps = steps.assign(_ep=steps["epoch"].fillna(-1)).sort_values(["run", "_ep"], kind="stable")
     ax = [a for a in axes if a in d.columns]
     rows = []
-    for (run, leg), g in steps.groupby(["run", "direction"], sort=True):
+    for (run, leg), g in steps.groupby(["run", "direction"], sort=True, observed=True):
         e = g["test_error"].to_numpy(dtype=float)
         lam = g["lambda"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
@@ -305,10 +343,10 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
                    spinodal_lambda=lam[at] if at is not None else
                    (float(end.iloc[0]) if len(end) else lam[-1]),
                    censored=at is None, n_steps=len(g), diverged=bool(_diverged(g).any()),
-                   excluded=bool(require_init_success and run in init_failed))
+                   excluded=bool(require_init_success and run in init_failed) or run in unfinished)
         rows.append(rec)
     seen = {(r["run"], r["direction"]) for r in rows}
-    for (run, leg), g in every_leg.groupby(["run", "direction"], sort=True):
+    for (run, leg), g in every_leg.groupby(["run", "direction"], sort=True, observed=True):
         if (run, leg) not in seen:  # a leg that never climbed (failed init): counted, not measured
             rec = {a: g[a].iloc[0] for a in ax}
             rec.update(run=run, direction=leg, seed=g["seed"].iloc[0] if "seed" in g else None,
@@ -399,7 +437,7 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
         obs = obs[~unevaluated.loc[obs.index]]
         init_failed = bool("init_success" in g and g["init_success"].eq(False).any())
         excluded = "init failed" if require_init_success and init_failed else \
-            "no observation" if obs.empty else None
+            "unfinished" if not_final(g).any() else "no observation" if obs.empty else None
         # a run that observed nothing still belongs to its target λ (not the init's λ)
         src = obs if len(obs) else g[~g["phase"].eq("init")] if "phase" in g else g
         src = src if len(src) else g
@@ -463,6 +501,7 @@ def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
                    n_diverged=int(kept["diverged"].sum()), n_excluded=int(g["excluded"].sum()),
                    n_init_failed=int(g["exclusion"].eq("init failed").sum()),
                    n_not_observed=int(g["exclusion"].eq("no observation").sum()),
+                   n_unfinished=int(g["exclusion"].eq("unfinished").sum()),
                    final_error_mean=kept["final_error"].mean(),
                    final_error_std=kept["final_error"].std(ddof=ddof)
                    if kept["final_error"].notna().sum() > ddof else np.nan)
@@ -517,13 +556,13 @@ def convergence_table(df: pd.DataFrame, *, threshold: float = CONVERGED_BELOW,
     (``column``, else the first of :data:`CONVERGENCE_COLUMNS` present), and otherwise it is counted
     in ``n_no_history``, not guessed. Per λ (and varying axis): ``n`` (runs), ``n_converged``,
     ``mean``, ``min``, ``max`` of the first epoch of the converged runs, ``n_no_history``,
-    ``n_diverged``.
+    ``n_diverged``, ``n_missing`` (runs not ended: unfinished, errored or never started, not timed).
     """
     d = _drop_phases(df, exclude_phases)
     col = column or next((c for c in CONVERGENCE_COLUMNS if c in d.columns), None)
     ax = varying_axes(d, axes)
     per_run = []
-    for run, g in d.groupby("run", sort=True):
+    for run, g in d.groupby("run", sort=True, observed=True):
         g = g.sort_values("epoch", kind="stable")
         evals = g[g["test_error"].notna()]
         first, history = np.nan, len(evals) > 1
@@ -532,22 +571,26 @@ def convergence_table(df: pd.DataFrame, *, threshold: float = CONVERGED_BELOW,
             first = float(below.iloc[0]) if len(below) else np.nan
         elif col is not None and g[col].notna().any():
             history, first = True, float(pd.to_numeric(g[col], errors="coerce").dropna().iloc[0])
+        missing = bool(not_final(g).any())     # not ended: its first epoch below may still come
+        if missing:
+            first, history = np.nan, True
         rec = {a: g[a].iloc[-1] for a in ax}
         rec.update(run=run, **{"lambda": g["lambda"].iloc[-1]}, first=first, history=history,
-                   diverged=bool(_diverged(g).any()))
+                   diverged=bool(_diverged(g).any()), missing=missing)
         per_run.append(rec)
-    r = pd.DataFrame(per_run, columns=ax + ["run", "lambda", "first", "history", "diverged"])
+    r = pd.DataFrame(per_run, columns=ax + ["run", "lambda", "first", "history", "diverged", "missing"])
+    r, unplaced = _placed(r)
     keys = ax + ["lambda"]
     rows = []
     for k, g in _groups(r, keys):
-        conv = g.loc[g["history"] & g["first"].notna(), "first"]
+        conv = g.loc[g["history"] & g["first"].notna() & ~g["missing"].astype(bool), "first"]
         rec = dict(zip(keys, k))
         rec.update(n=len(g), n_converged=len(conv), mean=conv.mean(), min=conv.min(),
                    max=conv.max(), n_no_history=int((~g["history"].astype(bool)).sum()),
-                   n_diverged=int(g["diverged"].sum()))
+                   n_diverged=int(g["diverged"].sum()), n_missing=int(g["missing"].sum()))
         rows.append(rec)
-    return _sort(pd.DataFrame(rows, columns=keys + ["n", "n_converged", "mean", "min", "max",
-                                                    "n_no_history", "n_diverged"]), keys)
+    return _with_unplaced(_sort(pd.DataFrame(rows, columns=keys + [
+        "n", "n_converged", "mean", "min", "max", "n_no_history", "n_diverged", "n_missing"]), keys), unplaced)
 
 
 def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
@@ -694,7 +737,7 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
     """
     import diptest  # imported here so that the rest of the package works without it
 
-    f = final_rows(df, ["run"])
+    f, unplaced = _placed(final_rows(df, ["run"]))
     keys = varying_axes(f, axes) + ["lambda"]
     rows = []
     for k, g in _groups(f, keys):
@@ -709,4 +752,4 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
                    sarle=b, sarle_bimodal=bool(b > 5 / 9) if np.isfinite(b) else False,
                    **_diverged_and_missing(g))
         rows.append(rec)
-    return _sort(pd.DataFrame(rows), keys)
+    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced)

@@ -319,8 +319,9 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
                     kinds = {type(v) for v in df[c].dropna()}
                     if len(kinds) > 1:
                         df[c] = df[c].map(lambda v: None if v is None else str(v))
+        from ..analysis.frames import for_parquet
         from ..provenance import attach
-        attach(df).to_parquet(pq, index=False)      # provenance in the Parquet metadata
+        attach(for_parquet(df)).to_parquet(pq, index=False)   # provenance in the Parquet metadata
         if fs is None:
             return df, pq
         dest = f"{root}/{name}/results.parquet"

@@ -178,16 +178,18 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
             _report_fatal(e, group, parts, bases, restored=restored is not None, grouped=grouped)
 
 
-def report_rows(rows: list[dict], grouped: bool, checkpoint=None) -> None:
+def report_rows(rows: list[dict], grouped: bool, checkpoint=None, statuses: list[str] | None = None) -> None:
     """Hand an evaluated epoch's rows to Tune: a single trial's row as the result itself; a grouped
     trial's rows (one per member, in member order) as ONE result
-    ``{"rows": [...], "shared": {...}, "epoch": ..., "test_error": None}`` (the fields all the rows share,
-    most of the config, once in ``shared``). Why one result: Tune's function trainable blocks at every
-    ``tune.report`` until the driver has processed the previous result and asked for the next, a round
-    trip through the driver (measured 2.6 ms on 2 loaded cores), so a group of 25 that reported row by
-    row waited 25 round trips per epoch (12,000 in the digits S1 sweep, now 480). The top-level
-    ``test_error`` is None (the sweep's metric must be present; a group has no single error);
-    :func:`result_rows` gives the rows of either form."""
+    ``{"rows": [...], "shared": {...}, "epoch": ..., **group_metrics(rows, statuses)}`` (the fields all the
+    rows share, most of the config, once in ``shared``). Why one result: Tune's function trainable blocks
+    at every ``tune.report`` until the driver has processed the previous result and asked for the next, a
+    round trip through the driver (measured 2.6 ms on 2 loaded cores), so a group of 25 that reported row
+    by row waited 25 round trips per epoch (12,000 in the digits S1 sweep, now 480). The top-level
+    metrics summarise the group (:func:`group_metrics`: the members' best ``test_error``, so that Ray's
+    ``ResultGrid.get_best_result("test_error", "min")`` and ``ExperimentAnalysis`` work);
+    :func:`result_rows` gives the member rows of either form. ``statuses``: every member's status now
+    (members that ended earlier report no row), for the group's counts."""
     from ray import tune
     kw = {} if checkpoint is None else {"checkpoint": checkpoint}
     if not grouped:
@@ -197,7 +199,37 @@ def report_rows(rows: list[dict], grouped: bool, checkpoint=None) -> None:
         return
     packed = pack_group(rows)        # the fields every row shares (config, labels, epoch) once, in "shared"
     tune.report({"rows": packed["group"], "shared": {k: v for k, v in packed.items() if k != "group"},
-                 "epoch": max((r.get("epoch") or 0) for r in rows), "test_error": None}, **kw)
+                 "epoch": max((r.get("epoch") or 0) for r in rows), **group_metrics(rows, statuses)}, **kw)
+
+
+# The top-level metrics of a grouped Tune trial's result (besides ``epoch``). Each numeric top-level
+# key costs Tune state per trial (its metric analysis keeps max/min/avg/last of every one), so a
+# handful only; the per-(λ, seed) numbers are the member rows (dgl_ray.analysis.load_experiment).
+GROUP_METRICS = ("test_error", "test_error_median", "n_members", "n_final", "n_diverged", "n_error")
+_FINAL = ("completed", "diverged")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def group_metrics(rows: list[dict], statuses: list[str] | None = None) -> dict:
+    """A packed Tune trial's own metrics for one evaluated epoch: ``test_error`` = the best (lowest)
+    member error of the epoch (None when no member has one: all diverged or errored),
+    ``test_error_median``, ``n_members`` (the population's size), ``n_final`` (members ended completed
+    or diverged), ``n_diverged`` and ``n_error`` (fatal error rows). ``statuses`` are every member's
+    statuses (members that ended before this epoch report no row); without them, the rows' own."""
+    errors = sorted(float(r["test_error"]) for r in rows if _finite(r.get("test_error")))
+    statuses = list(statuses) if statuses is not None else [r.get("status") for r in rows]
+    n_error = sum(r.get("status") == "error" for r in rows)
+    median = None
+    if errors:
+        mid = len(errors) // 2
+        median = errors[mid] if len(errors) % 2 else (errors[mid - 1] + errors[mid]) / 2
+    return {"test_error": errors[0] if errors else None, "test_error_median": median,
+            "n_members": max(len(statuses), int(rows[0].get("group_size") or 0)),
+            "n_final": sum(s in _FINAL for s in statuses), "n_diverged": sum(s == "diverged" for s in statuses),
+            "n_error": max(n_error, sum(s == "error" for s in statuses))}
 
 
 def result_rows(result: dict) -> list[dict]:
@@ -301,9 +333,10 @@ def _train(group, bases, files, runtimes, every, fail_at, restored, grouped) -> 
                 for f, rt in zip(files, runtimes):
                     if last and rt.get("export_checkpoint"):
                         export_file(os.path.join(d, f), rt["export_checkpoint"])
-                report_rows(rows, grouped, checkpoint=tune.Checkpoint.from_directory(d))
+                report_rows(rows, grouped, checkpoint=tune.Checkpoint.from_directory(d),
+                            statuses=[t.status for t in group.trials])
         else:
-            report_rows(rows, grouped)
+            report_rows(rows, grouped, statuses=[t.status for t in group.trials])
 
 
 def _report_fatal(exc: Exception, group, parts, bases, restored: bool = False, grouped: bool = False) -> None:

@@ -121,6 +121,18 @@ def _finish(df: pd.DataFrame, stem: str, family: str | None) -> pd.DataFrame:
     if "status" not in df:
         df["status"] = "completed"
     df["status"] = df["status"].fillna("completed")
+    return _place_unevaluated(df)
+
+
+def _place_unevaluated(df: pd.DataFrame) -> pd.DataFrame:
+    """A run without evaluations (a failed init) whose file gives no λ takes the λ its protocol would
+    have started at (the ladder's start, else the init λ of the config): tables by λ then count it as
+    missing there instead of showing it as a row of its own at λ NaN."""
+    lost = df["status"].eq("no_evaluation") & (df["lambda"].isna() if "lambda" in df else True)
+    for col in ("ladder_start", "init_lambda"):
+        if col in df and bool(lost.any()):
+            df.loc[lost, "lambda"] = pd.to_numeric(df.loc[lost, col], errors="coerce")
+            lost &= df["lambda"].isna()
     return df
 
 
