@@ -152,6 +152,7 @@ def test_quick_doc_commands_run_as_written(clone):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)          # a whole sweep on 2 cores shared with other jobs
 @pytest.mark.parametrize("c", SLOW, ids=[c.where for c in SLOW])
 def test_slow_doc_commands_run_as_written(c, tmp_path):
     root = fresh_clone(tmp_path / "dgl-ray")
