@@ -43,6 +43,16 @@ commands:
 families (dgl-ray sweep <family> --help for its options):
 """ + "\n".join(f"  {f:<14}{_SWEEP_DOCS.get(f, '')}" for f in FAMILIES) + "\n"
 
+SWEEP_USAGE = """usage: dgl-ray sweep <family> [options]
+       dgl-ray sweep --config PRESET.toml [options]
+
+Run one experiment family through Ray Tune (the same as python -m dgl_ray.sweeps.<family>), or a paper
+preset (sweeps/*.toml: S1, S2, ... on CIFAR-10/ResNet-18) with the family it names; flags override the
+preset. --dry-run prints the plan and its size and runs nothing.
+
+families (dgl-ray sweep <family> --help for its options):
+""" + "\n".join(f"  {f:<14}{_SWEEP_DOCS.get(f, '')}" for f in FAMILIES) + "\n"
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "sweep":
         if not rest or rest[0] in ("-h", "--help"):
-            print(USAGE)
+            print(SWEEP_USAGE)
             return 0 if rest else 2
         if rest[0].startswith("-"):                       # --config PRESET.toml
             from .sweeps.__main__ import main as preset_main

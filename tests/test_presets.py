@@ -154,3 +154,52 @@ def test_digits_loop_decays_lr_as_the_paper_at_half_and_three_quarters():
     o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lr-milestones", ""])
     (c,) = hysteresis.plan(o).searcher.plan_configs()
     assert c["lr_milestones"] == []
+
+
+def _coexistence_opts(*argv):
+    from dgl_ray.sweeps import coexistence
+    return parse(coexistence, list(argv))
+
+
+def test_cifar_preset_on_digits_drops_the_cifar_fields_and_names_each(capsys):
+    """The documented "S1 protocol on digits": S1's λ grid, seeds and η with the digits default's batch
+    and constant LR, not CIFAR's batch 256 and milestones [50, 75] for 30 epochs."""
+    s1 = os.path.join(ROOT, "sweeps", "S1.toml")
+    o = _coexistence_opts("--config", s1, "--dataset", "digits", "--model", "tinycnn", "--epochs", "30",
+                          "--storage", "/tmp/dgl_presets")
+    notes = capsys.readouterr().err.splitlines()
+    assert (o.dataset, o.model, o.epochs, o.n, o.lambdas) == ("digits", "tinycnn", 30, 50, "0.42:0.56:0.02")
+    assert o.batch_size is None and o.lr_milestones is None      # the digits default (32, constant) applies
+    assert [n for n in notes if "batch_size = 256" in n] and [n for n in notes if "lr_milestones = '50,75'" in n]
+    assert not [n for n in notes if " lr = " in n]                # 0.1 either way: nothing to say
+    import torch
+    if torch.cuda.device_count() == 0:
+        assert o.gpus_per_trial == 0 and [n for n in notes if "gpus_per_trial = 0.25" in n]
+    configs = coexistence_plan_configs(o)
+    assert {(c["batch_size"], tuple(c["lr_milestones"]), c["epochs"]) for c in configs} == {(32, (), 30)}
+
+
+def coexistence_plan_configs(o):
+    """The plan's trial configs, validated; fields a config leaves out take the data set's default."""
+    from dgl_ray.config import DATASET_DEFAULTS
+    from dgl_ray.sweeps import coexistence
+    configs = coexistence.plan(o).searcher.plan_configs()
+    validate_configs(configs)
+    defaults = DATASET_DEFAULTS[o.dataset]
+    return [{k: c.get(k, defaults[k]) for k in ("batch_size", "lr_milestones", "epochs")} for c in configs]
+
+
+def test_cifar_preset_on_digits_keeps_what_the_command_line_sets(capsys):
+    s1 = os.path.join(ROOT, "sweeps", "S1.toml")
+    o = _coexistence_opts("--config", s1, "--dataset", "digits", "--batch-size", "64", "--lr-milestones", "20",
+                          "--storage", "/tmp/dgl_presets")
+    notes = capsys.readouterr().err
+    assert (o.batch_size, o.lr_milestones, o.model, o.epochs) == (64, [20], None, None)
+    assert "batch_size" not in notes and "model = 'resnet18'" in notes and "epochs = 100" in notes
+
+
+def test_cifar_preset_alone_keeps_its_protocol(capsys):
+    o = _coexistence_opts("--config", os.path.join(ROOT, "sweeps", "S1.toml"), "--storage", "/tmp/dgl_presets")
+    assert (o.batch_size, o.lr_milestones, o.epochs, o.gpus_per_trial) == (256, [50, 75], 100, 0.25)
+    assert "note:" not in capsys.readouterr().err
+

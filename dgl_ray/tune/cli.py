@@ -27,6 +27,17 @@ except ModuleNotFoundError:  # Python < 3.11
 
 
 
+class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only to help texts that do not state their default themselves, so
+    ``--help`` prints each default once."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         raise ConfigError(message)
@@ -85,7 +96,7 @@ def float_list(text, what: str) -> list[float]:
 
 def common_parser(module) -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"python -m dgl_ray.sweeps.{module.FAMILY}", description=module.__doc__.split("\n\n")[0],
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=DefaultsOnceFormatter)
     g = p.add_argument_group("data, model, training (default: the digits embedded default, scaled epochs)")
     g.add_argument("--dataset", default="digits", help="digits, cifar10, cifar100, synthetic-cifar")
     g.add_argument("--model", default=None, help="default: per data set (digits: tinycnn, CIFAR: resnet18)")
@@ -169,6 +180,56 @@ def load_preset(path: str, parser: argparse.ArgumentParser, family: str) -> dict
     return out
 
 
+def given_options(module, argv) -> set:
+    """The option names (dests) set on the command line itself (not by a preset or a default)."""
+    p = common_parser(module)
+    for a in p._actions:
+        a.default = argparse.SUPPRESS
+    given, _ = p.parse_known_args(argv)
+    return set(vars(given))
+
+
+# Preset fields that belong to the preset's data set (CIFAR's batch, LR schedule, epoch counts): a
+# --dataset digits on the command line drops them, so the digits default's scaled values apply.
+DATASET_FIELDS = ("model", "batch_size", "lr", "lr_milestones", "epochs", "eval_every", "quench_at")
+
+
+def _dataset_field(dest: str) -> bool:
+    return dest in DATASET_FIELDS or dest.endswith(("_epochs", "_milestones"))
+
+
+def preset_for_dataset(preset: dict, given: set, pre) -> dict:
+    """A CIFAR preset run with ``--dataset digits``: the S1 protocol (its λ grid, seeds, η) on digits
+    with the digits default's batch, LR schedule and epochs, not CIFAR's batch 256 and LR milestones
+    [50, 75] for a 30-epoch run. Each field dropped is named on stderr, one line each; so is the
+    preset's GPU share on a machine without a GPU (the digits model runs on the CPU)."""
+    from ..config import DATASET_DEFAULTS
+    preset_dataset = preset.get("dataset", "digits")
+    if "dataset" not in given or pre.dataset != "digits" or preset_dataset == "digits":
+        return preset
+    out = dict(preset)
+    digits_defaults = DATASET_DEFAULTS["digits"]
+    for dest in [d for d in preset if _dataset_field(d) and d not in given]:
+        value = out.pop(dest)
+        if dest in digits_defaults and str(value) == str(digits_defaults[dest]):
+            continue                                   # the same value either way: nothing to say
+        instead = (f"the digits default {digits_defaults[dest]!r}" if dest in digits_defaults
+                   else "the family's digits default")
+        print(f"note: --dataset digits: dropped the preset's {preset_dataset} {dest} = {value!r}; "
+              f"{instead} applies (give --{dest.replace('_', '-')} to set it)", file=sys.stderr)
+    gpus = out.get("gpus_per_trial") or 0
+    if gpus > 0 and "gpus_per_trial" not in given and not pre.address and not _has_gpu():
+        out.pop("gpus_per_trial")
+        print(f"note: --dataset digits on a machine without a GPU: dropped the preset's gpus_per_trial = "
+              f"{gpus:g}; the trials run on the CPU", file=sys.stderr)
+    return out
+
+
+def _has_gpu() -> bool:
+    import torch
+    return torch.cuda.device_count() > 0
+
+
 def _typed_preset_value(path: str, key: str, v, action: argparse.Action):
     """A preset value as its option's type (argparse converts only command-line text): ``epochs = 3.7``
     is an error, not 3.7 epochs; a switch takes a TOML boolean (``resume = "no"`` is an error, not true)."""
@@ -194,7 +255,8 @@ def parse(module, argv) -> argparse.Namespace:
     p.set_defaults(**getattr(module, "DEFAULTS", {}))
     pre, _ = p.parse_known_args(argv)
     if pre.config:
-        p.set_defaults(**load_preset(pre.config, p, module.FAMILY))
+        preset = load_preset(pre.config, p, module.FAMILY)
+        p.set_defaults(**preset_for_dataset(preset, given_options(module, argv), pre))
     opts = p.parse_args(argv)
     opts.family = module.FAMILY
     opts.name = opts.name or module.FAMILY
@@ -358,13 +420,24 @@ def validate_configs(configs) -> None:
             fits.add(key)
 
 
+def unwritable_uncreated(folder: str) -> str | None:
+    """Why ``folder`` could not be written, judged without creating it (a dry run leaves nothing on
+    disk): the nearest existing ancestor must be a writable folder."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return "Not a directory"
+    return None if os.access(path, os.W_OK) else "Permission denied"
+
+
 def check_storage(o) -> None:
     from .runner import experiment_exists, storage_fs
     try:
         fs, root = storage_fs(o.storage)
     except Exception as e:
         raise ConfigError(f"--storage {o.storage!r} is not a path or a URI pyarrow understands ({e})") from None
-    why = unwritable(root) if fs is None else None
+    why = (unwritable_uncreated(root) if o.dry_run else unwritable(root)) if fs is None else None
     if why:
         raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
     if fs is None:
