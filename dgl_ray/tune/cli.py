@@ -301,14 +301,14 @@ def validate_configs(configs) -> None:
 
 def check_storage(o) -> None:
     from .runner import experiment_exists, storage_fs
-    try:
+    try:     # a bad URI or an unreachable endpoint: dgl_ray.storage says which, in one line
         fs, root = storage_fs(o.storage)
-    except Exception as e:
-        raise ConfigError(f"--storage {o.storage!r} is not a path or a URI pyarrow understands ({e})") from None
-    why = unwritable(root) if fs is None else None
-    if why:
-        raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
-    exists = experiment_exists(o.storage, o.name)
+        why = unwritable(root) if fs is None else None
+        if why:
+            raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
+        exists = experiment_exists(o.storage, o.name)
+    except OSError as e:
+        raise ConfigError(f"--storage {o.storage!r}: {e}") from None
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
                           f"or pick another --name")
