@@ -78,8 +78,9 @@ def describe_error(exc: BaseException, target: str) -> str:
         scheme = str(target).split("://", 1)[0].upper()
         where = _endpoint_of(str(target)) if scheme == "S3" else str(target)
         detail = text.split("Details:", 1)[-1].strip() if "Details:" in text else text
-        return (f"could not reach the {scheme} endpoint {where}: {what} ({detail}); "
-                f"set AWS_ENDPOINT_URL or add ?endpoint_override=HOST:PORT to the URI for an S3-compatible server")
+        hint = ("; for an S3-compatible server set AWS_ENDPOINT_URL or add ?endpoint_override=HOST:PORT&scheme=http"
+                if where.startswith("AWS (") else "")
+        return f"could not reach the {scheme} endpoint {where}: {what} ({detail}){hint}"
     return text
 
 

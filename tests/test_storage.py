@@ -118,3 +118,16 @@ def test_a_failed_final_write_leaves_the_old_results_parquet(tmp_path, how):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(pd.read_parquet(old)) == 1800
+
+
+@pytest.mark.slow      # ≈ 20 s: the S3 client retries before it gives up
+def test_sweep_to_an_unreachable_endpoint_is_one_line_before_ray(capsys, monkeypatch):
+    from dgl_ray.sweeps import coexistence
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    port = _closed_port()
+    storage = f"s3://bkt/x?endpoint_override=127.0.0.1:{port}&scheme=http"
+    assert coexistence.main(["--lambdas", "0.3", "--n", "1", "--storage", storage, "--name", "s"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --storage '{storage}': ") and "\n" not in err, err
+    assert f"could not reach the S3 endpoint 127.0.0.1:{port}: connection refused" in err
