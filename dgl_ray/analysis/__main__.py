@@ -23,14 +23,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Tables and figures of dual-gradient learning runs.")
     sub = parser.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("report", help="write a Markdown report and print its tables")
-    rp.add_argument("path", type=Path, help="sweep folder, results.parquet, or paper archive")
+    rp.add_argument("path", help="sweep folder, results.parquet, or paper archive (a local path, or a URI pyarrow reads such as s3://bucket/dgl/NAME for a sweep)")
     rp.add_argument("--out", type=Path, default=None, help="output folder (default ./report-<name>)")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
     rp.add_argument("--n-boot", type=int, default=200, help="bootstrap draws for the critical point")
     rp.add_argument("--quiet", action="store_true", help="do not print the tables")
     rp.add_argument("--eta-default", type=float, default=None, metavar="ETA",
                     help="η of archive files that state none (default: left empty and said)")
-    rp.add_argument("--compare", type=Path, default=None, metavar="PATH",
+    rp.add_argument("--compare", default=None, metavar="PATH",
                     help="another result set (a paper archive folder or another sweep) beside these runs "
                          "in every table and figure where both have data")
     rp.add_argument("--watch", type=float, default=None, metavar="N",
@@ -45,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.watch > 0:
             print(f"error: --watch {args.watch:g}: the refresh period must be > 0 seconds", file=sys.stderr)
             return 2
-        if not args.path.is_dir():
+        try:
+            is_folder = _location(args.path).is_dir()
+        except (ValueError, OSError) as exc:
+            print(f"error: {args.path}: {exc}", file=sys.stderr)
+            return 2
+        if not is_folder:
             print(f"error: --watch: {args.path} is not a sweep folder (a running sweep's "
                   "<storage>/<name>)", file=sys.stderr)
             return 2
@@ -53,14 +58,20 @@ def main(argv: list[str] | None = None) -> int:
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
-    from .frames import is_sweep_path, load_experiment, load_legacy, missing_trials
+    from .frames import ResultsFallbackWarning, is_sweep_path, load_experiment, load_legacy, missing_trials
     from .report import build_report
 
-    path: Path = args.path
-    if not path.exists():
+    path: str = args.path
+    try:
+        loc = _location(path)
+        found = loc.exists()
+    except (ValueError, OSError) as exc:     # a bad URI, an unreachable endpoint: one line
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 2
+    if not found:
         print(f"error: {path}: no such file or folder; expected {ACCEPTED}", file=sys.stderr)
         return 2
-    out = args.out or Path.cwd() / f"report-{path.resolve().name}"
+    out = args.out or Path.cwd() / f"report-{loc.name}"
     try:     # the output folder is checked before any work (a file in the way fails here, not at the end)
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -71,8 +82,14 @@ def main(argv: list[str] | None = None) -> int:
               f"give a folder path", file=sys.stderr)
         return 2
     try:
-        if is_sweep_path(path):
-            df = load_experiment(path)
+        if is_sweep_path(loc):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResultsFallbackWarning)
+                df = load_experiment(loc)
+            _print_fallbacks(caught)
+        elif not loc.is_local:
+            raise ValueError("no sweep there (results.parquet or Tune trial folders); a paper archive "
+                             "must be a local folder")
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # skipped files are listed in the report instead
@@ -89,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare is not None:
         from .compare import load_other
         try:
-            other = load_other(args.compare)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResultsFallbackWarning)
+                other = load_other(args.compare)
+            _print_fallbacks(caught)
         except (ValueError, OSError) as exc:
             print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
             return 2
@@ -120,6 +140,21 @@ def main(argv: list[str] | None = None) -> int:
               + f" ({counts['finished']} finished)")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")
     return 0
+
+
+def _location(path: str):
+    from ..storage import Location
+    return Location.of(path)
+
+
+def _print_fallbacks(caught) -> None:
+    """Say each results.parquet that was replaced by its trial folders (one line each); re-emit the rest."""
+    from .frames import ResultsFallbackWarning
+    for w in caught:
+        if issubclass(w.category, ResultsFallbackWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 if __name__ == "__main__":

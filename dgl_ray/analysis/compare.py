@@ -106,13 +106,18 @@ def load_other(path: str | Path) -> pd.DataFrame:
     """The frame to compare with: a sweep (Parquet / Tune folders) or a paper archive (CSV/JSON)."""
     import warnings
     from .frames import is_sweep_path, load_experiment, load_legacy
-    path = Path(path)
-    if not path.exists():
+    from ..storage import Location
+    loc = Location.of(path)
+    if not loc.exists():
         raise FileNotFoundError(f"no such file or folder (expected a sweep folder, a results.parquet or "
                                 "a paper archive folder)")
-    if is_sweep_path(path):
-        df = load_experiment(path)
+    if is_sweep_path(loc):
+        df = load_experiment(loc)
+    elif not loc.is_local:
+        raise ValueError("no sweep there (results.parquet or Tune trial folders); a paper archive must be "
+                         "a local folder")
     else:
+        path = Path(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             df = load_legacy(path)
@@ -123,5 +128,6 @@ def load_other(path: str | Path) -> pd.DataFrame:
 
 def labels_for(path: str | Path, other: str | Path) -> tuple[str, str]:
     """Short, distinct names of the two sides (folder names; the full paths if these are equal)."""
-    a, b = Path(path).resolve().name, Path(other).resolve().name
+    from ..storage import Location
+    a, b = Location.of(path).name, Location.of(other).name
     return (a, b) if a != b else (str(path), str(other))

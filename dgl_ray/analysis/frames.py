@@ -242,8 +242,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _is_trial_dir(p: Path) -> bool:
-    return p.is_dir() and ((p / "result.json").exists() or (p / "params.json").exists())
+class ResultsFallbackWarning(UserWarning):
+    """A sweep's results.parquet is empty or unreadable: its trial folders were read instead."""
+
+
+def _read_or_none(f) -> str | None:
+    """The text of a storage file, or None when it is absent (one read request, no existence check)."""
+    try:
+        return f.read_text()
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return None
 
 
 _BATCH_KEYS = ("rows", "shared", "epoch")     # and the group's own metrics (trainable.GROUP_METRICS)
@@ -261,17 +269,22 @@ def _member_rows(result: dict) -> list[dict]:
     return [{**tune_keys, **r} for r in result_rows(result)]
 
 
-def _read_trial(trial: Path, experiment: str) -> pd.DataFrame:
-    """One Tune trial folder -> rows (one per reported evaluation), config as columns."""
+def _read_trial(trial, experiment: str) -> pd.DataFrame:
+    """One Tune trial folder (a local path or a :class:`dgl_ray.storage.Location`) -> rows (one per
+    reported evaluation), config as columns."""
+    from ..storage import Location
+    trial = Location.of(trial)
     config: dict = {}
-    if (trial / "params.json").exists():
+    params = _read_or_none(trial / "params.json")
+    if params is not None:
         try:
-            config = _flatten(json.loads((trial / "params.json").read_text()))
-        except (json.JSONDecodeError, OSError):
+            config = _flatten(json.loads(params))
+        except json.JSONDecodeError:
             config = {}
     rows = []
-    if (trial / "result.json").exists():
-        for lineno, line in enumerate((trial / "result.json").read_text().splitlines(), 1):
+    results = _read_or_none(trial / "result.json")
+    if results is not None:
+        for lineno, line in enumerate(results.splitlines(), 1):
             line = line.strip()
             if not line:
                 continue
@@ -382,30 +395,53 @@ def run_status_of(df: pd.DataFrame) -> pd.Series:
     return out
 
 
-def _trial_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if _is_trial_dir(p))
+def _trial_dirs(folder) -> list:
+    """The Tune trial folders of a sweep folder (those holding result.json or params.json); one listing
+    of the sweep folder and one of each candidate (on S3: list requests, not a request per file)."""
+    return [p for p in _subfolders(folder) if {"result.json", "params.json"} & {c.name for c in p.iterdir()}]
 
 
-def _experiment_dirs(root: Path, depth: int = 2) -> list[Path]:
-    """Folders under ``root`` that look like one sweep (a results.parquet or trial folders)."""
-    found = []
-    if (root / "results.parquet").exists() or _trial_dirs(root):
+def _subfolders(folder) -> list:
+    return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
+def _experiment_dirs(root, depth: int = 2) -> list:
+    """Folders under ``root`` (a :class:`dgl_ray.storage.Location`) that look like one sweep (a
+    results.parquet or trial folders)."""
+    children = root.iterdir()
+    if any(c.name == "results.parquet" for c in children) or _trial_dirs(root):
         return [root]
     if depth == 0:
         return []
-    for p in sorted(root.iterdir()):
+    found = []
+    for p in children:
         if p.is_dir() and not p.name.startswith("."):
             found.extend(_experiment_dirs(p, depth - 1))
     return found
 
 
-def _load_one_experiment(folder: Path) -> pd.DataFrame:
-    parquet = folder / "results.parquet"
+def _read_results_parquet(parquet, trial_count: int):
+    """The sweep's results.parquet, or None when it is absent; an empty or unreadable one (a write that was
+    killed, a full disk) gives None with a one-line :class:`ResultsFallbackWarning`."""
+    try:
+        df = parquet.read_parquet()
+    except FileNotFoundError:
+        return None
+    except Exception as exc:    # ArrowInvalid, OSError: a truncated or 0-byte file
+        why = " ".join(str(exc).split())[:200]
+        warnings.warn(f"{parquet}: results.parquet unreadable ({why}); read the {trial_count} trial folders "
+                      "instead; `--resume` rewrites it", ResultsFallbackWarning, stacklevel=4)
+        return None
+    return df
+
+
+def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFrame:
+    trials = _trial_dirs(folder)
     frames = []
     have: dict[str, float] = {}
     errored: set[str] = set()
-    if parquet.exists():
-        pq = pd.read_parquet(parquet)
+    pq = None if trial_folders_only else _read_results_parquet(folder / "results.parquet", len(trials))
+    if pq is not None:
         frames.append(pq)
         if len(pq):
             have = pq.groupby(pq["run"].astype(str))["epoch"].max().to_dict()
@@ -413,7 +449,7 @@ def _load_one_experiment(folder: Path) -> pd.DataFrame:
                 errored = set(pq.loc[pq["status"].eq("error"), "run"].astype(str))
     # The Parquet is written at the end of a sweep: trials missing from it (sweep still running or
     # killed) or with more evaluations in their folder than in it come from the trial folders.
-    for trial in _trial_dirs(folder):
+    for trial in trials:
         # a folder holds one run, or one per member of a grouped Tune trial
         for run, t in _read_trial(trial, folder.name).groupby("run", sort=False):
             run = str(run)
@@ -469,56 +505,100 @@ def missing_trials(df: pd.DataFrame) -> dict:
     return c
 
 
-def load_experiment(path: str | Path) -> pd.DataFrame:
+def load_experiment(path, *, trial_folders_only: bool = False) -> pd.DataFrame:
     """Read a sweep's results into the tidy frame (one row per trial per evaluation).
 
-    ``path`` may be the ``results.parquet`` file, a sweep folder ``<storage>/<name>/`` (its Parquet,
-    completed by its trial folders when the Parquet is missing or partial), or a storage folder
-    holding several sweeps (all are concatenated; ``experiment`` tells them apart).
+    ``path`` (a local path or any URI pyarrow reads, e.g. ``s3://bucket/dgl/coexistence``) may be the
+    ``results.parquet`` file, a sweep folder ``<storage>/<name>/`` (its Parquet, completed by its trial
+    folders when the Parquet is missing or partial), or a storage folder holding several sweeps (all are
+    concatenated; ``experiment`` tells them apart). A results.parquet that is empty or unreadable (a
+    killed write) is replaced by the sweep's trial folders, with a :class:`ResultsFallbackWarning`.
+    ``trial_folders_only`` ignores results.parquet (the runner rebuilds it from the folders).
     Returns a frame with at least :data:`CORE_COLUMNS`, sorted by run and epoch.
-    Raises ``FileNotFoundError`` if the path does not exist and ``ValueError`` if it holds no sweep.
+    Raises ``FileNotFoundError`` if the path does not exist, ``ValueError`` if it holds no sweep and
+    :class:`dgl_ray.storage.StorageError` (an OSError) if the storage cannot be reached.
     """
-    path = Path(path)
-    if not path.exists():
+    from ..storage import Location
+    loc = Location.of(path)
+    if loc.suffix == ".parquet" and not loc.is_dir():
+        df = _load_parquet_file(loc)
+        if df is not None:
+            return df
+        loc = loc.parent             # missing or unreadable: the sweep's trial folders (warned)
+        if not _trial_dirs(loc):
+            raise FileNotFoundError(f"{path}: no such file or no readable Parquet, and no Tune trial "
+                                    "folders beside it")
+    elif not loc.exists():
         raise FileNotFoundError(f"{path}: no such file or folder (expected results.parquet, a sweep "
                                 "folder or a storage folder of sweeps)")
-    if path.is_file():
-        if path.suffix != ".parquet":
-            raise ValueError(f"{path}: not a Parquet file (expected results.parquet or a sweep folder)")
-        df = pd.read_parquet(path)
-        if "experiment" not in df:
-            df["experiment"] = path.parent.name
-        df["run_status"] = run_status_of(df).values if len(df) else []
-        counts = _trial_counts(df, path.parent)
-        df = normalise(df)
-        df.attrs["trials"] = counts
-        return _with_provenance(df, path)
-    dirs = _experiment_dirs(path)
+    elif loc.is_file():
+        raise ValueError(f"{path}: not a Parquet file (expected results.parquet or a sweep folder)")
+    dirs = _experiment_dirs(loc)
     if not dirs:
         raise ValueError(f"{path}: no results.parquet and no Tune trial folders (params.json/"
                          "result.json) found")
-    parts, damaged = _recording_damage(lambda: [_load_one_experiment(d) for d in dirs])
+    parts, damaged = _recording_damage(lambda: [_load_one_experiment(d, trial_folders_only) for d in dirs])
     df = normalise(pd.concat(parts, ignore_index=True, sort=False))
     df.attrs["damaged_lines"] = damaged          # (result.json, line) of each line that was not JSON
     counts = [p.attrs["trials"] for p in parts]
     df.attrs["trials"] = {k: (None if any(c[k] is None for c in counts) else sum(c[k] for c in counts))
                           for k in counts[0]}
-    return _with_provenance(df, path)
+    return _with_provenance(df, loc)
 
 
-def _with_provenance(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _load_parquet_file(loc) -> pd.DataFrame | None:
+    """A results.parquet given by name; None (warned when it exists) if it is missing or unreadable."""
+    if not loc.exists():
+        return None
+    df = _read_results_parquet(loc, len(_trial_dirs(loc.parent)))
+    if df is None:
+        return None
+    if "experiment" not in df:
+        df["experiment"] = loc.parent.name
+    df["run_status"] = run_status_of(df).values if len(df) else []
+    counts = _trial_counts(df, loc.parent)
+    df = normalise(df)
+    df.attrs["trials"] = counts
+    return _with_provenance(df, loc)
+
+
+def _with_provenance(df: pd.DataFrame, loc) -> pd.DataFrame:
     """``df.attrs["provenance"]``: the records of the Parquet files read (dgl_ray.provenance)."""
     from ..provenance import read
-    df.attrs["provenance"] = read(path)
+    df.attrs["provenance"] = read(str(loc)) if loc.is_local else _remote_provenance(loc)
     return df
 
 
-def is_sweep_path(path: str | Path) -> bool:
-    """True if ``path`` holds a dgl_ray sweep (Parquet or Tune trial folders)."""
-    path = Path(path)
-    if path.is_file():
-        return path.suffix == ".parquet"
-    return path.is_dir() and bool(_experiment_dirs(path))
+def _remote_provenance(loc) -> list[dict]:
+    """dgl_ray.provenance.read for a URI: the records in the metadata of the results.parquet files of the
+    sweep (or of the storage folder's sweeps)."""
+    import pyarrow.parquet as papq
+    from ..provenance import KEY
+    if loc.is_file():
+        files = [loc]
+    else:
+        files = [f for d in [loc, *_subfolders(loc)] for f in d.iterdir() if f.name.endswith(".parquet")]
+    seen, out = set(), []
+    for f in files:
+        try:
+            raw = (papq.read_schema(f.path, filesystem=f.fs).metadata or {}).get(b"PANDAS_ATTRS")
+            rec = json.loads(raw).get(KEY) if raw else None
+        except Exception:
+            continue
+        key = json.dumps(rec, sort_keys=True, default=str)
+        if rec and key not in seen:
+            seen.add(key)
+            out.append({**rec, "file": str(f)})
+    return out
+
+
+def is_sweep_path(path) -> bool:
+    """True if ``path`` (a local path or a URI) holds a dgl_ray sweep (Parquet or Tune trial folders)."""
+    from ..storage import Location
+    loc = Location.of(path)
+    if loc.is_file():
+        return loc.suffix == ".parquet"
+    return loc.is_dir() and bool(_experiment_dirs(loc))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 
@@ -29,12 +28,19 @@ def strip_watch(argv: list[str]) -> list[str]:
     return out
 
 
-def _final_parquets(path: Path) -> dict[Path, float]:
-    files = [path] if path.is_file() else list(path.glob("results.parquet")) + list(path.glob("*/results.parquet"))
-    return {p: p.stat().st_mtime for p in files if p.exists()}
+def _final_parquets(path) -> dict[str, float]:
+    """The results.parquet files of the sweep (or of the storage folder's sweeps) and their mtimes: a local
+    path or any URI pyarrow reads (one listing per folder)."""
+    from ..storage import Location
+    loc = Location.of(path)
+    if loc.is_file():
+        return {str(loc): loc.mtime()}
+    folders = [loc, *(c for c in loc.iterdir() if c.is_dir() and not c.name.startswith("."))]
+    return {str(f): f.mtime() for d in folders for f in d.iterdir()
+            if f.name == "results.parquet" and f.is_file()}
 
 
-def watch(report_once: Callable[[list[str]], int], argv: list[str], every: float, path: Path,
+def watch(report_once: Callable[[list[str]], int], argv: list[str], every: float, path,
           max_refreshes: int | None = None, sleep=time.sleep) -> int:
     """Call ``report_once(argv)`` every ``every`` seconds until the sweep at ``path`` ends (or Ctrl-C,
     or ``max_refreshes``). Returns the last refresh's exit code."""

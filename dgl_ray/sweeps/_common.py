@@ -36,9 +36,10 @@ def grid(base: dict, axes: dict, order: str | None, default_order: str) -> list[
 
 
 def chain_dir(o) -> str:
+    from ..storage import join
     fs, root = storage_fs(o.storage)
-    base = o.storage.rstrip("/") if fs is not None else root
-    return f"{base}/{o.name}/chain"
+    # a URI keeps its query (endpoint_override=...) at the end, where pyarrow reads it
+    return join(o.storage, o.name, "chain") if fs is not None else f"{root}/{o.name}/chain"
 
 
 def const(value: float, epochs: int, name: str = "main") -> list[dict]:

@@ -433,16 +433,16 @@ def unwritable_uncreated(folder: str) -> str | None:
 
 def check_storage(o) -> None:
     from .runner import experiment_exists, storage_fs
-    try:
+    try:     # a bad URI or an unreachable endpoint: dgl_ray.storage says which, in one line
         fs, root = storage_fs(o.storage)
-    except Exception as e:
-        raise ConfigError(f"--storage {o.storage!r} is not a path or a URI pyarrow understands ({e})") from None
-    why = (unwritable_uncreated(root) if o.dry_run else unwritable(root)) if fs is None else None
-    if why:
-        raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
-    if fs is None:
-        clear_failed_start(os.path.join(root, o.name))
-    exists = experiment_exists(o.storage, o.name)
+        why = (unwritable_uncreated(root) if o.dry_run else unwritable(root)) if fs is None else None
+        if why:
+            raise ConfigError(f"--storage {o.storage!r} is not writable ({why})")
+        if fs is None:
+            clear_failed_start(os.path.join(root, o.name))
+        exists = experiment_exists(o.storage, o.name)
+    except OSError as e:
+        raise ConfigError(f"--storage {o.storage!r}: {e}") from None
     if exists and not o.resume and not o.dry_run:
         raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
                           f"or pick another --name")

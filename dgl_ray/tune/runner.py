@@ -64,57 +64,9 @@ class SweepSpec:
     notes: list[str] = field(default_factory=list)
 
 
-def storage_fs(storage: str):
-    """-> (pyarrow filesystem or None, path string for RunConfig.storage_path)."""
-    if "://" in storage:
-        import pyarrow.fs as pafs
-        fs, path = pafs.FileSystem.from_uri(storage)
-        return fs, path
-    return None, os.path.abspath(os.path.expanduser(storage))
-
-
-def experiment_exists(storage: str, name: str) -> bool:
-    fs, root = storage_fs(storage)
-    if fs is None:
-        p = os.path.join(root, name)
-        return os.path.isdir(p) and any(not n.startswith(".") for n in os.listdir(p))
-    import pyarrow.fs as pafs
-    info = fs.get_file_info(f"{root}/{name}")
-    return info.type != pafs.FileType.NotFound
-
-
-def _read_text(storage: str, rel: str) -> str | None:
-    """The text of ``<storage>/<rel>``, or None when there is no such file."""
-    fs, root = storage_fs(storage)
-    if fs is None:
-        p = os.path.join(root, rel)
-        if not os.path.isfile(p):
-            return None
-        with open(p, encoding="utf-8") as f:
-            return f.read()
-    import pyarrow.fs as pafs
-    path = f"{root}/{rel}"
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
-
-
-def _write_text(storage: str, rel: str, text: str) -> None:
-    """Write ``<storage>/<rel>`` (local: a temporary file renamed over it, so a crash leaves the old one)."""
-    fs, root = storage_fs(storage)
-    if fs is None:
-        p = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        tmp = p + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-        return
-    path = f"{root}/{rel}"
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(text.encode("utf-8"))
+# storage I/O lives in dgl_ray.storage; these names stay importable from here
+from ..storage import experiment_exists, storage_fs  # noqa: E402,F401
+from ..storage import local_copy as _local_copy, read_text as _read_text, write_text as _write_text  # noqa: E402,F401
 
 
 def plan_fingerprint(configs: list[dict]) -> str:
@@ -196,16 +148,6 @@ def check_cluster_cpus(cpus_per_trial: float) -> None:
         ray.shutdown()
         raise ConfigError(f"--cpus-per-trial={cpus_per_trial:g} but the largest node of the Ray cluster has "
                           f"{max(nodes):g} CPU(s): no trial could ever start; ask for at most {max(nodes):g}")
-
-
-def _local_copy(storage: str, name: str, tmp: str) -> str:
-    fs, root = storage_fs(storage)
-    if fs is None:
-        return os.path.join(root, name)
-    import pyarrow.fs as pafs
-    dst = os.path.join(tmp, name)
-    pafs.copy_files(f"{root}/{name}", dst, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-    return dst
 
 
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
@@ -293,9 +235,6 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
     fs, root = storage_fs(storage)
     with tempfile.TemporaryDirectory() as tmp:
         exp = _local_copy(storage, name, tmp)
-        pq = os.path.join(exp, "results.parquet")
-        if os.path.exists(pq):
-            os.remove(pq)                           # rebuilt from the trial folders
         if known_runs is not None and fs is None:
             for d in sorted(os.listdir(exp)):
                 tid = trial_id_of(d)
@@ -303,8 +242,8 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
                 if tid and os.path.isdir(full) and tid not in known_runs:
                     os.makedirs(os.path.join(exp, ".orphaned"), exist_ok=True)
                     shutil.move(full, os.path.join(exp, ".orphaned", d))
-        try:
-            df = load_experiment(exp)
+        try:        # rebuilt from the trial folders; the old results.parquet stays until replaced
+            df = load_experiment(exp, trial_folders_only=True)
         except ValueError:
             df = pd.DataFrame(columns=["run", "epoch", "status", "run_status"])
         if known_runs is not None and len(df):
@@ -321,13 +260,12 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
                         df[c] = df[c].map(lambda v: None if v is None else str(v))
         from ..analysis.frames import for_parquet
         from ..provenance import attach
-        attach(for_parquet(df)).to_parquet(pq, index=False)   # provenance in the Parquet metadata
-        if fs is None:
-            return df, pq
-        dest = f"{root}/{name}/results.parquet"
-        with open(pq, "rb") as f, fs.open_output_stream(dest) as out:
-            out.write(f.read())
-        return df, f"{storage.rstrip('/')}/{name}/results.parquet"
+        from ..storage import join, write_parquet_atomic
+        # provenance in the Parquet metadata; written beside, read back, renamed: a killed write or a
+        # full disk leaves the previous results.parquet, never a truncated one
+        where = join(storage, name, "results.parquet") if fs is not None else os.path.join(exp, "results.parquet")
+        write_parquet_atomic(attach(for_parquet(df)), where)
+        return df, where
 
 
 def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) -> pd.Series:
@@ -442,11 +380,14 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
     restored = False
     t0 = time.time()
-    path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
-    if opts.resume and tune.Tuner.can_restore(path_for_restore):
+    # printed: the user's URI + name, a query (endpoint_override=...) kept at the end; Tune is given the
+    # filesystem itself, so the query never reaches its paths
+    from ..storage import join
+    path_for_restore = join(opts.storage, opts.name) if fs is not None else exp_path
+    if opts.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=fs):
         # the run config (callbacks included) comes back from the saved experiment; the plan is the
         # same (the manifest's fingerprint was checked before Ray started)
-        tuner = tune.Tuner.restore(path_for_restore, trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
         restored = True
         print(f"resuming {path_for_restore}", flush=True)
     else:

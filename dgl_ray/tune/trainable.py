@@ -78,36 +78,12 @@ def _data_for(cfg):
 
 
 def _fs_and_path(uri: str):
-    import pyarrow.fs as pafs
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+    from ..storage import filesystem
+    return filesystem(uri)
 
 
-def export_file(local: str, dest: str) -> None:
-    """Copy a local file to a path or URI (atomic rename for local paths)."""
-    if "://" not in dest:
-        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-        tmp = dest + ".tmp"
-        with open(local, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read())
-        os.replace(tmp, dest)
-        return
-    fs, path = _fs_and_path(dest)
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    with open(local, "rb") as src, fs.open_output_stream(path) as dst:
-        dst.write(src.read())
-
-
-def fetch_file(src: str, tmpdir: str) -> str:
-    """A local copy of a path or URI (the path itself when local)."""
-    if "://" not in src:
-        return src
-    fs, path = _fs_and_path(src)
-    local = os.path.join(tmpdir, os.path.basename(path))
-    with fs.open_input_stream(path) as f, open(local, "wb") as out:
-        out.write(f.read())
-    return local
+# checkpoint export/fetch for chained protocols: dgl_ray.storage (atomic on every filesystem)
+from ..storage import export_file, fetch_file  # noqa: E402,F401
 
 
 def set_resources(cpus: float, gpus: float) -> None:
