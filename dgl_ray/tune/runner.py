@@ -30,6 +30,8 @@ import re
 
 import pandas as pd
 
+from ..errors import ConfigError
+
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
 # result.json/params.json (JsonLoggerCallback, passed explicitly) are read back, by the results path.
@@ -277,6 +279,7 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
     with tempfile.TemporaryDirectory() as tmp:
         exp = _local_copy(storage, name, tmp)
         pq = os.path.join(exp, "results.parquet")
+        previous = _read_previous(pq)               # its finished runs are kept (a trial folder may be gone)
         if os.path.exists(pq):
             os.remove(pq)                           # rebuilt from the trial folders
         if known_runs is not None and fs is None:
@@ -294,6 +297,7 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
             key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
             df = df[key.astype(str).isin(known_runs)]
         df = fill_from_checkpoints(df, exp)
+        df = keep_finished(df, previous)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
             df["run_status"] = run_statuses(df, errored_tune_trials).values
@@ -310,6 +314,56 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
         with open(pq, "rb") as f, fs.open_output_stream(dest) as out:
             out.write(f.read())
         return df, f"{storage.rstrip('/')}/{name}/results.parquet"
+
+
+def _read_previous(pq: str) -> pd.DataFrame | None:
+    """The rows of the sweep's last ``results.parquet``, None when there is none (or it cannot be read:
+    the trial folders are then the only source, as before)."""
+    if not os.path.exists(pq):
+        return None
+    try:
+        return pd.read_parquet(pq)
+    except Exception as e:  # noqa: BLE001 - a broken Parquet must not stop the rebuild
+        print(f"warning: the previous {pq} cannot be read ({type(e).__name__}); rebuilding from the trial "
+              f"folders only", file=sys.stderr, flush=True)
+        return None
+
+
+def _final_runs(df: pd.DataFrame) -> set[str]:
+    if not len(df) or "run" not in df:
+        return set()
+    status = df["run_status"] if "run_status" in df else run_statuses(df)
+    return set(df.loc[status.isin(FINAL_STATUSES), "run"].astype(str))
+
+
+def keep_finished(df: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """``df`` (rebuilt from the trial folders) with every run that the previous Parquet holds as finished
+    and ``df`` does not: its rows replace the run's rows in ``df`` (a lost trial folder, a result.json cut
+    short). A run's finished copy wins; a (λ, seed) (``plan_id``) finished in ``df`` under another run id
+    is not added twice."""
+    if previous is None or not len(previous):
+        return df
+    old_final = _final_runs(previous)
+    new_final = _final_runs(df) if len(df) else set()
+    take = old_final - new_final
+    if "plan_id" in previous and "plan_id" in df and len(df):
+        run_of = df.loc[df["run"].astype(str).isin(new_final)]
+        done_pids = set(run_of["plan_id"].dropna().astype(str))
+        pid_of = previous.groupby(previous["run"].astype(str))["plan_id"].last().astype(str)
+        take = {r for r in take if pid_of.get(r) not in done_pids}
+    if not take:
+        return df
+    kept = previous[previous["run"].astype(str).isin(take)]
+    if len(df):
+        # an unfinished rerun of a kept (λ, seed) under another run id goes: the finished copy wins
+        rest = df[~df["run"].astype(str).isin(take)]
+        if "plan_id" in kept and "plan_id" in rest:
+            rest = rest[~rest["plan_id"].astype(str).isin(set(kept["plan_id"].dropna().astype(str)))]
+    else:
+        rest = df
+    print(f"kept {len(take)} finished trial(s) from the previous results.parquet whose trial folders no longer "
+          f"hold them: {', '.join(sorted(take)[:5])}{' ...' if len(take) > 5 else ''}", flush=True)
+    return pd.concat([rest, kept], ignore_index=True, sort=False)
 
 
 def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) -> pd.Series:
@@ -387,7 +441,44 @@ class SweepOutcome:
 
 
 def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
-    """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``."""
+    """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
+    sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end."""
+    from .lock import sweep_lock
+    with sweep_lock(opts.storage, opts.name):
+        if opts.resume:
+            check_tune_state(opts.storage, opts.name)
+        return _run_sweep(opts, spec)
+
+
+def check_tune_state(storage: str, name: str) -> None:
+    """Tune's newest ``experiment_state-*.json`` must read before ``Tuner.restore``: Tune restarts an
+    experiment whose state it cannot read, over the existing trial folders (their trials are then
+    unknown to it and their finished rows would be dropped). ConfigError (one line, nothing touched)."""
+    import pyarrow.fs as pafs
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    try:
+        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
+    except FileNotFoundError:
+        return
+    states = sorted(n for n in names if re.fullmatch(r"experiment_state-.*\.json", n))
+    if not states:
+        return
+    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
+        text = f.read()
+    try:
+        json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        where = f"{storage.rstrip('/')}/{name}/{states[-1]}"
+        raise ConfigError(f"--resume: Tune's experiment state {where} cannot be read ({type(e).__name__}: "
+                          f"{str(e)[:80]}; a full disk or a crash while it was written); nothing was touched: "
+                          f"restoring it would restart the sweep over its trial folders. The finished rows are "
+                          f"in the trial folders (python -m dgl_ray.analysis report {storage.rstrip('/')}/{name}); "
+                          f"rerun the sweep under another --name to finish it") from None
+
+
+def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
     from .progress import ProgressLine
