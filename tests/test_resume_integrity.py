@@ -172,6 +172,7 @@ def _run(storage, name, *extra):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow   # two sweeps: ≈ 40-60 s on 2 cores
 def test_lost_finished_trial_folder_keeps_its_rows(tmp_path):
     r = _run(tmp_path, "z")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -193,3 +194,36 @@ def test_lost_finished_trial_folder_keeps_its_rows(tmp_path):
     pd.testing.assert_frame_equal(df[cols].sort_values(cols[:2]).reset_index(drop=True),
                                   first[cols].sort_values(cols[:2]).reset_index(drop=True))
     assert not (tmp_path / "z" / LOCK_FILE).exists()
+
+
+@pytest.mark.slow   # three sweeps of a few epochs: ≈ 60-90 s on 2 cores
+def test_corrupt_checkpoint_and_lost_unfinished_folder_retried_with_retry_errored(tmp_path):
+    from dgl_ray.tune.lock import LOCK_FILE
+    # both trials crash after epoch 2's checkpoint (no retry): errored, each with one checkpoint
+    crash = ["--epochs", "4", "--fail-at-epoch", "2", "--max-failures", "0", "--keep-checkpoints", "1"]
+    r = _run(tmp_path, "e", *crash)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    exp = tmp_path / "e"
+    folders = sorted(p for p in exp.iterdir() if (p / "params.json").exists())
+    assert len(folders) == 2
+    corrupt, lost = folders
+    cks = list(corrupt.glob("checkpoint_*/trial.pt"))
+    assert len(cks) == 1                                           # --keep-checkpoints 1: no fallback
+    cks[0].write_bytes(cks[0].read_bytes()[:1000])
+    shutil.rmtree(lost)
+    r = _run(tmp_path, "e", *crash, "--resume")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out[-3000:]
+    assert "--retry-errored" in out
+    df = parquet(tmp_path, "e")
+    msgs = df.loc[df["run_status"] == "error"].groupby("run")["error"].last()
+    assert msgs.str.contains("cannot be read").any() and msgs.str.contains("--retry-errored").all(), msgs
+    r = _run(tmp_path, "e", *crash, "--resume", "--retry-errored")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "starts again from epoch 0" in out
+    df = parquet(tmp_path, "e")
+    f = finals(df)
+    assert sorted(f["lambda"].round(6)) == [0.3, 0.5] and (f["status"] == "completed").all()
+    assert (f["epoch"] == 4).all() and (df["run_status"] == "completed").all()
+    assert "continue it with" not in r.stdout and not (exp / LOCK_FILE).exists()

@@ -156,10 +156,10 @@ def resume_command(opts) -> str:
     return f"cd {shlex.quote(getattr(opts, 'cwd', None) or os.getcwd())} && {cmd}"
 
 
-def make_trainable(cpus: float, gpus: float):
+def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
     from ray import tune
     from .trainable import any_trainable
-    t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus)
+    t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus, retry_errored=retry_errored)
     return tune.with_resources(t, {"cpu": cpus, "gpu": gpus})
 
 
@@ -478,6 +478,57 @@ def check_tune_state(storage: str, name: str) -> None:
                           f"rerun the sweep under another --name to finish it") from None
 
 
+def errored_tune_trials(storage: str, name: str) -> set[str]:
+    """Tune trial ids whose runs the last ``results.parquet`` holds as ``error``: trials that ended with a
+    fatal error row (a normal return, so Tune's state says TERMINATED) or that Tune saw fail."""
+    text_path = f"{name}/results.parquet"
+    fs, root = storage_fs(storage)
+    path = os.path.join(root, text_path) if fs is None else f"{root}/{text_path}"
+    try:
+        df = pd.read_parquet(path, filesystem=fs, columns=None)
+    except Exception:  # noqa: BLE001 - no Parquet (a driver killed), nothing known to retry
+        return set()
+    if not len(df) or "run_status" not in df:
+        return set()
+    key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
+    return set(key[df["run_status"].eq("error")].astype(str))
+
+
+def reopen_errored_trials(storage: str, name: str) -> int:
+    """For ``--retry-errored``: mark the errored Tune trials ERROR in Tune's newest experiment state, so that
+    ``Tuner.restore(resume_errored=True)`` runs them again from their last checkpoint (the trainable starts a
+    trial from epoch 0 when none reads). Tune keeps a trial that returned a fatal error row as TERMINATED,
+    which a restore never reruns. Returns how many trials were marked."""
+    import pyarrow.fs as pafs
+    ids = errored_tune_trials(storage, name)
+    if not ids:
+        return 0
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
+                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
+    if not states:
+        return 0
+    path = f"{folder}/{states[-1]}"
+    with fs.open_input_stream(path) as f:
+        state = json.loads(f.read())
+    n = 0
+    for entry in state.get("trial_data", []):
+        trial = json.loads(entry[0])
+        if trial.get("trial_id") in ids and trial.get("status") == "TERMINATED":
+            trial["status"] = "ERROR"
+            entry[0] = json.dumps(trial, indent=2)
+            n += 1
+    if n:
+        data = json.dumps(state).encode("utf-8")
+        tmp = f"{path}.tmp"
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, path)              # local: a rename, so a crash leaves the old state
+    return n
+
+
 def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -496,7 +547,8 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
         if have < opts.gpus_per_trial:    # an autoscaler may still add GPU nodes: say so, do not refuse
             print(f"warning: --gpus-per-trial={opts.gpus_per_trial:g} but the cluster at {opts.address} has "
                   f"{have:g} GPU(s) now; trials wait until GPU nodes join", file=sys.stderr, flush=True)
-    trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
+    retry = bool(getattr(opts, "retry_errored", False))
+    trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
     total = getattr(spec.searcher, "size", 0)
     plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
     members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
@@ -504,6 +556,9 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     t0 = time.time()
     path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
     if opts.resume and tune.Tuner.can_restore(path_for_restore):
+        if retry:
+            n_retry = reopen_errored_trials(opts.storage, opts.name)
+            print(f"--retry-errored: {n_retry} errored Tune trial(s) run again", flush=True)
         # the run config (callbacks included) comes back from the saved experiment; the plan is the
         # same (the manifest's fingerprint was checked before Ray started)
         tuner = tune.Tuner.restore(path_for_restore, trainable, resume_errored=True)
@@ -558,6 +613,11 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
                     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if n_errored:
         print_errors(df)
+        if retry:       # the advice would loop: the messages above say why they failed again
+            print(f"{n_errored} trial(s) errored again with --retry-errored: fix what the messages above name")
+        else:
+            print(f"{n_errored} errored trial(s) are not run again by --resume; to run them again (from their "
+                  f"last checkpoint that reads, else from epoch 0):\n  {resume_command(opts)} --retry-errored")
     not_final = n_unfinished + n_errored + n_missing
     if not_final:
         print(f"{not_final} trial(s) not finished ({n_unfinished} unfinished, {n_errored} errored, "
