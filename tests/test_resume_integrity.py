@@ -221,9 +221,11 @@ def test_corrupt_checkpoint_and_lost_unfinished_folder_retried_with_retry_errore
     r = _run(tmp_path, "e", *crash, "--resume", "--retry-errored")
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
-    assert "starts again from epoch 0" in out
+    assert "--retry-errored: 2 errored Tune trial(s) run again" in r.stdout      # (the trials' warnings go to Ray's logs)
     df = parquet(tmp_path, "e")
     f = finals(df)
     assert sorted(f["lambda"].round(6)) == [0.3, 0.5] and (f["status"] == "completed").all()
     assert (f["epoch"] == 4).all() and (df["run_status"] == "completed").all()
+    evaluated = df[df["status"] != "error"].groupby("run")["epoch"].apply(sorted)
+    assert (evaluated.map(tuple) == (1, 2, 3, 4)).all(), evaluated        # every epoch, once
     assert "continue it with" not in r.stdout and not (exp / LOCK_FILE).exists()

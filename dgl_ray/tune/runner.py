@@ -11,6 +11,12 @@ finished trials stay finished, running ones continue from their last checkpoint,
 saved state hands out the rest. Trial folders that Tune's restored state does not know (a driver
 killed between a trial's start and the next experiment snapshot leaves one; the searcher hands that
 config out again) are moved to ``<name>/.orphaned/`` so no (λ, seed) is counted twice.
+
+Integrity (docs/SWEEPS.md, "Faults and resume"): one driver per sweep (``tune/lock.py``); a Tune state that
+cannot be read stops ``--resume`` before anything is touched (:func:`check_tune_state`); the rebuilt Parquet
+keeps the previous one's finished runs (:func:`keep_finished`); a trial whose checkpoint is gone gets an
+empty checkpoint folder so that the trainable, not Tune's restore, decides (:func:`mark_lost_checkpoints`);
+``--retry-errored`` reopens errored trials (:func:`reopen_errored_trials`).
 """
 from __future__ import annotations
 
@@ -499,18 +505,12 @@ def reopen_errored_trials(storage: str, name: str) -> int:
     ``Tuner.restore(resume_errored=True)`` runs them again from their last checkpoint (the trainable starts a
     trial from epoch 0 when none reads). Tune keeps a trial that returned a fatal error row as TERMINATED,
     which a restore never reruns. Returns how many trials were marked."""
-    import pyarrow.fs as pafs
     ids = errored_tune_trials(storage, name)
     if not ids:
         return 0
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
-                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
-    if not states:
+    fs, path = _newest_state(storage, name)
+    if path is None:
         return 0
-    path = f"{folder}/{states[-1]}"
     with fs.open_input_stream(path) as f:
         state = json.loads(f.read())
     n = 0
@@ -527,6 +527,57 @@ def reopen_errored_trials(storage: str, name: str) -> int:
             f.write(data)
         fs.move(tmp, path)              # local: a rename, so a crash leaves the old state
     return n
+
+
+def _newest_state(storage: str, name: str):
+    """(pyarrow filesystem, path of Tune's newest experiment_state-*.json or None)."""
+    import pyarrow.fs as pafs
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
+                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
+    return fs, (f"{folder}/{states[-1]}" if states else None)
+
+
+def _latest_checkpoint_path(runtime_json: str) -> str | None:
+    """The path of the checkpoint Tune would restore a trial from (its checkpoint manager, cloudpickled in
+    the trial's run metadata), None when it has none."""
+    import cloudpickle
+    meta = json.loads(runtime_json)
+    blob = meta.get("checkpoint_manager")
+    if not isinstance(blob, dict) or "value" not in blob:
+        return None
+    manager = cloudpickle.loads(bytes.fromhex(blob["value"]))
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    return latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
+
+
+def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
+    """A trial whose folder (or checkpoint) is gone makes Tune's restore fail on every ``--resume`` ("does
+    not exist on storage anymore"), before the trainable runs, and the trial never comes back. Its checkpoint
+    folder is made again, empty: the trainable then finds no checkpoint to read and ends the trial with an
+    error row naming ``--retry-errored``, or, with that flag, starts it again from epoch 0. Returns the
+    checkpoint paths so marked."""
+    import pyarrow.fs as pafs
+    fs, path = _newest_state(storage, name)
+    if path is None:
+        return []
+    with fs.open_input_stream(path) as f:
+        state = json.loads(f.read())
+    marked = []
+    for trial_json, runtime_json in state.get("trial_data", []):
+        try:
+            ck = _latest_checkpoint_path(runtime_json)
+        except Exception:  # noqa: BLE001 - another Ray's pickles: Tune's own restore decides
+            continue
+        if ck and fs.get_file_info(ck).type == pafs.FileType.NotFound:
+            fs.create_dir(ck, recursive=True)
+            marked.append(ck)
+    if marked:
+        print(f"note: {len(marked)} trial checkpoint(s) are gone (their trial folder was deleted?): "
+              f"{marked[0]}{' ...' if len(marked) > 1 else ''}", file=sys.stderr, flush=True)
+    return marked
 
 
 def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
@@ -556,6 +607,7 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     t0 = time.time()
     path_for_restore = (f"{opts.storage.rstrip('/')}/{opts.name}" if fs is not None else exp_path)
     if opts.resume and tune.Tuner.can_restore(path_for_restore):
+        mark_lost_checkpoints(opts.storage, opts.name)
         if retry:
             n_retry = reopen_errored_trials(opts.storage, opts.name)
             print(f"--retry-errored: {n_retry} errored Tune trial(s) run again", flush=True)
