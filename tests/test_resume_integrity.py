@@ -229,3 +229,21 @@ def test_corrupt_checkpoint_and_lost_unfinished_folder_retried_with_retry_errore
     evaluated = df[df["status"] != "error"].groupby("run")["epoch"].apply(sorted)
     assert (evaluated.map(tuple) == (1, 2, 3, 4)).all(), evaluated        # every epoch, once
     assert "continue it with" not in r.stdout and not (exp / LOCK_FILE).exists()
+
+
+@pytest.mark.slow   # one sweep: ≈ 30 s on 2 cores
+def test_real_truncated_tune_state_stops_resume(tmp_path):
+    """Tune's own state file of a finished sweep reads; cut to half (a full disk), --resume exits 2 and every
+    file stays as it was (no trial folder moved to .orphaned, the Parquet kept)."""
+    r = _run(tmp_path, "x")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    exp = tmp_path / "x"
+    state = sorted(exp.glob("experiment_state-*.json"))[-1]
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    before = {p.relative_to(exp): p.read_bytes() for p in exp.rglob("*") if p.is_file()}
+    r = _run(tmp_path, "x", "--resume")
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stderr.strip().startswith(f"error: --resume: Tune's experiment state {state} cannot be read")
+    assert "\n" not in r.stderr.strip() and "Started a local Ray instance" not in r.stdout + r.stderr
+    after = {p.relative_to(exp): p.read_bytes() for p in exp.rglob("*") if p.is_file()}
+    assert after == before and len(parquet(tmp_path, "x")) == 6

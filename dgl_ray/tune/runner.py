@@ -306,6 +306,7 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
         df = keep_finished(df, previous)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
+            df = drop_superseded_errors(df, run_statuses(df, errored_tune_trials))
             df["run_status"] = run_statuses(df, errored_tune_trials).values
             for c in df.columns:       # mixed-type object columns would break Parquet
                 if df[c].dtype == object:
@@ -370,6 +371,15 @@ def keep_finished(df: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
     print(f"kept {len(take)} finished trial(s) from the previous results.parquet whose trial folders no longer "
           f"hold them: {', '.join(sorted(take)[:5])}{' ...' if len(take) > 5 else ''}", flush=True)
     return pd.concat([rest, kept], ignore_index=True, sort=False)
+
+
+def drop_superseded_errors(df: pd.DataFrame, status: pd.Series) -> pd.DataFrame:
+    """Without the fatal error rows of runs that finished after them (``--retry-errored`` ran them again):
+    such a row (no epoch, when the checkpoint could not be read) is not an evaluation of the run."""
+    if "status" not in df:
+        return df
+    stale = df["status"].eq("error") & status.isin(FINAL_STATUSES).values
+    return df[~stale.values].reset_index(drop=True) if stale.any() else df
 
 
 def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) -> pd.Series:
