@@ -11,6 +11,12 @@ finished trials stay finished, running ones continue from their last checkpoint,
 saved state hands out the rest. Trial folders that Tune's restored state does not know (a driver
 killed between a trial's start and the next experiment snapshot leaves one; the searcher hands that
 config out again) are moved to ``<name>/.orphaned/`` so no (λ, seed) is counted twice.
+
+Integrity (docs/SWEEPS.md, "Faults and resume"): one driver per sweep (``tune/lock.py``); a Tune state that
+cannot be read stops ``--resume`` before anything is touched (:func:`check_tune_state`); the rebuilt Parquet
+keeps the previous one's finished runs (:func:`keep_finished`); a trial whose checkpoint is gone gets an
+empty checkpoint folder so that the trainable, not Tune's restore, decides (:func:`mark_lost_checkpoints`);
+``--retry-errored`` reopens errored trials (:func:`reopen_errored_trials`).
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from typing import Callable
 import re
 
 import pandas as pd
+
+from ..errors import ConfigError
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
@@ -106,10 +114,10 @@ def resume_command(opts) -> str:
     return f"cd {shlex.quote(getattr(opts, 'cwd', None) or os.getcwd())} && {cmd}"
 
 
-def make_trainable(cpus: float, gpus: float):
+def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
     from ray import tune
     from .trainable import any_trainable
-    t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus)
+    t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus, retry_errored=retry_errored)
     return tune.with_resources(t, {"cpu": cpus, "gpu": gpus})
 
 
@@ -235,6 +243,8 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
     fs, root = storage_fs(storage)
     with tempfile.TemporaryDirectory() as tmp:
         exp = _local_copy(storage, name, tmp)
+        pq = os.path.join(exp, "results.parquet")
+        previous = _read_previous(pq)               # its finished runs are kept (a trial folder may be gone)
         if known_runs is not None and fs is None:
             for d in sorted(os.listdir(exp)):
                 tid = trial_id_of(d)
@@ -250,8 +260,10 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
             key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
             df = df[key.astype(str).isin(known_runs)]
         df = fill_from_checkpoints(df, exp)
+        df = keep_finished(df, previous)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
+            df = drop_superseded_errors(df, run_statuses(df, errored_tune_trials))
             df["run_status"] = run_statuses(df, errored_tune_trials).values
             for c in df.columns:       # mixed-type object columns would break Parquet
                 if df[c].dtype == object:
@@ -266,6 +278,66 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
         where = join(storage, name, "results.parquet") if fs is not None else os.path.join(exp, "results.parquet")
         write_parquet_atomic(attach(for_parquet(df)), where)
         return df, where
+
+
+def _read_previous(pq: str) -> pd.DataFrame | None:
+    """The rows of the sweep's last ``results.parquet``, None when there is none (or it cannot be read:
+    the trial folders are then the only source, as before)."""
+    if not os.path.exists(pq):
+        return None
+    from ..analysis.frames import normalise
+    try:        # in the tidy frame's types (lists, categoricals), as the rebuilt rows it joins
+        return normalise(pd.read_parquet(pq))
+    except Exception as e:  # noqa: BLE001 - a broken Parquet must not stop the rebuild
+        print(f"warning: the previous {pq} cannot be read ({type(e).__name__}); rebuilding from the trial "
+              f"folders only", file=sys.stderr, flush=True)
+        return None
+
+
+def _final_runs(df: pd.DataFrame) -> set[str]:
+    if not len(df) or "run" not in df:
+        return set()
+    status = df["run_status"] if "run_status" in df else run_statuses(df)
+    return set(df.loc[status.isin(FINAL_STATUSES), "run"].astype(str))
+
+
+def keep_finished(df: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """``df`` (rebuilt from the trial folders) with every run that the previous Parquet holds as finished
+    and ``df`` does not: its rows replace the run's rows in ``df`` (a lost trial folder, a result.json cut
+    short). A run's finished copy wins; a (λ, seed) (``plan_id``) finished in ``df`` under another run id
+    is not added twice."""
+    if previous is None or not len(previous):
+        return df
+    old_final = _final_runs(previous)
+    new_final = _final_runs(df) if len(df) else set()
+    take = old_final - new_final
+    if "plan_id" in previous and "plan_id" in df and len(df):
+        run_of = df.loc[df["run"].astype(str).isin(new_final)]
+        done_pids = set(run_of["plan_id"].dropna().astype(str))
+        pid_of = previous.groupby(previous["run"].astype(str))["plan_id"].last().astype(str)
+        take = {r for r in take if pid_of.get(r) not in done_pids}
+    if not take:
+        return df
+    kept = previous[previous["run"].astype(str).isin(take)]
+    if len(df):
+        # an unfinished rerun of a kept (λ, seed) under another run id goes: the finished copy wins
+        rest = df[~df["run"].astype(str).isin(take)]
+        if "plan_id" in kept and "plan_id" in rest:
+            rest = rest[~rest["plan_id"].astype(str).isin(set(kept["plan_id"].dropna().astype(str)))]
+    else:
+        rest = df
+    print(f"kept {len(take)} finished trial(s) from the previous results.parquet whose trial folders no longer "
+          f"hold them: {', '.join(sorted(take)[:5])}{' ...' if len(take) > 5 else ''}", flush=True)
+    return pd.concat([rest, kept], ignore_index=True, sort=False)
+
+
+def drop_superseded_errors(df: pd.DataFrame, status: pd.Series) -> pd.DataFrame:
+    """Without the fatal error rows of runs that finished after them (``--retry-errored`` ran them again):
+    such a row (no epoch, when the checkpoint could not be read) is not an evaluation of the run."""
+    if "status" not in df:
+        return df
+    stale = df["status"].eq("error") & status.isin(FINAL_STATUSES).values
+    return df[~stale.values].reset_index(drop=True) if stale.any() else df
 
 
 def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) -> pd.Series:
@@ -356,7 +428,140 @@ class SweepOutcome:
 
 
 def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
-    """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``."""
+    """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
+    sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end."""
+    from .lock import sweep_lock
+    with sweep_lock(opts.storage, opts.name):
+        if opts.resume:
+            check_tune_state(opts.storage, opts.name)
+        return _run_sweep(opts, spec)
+
+
+def check_tune_state(storage: str, name: str) -> None:
+    """Tune's newest ``experiment_state-*.json`` must read before ``Tuner.restore``: Tune restarts an
+    experiment whose state it cannot read, over the existing trial folders (their trials are then
+    unknown to it and their finished rows would be dropped). ConfigError (one line, nothing touched)."""
+    import pyarrow.fs as pafs
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    try:
+        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
+    except FileNotFoundError:
+        return
+    states = sorted(n for n in names if re.fullmatch(r"experiment_state-.*\.json", n))
+    if not states:
+        return
+    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
+        text = f.read()
+    try:
+        json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        where = f"{storage.rstrip('/')}/{name}/{states[-1]}"
+        raise ConfigError(f"--resume: Tune's experiment state {where} cannot be read ({type(e).__name__}: "
+                          f"{str(e)[:80]}; a full disk or a crash while it was written); nothing was touched: "
+                          f"restoring it would restart the sweep over its trial folders. The finished rows are "
+                          f"in the trial folders (python -m dgl_ray.analysis report {storage.rstrip('/')}/{name}); "
+                          f"rerun the sweep under another --name to finish it") from None
+
+
+def errored_tune_trials(storage: str, name: str) -> set[str]:
+    """Tune trial ids whose runs the last ``results.parquet`` holds as ``error``: trials that ended with a
+    fatal error row (a normal return, so Tune's state says TERMINATED) or that Tune saw fail."""
+    text_path = f"{name}/results.parquet"
+    fs, root = storage_fs(storage)
+    path = os.path.join(root, text_path) if fs is None else f"{root}/{text_path}"
+    try:
+        df = pd.read_parquet(path, filesystem=fs, columns=None)
+    except Exception:  # noqa: BLE001 - no Parquet (a driver killed), nothing known to retry
+        return set()
+    if not len(df) or "run_status" not in df:
+        return set()
+    key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
+    return set(key[df["run_status"].eq("error")].astype(str))
+
+
+def reopen_errored_trials(storage: str, name: str) -> int:
+    """For ``--retry-errored``: mark the errored Tune trials ERROR in Tune's newest experiment state, so that
+    ``Tuner.restore(resume_errored=True)`` runs them again from their last checkpoint (the trainable starts a
+    trial from epoch 0 when none reads). Tune keeps a trial that returned a fatal error row as TERMINATED,
+    which a restore never reruns. Returns how many trials were marked."""
+    ids = errored_tune_trials(storage, name)
+    if not ids:
+        return 0
+    fs, path = _newest_state(storage, name)
+    if path is None:
+        return 0
+    with fs.open_input_stream(path) as f:
+        state = json.loads(f.read())
+    n = 0
+    for entry in state.get("trial_data", []):
+        trial = json.loads(entry[0])
+        if trial.get("trial_id") in ids and trial.get("status") == "TERMINATED":
+            trial["status"] = "ERROR"
+            entry[0] = json.dumps(trial, indent=2)
+            n += 1
+    if n:
+        data = json.dumps(state).encode("utf-8")
+        tmp = f"{path}.tmp"
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, path)              # local: a rename, so a crash leaves the old state
+    return n
+
+
+def _newest_state(storage: str, name: str):
+    """(pyarrow filesystem, path of Tune's newest experiment_state-*.json or None)."""
+    import pyarrow.fs as pafs
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
+                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
+    return fs, (f"{folder}/{states[-1]}" if states else None)
+
+
+def _latest_checkpoint_path(runtime_json: str) -> str | None:
+    """The path of the checkpoint Tune would restore a trial from (its checkpoint manager, cloudpickled in
+    the trial's run metadata), None when it has none."""
+    import cloudpickle
+    meta = json.loads(runtime_json)
+    blob = meta.get("checkpoint_manager")
+    if not isinstance(blob, dict) or "value" not in blob:
+        return None
+    manager = cloudpickle.loads(bytes.fromhex(blob["value"]))
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    return latest.checkpoint.path if latest is not None and latest.checkpoint is not None else None
+
+
+def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
+    """A trial whose folder (or checkpoint) is gone makes Tune's restore fail on every ``--resume`` ("does
+    not exist on storage anymore"), before the trainable runs, and the trial never comes back. Its checkpoint
+    folder is made again, empty: the trainable then finds no checkpoint to read and ends the trial with an
+    error row naming ``--retry-errored``, or, with that flag, starts it again from epoch 0. Returns the
+    checkpoint paths so marked."""
+    import pyarrow.fs as pafs
+    fs, path = _newest_state(storage, name)
+    if path is None:
+        return []
+    with fs.open_input_stream(path) as f:
+        state = json.loads(f.read())
+    marked = []
+    for trial_json, runtime_json in state.get("trial_data", []):
+        try:
+            ck = _latest_checkpoint_path(runtime_json)
+        except Exception:  # noqa: BLE001 - another Ray's pickles: Tune's own restore decides
+            continue
+        if ck and fs.get_file_info(ck).type == pafs.FileType.NotFound:
+            fs.create_dir(ck, recursive=True)
+            marked.append(ck)
+    if marked:
+        print(f"note: {len(marked)} trial checkpoint(s) are gone (their trial folder was deleted?): "
+              f"{marked[0]}{' ...' if len(marked) > 1 else ''}", file=sys.stderr, flush=True)
+    return marked
+
+
+def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
     from .progress import ProgressLine
@@ -374,7 +579,8 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
         if have < opts.gpus_per_trial:    # an autoscaler may still add GPU nodes: say so, do not refuse
             print(f"warning: --gpus-per-trial={opts.gpus_per_trial:g} but the cluster at {opts.address} has "
                   f"{have:g} GPU(s) now; trials wait until GPU nodes join", file=sys.stderr, flush=True)
-    trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial)
+    retry = bool(getattr(opts, "retry_errored", False))
+    trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
     total = getattr(spec.searcher, "size", 0)
     plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
     members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
@@ -385,6 +591,10 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ..storage import join
     path_for_restore = join(opts.storage, opts.name) if fs is not None else exp_path
     if opts.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=fs):
+        mark_lost_checkpoints(opts.storage, opts.name)
+        if retry:
+            n_retry = reopen_errored_trials(opts.storage, opts.name)
+            print(f"--retry-errored: {n_retry} errored Tune trial(s) run again", flush=True)
         # the run config (callbacks included) comes back from the saved experiment; the plan is the
         # same (the manifest's fingerprint was checked before Ray started)
         tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
@@ -442,6 +652,11 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
                     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if n_errored:
         print_errors(df)
+        if retry:       # the advice would loop: the messages above say why they failed again
+            print(f"{n_errored} trial(s) errored again with --retry-errored: fix what the messages above name")
+        else:
+            print(f"{n_errored} errored trial(s) are not run again by --resume; to run them again (from their "
+                  f"last checkpoint that reads, else from epoch 0):\n  {resume_command(opts)} --retry-errored")
     not_final = n_unfinished + n_errored + n_missing
     if not_final:
         print(f"{not_final} trial(s) not finished ({n_unfinished} unfinished, {n_errored} errored, "

@@ -103,7 +103,7 @@ def _node_info() -> dict:
     return info
 
 
-def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
+def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0, retry_errored: bool = False) -> None:
     """Tune function trainable for one Tune trial: a single trial config, or ``{"group": [trial
     config, ...]}`` whose members train as ONE population (dgl_ray.batched.BatchedTrials; a single
     trial is a population of one, the same code). Every member's evaluation is its own row with that
@@ -114,7 +114,8 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
 
     A fatal error (ConfigError: bad config, missing data or checkpoint) is not retried: each
     member still running gets a final row with ``status`` "error" and the message, and the
-    function returns normally."""
+    function returns normally. A restored trial none of whose checkpoints reads is such an error, or,
+    with ``retry_errored`` (``--retry-errored``), starts again from epoch 0."""
     from ray import tune
     from ..batched import BatchedTrials
     from ..errors import ConfigError
@@ -141,8 +142,9 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0) -> None:
         try:
             cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
             data = _data_for(cfgs[0])
-            if restored is not None:
-                group = BatchedTrials(trials=_restore_members(restored, cfgs, files, data))
+            trials = _restore_members(restored, cfgs, files, data, retry_errored) if restored is not None else None
+            if trials is not None:
+                group = BatchedTrials(trials=trials)
             else:
                 group = BatchedTrials(cfgs, data=data)
             for i, (t, (trial_cfg, _, _)) in enumerate(zip(group.trials, parts)):
@@ -244,13 +246,15 @@ def unpack_group(config: dict) -> list[dict]:
     return [{**shared, **m} for m in config["group"]]
 
 
-def _restore_members(restored, cfgs, files, data) -> list:
+def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -> list | None:
     """The members' trials from Tune's checkpoint to restore, or, when a member's file there cannot be
     read (truncated, overwritten), from the newest older checkpoint of the same trial folder that reads
     (kept with ``--keep-checkpoints`` >= 2), with a warning on stderr: the trial then reports those
     epochs again (the results path keeps the last report of each epoch). Each Tune checkpoint is its
     own folder, so the ``.prev`` fallback of :func:`dgl_ray.checkpoint.load` never applies here.
-    Raises the newest checkpoint's ConfigError when none reads."""
+    When none reads (corrupted, or the trial folder is gone): None with a warning when ``retry_errored``
+    (the caller starts the trial from epoch 0), else the newest checkpoint's ConfigError, naming
+    ``--retry-errored``."""
     from ..batched import member_trials
     from ..errors import ConfigError
     from .. import checkpoint as ckpt
@@ -259,15 +263,21 @@ def _restore_members(restored, cfgs, files, data) -> list:
         try:
             with c.as_directory() as d:
                 trials = member_trials(cfgs, data, (ckpt.load(os.path.join(d, f)) for f in files))
-        except ConfigError as e:
-            first_error = first_error or e
+        except (ConfigError, OSError) as e:       # OSError: a checkpoint folder that is gone
+            first_error = first_error or (e if isinstance(e, ConfigError) else
+                                          ConfigError(f"checkpoint {c.path!r} cannot be read ({type(e).__name__}: {e})"))
             continue
         if first_error is not None:
             import sys
             print(f"warning: {first_error}; continuing from the older checkpoint {c.path!r} "
                   f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
         return trials
-    raise first_error
+    import sys
+    if retry_errored:
+        print(f"warning: {first_error}; --retry-errored: this trial starts again from epoch 0",
+              file=sys.stderr, flush=True)
+        return None
+    raise ConfigError(f"{first_error}; resume with --retry-errored to start this trial again from epoch 0")
 
 
 def _checkpoints_to_try(restored):
