@@ -375,9 +375,25 @@ def add_tracker_args(parser) -> None:
 
 
 def print_dashboard(ctx) -> None:
-    """Print the address of Ray's dashboard (from ``ray.init``'s context)."""
+    """Print the address of Ray's dashboard (from ``ray.init``'s context) and, under Ray's token
+    authentication (on by default for a local instance since Ray 2.59, the page opens on
+    "Authentication Token Required"), how to get the token: not the token itself, which would end up
+    in every log of the sweep."""
     url = getattr(ctx, "dashboard_url", None)
     if url:
-        print(f"Ray dashboard: http://{url}" if "://" not in url else f"Ray dashboard: {url}", flush=True)
+        url = f"http://{url}" if "://" not in url else url
+        print(f"Ray dashboard: {url}{_token_hint()}", flush=True)
     else:
         print("Ray dashboard: not running (Ray's dashboard needs 'ray[default]')", flush=True)
+
+
+def _token_hint() -> str:
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        enabled = is_token_auth_enabled()
+    except ImportError:  # a Ray without token authentication
+        enabled = False
+    if not enabled:
+        return ""
+    return (" (token authentication: paste the token that `ray get-auth-token` prints, kept in "
+            "~/.ray/auth_token, into the page; API clients send `Authorization: Bearer <token>`)")
