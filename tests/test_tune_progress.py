@@ -117,3 +117,12 @@ def test_fault_lines_count_each_retry_once(tmp_path):
     p2.on_trial_recover(0, trials, trials[0])
     p2.on_trial_result(0, trials, trials[0], {"epoch": 16})
     assert p2.fault_lines() == ["1 Tune trial lost with its node, resumed from epoch 15"]
+
+
+def test_a_progress_line_saved_before_retries_were_counted_still_counts_them():
+    p = ProgressLine(total=1, interval=0, stream=io.StringIO())
+    state = p.__getstate__()
+    del state["retried"]                   # as pickled in an experiment state by the previous version
+    q = ProgressLine.__new__(ProgressLine)
+    q.__setstate__(state)
+    assert q.fault_lines() == [] and pickle.loads(pickle.dumps(q)).retried == {}

@@ -193,6 +193,10 @@ class ProgressLine(Callback):
         d["stream"] = None
         return d
 
+    def __setstate__(self, state):     # a sweep saved before retries were counted resumes too
+        state.setdefault("retried", {})
+        self.__dict__.update(state)
+
 
 def error_path(trial) -> str:
     """Where the user finds a failed trial's error.txt: its folder in a local sweep folder (Tune copies
