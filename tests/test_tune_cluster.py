@@ -33,7 +33,8 @@ def test_two_nodes(tmp_path, two_nodes):
 
 
 @pytest.mark.slow
-def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
+def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes, capfd):
+    import re
     import threading
     import time
     cluster, worker = two_nodes
@@ -56,5 +57,17 @@ def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes):
     # the trials that failed were on the removed node (their rows may all come from the re-run on the
     # head: Ray re-reads result.json on restart, and the runner refills lost rows from checkpoints)
     assert all("node has died" in f.read_text() or "ActorDiedError" in f.read_text() for f in failed)
+    # reported, not dumped (issue 17 item 7): one progress line per lost trial and one summary line,
+    # no traceback of Ray's (the full text is in each trial's error.txt)
+    out = capfd.readouterr()
+    text = out.out + out.err
+    lost = [l for l in text.splitlines() if re.fullmatch(r"\[.*\] Tune trial \w+ lost with its node; retrying "
+                                                         r"from its last checkpoint; full error in .*error\.txt", l)]
+    assert len(lost) == len(failed), text
+    n = len(failed)
+    summary = (f"{n} Tune trial lost with its node, resumed from epoch" if n == 1
+               else f"{n} Tune trials lost with their nodes, resumed from epoch")
+    assert [l for l in text.splitlines() if l.startswith(summary)], text
+    assert "Traceback" not in text, text
     print(f"{len(failed)} trial(s) lost with the node and re-ran from their checkpoints")
     assert len(f) == 8 and (f["status"] == "completed").all() and not f.duplicated(["lambda", "seed"]).any()

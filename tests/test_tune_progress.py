@@ -1,6 +1,8 @@
 """The progress view stays one short line at 400+ trials."""
 import io
 import pickle
+
+import pytest
 from types import SimpleNamespace as NS
 
 from dgl_ray.tune.progress import ProgressLine
@@ -65,3 +67,62 @@ def test_fatal_error_rows_count_as_errored_not_done():
     g.on_trial_result(0, [t], t, {"run": "g0_001", "status": "error", "test_error": None})
     g.print_line([t])
     assert "done 1/3 trials (errored 1)" in buf.getvalue()
+
+
+@pytest.mark.slow   # a sweep in its own process (~60 s on 2 loaded cores); tests/test_track.py checks the lines in-process
+def test_a_retried_trial_is_one_line_in_the_progress_and_the_summary(tmp_path):
+    """Each Tune trial fails once (an injected error at epoch 1) and is retried from its checkpoint:
+    the output says so in one line each time and once in the summary, with no traceback (Tune keeps
+    it in the trial's error.txt)."""
+    import glob
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--storage", str(tmp_path), "--name", "f",
+           "--lambdas", "0.3,0.5", "--n", "1", "--epochs", "2", "--group-size", "1", "--num-cpus", "2",
+           "--progress-interval", "60", "--fail-at-epoch", "1", "--max-failures", "1", "--checkpoint-every", "1"]
+    env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS="1", RAY_AUTH_MODE="disabled")
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    (tmp_path / "out.txt").write_text(out)
+    assert p.returncode == 0, out
+    retrying = [l for l in out.splitlines() if "retrying from its last checkpoint" in l]
+    assert len(retrying) == 2 and all("failed (InjectedFailure)" in l and "error.txt" in l for l in retrying), out
+    assert len([l for l in out.splitlines() if "resumed from epoch 1" in l and l.startswith("[")]) == 2, out
+    assert "2 Tune trials failed (InjectedFailure), resumed from epoch 1" in out.splitlines(), out
+    assert "Traceback" not in out, out
+    errors = glob.glob(str(tmp_path / "f" / "*" / "error.txt"))
+    assert len(errors) == 2 and all("InjectedFailure" in open(e).read() for e in errors)   # the full text
+
+
+def test_fault_lines_count_each_retry_once(tmp_path):
+    """No Ray: the summary of retries by cause, epochs the trials resumed from, and those not resumed."""
+    err = tmp_path / "error.txt"
+    err.write_text("ray.exceptions.ActorDiedError: The actor died unexpectedly\n"
+                   "The actor died because its node has died. Node Id: abc\n")
+    buf = io.StringIO()
+    p = ProgressLine(total=4, interval=0, stream=buf)
+    trials = [NS(trial_id=f"t{i}", config={}, error_file=str(err), path=str(tmp_path)) for i in range(3)]
+    for t in trials:
+        p.on_trial_recover(0, trials, t)
+    p.on_trial_result(0, trials, trials[0], {"epoch": 16, "test_error": 0.1})
+    p.on_trial_result(0, trials, trials[1], {"epoch": 16, "test_error": 0.1})
+    p.on_trial_result(0, trials, trials[1], {"epoch": 17, "test_error": 0.1})   # counted once
+    assert p.fault_lines() == ["3 Tune trials lost with their nodes, resumed from epoch 15 (1 not resumed)"]
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 5 and sum("resumed from epoch 15" in l for l in lines) == 2
+    assert all(str(err) in l for l in lines if "retrying" in l)
+    p2 = ProgressLine(total=1, interval=0, stream=io.StringIO())
+    p2.on_trial_recover(0, trials, trials[0])
+    p2.on_trial_result(0, trials, trials[0], {"epoch": 16})
+    assert p2.fault_lines() == ["1 Tune trial lost with its node, resumed from epoch 15"]
+
+
+def test_a_progress_line_saved_before_retries_were_counted_still_counts_them():
+    p = ProgressLine(total=1, interval=0, stream=io.StringIO())
+    state = p.__getstate__()
+    del state["retried"]                   # as pickled in an experiment state by the previous version
+    q = ProgressLine.__new__(ProgressLine)
+    q.__setstate__(state)
+    assert q.fault_lines() == [] and pickle.loads(pickle.dumps(q)).retried == {}

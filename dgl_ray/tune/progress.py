@@ -9,11 +9,23 @@ size, an upper bound for chained plans). With grouped Tune trials (``members`` >
 counts (λ, seed) trials, each finished when its own last row arrives, and names the Tune trials after:
 
     [ 1m30s] done 150/400 trials (6/16 Tune trials) | Tune trials running 2, pending 8 | 1.67 trials/s | ETA 2m30s | ...
+
+A Tune trial that fails and is retried (its node lost, an error with ``--max-failures`` left) is one
+line when it happens and one when it resumes, and :meth:`ProgressLine.fault_lines` sums them up for
+the sweep's summary ("1 Tune trial lost with its node, resumed from epoch 15"). Tune's own traceback
+of each failed trial is not printed (``TUNE_PRINT_ALL_TRIAL_ERRORS=0``): its full text is in the
+trial folder's ``error.txt``, which the line names.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+# Tune logs every failed trial's traceback (with, for a lost node, Ray's whole actor/node state)
+# at the driver; the fault lines below replace it, and Tune keeps the full text in error.txt.
+# Read by Tune's controller when a sweep starts (after this module is imported).
+os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 
 from ray.tune import Callback
 
@@ -39,6 +51,7 @@ class ProgressLine(Callback):
         self.done, self.errored, self.running = set(), set(), set()
         self.already_done = already_done
         self.best = self.worst = None
+        self.retried: dict = {}            # Tune trial id -> its failures: [cause, resumed-from epoch or None]
 
     def setup(self, **info):
         # a resumed sweep gets this object back from the saved experiment: time it from now
@@ -69,11 +82,54 @@ class ProgressLine(Callback):
                 self.worst = (err, self._label(trial, err))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        rows = result_rows(result)           # a grouped trial's epoch: one result, a row per member
+        self._note_resumed(trial, rows)
         # members of a grouped Tune trial end one by one, each with its own final row
         if self.members is None:
             return
-        for row in result_rows(result):      # a grouped trial's epoch: one result, a row per member
+        for row in rows:
             self._member_row(trial, row)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """Tune retries a failed trial (from its last checkpoint): one line, counted for the summary."""
+        cause = fault_cause(trial)
+        self.retried.setdefault(trial.trial_id, []).append([cause, None])
+        where = f"; full error in {error_path(trial)}" if getattr(trial, "error_file", None) else ""
+        self._say(f"Tune trial {trial.trial_id} {cause}; retrying from its last checkpoint{where}")
+
+    def _note_resumed(self, trial, rows) -> None:
+        """The first result after a retry says where the trial resumed (the epoch before its first row)."""
+        faults = self.retried.get(trial.trial_id)
+        if not faults or faults[-1][1] is not None:
+            return
+        epochs = [int(r["epoch"]) for r in rows if isinstance(r.get("epoch"), (int, float))]
+        if not epochs:
+            return
+        faults[-1][1] = min(epochs) - 1
+        self._say(f"Tune trial {trial.trial_id} resumed from epoch {faults[-1][1]}")
+
+    def fault_lines(self) -> list[str]:
+        """One summary line per kind of fault: how many Tune trials, from which epochs they resumed."""
+        by_cause: dict = {}
+        for faults in self.retried.values():
+            for cause, epoch in faults:
+                by_cause.setdefault(cause, []).append(epoch)
+        lines = []
+        for cause, epochs in by_cause.items():
+            n = len(epochs)
+            done = sorted({e for e in epochs if e is not None})
+            text = f"{n} Tune trial{'s' if n > 1 else ''} {_plural(cause, n)}"
+            if done:
+                text += f", resumed from epoch{'s' if len(done) > 1 else ''} {', '.join(map(str, done))}"
+            not_resumed = sum(e is None for e in epochs)
+            if not_resumed:
+                text += f" ({not_resumed} not resumed)"
+            lines.append(text)
+        return lines
+
+    def _say(self, text: str) -> None:
+        el = time.monotonic() - self.t0
+        print(f"[{_fmt_s(el):>6}] {text}", file=self.stream or sys.stdout, flush=True)
 
     def _member_row(self, trial, row: dict) -> None:
         if row.get("status") == "error":     # a member's fatal error row: ended, counted as errored
@@ -92,7 +148,7 @@ class ProgressLine(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
-        self.errored.add(trial.trial_id)
+        self.errored.add(trial.trial_id)     # the summary prints its error (runner.print_errors)
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
@@ -136,3 +192,57 @@ class ProgressLine(Callback):
         d = dict(self.__dict__)
         d["stream"] = None
         return d
+
+    def __setstate__(self, state):     # a sweep saved before retries were counted resumes too
+        state.setdefault("retried", {})
+        self.__dict__.update(state)
+
+
+def error_path(trial) -> str:
+    """Where the user finds a failed trial's error.txt: its folder in a local sweep folder (Tune copies
+    it there from the driver's staging folder), else the staging copy."""
+    name = os.path.basename(trial.error_file)
+    path = getattr(trial, "path", None)
+    return os.path.join(path, name) if path and os.path.isdir(path) else trial.error_file
+
+
+def fault_cause(trial) -> str:
+    """Why a Tune trial failed, in a few words: "lost with its node" when its node died (the actor's
+    error says so), else "failed (<exception type>)"."""
+    text = ""
+    try:
+        path = getattr(trial, "error_file", None)
+        if path and os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+    except OSError:
+        pass
+    if "node has died" in text or "NodeDiedError" in text or "node was terminated" in text:
+        return "lost with its node"
+    kind = _exception_type(text)
+    return f"failed ({kind})" if kind else "failed"
+
+
+def _exception_type(text: str) -> str:
+    """The exception class of the last ``Name: message`` line of a traceback text."""
+    import re
+    names = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Failure))\b", text, flags=re.M)
+    return names[-1] if names else ""
+
+
+def _plural(cause: str, n: int) -> str:
+    return cause.replace("its node", "their nodes") if n > 1 else cause
+
+
+def fault_lines(tuner) -> list[str]:
+    """The summary lines of the Tune trials a sweep retried, from its :class:`ProgressLine` (the one
+    given to the Tuner, or the one a resumed experiment brought back); none without one."""
+    try:
+        callbacks = tuner._local_tuner.get_run_config().callbacks or []
+    except AttributeError:  # a Tuner through Ray Client: no local run config
+        return []
+    lines = []
+    for cb in callbacks:
+        if isinstance(cb, ProgressLine):
+            lines += cb.fault_lines()
+    return lines

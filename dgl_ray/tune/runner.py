@@ -637,6 +637,9 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
           + f"; {len(df)} rows, {wall:.0f}s" + (" (resumed)" if restored else ""))
     print(f"results: {where}")
     print(f"tune folder: {path_for_restore}")
+    from .progress import fault_lines
+    for line in fault_lines(tuner):   # retried Tune trials (a lost node, an error): one line per kind
+        print(line)
     for note in spec.notes:
         print(note)
     finished = df[df["run_status"].isin(FINAL_STATUSES)] if len(df) else df

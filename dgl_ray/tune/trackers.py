@@ -27,13 +27,18 @@ EXTRA_HINT = "pip install -e '.[track]'"
 
 
 class RunView:
-    """What Ray's logger callbacks read from a Tune ``Trial``, for one (λ, seed) run of it."""
+    """What Ray's logger callbacks read from a Tune ``Trial``, for one (λ, seed) run of it: its id
+    (``trial_id``: the ``run`` column, W&B's run id), its readable name (``str``: MLflow's run name,
+    W&B's display name) and its whole resolved config (``config``: MLflow params, W&B config,
+    TensorBoard hparams)."""
 
-    def __init__(self, trial, run: str, config: dict):
+    def __init__(self, trial, run: str, config: dict, vary: tuple = ()):
         self.trial = trial
         self.trial_id = run
-        self.config = config
-        self.evaluated_params = config       # TensorBoard hparams
+        self.config = run_params(config)
+        self.name = run_name(self.config, vary)
+        self.scheduled = scheduled_keys(self.config)   # config keys whose value changes within the run
+        self.evaluated_params = self.config  # TensorBoard hparams
         self.experiment_dir_name = getattr(trial, "experiment_dir_name", None)
         # A local sweep folder gets the files directly (Ray's driver staging folder is only synced
         # at its checkpoints); with a URI storage Ray syncs the staging folder to it.
@@ -46,9 +51,94 @@ class RunView:
         os.makedirs(self.local_path, exist_ok=True)
 
     def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
         return self.trial_id
 
-    __repr__ = __str__
+    def metrics(self, row: dict) -> dict:
+        """The measured values of one evaluation row (see :func:`measured`)."""
+        return measured(row, self.config, self.scheduled)
+
+
+# Result fields that are neither the run's config nor a measurement: the row's identity, where it ran,
+# the step itself, and Tune's own bookkeeping (ray.tune.result.AUTO_RESULT_KEYS).
+NOT_MEASURED = frozenset({"run", "group", "group_size", "member", "tune_trial", "host", "node_id",
+                          "worker_pid", "status", "run_status", "error", "epoch", "step_index",
+                          "global_step", "done", "trial_id", "experiment_tag", "should_checkpoint"})
+
+
+def _auto_result_keys() -> frozenset:
+    from ray.tune.result import AUTO_RESULT_KEYS
+    return frozenset(AUTO_RESULT_KEYS)
+
+
+def run_params(config: dict) -> dict:
+    """The whole config of one (λ, seed) run as tracker params: the trial config resolved with every
+    default (model, lr, batch size, momentum, weight decay, epochs, ... as the trial trains with them;
+    lists as JSON text), ``lambda`` when it is constant, and the family's labels. Run-time keys
+    (checkpointing, injected failures) are not the experiment's config and are left out."""
+    from ..config import TrialConfig
+    from ..errors import ConfigError
+    from .trainable import flat_config, split_config
+    trial, labels, _ = split_config(config)
+    try:
+        resolved = TrialConfig.from_dict(trial)
+    except (ConfigError, TypeError, ValueError):   # the trainable reports it as an error row
+        return {k: _param(v) for k, v in {**trial, **labels}.items()}
+    params = flat_config(resolved)
+    lambdas = {p.lam for p in _plans(resolved.lambda_schedule)}
+    if len(lambdas) == 1:
+        params["lambda"] = lambdas.pop()
+    params.update(labels)
+    return {k: _param(v) for k, v in params.items()}
+
+
+def _plans(schedule) -> list:
+    from ..schedules import expand_lambda_schedule
+    return expand_lambda_schedule(schedule)
+
+
+def _param(value):
+    """A param value every tracker stores as it is: None as text (TensorBoard drops None hparams)."""
+    import json
+    if value is None:
+        return "None"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def scheduled_keys(params: dict) -> frozenset:
+    """The row values that follow a schedule within the run, logged as metrics: ``lambda`` when the
+    run's λ is scheduled (no constant ``lambda`` param), ``lr`` when it has milestones."""
+    keys = set()
+    if "lambda" not in params and params.get("lambda_schedule") not in (None, "None"):
+        keys.add("lambda")
+    if params.get("lr_milestones") not in (None, "None", "[]"):
+        keys.add("lr")
+    return frozenset(keys)
+
+
+def measured(row: dict, params: dict, scheduled=frozenset()) -> dict:
+    """The numbers of a result row that were measured (test_error, train_loss, avg_cos, norms,
+    times, ...) or follow a schedule (``scheduled``): never a config value, an id or a step."""
+    skip = NOT_MEASURED | _auto_result_keys()
+    return {k: v for k, v in row.items()
+            if (k in scheduled or (k not in params and k not in skip))
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_name(params: dict, vary: tuple = ()) -> str:
+    """A readable run name: ``lambda=0.44 seed=7``, with ``eta=``/``width=`` when the sweep varies
+    them (``vary``) and the protocol labels a family sets (role, variant, schedule kind, target λ)."""
+    lam = params.get("lambda", "scheduled")
+    parts = [f"lambda={lam:g}" if isinstance(lam, float) else f"lambda={lam}", f"seed={params.get('seed')}"]
+    parts += [f"{k}={params[k]:g}" if isinstance(params.get(k), float) else f"{k}={params.get(k)}"
+              for k in vary if k in params]
+    parts += [f"{k}={params[k]}" for k in ("role", "variant", "schedule_kind", "target_lambda")
+              if params.get(k) not in (None, "None")]
+    return " ".join(parts)
 
 
 def member_configs(trial) -> Dict[str, dict]:
@@ -72,7 +162,7 @@ class _PerRun:
         views = self._views(trial)
         if run not in views:
             configs = member_configs(trial)
-            views[run] = RunView(trial, run, configs.get(run, dict(trial.config)))
+            views[run] = RunView(trial, run, configs.get(run, dict(trial.config)), getattr(self, "_vary", ()))
             super().log_trial_start(views[run])
         elif views[run] in self._ended:      # a trial retried after a failure: the same run goes on
             self._ended.discard(views[run])
@@ -94,18 +184,36 @@ class _PerRun:
             return
         run = str(result.get("run") or trial.trial_id)
         view = self._view(trial, run)
-        row = dict(result)
-        row.pop("timesteps_total", None)
-        epoch = row.get("epoch")
-        if epoch is not None:
-            row["training_iteration"] = int(epoch)   # the step of every tracker
-        super().log_trial_result(iteration, view, row)
+        epoch = result.get("epoch")
+        step = int(epoch) if epoch is not None else int(result.get("training_iteration") or iteration)
+        # Ray's callbacks take the step from training_iteration (W&B also keeps it as a history key);
+        # the config is already the run's params, so no "config" key here
+        super().log_trial_result(iteration, view, {**view.metrics(result), "training_iteration": step})
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         for view in self._views(trial).values():
             if view not in self._ended:
                 super().log_trial_end(view, failed=failed)
                 self._ended.add(view)
+
+
+class _MLflowRun:
+    """MLflow specifics between :class:`_PerRun` and Ray's callback (it sees RunViews only): the
+    step is MLflow's own ``step`` (no ``training_iteration`` metric), the ``run`` id is a tag next to
+    the readable run name."""
+
+    def log_trial_start(self, view) -> None:
+        base_tags = self.tags
+        self.tags = {**base_tags, "run": view.trial_id}
+        try:
+            super().log_trial_start(view)
+        finally:
+            self.tags = base_tags
+
+    def log_trial_result(self, iteration: int, view, result: Dict) -> None:
+        metrics = dict(result)
+        step = metrics.pop("training_iteration")
+        self.mlflow_util.log_metrics(run_id=self._trial_runs[view], metrics_to_log=metrics, step=step)
 
 
 def _need(module: str, flag: str) -> None:
@@ -176,7 +284,7 @@ def tracker_class(kind: str):
     if kind not in _CLASSES:
         if kind == "mlflow":
             from ray.air.integrations.mlflow import MLflowLoggerCallback as base
-            mixin, name = _PerRun, "MLflowRuns"
+            mixin, name = (_PerRun, _MLflowRun), "MLflowRuns"
         elif kind == "wandb":
             from ray.air.integrations.wandb import WandbLoggerCallback as base
             mixin, name = _PerRun, "WandbRuns"
@@ -185,22 +293,39 @@ def tracker_class(kind: str):
             mixin, name = (_PerRun, "TensorBoardRuns") if kind == "tensorboard" else (_Quiet, "NoTensorBoard")
         else:
             raise ValueError(f"tracker kind {kind!r}; expected mlflow, wandb, tensorboard or none")
-        _CLASSES[kind] = type(name, (mixin, base), {
+        mixins = mixin if isinstance(mixin, tuple) else (mixin,)
+        _CLASSES[kind] = type(name, (*mixins, base), {
             "__doc__": f"Ray's {base.__name__}, one logged run per (λ, seed).", "__module__": __name__,
             "__reduce__": _reduce})
     return _CLASSES[kind]
 
 
 def _reduce(self):
-    return make_tracker, (self._kind, self._kwargs)
+    return make_tracker, (self._kind, self._kwargs, self._vary)
 
 
-def make_tracker(kind: str, kwargs: dict | None = None):
-    """An instance of :func:`tracker_class` (picklable: Tune saves the run config's callbacks)."""
+def make_tracker(kind: str, kwargs: dict | None = None, vary: tuple = ()):
+    """An instance of :func:`tracker_class` (picklable: Tune saves the run config's callbacks);
+    ``vary``: the config keys besides λ and seed that the sweep varies (in the run names)."""
     kwargs = dict(kwargs or {})
     cb = tracker_class(kind)(**kwargs)
-    cb._kind, cb._kwargs = kind, kwargs
+    cb._kind, cb._kwargs, cb._vary = kind, kwargs, tuple(vary)
     return cb
+
+
+def varied_keys(opts) -> tuple:
+    """η and width when the sweep's --etas / --widths give several values."""
+    from .cli import parse_values
+    keys = []
+    for key, flag in (("eta", "etas"), ("width", "widths")):
+        text = getattr(opts, flag, None)
+        try:
+            several = text is not None and len(parse_values(str(text), flag)) > 1
+        except Exception:  # validated elsewhere; a name without η/width costs nothing
+            several = False
+        if several:
+            keys.append(key)
+    return tuple(keys)
 
 
 def tracker_callbacks(opts) -> list:
@@ -209,14 +334,15 @@ def tracker_callbacks(opts) -> list:
     Always includes a TensorBoard callback: without ``--tensorboard`` it writes nothing, so that
     Ray's default one is not added."""
     name = getattr(opts, "name", None) or "dgl_ray"
+    vary = varied_keys(opts)
     callbacks = []
     if getattr(opts, "mlflow", None):
         callbacks.append(make_tracker("mlflow", dict(
             tracking_uri=_mlflow_uri(opts.mlflow), experiment_name=name,
-            tags={"family": str(getattr(opts, "family", "")), "sweep": name})))
+            tags={"family": str(getattr(opts, "family", "")), "sweep": name}), vary))
     if getattr(opts, "wandb", None):
-        callbacks.append(make_tracker("wandb", dict(project=opts.wandb, group=name)))
-    callbacks.append(make_tracker("tensorboard" if getattr(opts, "tensorboard", False) else "none"))
+        callbacks.append(make_tracker("wandb", dict(project=opts.wandb, group=name), vary))
+    callbacks.append(make_tracker("tensorboard" if getattr(opts, "tensorboard", False) else "none", vary=vary))
     return callbacks
 
 
@@ -249,9 +375,25 @@ def add_tracker_args(parser) -> None:
 
 
 def print_dashboard(ctx) -> None:
-    """Print the address of Ray's dashboard (from ``ray.init``'s context)."""
+    """Print the address of Ray's dashboard (from ``ray.init``'s context) and, under Ray's token
+    authentication (on by default for a local instance since Ray 2.59, the page opens on
+    "Authentication Token Required"), how to get the token: not the token itself, which would end up
+    in every log of the sweep."""
     url = getattr(ctx, "dashboard_url", None)
     if url:
-        print(f"Ray dashboard: http://{url}" if "://" not in url else f"Ray dashboard: {url}", flush=True)
+        url = f"http://{url}" if "://" not in url else url
+        print(f"Ray dashboard: {url}{_token_hint()}", flush=True)
     else:
         print("Ray dashboard: not running (Ray's dashboard needs 'ray[default]')", flush=True)
+
+
+def _token_hint() -> str:
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        enabled = is_token_auth_enabled()
+    except ImportError:  # a Ray without token authentication
+        enabled = False
+    if not enabled:
+        return ""
+    return (" (token authentication: paste the token that `ray get-auth-token` prints, kept in "
+            "~/.ray/auth_token, into the page; API clients send `Authorization: Bearer <token>`)")
