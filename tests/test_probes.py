@@ -2,7 +2,7 @@
 code 2, before Ray starts. One probe per line: (argv of the `dgl-ray` command, exit code, a piece of the
 one-line message). A new option's bad value joins by adding a line. Placeholders in the argv:
 {storage} a fresh folder, {bad_utf8} a file that is not UTF-8, {resume_no} a preset with resume = "no",
-{ckpt} a saved one-epoch trial, {deaf} a port that accepts connections but is not Ray, {closed} a closed port."""
+{ckpt} a saved one-epoch trial, {not_results} a Parquet of another table (no `run`), {deaf} a port that accepts connections but is not Ray, {closed} a closed port."""
 import socket
 import threading
 
@@ -48,6 +48,9 @@ PROBES = [
     (["train", "--resume", "{ckpt}", "--epochs", "40"], 2, "--epochs 40 cannot change a saved trial"),
     (["train", "--resume", "{ckpt}", "--lambda", "0.7"], 2, "--lambda 0.7 cannot change a saved trial"),
     (["train", "--resume", "{ckpt}", "--eta", "0.2", "--seed", "3"], 2, "--eta 0.2, --seed 3 cannot change"),
+    # report (item 10): a Parquet that is not a results table, by name and as a folder's results.parquet
+    (["report", "{not_results}", "--no-figures", "--no-html"], 2, "not a results table of dgl_ray: no 'run'"),
+    (["report", "{not_results_dir}", "--no-figures", "--no-html"], 2, "not a results table of dgl_ray: no 'run'"),
 ]
 
 
@@ -57,6 +60,9 @@ def places(tmp_path_factory):
     d = tmp_path_factory.mktemp("probes")
     (d / "bad.toml").write_bytes(b"\xff\xfefamily = 1\n")
     (d / "resume_no.toml").write_text('family = "coexistence"\nresume = "no"\n')
+    (d / "other").mkdir()
+    import pandas as pd
+    pd.DataFrame({"lambda": [0.3], "error": [0.1]}).to_parquet(d / "other" / "results.parquet")
     ckpt = d / "t.pt"
     assert main(["train", "--lambda", "0.3", "--epochs", "1", "--save", str(ckpt), "--quiet"]) == 0
     deaf = socket.socket()                  # accepts connections, never speaks: not a Ray GCS
@@ -77,7 +83,8 @@ def places(tmp_path_factory):
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()                          # nothing listens there now
-    yield {"bad_utf8": str(d / "bad.toml"), "resume_no": str(d / "resume_no.toml"), "ckpt": str(ckpt),
+    yield {"not_results": str(d / "other" / "results.parquet"), "not_results_dir": str(d / "other"),
+           "bad_utf8": str(d / "bad.toml"), "resume_no": str(d / "resume_no.toml"), "ckpt": str(ckpt),
            "deaf": str(deaf.getsockname()[1]), "closed": str(closed_port)}
     stop.set()
     for c in conns:

@@ -432,6 +432,10 @@ def _read_results_parquet(parquet, trial_count: int):
         warnings.warn(f"{parquet}: results.parquet unreadable ({why}); read the {trial_count} trial folders "
                       "instead; `--resume` rewrites it", ResultsFallbackWarning, stacklevel=4)
         return None
+    missing = [c for c in REQUIRED_RESULT_COLUMNS if c not in df]
+    if missing:     # another table saved as Parquet: say so in one line rather than fail in a reduction
+        raise ValueError(f"not a results table of dgl_ray: no {', '.join(repr(c) for c in missing)} column in "
+                         f"{parquet} (it has {', '.join(map(str, df.columns[:8]))}{' ...' if len(df.columns) > 8 else ''})")
     return df
 
 
@@ -544,6 +548,10 @@ def load_experiment(path, *, trial_folders_only: bool = False) -> pd.DataFrame:
     df.attrs["trials"] = {k: (None if any(c[k] is None for c in counts) else sum(c[k] for c in counts))
                           for k in counts[0]}
     return _with_provenance(df, loc)
+
+
+# what every row of a results.parquet has (one row per trial per evaluation: which trial, when, what error)
+REQUIRED_RESULT_COLUMNS = ("run", "epoch", "test_error")
 
 
 def _load_parquet_file(loc) -> pd.DataFrame | None:
