@@ -187,6 +187,13 @@ def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, 
     return f[f["lambda"].isin(many)], crit, slowing
 
 
+def _width_notes(cp: pd.DataFrame) -> str:
+    """The reasons, once each, why a critical-point row's logistic width is left empty."""
+    notes = cp.loc[~cp["width_identifiable"].astype(bool), "width_note"].unique() \
+        if "width_identifiable" in cp else []
+    return "".join(f" Logistic {n} (logistic_width left empty)." for n in notes)
+
+
 def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray analysis report",
                  figures: bool = True, source: str | None = None, n_boot: int = 200,
                  echo: bool = False) -> Report:
@@ -244,6 +251,8 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         p = F.save_png(fig, fig_dir / f"{_slug(section)}_{name}.png")
         rep.figures.append(p)
         md.append(f"![{section} {name}](figures/{p.name})\n")
+        if name in F.CAPTIONS:                 # what the marks, bands and colours are
+            md.append(f"_{F.CAPTIONS[name]}_\n")
 
     def runs_note(sub: pd.DataFrame, extra: str = "") -> str:
         n = sub["run"].nunique()
@@ -288,8 +297,10 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
                       f"Hartigan's dip test (bimodal if p < 0.05) and Sarle's coefficient (> 5/9), "
                       f"at the λ with >= {MIN_RUNS_PER_LAMBDA} runs ({many['run'].nunique()} runs).")
             if crit:
-                table(section, "critical_point", T.critical_point(f, n_boot=n_boot),
-                      f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws.")
+                cp = T.critical_point(f, n_boot=n_boot)
+                table(section, "critical_point", cp,
+                      f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws."
+                      + _width_notes(cp))
             if slowing:
                 table(section, "convergence_table", T.convergence_table(f),
                       "Critical slowing: first epoch with error < 0.20 (from each run's history).")
