@@ -288,3 +288,28 @@ def test_the_hysteresis_figure_states_its_statistic_under_it(tmp_path):
     rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
     after = rep.markdown.split("R1_hysteresis_loop.png)")[1].lstrip("\n").split("\n")[0]   # the caption line
     assert "mean ± std" in after and "L ≤ 0.20" in after and "H ≥ 0.40" in after
+
+
+def test_loops_and_checkpoint_sweeps_of_one_family_are_not_pooled(tmp_path):
+    """`hysteresis --mode loop` and `--mode sweep` land in one section: the loop's H leg is up, the
+    sweeps' H leg is down (from collapse); pooled, one H leg coloured and subtracted both wrongly."""
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+    rows = []
+    for seed in range(2):
+        for i, (lam, leg, e) in enumerate([(0.3, "up", 0.6), (0.4, "up", 0.6), (0.4, "down", 0.1),
+                                           (0.3, "down", 0.1)]):
+            rows.append(dict(run=f"loop{seed}", experiment="loop", family="hysteresis", seed=seed,
+                             epoch=i + 1, direction=leg, test_error=e, **{"lambda": lam}))
+        for leg, origin, e in (("up", "ordered", 0.05), ("down", "collapse", 0.9)):
+            for i, lam in enumerate([0.3, 0.4] if leg == "up" else [0.4, 0.3]):
+                rows.append(dict(run=f"{origin}{seed}", experiment="sweep", family="hysteresis", seed=seed,
+                                 epoch=i + 1, direction=leg, origin=origin, test_error=e, **{"lambda": lam}))
+    rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
+    loop = rep.tables["hysteresis/hysteresis_table"]
+    swept = rep.tables["hysteresis/hysteresis_table_from_checkpoints"]
+    assert set(loop["H_leg"]) == {"up"} and set(swept["H_leg"]) == {"down"}
+    assert (loop["gap"] > 0).all() and (swept["gap"] > 0).all()
+    names = {p.name for p in rep.figures}
+    assert {"hysteresis_hysteresis_loop.png", "hysteresis_hysteresis_loop_from_checkpoints.png"} <= names

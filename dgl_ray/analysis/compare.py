@@ -116,7 +116,7 @@ def comparison(df: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str], n
 CAPTIONS = {
     "h_fraction": ("Both sources on one λ axis: the H fraction per λ (error ≥ 0.40 or diverged, over "
                    "runs with a final error) with 95% Wilson CIs; vertical lines: each source's "
-                   "logistic λ_c, its 95% bootstrap CI shaded."),
+                   "critical λ from the logistic fit, its 95% bootstrap CI shaded."),
 }
 
 

@@ -237,7 +237,7 @@ def hysteresis_loop(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_MIN,
                                                 "down_std", "H_leg", "gap", "up_minus_down",
                                                 "n_diverged", "n_missing")]
     groups = list(h.groupby(cells, dropna=False)) if cells else [((), h)]
-    fig, flat = _grid(len(groups), panel_w=4.6 if len(groups) < 3 else PANEL_W, panel_h=3.4,
+    fig, flat = _grid(len(groups), panel_w={1: 6.4, 2: 4.6}.get(len(groups), PANEL_W), panel_h=3.4,
                       extra_h=1.0, max_cols=2 if len(groups) < 3 else MAX_COLS)
     if h.empty:
         _empty(flat[0], "up/down ladders")
@@ -277,8 +277,7 @@ def hysteresis_loop(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_MIN,
                 Line2D([], [], color=PALETTE["L"], ls="--", lw=0.9, label=f"L threshold (error ≤ {L:g})"),
                 Line2D([], [], color=PALETTE["H"], ls="--", lw=0.9, label=f"H threshold (error ≥ {H:g})")]
     _figure_legend(fig, handles, ncols=2)
-    fig.suptitle(f"Hysteresis loop: {HYSTERESIS_STAT} of the error at the end of each λ step",
-                 fontsize=10)
+    fig.suptitle(f"Hysteresis loop: {HYSTERESIS_STAT} of the error per λ step", fontsize=10)
     return fig
 
 
@@ -292,7 +291,7 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.
     cells = [c for c in b.columns if c in T.DEFAULT_AXES]
     groups = list(b.groupby(cells, dropna=False)) if cells else [((), b)]
     many = max((len(g) for _, g in groups), default=1)
-    fig, flat = _grid(len(groups), panel_w=max(PANEL_W, 0.32 * many) if len(groups) == 1 else PANEL_W,
+    fig, flat = _grid(len(groups), panel_w=max(5.6, 0.32 * many) if len(groups) == 1 else PANEL_W,
                       extra_h=0.8)
     if b.empty:
         _empty(flat[0], "runs")
@@ -329,7 +328,7 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.
                Patch(facecolor=PALETTE["missing"], hatch=MISSING_HATCH, edgecolor="#999999",
                      label="no final error (unfinished)"),
                Line2D([], [], color="black", lw=1, marker="|", label="H fraction: 95% Wilson CI")]
-    _figure_legend(fig, handles, ncols=4)
+    _figure_legend(fig, handles, ncols=4 if len(groups) > 1 else 3)   # the legend fits a lone panel
     fig.suptitle("Branch of each run's final error per λ", fontsize=10)
     return fig
 

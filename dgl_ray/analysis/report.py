@@ -251,8 +251,9 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         p = F.save_png(fig, fig_dir / f"{_slug(section)}_{name}.png")
         rep.figures.append(p)
         md.append(f"![{section} {name}](figures/{p.name})\n")
-        if name in F.CAPTIONS:                 # what the marks, bands and colours are
-            md.append(f"_{F.CAPTIONS[name]}_\n")
+        caption = F.CAPTIONS.get(name.replace("_from_checkpoints", ""))
+        if caption:                            # what the marks, bands and colours are
+            md.append(f"_{caption}_\n")
 
     def runs_note(sub: pd.DataFrame, extra: str = "") -> str:
         n = sub["run"].nunique()
@@ -312,13 +313,18 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
             if f["width"].nunique() > 1:
                 figure(section, "finite_size_curves", F.finite_size_curves, f)
         if "hysteresis" in parts:
-            h = parts["hysteresis"]
-            ht = T.hysteresis_table(h, axes=tuple(T.DEFAULT_AXES) + ("experiment",)
-                                    if h["origin"].isna().all() else T.DEFAULT_AXES)
-            table(section, "hysteresis_table", ht,
-                  runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
-                               "leg (H_leg), up_minus_down the signed difference"))
-            figure(section, "hysteresis_loop", F.hysteresis_loop, h)
+            # in-run loops (H leg up) and sweeps from checkpoints (H leg from collapse) each get
+            # their own table and figure: pooled, one H leg would be wrong for the other
+            h_all = parts["hysteresis"]
+            kinds = [(h_all[h_all["origin"].isna()], "", tuple(T.DEFAULT_AXES) + ("experiment",)),
+                     (h_all[h_all["origin"].notna()], "_from_checkpoints", T.DEFAULT_AXES)]
+            kinds = [k for k in kinds if len(k[0])]
+            for h, suffix, axes in kinds:
+                suffix = suffix if len(kinds) > 1 else ""
+                table(section, f"hysteresis_table{suffix}", T.hysteresis_table(h, axes=axes),
+                      runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
+                                   "leg (H_leg), up_minus_down the signed difference"))
+                figure(section, f"hysteresis_loop{suffix}", F.hysteresis_loop, h, axes=axes)
         if "spinodal" in parts:
             sp = parts["spinodal"]
             table(section, "spinodal_table", T.spinodal_table(sp),
