@@ -268,7 +268,7 @@ def test_report_says_why_the_logistic_width_is_not_given(tmp_path):
     rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=20, figures=True)
     cp = rep.tables["S1/critical_point"].iloc[0]
     assert not cp["width_identifiable"] and pd.isna(cp["logistic_width"])
-    assert "Logistic width not identifiable: 1 λ with both L and H runs" in rep.markdown
+    assert "Logistic width not identifiable: 1 mixed λ (needs >= 2)" in rep.markdown
     # every figure that needs it says what its marks are, under it
     assert "_Bars: share of runs per branch" in rep.markdown and "Wilson" in rep.markdown
 

@@ -191,7 +191,9 @@ def _width_notes(cp: pd.DataFrame) -> str:
     """The reasons, once each, why a critical-point row's logistic width is left empty."""
     notes = cp.loc[~cp["width_identifiable"].astype(bool), "width_note"].unique() \
         if "width_identifiable" in cp else []
-    return "".join(f" Logistic {n} (logistic_width left empty)." for n in notes)
+    return "".join(f" Logistic width {n}: a mixed λ holds both L and H runs, and with fewer than two "
+                   "the fit only returns its lower bound (1/20 of the λ step), so logistic_width is "
+                   "left empty." for n in notes)
 
 
 def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray analysis report",

@@ -645,8 +645,7 @@ def width_identifiability(n_mixed: int) -> str:
     runs to its lower bound (1/20 of the step), a number that says nothing about the transition."""
     if n_mixed >= MIN_MIXED_FOR_WIDTH:
         return ""
-    return (f"width not identifiable: {n_mixed} λ with both L and H runs (needs >= "
-            f"{MIN_MIXED_FOR_WIDTH}); the jump is sharper than the λ grid resolves")
+    return f"not identifiable: {n_mixed} mixed λ (needs >= {MIN_MIXED_FOR_WIDTH})"
 
 
 def final_errors_for_fit(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES):
