@@ -219,3 +219,11 @@ def test_compare_overlays_both_sources_on_one_lambda_axis_with_each_lambda_c():
     assert t.loc[2, "lambda_c"] == pytest.approx(t.loc[0, "lambda_c"] - t.loc[1, "lambda_c"])
     assert t.loc[2, "ci_low"] <= t.loc[2, "lambda_c"] <= t.loc[2, "ci_high"]
     assert t.loc[0, "ci_low"] <= t.loc[0, "lambda_c"] <= t.loc[0, "ci_high"]
+
+
+def test_histograms_never_pool_cells_of_a_varying_axis():
+    """Q1 at λ 0.44: all-L at η 0.4 beside all-H at η 0.8 would look like one bimodal λ."""
+    fig = F.error_histograms(_fresh())                       # η 0.4 / width 1 and η 0.8 / width 2
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 6 and all("(n=4)" in t for t in titles)
+    assert "width=1, eta=0.4, λ=0.3 (n=4)" in titles

@@ -335,27 +335,32 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.
 
 def error_histograms(df: pd.DataFrame, *, bins: int = 20, L: float = T.L_MAX,
                      H: float = T.H_MIN) -> Figure:
-    """One histogram of final errors per λ, bars coloured by the branch of their bin (trap bins dark),
-    the L and H thresholds dashed."""
+    """One histogram of final errors per λ and varying-axis cell (η, width, ...: cells are never
+    pooled, an L cell beside an H cell would look bimodal), bars coloured by the branch of their bin
+    (trap bins dark), the L and H thresholds dashed."""
     f = final_rows(df, ["run"])
-    lams = sorted(f["lambda"].dropna().unique())
-    fig, flat = _grid(len(lams), panel_h=2.3, extra_h=0.6)
-    if not lams:
+    cells = T.varying_axes(f)
+    panels = [(dict(zip(cells + ["lambda"], k if isinstance(k, tuple) else (k,))), g)
+              for k, g in (f.dropna(subset=["lambda"]).groupby(cells + ["lambda"], dropna=False)
+                           if len(f) else [])]
+    fig, flat = _grid(len(panels), panel_h=2.3, extra_h=0.6)
+    if not panels:
         _empty(flat[0], "final errors")
     edges = np.linspace(0, 1, bins + 1)
     mids = (edges[:-1] + edges[1:]) / 2
     colors = [PALETTE["T" if m >= T.T_MIN else _branch(m, L, H)] for m in mids]
-    for ax, lam in zip(flat, lams):
-        e = f.loc[f["lambda"] == lam, "test_error"].dropna()
+    for ax, (key, g) in zip(flat, panels):
+        e = g["test_error"].dropna()
         counts, _ = np.histogram(e, bins=edges)
         ax.bar(mids, counts, width=np.diff(edges), color=colors, edgecolor="white", lw=0.3)
         _threshold_lines(ax, L, H, vertical=True, labels=False)
-        ax.set_title(f"λ={lam:g} (n={len(e)})", fontsize=9)
+        cell = ", ".join(f"{c}={fmt_value(v)}" for c, v in key.items() if c != "lambda")
+        ax.set_title((f"{cell}, " if cell else "") + f"λ={key['lambda']:g} (n={len(e)})", fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_xlabel("final " + ERROR_LABEL, fontsize=7)
         ax.set_ylabel("runs", fontsize=7)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))   # counts of runs: no 2.5 runs
-    if lams:
+    if panels:
         fig.suptitle(f"Final test error per λ, {_runs_word(f['run'].nunique())}; dashed: "
                      f"L ≤ {L:g} (blue), H ≥ {H:g} (red)", fontsize=10)
     return fig
