@@ -127,7 +127,8 @@ def append_comparison(rep, df: pd.DataFrame, other: pd.DataFrame, labels: tuple[
     from .report import to_markdown
     md = [f"\n## Comparison: {labels[0]} beside {labels[1]}\n",
           f"{labels[0]}: {df['run'].nunique()} runs; {labels[1]}: {other['run'].nunique()} runs. "
-          "Each table has both (``source`` first); each figure draws both side by side.\n"]
+          "Each table has both (``source`` first); P(H | λ) of both shares one axis; the other figures "
+          "draw both, side by side or one above the other.\n"]
     fig_dir = Path(rep.path).parent / "figures"
     made = 0
     for kind, name, table, fig in comparison(df, other, labels, n_boot=n_boot):
