@@ -165,3 +165,18 @@ def test_html_renders_in_a_headless_browser(tmp_path, capsys):
     ink = (img.mean(axis=2) < 0.9).mean()                   # share of non-white pixels
     colours = len(np.unique((img * 255).astype(np.uint8).reshape(-1, 3), axis=0))
     assert 0.02 < ink < 0.9 and colours > 50                 # text, tables and embedded figures drawn
+
+
+def test_compare_puts_both_sources_on_one_h_fraction_axis_and_compares_lambda_c(tmp_path, capsys):
+    new = write_fake_sweep(tmp_path / "s", name="digits", lambdas=(0.3, 0.4, 0.45, 0.5, 0.6), seeds=range(6),
+                           epochs=3, lambda_c=0.45)
+    old = write_fake_sweep(tmp_path / "a", name="paper", lambdas=(0.45, 0.5, 0.55, 0.6), seeds=range(6),
+                           epochs=3, lambda_c=0.55)
+    out = tmp_path / "rep"
+    rc, cap = _report([new, "--compare", old, "--out", out, "--n-boot", "30", "--quiet"], capsys)
+    assert rc == 0, cap.err
+    md = (out / "report.md").read_text()
+    lc = md.split("### lambda_c (fresh runs)")[1].split("###")[0]
+    assert "| digits |" in lc and "| paper |" in lc and "| difference (digits − paper) |" in lc
+    assert (out / "figures" / "compare_h_fraction.png").stat().st_size > 2000
+    assert md.index("compare_h_fraction.png") < md.index("compare_coexistence_map.png")   # the overlay first

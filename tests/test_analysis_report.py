@@ -252,3 +252,64 @@ def test_lifetime_preparation_runs_are_not_timed_for_critical_slowing(tmp_path):
     assert "lifetime/convergence_table" not in rep.tables
     assert "convergence_table: no evaluation outside an init phase" in rep.markdown
     assert rep.tables["lifetime/survival_table"].iloc[0]["n"] == 2
+
+
+def test_report_says_why_the_logistic_width_is_not_given(tmp_path):
+    """One mixed λ (the digits coexistence sweep): the width is empty and the report says why."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+    rows = []
+    for lam, n_high in ((0.35, 0), (0.40, 0), (0.45, 3), (0.50, 6), (0.55, 6)):
+        rows += [dict(run=f"{lam}-{i}", seed=i, epoch=1, status="completed", family="S1",
+                      test_error=0.85 if i < n_high else 0.1, **{"lambda": lam}) for i in range(6)]
+    rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=20, figures=True)
+    cp = rep.tables["S1/critical_point"].iloc[0]
+    assert not cp["width_identifiable"] and pd.isna(cp["logistic_width"])
+    assert "Logistic width not identifiable: 1 mixed λ (needs >= 2)" in rep.markdown
+    # every figure that needs it says what its marks are, under it
+    assert "_Bars: share of runs per branch" in rep.markdown and "Wilson" in rep.markdown
+
+
+def test_the_hysteresis_figure_states_its_statistic_under_it(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+    rows = []
+    for seed in range(3):
+        for i, (lam, leg, e) in enumerate([(0.2, "up", 0.6), (0.4, "up", 0.5), (0.4, "down", 0.3),
+                                           (0.2, "down", 0.15)]):
+            rows.append(dict(run=f"loop{seed}", experiment="R1", family="R1", seed=seed, epoch=i + 1,
+                             direction=leg, test_error=e + 0.01 * seed, **{"lambda": lam}))
+    rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
+    after = rep.markdown.split("R1_hysteresis_loop.png)")[1].lstrip("\n").split("\n")[0]   # the caption line
+    assert "mean ± std" in after and "L ≤ 0.20" in after and "H ≥ 0.40" in after
+
+
+def test_loops_and_checkpoint_sweeps_of_one_family_are_not_pooled(tmp_path):
+    """`hysteresis --mode loop` and `--mode sweep` land in one section: the loop's H leg is up, the
+    sweeps' H leg is down (from collapse); pooled, one H leg coloured and subtracted both wrongly."""
+    import pandas as pd
+
+    from dgl_ray.analysis import build_report, normalise
+    rows = []
+    for seed in range(2):
+        for i, (lam, leg, e) in enumerate([(0.3, "up", 0.6), (0.4, "up", 0.6), (0.4, "down", 0.1),
+                                           (0.3, "down", 0.1)]):
+            rows.append(dict(run=f"loop{seed}", experiment="loop", family="hysteresis", seed=seed,
+                             epoch=i + 1, direction=leg, test_error=e, **{"lambda": lam}))
+        for leg, origin, e in (("up", "ordered", 0.05), ("down", "collapse", 0.9)):
+            for i, lam in enumerate([0.3, 0.4] if leg == "up" else [0.4, 0.3]):
+                rows.append(dict(run=f"{origin}{seed}", experiment="sweep", family="hysteresis", seed=seed,
+                                 epoch=i + 1, direction=leg, origin=origin, test_error=e, **{"lambda": lam}))
+    rep = build_report(normalise(pd.DataFrame(rows)), tmp_path / "r", n_boot=10)
+    loop = rep.tables["hysteresis/hysteresis_table"]
+    swept = rep.tables["hysteresis/hysteresis_table_from_checkpoints"]
+    assert set(loop["H_leg"]) == {"up"} and set(swept["H_leg"]) == {"down"}
+    assert (loop["gap"] > 0).all() and (swept["gap"] > 0).all()
+    names = {p.name for p in rep.figures}
+    assert {"hysteresis_hysteresis_loop.png", "hysteresis_hysteresis_loop_from_checkpoints.png"} <= names

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if other is not None:
         from .compare import append_comparison, labels_for
         append_comparison(rep, df, other, labels_for(path, args.compare),
-                          figures=not args.no_figures, echo=not args.quiet)
+                          figures=not args.no_figures, echo=not args.quiet, n_boot=args.n_boot)
     if not args.no_html:
         from .html import write_html
         print(f"wrote {write_html(rep.path)} (self-contained: figures embedded)")

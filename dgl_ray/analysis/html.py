@@ -7,7 +7,7 @@ opens the same from a mail attachment, a laptop or a cluster's file browser.
 
 Check it renders (a headless browser, where one is installed)::
 
-    chromium --headless --screenshot=report.png --window-size=1400,2000 file://$PWD/report.html
+    chromium --headless --no-sandbox --disable-gpu --screenshot=report.png --window-size=1280,4000 file://$PWD/report.html
 """
 from __future__ import annotations
 

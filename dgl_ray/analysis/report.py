@@ -187,6 +187,15 @@ def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, 
     return f[f["lambda"].isin(many)], crit, slowing
 
 
+def _width_notes(cp: pd.DataFrame) -> str:
+    """The reasons, once each, why a critical-point row's logistic width is left empty."""
+    notes = cp.loc[~cp["width_identifiable"].astype(bool), "width_note"].unique() \
+        if "width_identifiable" in cp else []
+    return "".join(f" Logistic width {n}: a mixed λ holds both L and H runs, and with fewer than two "
+                   "the fit only returns its lower bound (1/20 of the λ step), so logistic_width is "
+                   "left empty." for n in notes)
+
+
 def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray analysis report",
                  figures: bool = True, source: str | None = None, n_boot: int = 200,
                  echo: bool = False) -> Report:
@@ -249,6 +258,9 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         p = F.save_png(fig, fig_dir / f"{_slug(section)}_{name}.png")
         rep.figures.append(p)
         md.append(f"![{section} {name}](figures/{p.name})\n")
+        caption = F.CAPTIONS.get(name.replace("_from_checkpoints", ""))
+        if caption:                            # what the marks, bands and colours are
+            md.append(f"_{caption}_\n")
 
     def runs_note(sub: pd.DataFrame, extra: str = "") -> str:
         n = sub["run"].nunique()
@@ -293,8 +305,10 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
                       f"Hartigan's dip test (bimodal if p < 0.05) and Sarle's coefficient (> 5/9), "
                       f"at the λ with >= {MIN_RUNS_PER_LAMBDA} runs ({many['run'].nunique()} runs).")
             if crit:
-                table(section, "critical_point", T.critical_point(f, n_boot=n_boot),
-                      f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws.")
+                cp = T.critical_point(f, n_boot=n_boot)
+                table(section, "critical_point", cp,
+                      f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws."
+                      + _width_notes(cp))
             if slowing:
                 table(section, "convergence_table", T.convergence_table(f),
                       "Critical slowing: first epoch with error < 0.20 (from each run's history).")
@@ -306,13 +320,18 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
             if f["width"].nunique() > 1:
                 figure(section, "finite_size_curves", F.finite_size_curves, f)
         if "hysteresis" in parts:
-            h = parts["hysteresis"]
-            ht = T.hysteresis_table(h, axes=tuple(T.DEFAULT_AXES) + ("experiment",)
-                                    if h["origin"].isna().all() else T.DEFAULT_AXES)
-            table(section, "hysteresis_table", ht,
-                  runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
-                               "leg (H_leg), up_minus_down the signed difference"))
-            figure(section, "hysteresis_loop", F.hysteresis_loop, h)
+            # in-run loops (H leg up) and sweeps from checkpoints (H leg from collapse) each get
+            # their own table and figure: pooled, one H leg would be wrong for the other
+            h_all = parts["hysteresis"]
+            kinds = [(h_all[h_all["origin"].isna()], "", tuple(T.DEFAULT_AXES) + ("experiment",)),
+                     (h_all[h_all["origin"].notna()], "_from_checkpoints", T.DEFAULT_AXES)]
+            kinds = [k for k in kinds if len(k[0])]
+            for h, suffix, axes in kinds:
+                suffix = suffix if len(kinds) > 1 else ""
+                table(section, f"hysteresis_table{suffix}", T.hysteresis_table(h, axes=axes),
+                      runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
+                                   "leg (H_leg), up_minus_down the signed difference"))
+                figure(section, f"hysteresis_loop{suffix}", F.hysteresis_loop, h, axes=axes)
         if "spinodal" in parts:
             sp = parts["spinodal"]
             table(section, "spinodal_table", T.spinodal_table(sp),

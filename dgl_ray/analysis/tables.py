@@ -670,6 +670,60 @@ def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
     return float(peak), float(x0), float(w)
 
 
+MIN_MIXED_FOR_WIDTH = 2   # a logistic width needs >= 2 λ where both L and H runs occur
+
+
+def _n_mixed(lam: np.ndarray, err: np.ndarray, H: float) -> int:
+    """How many λ have both runs below and at or above ``H`` (0 < H fraction < 1)."""
+    levels, inv = np.unique(lam, return_inverse=True)
+    high = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
+    n = np.bincount(inv, minlength=len(levels))
+    return int(((high > 0) & (high < n)).sum())
+
+
+def width_identifiability(n_mixed: int) -> str:
+    """Why the logistic width cannot be estimated from a sweep with ``n_mixed`` mixed λ ('' if it can).
+
+    With one mixed λ (or none), any width below the grid step fits the data about as well: the fit
+    runs to its lower bound (1/20 of the step), a number that says nothing about the transition."""
+    if n_mixed >= MIN_MIXED_FOR_WIDTH:
+        return ""
+    return f"not identifiable: {n_mixed} mixed λ (needs >= {MIN_MIXED_FOR_WIDTH})"
+
+
+def final_errors_for_fit(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES):
+    """(per-run final rows with ``_e``, the varying axes, the runs that cannot be placed).
+
+    ``_e`` is the final error with diverged runs as 1.0 (a diverged model has lost the task);
+    runs without a final error (never evaluated, unfinished) or without λ are returned apart."""
+    f = final_rows(df, ["run"])
+    f = f.assign(_e=f["test_error"].where(~_diverged(f), 1.0))
+    keys = varying_axes(f, axes)
+    missing = f[f["_e"].isna() | f["lambda"].isna()]
+    return f.dropna(subset=["_e", "lambda"]), keys, missing
+
+
+def bootstrap_estimates(lam: np.ndarray, err: np.ndarray, H: float, ddof: int, n_boot: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` × 3 draws of :func:`_estimates` (std peak, λ_c, width), resampling runs within λ."""
+    idx_by = [np.flatnonzero(lam == v) for v in np.unique(lam)]
+    boots = [_estimates(lam[idx], err[idx], H, ddof)
+             for idx in (np.concatenate([rng.choice(ix, size=len(ix), replace=True) for ix in idx_by])
+                         for _ in range(n_boot))]
+    return np.array(boots) if boots else np.full((0, 3), np.nan)
+
+
+def percentile_ci(draws: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of the finite draws (NaN, NaN when there are none)."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        return np.nan, np.nan
+    a = (1 - ci) / 2
+    lo, hi = np.quantile(draws, [a, 1 - a])
+    return float(lo), float(hi)
+
+
 def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci: float = 0.95,
                    ddof: int = 1, seed: int = 0,
                    axes: Iterable[str] = DEFAULT_AXES) -> pd.DataFrame:
@@ -682,34 +736,29 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     Uses each run's final error; diverged runs count as H (a diverged model has lost the task).
     Returns one row per varying-axis cell: ``lambda_c_var``, ``var_ci_low``, ``var_ci_high``,
     ``lambda_c_logistic``, ``logistic_width``, ``logistic_ci_low``, ``logistic_ci_high``,
-    ``n_runs``, ``n_lambda``, ``n_missing`` (runs of the cell without a final error or λ, not used).
+    ``width_ci_low``, ``width_ci_high``, ``n_mixed`` (λ with both L and H runs),
+    ``width_identifiable`` and ``width_note`` (with fewer than 2 mixed λ the width is NaN and the
+    note says why: the fit would only return its lower bound), ``n_runs``, ``n_lambda``,
+    ``n_missing`` (runs of the cell without a final error or λ, not used).
     """
-    f = final_rows(df, ["run"])
-    f = f.assign(_e=f["test_error"].where(~_diverged(f), 1.0))
-    keys = varying_axes(f, axes)
-    # runs without a final error (never evaluated) or without λ cannot be placed: counted per cell
-    missing = f[f["_e"].isna() | f["lambda"].isna()]
-    f = f.dropna(subset=["_e", "lambda"])
+    f, keys, missing = final_errors_for_fit(df, axes)
     rng = np.random.default_rng(seed)
     rows = []
     for k, g in _groups(f, keys):
         lam = g["lambda"].to_numpy(dtype=float)
         err = g["_e"].to_numpy(dtype=float)
         peak, x0, w = _estimates(lam, err, H, ddof)
-        idx_by = [np.flatnonzero(lam == v) for v in np.unique(lam)]
-        boots = []
-        for _ in range(n_boot):
-            idx = np.concatenate([rng.choice(ix, size=len(ix), replace=True) for ix in idx_by])
-            boots.append(_estimates(lam[idx], err[idx], H, ddof)[:2])
-        b = np.array(boots) if boots else np.full((0, 2), np.nan)
-        a = (1 - ci) / 2
-        q = lambda col: (np.nanquantile(b[:, col], [a, 1 - a]) if len(b) and
-                         np.isfinite(b[:, col]).any() else [np.nan, np.nan])
-        (vl, vh), (ll, lh) = q(0), q(1)
+        b = bootstrap_estimates(lam, err, H, ddof, n_boot, rng)
+        (vl, vh), (ll, lh) = percentile_ci(b[:, 0], ci), percentile_ci(b[:, 1], ci)
+        n_mixed = _n_mixed(lam, err, H)
+        note = width_identifiability(n_mixed)
+        wl, wh = percentile_ci(b[:, 2], ci) if not note else (np.nan, np.nan)
         rec = dict(zip(keys, k))
         rec.update(lambda_c_var=peak, var_ci_low=vl, var_ci_high=vh, lambda_c_logistic=x0,
-                   logistic_width=w, logistic_ci_low=ll, logistic_ci_high=lh, n_runs=len(g),
-                   n_lambda=len(idx_by), n_missing=_count_cell(missing, keys, k))
+                   logistic_width=w if not note else np.nan, logistic_ci_low=ll,
+                   logistic_ci_high=lh, width_ci_low=wl, width_ci_high=wh, n_mixed=n_mixed,
+                   width_identifiable=not note, width_note=note, n_runs=len(g),
+                   n_lambda=len(np.unique(lam)), n_missing=_count_cell(missing, keys, k))
         rows.append(rec)
     return pd.DataFrame(rows)
 
