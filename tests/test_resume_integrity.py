@@ -247,3 +247,17 @@ def test_real_truncated_tune_state_stops_resume(tmp_path):
     assert "\n" not in r.stderr.strip() and "Started a local Ray instance" not in r.stdout + r.stderr
     after = {p.relative_to(exp): p.read_bytes() for p in exp.rglob("*") if p.is_file()}
     assert after == before and len(parquet(tmp_path, "x")) == 6
+
+
+def test_a_newer_checkpoint_is_tried_when_the_one_tunes_state_names_is_gone(tmp_path):
+    """A driver SIGKILLed after Tune's keep-N removed checkpoint_000000 (its new checkpoint_000001 written)
+    but before Tune saved the state naming the new one: the restored trial reads checkpoint_000001, not an
+    error row (seen in test_sigkill_driver_then_resume under load)."""
+    from ray import tune
+    from dgl_ray.tune.trainable import _checkpoints_to_try
+    trial = tmp_path / "trial"
+    for name in ("checkpoint_000001", "checkpoint_000003", "checkpoint_000000"):   # 000000: re-made empty
+        (trial / name).mkdir(parents=True)
+    restored = tune.Checkpoint(path=str(trial / "checkpoint_000002"))
+    order = [os.path.basename(c.path) for c in _checkpoints_to_try(restored)]
+    assert order == ["checkpoint_000002", "checkpoint_000003", "checkpoint_000001", "checkpoint_000000"]

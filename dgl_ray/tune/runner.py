@@ -556,7 +556,9 @@ def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
             fs.create_dir(ck, recursive=True)
             marked.append(ck)
     if marked:
-        print(f"note: {len(marked)} trial checkpoint(s) are gone (their trial folder was deleted?): "
+        print(f"note: {len(marked)} trial checkpoint(s) named by Tune's state are gone (removed by --keep-checkpoints "
+              f"after a newer one, or with their trial folder); such a trial goes on from its newest checkpoint "
+              f"that reads: "
               f"{marked[0]}{' ...' if len(marked) > 1 else ''}", file=sys.stderr, flush=True)
     return marked
 

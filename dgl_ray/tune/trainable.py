@@ -269,7 +269,7 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
             continue
         if first_error is not None:
             import sys
-            print(f"warning: {first_error}; continuing from the older checkpoint {c.path!r} "
+            print(f"warning: {first_error}; continuing from the checkpoint {c.path!r} "
                   f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
         return trials
     import sys
@@ -281,8 +281,10 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
 
 
 def _checkpoints_to_try(restored):
-    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it with a lower index, newest
-    first (Tune's own checkpoint folder names; read through the checkpoint's own filesystem)."""
+    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it, newest first (Tune's own
+    checkpoint folder names; read through the checkpoint's own filesystem). A newer one comes first when
+    ``restored`` does not read: a driver killed after Tune's keep-N deleted the checkpoint its last saved
+    state names, but before it saved the state naming the new one, leaves exactly that."""
     import re
     import pyarrow.fs as pafs
     from ray import tune
@@ -292,9 +294,9 @@ def _checkpoints_to_try(restored):
         infos = restored.filesystem.get_file_info(pafs.FileSelector(parent))
     except Exception:  # noqa: BLE001 - no listing, no fallback: the first error stands
         return
-    older = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
-                    and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name < name), reverse=True)
-    for n in older:
+    others = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
+                     and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name != name), reverse=True)
+    for n in others:
         yield tune.Checkpoint(path=f"{parent}/{n}", filesystem=restored.filesystem)
 
 
