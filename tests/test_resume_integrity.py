@@ -260,4 +260,4 @@ def test_a_newer_checkpoint_is_tried_when_the_one_tunes_state_names_is_gone(tmp_
         (trial / name).mkdir(parents=True)
     restored = tune.Checkpoint(path=str(trial / "checkpoint_000002"))
     order = [os.path.basename(c.path) for c in _checkpoints_to_try(restored)]
-    assert order == ["checkpoint_000002", "checkpoint_000003", "checkpoint_000001", "checkpoint_000000"]
+    assert order == ["checkpoint_000002", "checkpoint_000001", "checkpoint_000000", "checkpoint_000003"]

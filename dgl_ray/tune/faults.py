@@ -80,12 +80,21 @@ def signals_held():
         yield
         return
     got = []
-    old = {sig: signal.signal(sig, lambda signum, frame: got.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda signum, frame: got.append(signum)) for sig in held}
+    set_handler = signal.signal
+
+    def keep_recording(sig, handler):
+        # ray.init installs a SIGTERM handler that calls sys.exit; raised inside a logging lock's release
+        # it was "ignored" and the signal lost (seen under load): ours stay until ray.init returns
+        return signal.getsignal(sig) if sig in held else set_handler(sig, handler)
+    signal.signal = keep_recording
     try:
         yield
-    except SystemExit:              # Ray's own SIGTERM handler ran (sys.exit): the signal is ours to end by
+    except SystemExit:              # a SIGTERM handler of Ray's ran anyway (sys.exit): ours to end by
         got.append(signal.SIGTERM)
     finally:
+        signal.signal = set_handler
         for sig, h in old.items():
             signal.signal(sig, h)
     if got:

@@ -269,7 +269,8 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
             continue
         if first_error is not None:
             import sys
-            print(f"warning: {first_error}; continuing from the checkpoint {c.path!r} "
+            which = "older" if os.path.basename(c.path) < os.path.basename(restored.path.rstrip("/")) else "newer"
+            print(f"warning: {first_error}; continuing from the {which} checkpoint {c.path!r} "
                   f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
         return trials
     import sys
@@ -281,10 +282,11 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
 
 
 def _checkpoints_to_try(restored):
-    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it, newest first (Tune's own
-    checkpoint folder names; read through the checkpoint's own filesystem). A newer one comes first when
-    ``restored`` does not read: a driver killed after Tune's keep-N deleted the checkpoint its last saved
-    state names, but before it saved the state naming the new one, leaves exactly that."""
+    """``restored``, then the other ``checkpoint_NNNNNN`` folders beside it with a lower index, newest
+    first, then those with a higher index, oldest first (Tune's own checkpoint folder names; read through
+    the checkpoint's own filesystem). A newer one is the only one left when a driver was killed after
+    Tune's keep-N deleted the checkpoint its last saved state names, but before it saved the state naming
+    the new one."""
     import re
     import pyarrow.fs as pafs
     from ray import tune
@@ -294,9 +296,9 @@ def _checkpoints_to_try(restored):
         infos = restored.filesystem.get_file_info(pafs.FileSelector(parent))
     except Exception:  # noqa: BLE001 - no listing, no fallback: the first error stands
         return
-    others = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
-                     and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name != name), reverse=True)
-    for n in others:
+    others = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                    and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name != name)
+    for n in [o for o in reversed(others) if o < name] + [o for o in others if o > name]:
         yield tune.Checkpoint(path=f"{parent}/{n}", filesystem=restored.filesystem)
 
 
