@@ -71,3 +71,27 @@ def test_node_removed_mid_sweep_loses_no_trial(tmp_path, two_nodes, capfd):
     assert "Traceback" not in text, text
     print(f"{len(failed)} trial(s) lost with the node and re-ran from their checkpoints")
     assert len(f) == 8 and (f["status"] == "completed").all() and not f.duplicated(["lambda", "seed"]).any()
+
+
+def test_a_trial_no_node_can_hold_ends_the_sweep_naming_the_resource(tmp_path, two_nodes, capsys):
+    """Issue 21 item 5: --gpus-per-trial on a cluster without GPUs (and more CPUs than its largest node) waited
+    forever with Tune's 60 s warning; now a one-line error, exit 2, before any trial. --wait-for-nodes
+    (an autoscaling cluster) keeps waiting, said once."""
+    import ray
+    from dgl_ray.errors import ConfigError
+    from dgl_ray.tune.runner import check_cluster_resources
+    cluster, _ = two_nodes
+    rc = run_family("coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3", "--n", "1",
+                    "--epochs", "1", "--gpus-per-trial", "1", "--cpus-per-trial", "2")
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    line = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert len(line) == 1 and "--cpus-per-trial=2 but the largest node" in line[0], err
+    assert "--gpus-per-trial=1 but the largest node of the Ray cluster" in line[0] and "0 GPU(s)" in line[0]
+    assert "--wait-for-nodes" in line[0]
+    assert not (tmp_path / "coexistence" / "results.parquet").exists()
+    ray.init(address=cluster.address)
+    check_cluster_resources(1, 1, cluster.address, wait_for_nodes=True)          # said, not refused
+    assert "trials wait for nodes that have them (--wait-for-nodes)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--gpus-per-trial=0.5 but"):
+        check_cluster_resources(1, 0.5, cluster.address)

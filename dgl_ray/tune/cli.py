@@ -124,6 +124,9 @@ def common_parser(module) -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue the sweep <storage>/<name>")
     r.add_argument("--retry-errored", action="store_true",
                    help="with --resume: run errored trials again (from their last checkpoint that reads, else from epoch 0)")
+    r.add_argument("--wait-for-nodes", action="store_true",
+                   help="with --address: if no node has the CPUs/GPUs a trial asks for, wait for an autoscaler to "
+                        "add one (default: a one-line error, exit 2)")
     r.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
     r.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial, from its last checkpoint")
     r.add_argument("--cpus-per-trial", type=float, default=1)
@@ -273,7 +276,7 @@ def parse(module, argv) -> argparse.Namespace:
 # --mlflow/--wandb/--tensorboard would be silently ignored; the manifest check names it instead.)
 RUN_OPTIONS = ("storage", "name", "address", "resume", "max_concurrent", "max_failures", "cpus_per_trial",
                "gpus_per_trial", "num_cpus", "progress_interval", "dry_run", "config", "keep_checkpoints",
-               "help", "storage_warn_gb", "dashboard", "retry_errored")
+               "help", "storage_warn_gb", "dashboard", "retry_errored", "wait_for_nodes")
 
 
 def plan_options(parser: argparse.ArgumentParser, opts) -> dict:

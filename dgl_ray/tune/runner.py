@@ -122,7 +122,7 @@ def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
 
 
 def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1,
-             dashboard: bool = False) -> None:
+             dashboard: bool = False, gpus_per_trial: float = 0, wait_for_nodes: bool = False) -> None:
     import ray
     from . import faults
     faults.set_phase("starting Ray")
@@ -139,24 +139,37 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
             ctx = ray.init(address=address, **kw)
         else:   # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
             ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
-    if address:         # (a local instance's CPUs were checked before it started: tune.cli.check_cpus)
-        check_cluster_cpus(cpus_per_trial)
+    if address:         # (a local instance's CPUs and GPUs were checked before it started: tune.cli)
+        check_cluster_resources(cpus_per_trial, gpus_per_trial, address, wait_for_nodes)
     if dashboard:
         from .trackers import print_dashboard
         print_dashboard(ctx)
 
 
-def check_cluster_cpus(cpus_per_trial: float) -> None:
-    """No node of the cluster just joined has the CPUs a trial asks for: the sweep would wait forever
-    (Tune only warns every 60 s), so it ends now, naming the resource."""
+def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float, address: str,
+                            wait_for_nodes: bool = False) -> None:
+    """No node of the cluster just joined has the CPUs or GPUs a trial asks for: the sweep would wait
+    forever (Tune only warns every 60 s), so it ends now, naming the resource; with ``wait_for_nodes``
+    (an autoscaling cluster that adds such nodes on demand) it says so once and goes on."""
     import ray
     from ..errors import ConfigError
-    nodes = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-    if nodes and max(nodes) < cpus_per_trial:
-        ray.shutdown()
-        raise ConfigError(f"--cpus-per-trial={cpus_per_trial:g} but the largest node of the Ray cluster has "
-                          f"{max(nodes):g} CPU(s): no trial could ever start; ask for at most {max(nodes):g}")
-
+    alive = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if not alive:
+        return
+    short = []
+    for what, asked, flag in (("CPU", cpus_per_trial, "--cpus-per-trial"), ("GPU", gpus_per_trial, "--gpus-per-trial")):
+        most = max(r.get(what, 0) for r in alive)
+        if asked > 0 and most < asked:
+            short.append(f"{flag}={asked:g} but the largest node of the Ray cluster at {address} has {most:g} {what}(s)")
+    if not short:
+        return
+    if wait_for_nodes:
+        print(f"warning: {'; '.join(short)}; trials wait for nodes that have them (--wait-for-nodes)",
+              file=sys.stderr, flush=True)
+        return
+    ray.shutdown()
+    raise ConfigError(f"{'; '.join(short)}: no trial could ever start; ask for less, or add --wait-for-nodes "
+                      f"on a cluster that adds such nodes itself (an autoscaler)")
 
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
     """(run id, checkpoint file) pairs of a trial folder's last checkpoint: one for a single trial,
@@ -572,15 +585,10 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
     init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial,
-             dashboard=getattr(opts, "dashboard", False))
+             dashboard=getattr(opts, "dashboard", False), gpus_per_trial=opts.gpus_per_trial,
+             wait_for_nodes=getattr(opts, "wait_for_nodes", False))
     from .trackers import tracker_callbacks
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
-    if opts.gpus_per_trial > 0 and opts.address:
-        import ray
-        have = ray.cluster_resources().get("GPU", 0)
-        if have < opts.gpus_per_trial:    # an autoscaler may still add GPU nodes: say so, do not refuse
-            print(f"warning: --gpus-per-trial={opts.gpus_per_trial:g} but the cluster at {opts.address} has "
-                  f"{have:g} GPU(s) now; trials wait until GPU nodes join", file=sys.stderr, flush=True)
     retry = bool(getattr(opts, "retry_errored", False))
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
     total = getattr(spec.searcher, "size", 0)
