@@ -95,3 +95,65 @@ def test_a_trial_no_node_can_hold_ends_the_sweep_naming_the_resource(tmp_path, t
     assert "trials wait for nodes that have them (--wait-for-nodes)" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--gpus-per-trial=0.5 but"):
         check_cluster_resources(1, 0.5, cluster.address)
+
+
+@pytest.mark.slow
+def test_a_killed_raylet_is_one_line_and_lost_with_its_node_in_the_summary(tmp_path):
+    """Issue 17 item 7 on a real `ray start` cluster: SIGKILL of the worker's raylet mid-sweep. Its Tune trial
+    resumes on the head; the driver's output holds no state dump of Ray's (its raylet notice is one line,
+    the whole text in dgl_driver.log) and the summary says the trial was lost with its node."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from tests._sweep_helpers import ROOT
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    import tempfile
+    temp = tempfile.mkdtemp(prefix="rk", dir="/tmp")   # its own temp dir (short: Ray's socket paths ≤ 107 bytes)
+
+    def raylets():
+        out = subprocess.run(["pgrep", "-f", f"raylet.*{temp}"], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={temp}",
+                    "--include-dashboard=false"], env=env, check=True, capture_output=True)
+    head = raylets()
+    subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"], env=env, check=True,
+                   capture_output=True)
+    worker = [p for p in raylets() if p not in head]
+    assert len(head) == 1 and len(worker) == 1
+    cmd = [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--address", f"127.0.0.1:{port}", "--lambdas",
+           "0.3,0.6", "--n", "4", "--epochs", "100", "--group-size", "2", "--storage", str(tmp_path / "s"),
+           "--name", "killed", "--checkpoint-every", "1", "--progress-interval", "5"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        exp = tmp_path / "s" / "killed"
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(exp.glob("*/checkpoint_000002")):
+            time.sleep(0.2)
+        os.kill(worker[0], signal.SIGKILL)
+        out, _ = p.communicate(timeout=400)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        pids = subprocess.run(["pgrep", "-f", temp], capture_output=True, text=True).stdout.split()
+        for pid in map(int, pids):           # what this test started, by PID (never `ray stop`)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        import shutil
+        shutil.rmtree(temp, ignore_errors=True)
+    assert p.returncode == 0, out[-4000:]
+    assert "[state-dump]" not in out and "Traceback" not in out, out[-4000:]
+    notice = [l for l in out.splitlines() if "(raylet) Raylet is terminated" in l]
+    assert notice and all("dgl_driver.log" in l for l in notice), out[-4000:]
+    assert "[state-dump]" in (exp / "dgl_driver.log").read_text()
+    assert any(l.startswith("1 Tune trial lost with its node, resumed from epoch") for l in out.splitlines()), out[-4000:]
+    f = finals(parquet(tmp_path / "s", "killed"))
+    assert len(f) == 8 and (f["status"] == "completed").all()

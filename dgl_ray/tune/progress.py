@@ -93,7 +93,9 @@ class ProgressLine(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         """Tune retries a failed trial (from its last checkpoint): one line, counted for the summary."""
         cause = fault_cause(trial)
-        self.retried.setdefault(trial.trial_id, []).append([cause, None])
+        # the node it ran on, asked again for the summary: a killed raylet's node is marked dead only
+        # after Ray's health checks (~30 s), when the retry has long been announced
+        self.retried.setdefault(trial.trial_id, []).append([cause, None, _node_of(getattr(trial, "last_result", None))])
         where = f"; full error in {error_path(trial)}" if getattr(trial, "error_file", None) else ""
         self._say(f"Tune trial {trial.trial_id} {cause}; retrying from its last checkpoint{where}")
 
@@ -112,7 +114,9 @@ class ProgressLine(Callback):
         """One summary line per kind of fault: how many Tune trials, from which epochs they resumed."""
         by_cause: dict = {}
         for faults in self.retried.values():
-            for cause, epoch in faults:
+            for cause, epoch, *node in faults:      # (entries of older sweeps have no node)
+                if cause != "lost with its node" and node and _node_is_dead(node[0]):
+                    cause = "lost with its node"
                 by_cause.setdefault(cause, []).append(epoch)
         lines = []
         for cause, epochs in by_cause.items():
@@ -219,8 +223,27 @@ def fault_cause(trial) -> str:
         pass
     if "node has died" in text or "NodeDiedError" in text or "node was terminated" in text:
         return "lost with its node"
+    if _node_is_dead(_node_of(getattr(trial, "last_result", None))):
+        return "lost with its node"       # a raylet killed: the actor's error only says "Socket closed"
     kind = _exception_type(text)
     return f"failed ({kind})" if kind else "failed"
+
+
+def _node_of(result) -> str | None:
+    """The Ray node a Tune trial last reported from (the trainable's ``node_id``; a packed trial's is
+    among the fields its members share)."""
+    result = result or {}
+    return result.get("node_id") or (result.get("shared") or {}).get("node_id")
+
+
+def _node_is_dead(node_id: str | None) -> bool:
+    if not node_id:
+        return False
+    try:
+        import ray
+        return any(n.get("NodeID") == node_id and not n.get("Alive") for n in ray.nodes())
+    except Exception:  # noqa: BLE001 - no cluster to ask: the error text alone decides
+        return False
 
 
 def _exception_type(text: str) -> str:

@@ -139,11 +139,32 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
             ctx = ray.init(address=address, **kw)
         else:   # "local": a new instance; without it ray.init joins the last `ray start` cluster of this machine
             ctx = ray.init(address="local", num_cpus=num_cpus, **kw)
+    raylet_notices_to_log()
     if address:         # (a local instance's CPUs and GPUs were checked before it started: tune.cli)
         check_cluster_resources(cpus_per_trial, gpus_per_trial, address, wait_for_nodes)
     if dashboard:
         from .trackers import print_dashboard
         print_dashboard(ctx)
+
+
+def raylet_notices_to_log() -> None:
+    """Ray's driver prints its raylets' error messages (a raylet that died: its log tail, ~25 lines of
+    state dump) on stdout from a listener thread that no logging level reaches. They go to the "ray"
+    logger as one record instead, which faults.compact_ray_logs cuts to its first line in the terminal
+    and keeps whole in dgl_driver.log. (Ray's private print_to_stdstream, looked up at each call.)"""
+    import logging
+    import ray._private.worker as ray_worker
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "dgl_raylet_to_log", False):
+        return
+
+    def print_to_stdstream(data, *args, **kwargs):
+        if data.get("pid") == "raylet":
+            logging.getLogger("ray").warning("(raylet) " + "\n".join(data.get("lines", [])))
+            return None
+        return original(data, *args, **kwargs)
+    print_to_stdstream.dgl_raylet_to_log = True
+    ray_worker.print_to_stdstream = print_to_stdstream
 
 
 def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float, address: str,
