@@ -1,5 +1,6 @@
 """The one exception type for bad input: raised before any work starts, printed as one line; and the
-write probe that the checks of output paths share (``--save``, ``--storage``)."""
+write probes that the checks of output paths share (``--save``, ``--storage``; a dry run's, which
+creates nothing)."""
 import os
 import tempfile
 
@@ -18,3 +19,14 @@ def unwritable(folder: str) -> str | None:
     except OSError as e:
         return str(e.strerror or e)
     return None
+
+
+def unwritable_uncreated(folder: str) -> str | None:
+    """Why ``folder`` could not be written, judged without creating it (a dry run leaves nothing on
+    disk): the nearest existing ancestor must be a writable folder."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return "Not a directory"
+    return None if os.access(path, os.W_OK) else "Permission denied"

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 
-from ..errors import ConfigError, unwritable
+from ..errors import ConfigError, unwritable, unwritable_uncreated
 from ..schedules import parse_range
 
 try:
@@ -423,17 +423,6 @@ def validate_configs(configs) -> None:
             rc = TrialConfig.from_dict(t)
             check_model_fits(rc.model, rc.width, rc.dataset)
             fits.add(key)
-
-
-def unwritable_uncreated(folder: str) -> str | None:
-    """Why ``folder`` could not be written, judged without creating it (a dry run leaves nothing on
-    disk): the nearest existing ancestor must be a writable folder."""
-    path = os.path.abspath(folder)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    if not os.path.isdir(path):
-        return "Not a directory"
-    return None if os.access(path, os.W_OK) else "Permission denied"
 
 
 def check_storage(o) -> None:
