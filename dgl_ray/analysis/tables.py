@@ -27,15 +27,9 @@ from scipy import optimize, special, stats
 
 from .frames import final_rows, not_final
 
-# The paper's thresholds (PROTOCOLS.md).
-L_MAX = 0.20          # ordered / L branch: error <= 0.20
-H_MIN = 0.40          # collapsed / H branch: error >= 0.40
-T_MIN = 0.85          # trap: error >= 0.85
-SPINODAL_UP = 0.40    # ladder going up crosses when error > 0.40
-SPINODAL_DOWN = 0.25  # ladder going down crosses when error < 0.25
-SPINODAL_RUN = 3      # ... at the 3rd consecutive step
-DEATH_MIN = 0.40      # survival: dead at 5 consecutive evaluations >= 0.40
-DEATH_RUN = 5
+# The paper's thresholds: one home, dgl_ray.paper (re-exported here for tables' callers)
+from ..paper import (DEATH_MIN, DEATH_RUN, H_MIN, L_MAX, SPINODAL_DOWN, SPINODAL_RUN, SPINODAL_UP,  # noqa: F401
+                     T_MIN)
 
 # The protocol of a run (its family and length): runs of two protocols never share a row.
 PROTOCOL_AXES: tuple[str, ...] = ("family", "epochs")
@@ -540,8 +534,7 @@ def km_curve(df: pd.DataFrame, **kw) -> pd.DataFrame:
 # critical slowing and trap escape
 # --------------------------------------------------------------------------------------------------
 
-CONVERGED_BELOW = 0.20   # critical slowing (exp K): first epoch with error < 0.20
-ESCAPE_BELOW = 0.60      # trap escape (Tδ): escaped if the final error < 0.60
+from ..paper import CONVERGED_BELOW, ESCAPE_BELOW  # noqa: E402,F401
 # Names the archive gives a run's own "first epoch below the threshold" when it kept no history.
 CONVERGENCE_COLUMNS = ("convergence_epoch", "first_epoch_below", "epochs_to_converge", "conv_epoch")
 
