@@ -62,7 +62,7 @@ class ReferenceRun:
         t, d = self.t, self.t.data
         lam = t.plans[self.epoch].lam
         for g in self.opt.param_groups:
-            g["lr"] = t._lr(self.epoch)
+            g["lr"] = t.lr(self.epoch)
         self.model.train()
         perm = torch.randperm(len(d.y_train), generator=self.gen)
         for s in range(0, len(perm), t.cfg.batch_size):

@@ -17,7 +17,7 @@ from collections import defaultdict
 import pandas as pd
 
 from dgl_ray.analysis import gap_table, hysteresis_table, spinodal_table, branch_table, survival_table
-from dgl_ray.batched import run_group
+from dgl_ray.batched import run_group, run_trial
 from dgl_ray.config import TrialConfig
 from dgl_ray.trainer import Trial
 
@@ -52,7 +52,7 @@ def run(cfgs: list[dict]) -> pd.DataFrame:
 def checkpoint(lam: float, epochs: int, seed: int, eta: float, name: str, **kw) -> tuple[str, float]:
     path = os.path.join(TMP, f"{name}_{seed}_{eta}.pt")
     t = Trial(TrialConfig.from_dict(dict(dataset="digits", **{"lambda": lam}, epochs=epochs, seed=seed, eta=eta, **kw)))
-    s = t.run()
+    s = run_trial(t)
     t.save(path)
     return path, s["final_error"]
 

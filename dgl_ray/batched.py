@@ -1,6 +1,6 @@
 """A population of G trials trained in lock step as ONE packed network: the only training loop.
 
-``Trial.run`` is a population of one, so a trial alone and a trial packed with others go through
+``run_trial`` is a population of one, so a trial alone and a trial packed with others go through
 the same code: the update rule and SGD exist once, here (``Population.step``), and every model of
 ``models.py`` packs (``dgl_ray.packing``: grouped convolutions, BatchNorm over G·C channels with
 per-member running statistics, batched matmuls).
@@ -13,9 +13,10 @@ The update rule (PROTOCOLS.md) per member g, on (G, P) rows that hold each membe
 The loss is the SUM of the members' mean losses, so its gradient with respect to the (G, P) rows is,
 row by row, each member's own gradient; norms, dots, mix and SGD are whole-tensor ops on the rows.
 
-Each trial keeps what ``Trial`` gives it: noisy labels, trusted subset, data order and augmentation
-(its own generator), dropout masks (its own generator), init, λ/LR schedule, metrics rows, summary,
-checkpoint. tests/test_batched.py checks every member, for every model, against the trial alone and
+Each member's state is its ``Trial`` (dgl_ray.trainer, a per-member record): noisy labels, trusted
+subset, data order and augmentation (its own generator), dropout masks (its own generator), init, λ/LR
+schedule, history, summary, checkpoint; the population writes its metrics rows (``metrics_row``) into
+that history. tests/test_batched.py checks every member, for every model, against the trial alone and
 against ``ReferenceDualGradient`` in float64.
 
     from dgl_ray.batched import run_group
@@ -394,7 +395,7 @@ class BatchedTrials:
         live = [t.status == STATUS_RUNNING for t in self.trials] + [False] * self.pad
         lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(slots, live)],
                            dtype=self.dtype, device=self.device)
-        lr = torch.tensor([t._lr(self.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
+        lr = torch.tensor([t.lr(self.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
                           dtype=self.dtype, device=self.device)
         n = len(d.y_train)
         # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
@@ -483,11 +484,8 @@ class BatchedTrials:
                 t = self.trials[i]
                 t.status = STATUS_DIVERGED if not finite_l[i] else STATUS_COMPLETED if last else STATUS_RUNNING
                 t.wall_time = self.wall_time
-                # the trial's own accumulator (every key its metrics() reads), filled with its sums
-                t._acc = {**{k: torch.tensor(acc[k][i], dtype=torch.float64) for k in acc}, "steps": steps}
-                m = t.metrics(errs[i] if finite_l[i] else float("nan"), dt)
+                m = metrics_row(t, {k: acc[k][i] for k in acc}, steps, errs[i] if finite_l[i] else float("nan"), dt)
                 t.history.append(m)
-                t._acc = t._new_acc()
                 rows.append((m, i))
             if evaluating:
                 self._acc = self._new_acc()
@@ -517,14 +515,49 @@ class BatchedTrials:
                 for q, mv in zip(params, moms):
                     t.opt.state[q]["momentum_buffer"] = mv[j].clone()
             for g in t.opt.param_groups:
-                g["lr"] = t._lr(max(self.epoch - 1, 0))
+                g["lr"] = t.lr(max(self.epoch - 1, 0))
             t.stepper.step = p.step
             if p.has_gv[j]:
                 t.stepper.cached_gv = [v[j].clone() for v in gvs]
                 t.stepper.cached_gv_norm = p.gv_norm[j].clone()
 
-    def summaries(self) -> list[dict]:
-        return [t.summary() for t in self.trials]
+
+def metrics_row(trial: Trial, sums: dict[str, float], steps: int, test_error: float, epoch_time: float) -> dict:
+    """A trial's metrics row of the evaluation that ends its current epoch: its schedule's λ and LR,
+    and the means over the ``steps`` steps since the last evaluation of the population's per-step
+    ``sums`` (loss, cos, gs, gv, csv and csv_n: c_sv's count of defined steps, W1 only)."""
+    plan = trial.plans[trial.epoch - 1]
+    mean_over = max(steps, 1)
+    n_csv = sums["csv_n"]
+    return {
+        "epoch": trial.epoch,
+        "global_step": trial.stepper.step,
+        "lambda": plan.lam,
+        "lr": trial.lr(trial.epoch - 1),
+        "phase": plan.phase,
+        "direction": plan.direction,
+        "step_index": plan.step_index,
+        "test_error": test_error,
+        "train_loss": sums["loss"] / mean_over,
+        "avg_cos": sums["cos"] / mean_over,
+        "gs_norm": sums["gs"] / mean_over,
+        "gv_norm": sums["gv"] / mean_over,
+        "c_sv": sums["csv"] / n_csv if trial.cfg.fresh_csv and n_csv else float("nan"),
+        "wall_time": trial.wall_time,
+        "epoch_time": epoch_time,
+        "status": trial.status,
+    }
+
+
+def run_trial(trial: Trial, on_eval: Callable[[dict, Trial], None] | None = None,
+              max_epochs: int | None = None) -> dict:
+    """Train one trial until its schedule ends (or ``max_epochs`` more epochs), evaluating every
+    ``eval_every`` epochs and at the end; ``on_eval(metrics, trial)`` sees each evaluation (print it,
+    report it to Tune, checkpoint the trial). Returns ``trial.summary()``. A trial alone is a
+    population of one: the same loop and update rule as packed trials."""
+    forward = None if on_eval is None else (lambda metrics, i: on_eval(metrics, trial))
+    BatchedTrials(trials=[trial]).run(on_eval=forward, max_epochs=max_epochs)
+    return trial.summary()
 
 
 def group_configs(configs: Sequence[TrialConfig | dict], max_size: int = 100) -> list[list[int]]:

@@ -238,6 +238,7 @@ def main(argv=None) -> int:
     try:
         check_save_path(args.save)
         cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
+        from .batched import run_trial
         from .trainer import Trial
         trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)
         if args.resume:
@@ -253,7 +254,7 @@ def main(argv=None) -> int:
         if args.save:
             t.save(args.save)
 
-    summary = trial.run(on_eval=on_eval)
+    summary = run_trial(trial, on_eval=on_eval)
     print(json.dumps(summary), flush=True)
     return 0 if summary["status"] == "completed" else 1
 

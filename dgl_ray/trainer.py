@@ -1,8 +1,9 @@
-"""One trial of dual-gradient learning: its config, data, labels, generators, results and checkpoint.
-It trains as a population of one (dgl_ray.batched): the same loop and update rule as packed trials.
+"""One trial of dual-gradient learning as a per-member state record: its config, data, labels,
+generators, model and optimizer, history, status, summary and checkpoint. The population
+(dgl_ray.batched) trains it, alone or packed with others, and writes its metrics rows:
 
     trial = Trial({"dataset": "digits", "lambda": 0.3, "eta": 0.4, "seed": 0, "epochs": 30})
-    summary = trial.run(on_eval=print)        # one metrics dict per evaluation
+    summary = run_trial(trial, on_eval=print)  # dgl_ray.batched: a population of one
 
 Torch only (no Ray): dgl_ray.tune wraps this class. Every per-trial choice lives in the config;
 everything that changes while training lives in ``Trial.state_dict()``.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ class Trial:
 
         # fresh optimizer (also when starting from a checkpoint: the paper's T/W protocols). It holds
         # the trial's SGD state (momentum, LR) in torch's checkpoint format; the step is the population's.
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=self._lr(0), momentum=cfg.momentum,
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr(0), momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         self.stepper = StepState()
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)  # data order + augmentation
@@ -118,51 +118,11 @@ class Trial:
         self.history: list[dict] = []
         self.status = STATUS_RUNNING
         self.wall_time = 0.0
-        self._acc = self._new_acc()
 
-    # ---- pieces ---------------------------------------------------------------------------
-    def _lr(self, epoch: int) -> float:
-        c = self.cfg
-        return lr_at(epoch, c.lr, c.lr_milestones, c.lr_gamma, c.lr_multiplier)
-
-    def _new_acc(self) -> dict:
-        z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)
-        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
-
-    def metrics(self, test_error: float, epoch_time: float) -> dict:
-        a, plan = self._acc, self.plans[self.epoch - 1]
-        k = max(a["steps"], 1)
-        n_csv = a["csv_n"].item()   # steps with a defined c_sv (W1 only)
-        m = {
-            "epoch": self.epoch,
-            "global_step": self.stepper.step,
-            "lambda": plan.lam,
-            "lr": self._lr(self.epoch - 1),
-            "phase": plan.phase,
-            "direction": plan.direction,
-            "step_index": plan.step_index,
-            "test_error": test_error,
-            "train_loss": a["loss"].item() / k,
-            "avg_cos": a["cos"].item() / k,
-            "gs_norm": a["gs"].item() / k,
-            "gv_norm": a["gv"].item() / k,
-            "c_sv": a["csv"].item() / n_csv if self.cfg.fresh_csv and n_csv else float("nan"),
-            "wall_time": self.wall_time,
-            "epoch_time": epoch_time,
-            "status": self.status,
-        }
-        return m
-
-    # ---- the loop ---------------------------------------------------------------------------
-    def run(self, on_eval: Callable[[dict, "Trial"], None] | None = None, max_epochs: int | None = None) -> dict:
-        """Train until the schedule ends (or ``max_epochs`` more epochs), evaluating every
-        ``eval_every`` epochs and at the end; ``on_eval(metrics, trial)`` sees each evaluation
-        (print it, report it to Tune, checkpoint the trial). Returns ``summary()``.
-        A trial alone is a population of one: the same loop and update rule as packed trials."""
-        from .batched import BatchedTrials
-        cb = None if on_eval is None else (lambda m, i: on_eval(m, self))
-        BatchedTrials(trials=[self]).run(on_eval=cb, max_epochs=max_epochs)
-        return self.summary()
+    def lr(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based) under the trial's LR schedule."""
+        cfg = self.cfg
+        return lr_at(epoch, cfg.lr, cfg.lr_milestones, cfg.lr_gamma, cfg.lr_multiplier)
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
@@ -227,7 +187,6 @@ class Trial:
         self.gen.set_state(r["data"])   # a generator's state is a CPU byte tensor on every device
         if "dropout" in r:
             self.dropout_gen.set_state(r["dropout"])
-        self._acc = self._new_acc()
 
     def save(self, path: str) -> None:
         ckpt.save(self.state_dict(), path)

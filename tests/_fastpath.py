@@ -31,7 +31,7 @@ def _reference_model(cfg: dict, data):
     the notebook's SGD and step."""
     t = Trial(dict(cfg, dtype="float64", channels_last=True, bf16=False, tf32=False, compile=False), data=data)
     m = copy.deepcopy(t.model)
-    opt = torch.optim.SGD(m.parameters(), lr=t._lr(0), momentum=t.cfg.momentum, weight_decay=t.cfg.weight_decay)
+    opt = torch.optim.SGD(m.parameters(), lr=t.lr(0), momentum=t.cfg.momentum, weight_decay=t.cfg.weight_decay)
     return t, m, opt, ReferenceDualGradient(m, opt, t.cfg.K)
 
 
@@ -50,7 +50,7 @@ def one_step(cfgs: list[dict], data=None, **switch) -> dict:
     before = b.pop.flat.detach().double().clone()
     S = b.pop.G                     # the population's slots: the G trials, then padding (frozen: λ = lr = 0)
     lam = torch.tensor([t.plans[0].lam for t in b.trials] + [0.0] * (S - G), dtype=b.dtype, device=dev)
-    lr = torch.tensor([t._lr(0) for t in b.trials] + [0.0] * (S - G), dtype=b.dtype, device=dev)
+    lr = torch.tensor([t.lr(0) for t in b.trials] + [0.0] * (S - G), dtype=b.dtype, device=dev)
     noisy = [t.y_noisy[idx] for t in b.trials]
     out = b.pop.step_batch(x64.to(b.dtype).unsqueeze(1).expand(-1, S, -1, -1, -1),
                            torch.stack(noisy + noisy[:1] * (S - G), 1), d.y_train[idx, None].expand(-1, S),
@@ -93,7 +93,7 @@ def reference_trajectory(cfgs: list[dict], data=None) -> dict:
         per_epoch = []
         for e in range(t.cfg.epochs):
             for group in opt.param_groups:
-                group["lr"] = t._lr(e)
+                group["lr"] = t.lr(e)
             perm = torch.randperm(len(d.y_train), generator=gen, device=dev)
             ls = []
             for s in range(0, len(perm), bs):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dgl_ray.batched import BatchedTrials, run_group
+from dgl_ray.batched import BatchedTrials, run_group, run_trial
 from dgl_ray.errors import ConfigError
 from dgl_ray.step import ReferenceDualGradient
 from dgl_ray.trainer import STATUS_COMPLETED, STATUS_DIVERGED, Trial
@@ -25,7 +25,7 @@ def alone(digits):
     out = []
     for c in CONFIGS:
         t = Trial(c, data=digits)
-        t.run()
+        run_trial(t)
         out.append(t)
     return out
 
@@ -105,7 +105,7 @@ def test_checkpoint_of_a_batched_trial_resumes_in_trial(digits, alone, tmp_path)
     b.run(max_epochs=1)
     b.trials[2].save(str(tmp_path / "t2.pt"))
     t = Trial.resume(str(tmp_path / "t2.pt"), data=digits)
-    t.run()
+    run_trial(t)
     _same_state(alone[2], t)
     _same_rows(alone[2].history, t.history)
 
@@ -134,7 +134,7 @@ def test_a_group_stopped_and_continued_as_a_group_gives_the_same_numbers(digits,
 def test_continuing_a_group_that_disagrees_on_the_epoch_is_refused(digits):
     a = Trial(CONFIGS[0], data=digits)
     b = Trial(CONFIGS[1], data=digits)
-    a.run(max_epochs=1)
+    run_trial(a, max_epochs=1)
     with pytest.raises(ConfigError, match="same epoch and step"):
         BatchedTrials(trials=[a, b])
 
@@ -146,7 +146,7 @@ def test_float32_default_path_close_to_trial(digits):
     b.run()
     for c, bt, s in zip(cfgs, b.trials, summaries):
         t = Trial(c, data=digits)
-        t.run()
+        run_trial(t)
         _same_state(t, bt, rtol=1e-3, atol=1e-4)
         assert s["final_error"] == pytest.approx(t.summary()["final_error"], abs=3 / 397)
 
@@ -186,7 +186,7 @@ def test_every_model_packs_as_it_runs_alone(extra):
     b.run()
     for c, bt in zip(cfgs, b.trials):
         t = Trial(c)
-        t.run()
+        run_trial(t)
         _same_state(t, bt)
         _same_rows(t.history, bt.history)
         if extra.get("fresh_csv"):
@@ -200,7 +200,7 @@ def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
     alone = []
     for c in cfgs:
         t = Trial(c)
-        t.run()
+        run_trial(t)
         alone.append(t)
     b = BatchedTrials(cfgs)
     with torch.no_grad():
@@ -223,14 +223,14 @@ def test_packed_resnet_stopped_and_continued_with_a_diverging_member(tmp_path):
 @pytest.mark.parametrize("dtype,width", [("float32", 1.0), ("float64", 1.0), ("float32", 4.0)])
 def test_member_is_the_same_bits_alone_and_at_any_size_and_position(digits, dtype, width):
     """Reproducible wherever it ran (digits TinyCNN, CPU): a trial's numbers are the same bits alone
-    (Trial.run) and packed, in populations of 2, 3 and 5, first, in the middle and last (the last
+    (run_trial) and packed, in populations of 2, 3 and 5, first, in the middle and last (the last
     member of an odd population sat in a vector tail before ``padded_size``), beside other co-members,
     also when one of them diverges."""
     base = dict(dataset="digits", epochs=2, device="cpu", dtype=dtype, width=width)
     me = dict(base, **{"lambda": 0.45}, seed=3)
     others = [dict(base, **{"lambda": 0.2 + 0.1 * i}, seed=9 + i) for i in range(4)]
     alone = Trial(me, data=digits)
-    alone.run()
+    run_trial(alone)
     for G, pos in [(2, 1), (3, 2), (5, 0), (5, 4)]:
         b = BatchedTrials(others[:pos] + [me] + others[pos:G - 1], data=digits)
         assert b.G == G and (b.G + b.pad) % 2 == 0
@@ -274,7 +274,7 @@ def test_run_group_packs_a_mix_and_splits_the_rest(digits):
     assert sorted(seen) == [0, 1, 2, 3]
     for c, s in zip(cfgs, out):
         t = Trial(c, data=digits if c["dataset"] == "digits" else None)
-        assert s["final_error"] == pytest.approx(t.run()["final_error"], abs=1e-12) and s["seed"] == c["seed"]
+        assert s["final_error"] == pytest.approx(run_trial(t)["final_error"], abs=1e-12) and s["seed"] == c["seed"]
 
 
 def test_images_normalised_once_are_the_per_batch_bits(digits):

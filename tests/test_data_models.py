@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dgl_ray.batched import run_trial
 from dgl_ray.config import TrialConfig
 from dgl_ray.data import augment_batch, load_dataset, make_synthetic_cifar
 from dgl_ray.errors import ConfigError
@@ -55,7 +56,7 @@ def test_cifar100_and_a_trial_on_it(tmp_path):
     cfg = dict(dataset="cifar100", data_root=str(tmp_path), model="tinycnn", **{"lambda": 0.3}, epochs=1, batch_size=16)
     t = Trial(cfg)
     assert t.data.num_classes == 100 and t.data.std == (0.2675, 0.2565, 0.2761)
-    assert t.run()["status"] == "completed"
+    assert run_trial(t)["status"] == "completed"
 
 
 def test_missing_cifar_says_where_it_looked_and_how_to_fetch(tmp_path):

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from dgl_ray.batched import Population
+from dgl_ray.batched import Population, run_trial
 from dgl_ray.models import build_model
 from dgl_ray.packing import PackedNet
 from dgl_ray.step import ReferenceDualGradient
@@ -122,7 +122,7 @@ def test_trial_epoch_equals_reference_loop(digits):
         for s in range(0, len(perm), 64):
             idx = perm[s:s + 64]
             ref.step(d.normalise(d.x_train[idx], torch.float64), trial.y_noisy[idx], d.y_train[idx], 0.4)
-    trial.run()
+    run_trial(trial)
     assert trial.stepper.step == ref.state["step"] == 3 * 22
     for p1, p2 in zip(ref_model.parameters(), trial.model.parameters()):
         assert torch.allclose(p1, p2, rtol=1e-9, atol=1e-11)
