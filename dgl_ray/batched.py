@@ -177,11 +177,11 @@ class Population:
         losses = -logp.gather(0, y.t().reshape(1, g * B)).view(g, B).mean(1)
         return losses.detach(), torch.autograd.grad(losses.sum(), rows)[0]
 
-    def _gv_rows(self, x, bc, trusted, members: list[int]):
+    def _gv_rows(self, x, clean, trusted, members: list[int]):
         """Fresh g_v for ``members``: (rows (len, P) or None per member). Without a trusted subset all
         members at once; with one, member by member on its trusted samples (its own BatchNorm batch)."""
         if trusted is None and len(members) == self.G:
-            return list(self._loss_grad(self.flat, None, x, bc)[1])
+            return list(self._loss_grad(self.flat, None, x, clean)[1])
         out = []
         for g in members:
             t = trusted[:, g] if trusted is not None else None
@@ -189,21 +189,21 @@ class Population:
                 out.append(None)
                 continue
             xs = x[:, g:g + 1] if t is None else x[t][:, g:g + 1]
-            ys = bc[:, g:g + 1] if t is None else bc[t][:, g:g + 1]
+            ys = clean[:, g:g + 1] if t is None else clean[t][:, g:g + 1]
             row = self.flat.detach()[g:g + 1].requires_grad_()
             out.append(self._loss_grad(row, slice(g, g + 1), xs, ys)[1][0])
         return out
 
     # ---- one step of the rule ----------------------------------------------------------------
-    def step_batch(self, x, bn, bc, lam, lr, trusted=None, fresh_csv: bool = False) -> dict:
-        """x (B, G, C, H, W) normalised; bn, bc (B, G) noisy/clean labels; lam, lr (G,); trusted (B, G)
+    def step_batch(self, x, noisy, clean, lam, lr, trusted=None, fresh_csv: bool = False) -> dict:
+        """x (B, G, C, H, W) normalised; noisy, clean (B, G) labels; lam, lr (G,); trusted (B, G)
         bool or None. Returns (G,) tensors: loss_s, gs_norm, gv_norm, cos (and c_sv with fresh_csv)."""
-        loss_s, gs = self._loss_grad(self.flat, None, x, bn)
+        loss_s, gs = self._loss_grad(self.flat, None, x, noisy)
         G = self.G
         refresh = list(range(G)) if self.step % self.K == 0 else [g for g in range(G) if not self.has_gv[g]]
         refreshed = torch.zeros(G, dtype=torch.bool, device=gs.device)
         if refresh:
-            rows = self._gv_rows(x, bc, trusted, refresh)
+            rows = self._gv_rows(x, clean, trusted, refresh)
             if len(refresh) == G and all(r is not None for r in rows):
                 self.gv = torch.stack(rows)
                 self.gv_norm = torch.linalg.vector_norm(self.gv, dim=1)
@@ -221,23 +221,23 @@ class Population:
         cos = (gs * gv).sum(1) / (gs_norm * gv_norm + EPS)
         out = {"loss_s": loss_s, "gs_norm": gs_norm, "gv_norm": gv_norm.clone(), "cos": cos}
         if fresh_csv:
-            out["c_sv"] = torch.where(refreshed, cos, self._fresh_cos(x, bc, trusted, gs, gs_norm))
-        a = ((1 - lam) / (gs_norm + EPS))[:, None]
-        b = (lam / (gv_norm + EPS))[:, None]
+            out["c_sv"] = torch.where(refreshed, cos, self._fresh_cos(x, clean, trusted, gs, gs_norm))
+        noisy_weight = ((1 - lam) / (gs_norm + EPS))[:, None]
+        clean_weight = (lam / (gv_norm + EPS))[:, None]
         with torch.no_grad():
-            d = gs.mul_(a).add_(gv * b)                          # the mixed gradient, in place
+            mixed = gs.mul_(noisy_weight).add_(gv * clean_weight)      # the mixed gradient, in place
             if self.weight_decay:
-                d.add_(self.flat, alpha=self.weight_decay)       # decay inside the step, as torch's SGD
-            self.mom.mul_(self.momentum).add_(d)                 # 0·μ + d on the first step: SGD's clone(d)
+                mixed.add_(self.flat, alpha=self.weight_decay)         # decay inside the step, as torch's SGD
+            self.mom.mul_(self.momentum).add_(mixed)                   # 0·μ + d on the first step: SGD's clone(d)
             self.flat.sub_(self.mom * lr[:, None])
         self.step += 1
         return out
 
-    def _fresh_cos(self, x, bc, trusted, gs, gs_norm):
+    def _fresh_cos(self, x, clean, trusted, gs, gs_norm):
         """W1's c_sv: cos(g_s, a fresh g_v). That extra forward must not change training: the
         BatchNorm running statistics are put back afterwards. NaN where V2 saw no trusted sample."""
         saved = [b.clone() for b in self.buffers]
-        rows = self._gv_rows(x, bc, trusted, list(range(self.G)))
+        rows = self._gv_rows(x, clean, trusted, list(range(self.G)))
         for b, s in zip(self.buffers, saved):
             b.copy_(s)
         nan = torch.full((), float("nan"), dtype=gs.dtype, device=gs.device)
@@ -343,7 +343,7 @@ class BatchedTrials:
         self.pad = padded_size(self.G, self.cfg.model, self.packed.channel_counts, self.dtype, self.device) - self.G
         self._slots = self.trials + [live[0]] * self.pad
         self.pop = self._population(self._slots, live[0].stepper.step)
-        self._acc = self._new_acc()
+        self._sums = self._new_sums()     # per slot, summed over the steps since the last evaluation
         # (C, 1, 1): broadcast over any leading axes, (N, C, H, W) and (B, G, C, H, W) alike
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(-1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(-1, 1, 1)
@@ -384,57 +384,59 @@ class BatchedTrials:
             gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials],
             fast=self.fast)
 
-    def _new_acc(self) -> dict:
-        z = lambda: torch.zeros(self.G + self.pad, dtype=torch.float64, device=self.device)
-        return {"loss": z(), "cos": z(), "gs": z(), "gv": z(), "csv": z(), "csv_n": z(), "steps": 0}
+    def _new_sums(self) -> dict:
+        zeros = lambda: torch.zeros(self.G + self.pad, dtype=torch.float64, device=self.device)
+        return {"loss": zeros(), "cos": zeros(), "gs": zeros(), "gv": zeros(), "csv": zeros(), "csv_n": zeros(),
+                "steps": 0}
 
     # ---- one epoch of every slot ------------------------------------------------------------------------
     def train_epoch(self) -> None:
-        c, d = self.cfg, self.data
+        cfg, data = self.cfg, self.data
         slots = self._slots                       # the trials, then the padding (frozen: never live)
         live = [t.status == STATUS_RUNNING for t in self.trials] + [False] * self.pad
         lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(slots, live)],
                            dtype=self.dtype, device=self.device)
         lr = torch.tensor([t.lr(self.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
                           dtype=self.dtype, device=self.device)
-        n = len(d.y_train)
+        n_train = len(data.y_train)
         # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
-        fixed = torch.arange(n, device=self.device)
-        perms = torch.stack([torch.randperm(n, generator=t.gen, device=self.device) if ok else fixed
-                             for t, ok in zip(slots, live)], 1)                                         # (n, G)
-        yn = torch.stack([t.y_noisy for t in slots], 1)                                                  # (N, G)
-        tr = None if c.trusted_fraction is None else torch.stack([t.trusted for t in slots], 1)
-        acc = self._acc
-        for s in range(0, n, c.batch_size):                  # no drop_last, as the paper's DataLoader
-            idx = perms[s:s + c.batch_size]                  # (B, G)
-            if c.augment:   # per trial, in batch order: the same draws from each generator as alone
-                raw = torch.stack([augment_batch(d.x_train[idx[:, j]], t.gen) if ok else d.x_train[idx[:, j]]
+        fixed = torch.arange(n_train, device=self.device)
+        perms = torch.stack([torch.randperm(n_train, generator=t.gen, device=self.device) if ok else fixed
+                             for t, ok in zip(slots, live)], 1)                                         # (N, G)
+        noisy = torch.stack([t.y_noisy for t in slots], 1)                                               # (N, G)
+        trusted = None if cfg.trusted_fraction is None else torch.stack([t.trusted for t in slots], 1)
+        sums = self._sums
+        for start in range(0, n_train, cfg.batch_size):      # no drop_last, as the paper's DataLoader
+            idx = perms[start:start + cfg.batch_size]        # (B, G)
+            if cfg.augment:   # per trial, in batch order: the same draws from each generator as alone
+                raw = torch.stack([augment_batch(data.x_train[idx[:, j]], t.gen) if ok else data.x_train[idx[:, j]]
                                    for j, (t, ok) in enumerate(zip(slots, live))], 1)
                 x = self._normalise(raw)
             elif self._x_train is not None:   # (B, G, C, H, W): one gather of images normalised once
                 x = _rows(self._x_train, idx)
             else:
-                x = self._normalise(_rows(d.x_train, idx))
+                x = self._normalise(_rows(data.x_train, idx))
             # gathers along dim 0 (index_select / gather), not advanced indexing: 4x cheaper on the host
-            out = self.pop.step_batch(x, yn.gather(0, idx), _rows(d.y_train, idx), lam, lr,
-                                      trusted=None if tr is None else tr.gather(0, idx), fresh_csv=c.fresh_csv)
-            acc["loss"] += out["loss_s"]
-            acc["cos"] += out["cos"]
-            acc["gs"] += out["gs_norm"]
-            acc["gv"] += out["gv_norm"]
-            if c.fresh_csv:   # undefined (NaN) on V2 steps without a trusted sample: averaged over the rest
+            out = self.pop.step_batch(x, noisy.gather(0, idx), _rows(data.y_train, idx), lam, lr,
+                                      trusted=None if trusted is None else trusted.gather(0, idx),
+                                      fresh_csv=cfg.fresh_csv)
+            sums["loss"] += out["loss_s"]
+            sums["cos"] += out["cos"]
+            sums["gs"] += out["gs_norm"]
+            sums["gv"] += out["gv_norm"]
+            if cfg.fresh_csv:   # undefined (NaN) on V2 steps without a trusted sample: averaged over the rest
                 ok = torch.isfinite(out["c_sv"])
-                acc["csv"] += torch.where(ok, out["c_sv"], 0.0)
-                acc["csv_n"] += ok
-            acc["steps"] += 1
+                sums["csv"] += torch.where(ok, out["c_sv"], 0.0)
+                sums["csv_n"] += ok
+            sums["steps"] += 1
         self.epoch += 1
         for t, ok in zip(self.trials, live):
             if ok:
                 t.epoch = self.epoch
 
     def _finite(self) -> torch.Tensor:
-        a = self._acc
-        ok = torch.isfinite(torch.stack([a["loss"], a["gs"], a["gv"]])).all(0)
+        sums = self._sums
+        ok = torch.isfinite(torch.stack([sums["loss"], sums["gs"], sums["gv"]])).all(0)
         return ok & torch.isfinite(self.pop.flat.detach()).all(1)
 
     @torch.no_grad()
@@ -460,39 +462,40 @@ class BatchedTrials:
         whose loss, gradient norms or weights are not finite at the end of an epoch is reported
         'diverged' (test_error NaN) and its slot is frozen; the others go on. Returns one
         ``summary()`` per trial, in config order."""
-        c = self.cfg
-        stop_at = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
+        cfg = self.cfg
+        stop_at = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
         self._set_math_modes()
         while self.active and self.epoch < stop_at:
             t0 = time.perf_counter()
             self.train_epoch()
-            last = self.epoch == c.epochs
-            finite_l = self._finite().tolist()                        # the one host sync of the epoch
-            evaluating = last or self.epoch % c.eval_every == 0
-            if not evaluating and all(finite_l[i] for i in self.active):
+            last = self.epoch == cfg.epochs
+            finite = self._finite().tolist()                          # the one host sync of the epoch
+            evaluating = last or self.epoch % cfg.eval_every == 0
+            if not evaluating and all(finite[i] for i in self.active):
                 self.wall_time += time.perf_counter() - t0
                 continue
-            report = [i for i in self.active if evaluating or not finite_l[i]]
-            errs = self.evaluate().cpu().tolist() if evaluating else [0.0] * self.G
-            acc = {k: self._acc[k].tolist() for k in ("loss", "cos", "gs", "gv", "csv", "csv_n")}
-            steps = self._acc["steps"]
+            report = [i for i in self.active if evaluating or not finite[i]]
+            test_errors = self.evaluate().cpu().tolist() if evaluating else [0.0] * self.G
+            sums = {k: self._sums[k].tolist() for k in ("loss", "cos", "gs", "gv", "csv", "csv_n")}
+            steps = self._sums["steps"]
             self.wall_time += time.perf_counter() - t0
-            dt = time.perf_counter() - t0
+            epoch_time = time.perf_counter() - t0
             self.sync_trials(report)
             rows = []
             for i in report:
                 t = self.trials[i]
-                t.status = STATUS_DIVERGED if not finite_l[i] else STATUS_COMPLETED if last else STATUS_RUNNING
+                t.status = STATUS_DIVERGED if not finite[i] else STATUS_COMPLETED if last else STATUS_RUNNING
                 t.wall_time = self.wall_time
-                m = metrics_row(t, {k: acc[k][i] for k in acc}, steps, errs[i] if finite_l[i] else float("nan"), dt)
-                t.history.append(m)
-                rows.append((m, i))
+                row = metrics_row(t, {k: sums[k][i] for k in sums}, steps,
+                                  test_errors[i] if finite[i] else float("nan"), epoch_time)
+                t.history.append(row)
+                rows.append((row, i))
             if evaluating:
-                self._acc = self._new_acc()
+                self._sums = self._new_sums()
             self.active = [i for i in self.active if self.trials[i].status == STATUS_RUNNING]
             if on_eval is not None:
-                for m, i in rows:
-                    on_eval(m, i)
+                for row, i in rows:
+                    on_eval(row, i)
         return [t.summary() for t in self.trials]
 
     # ---- per-trial state ----------------------------------------------------------------------------
@@ -500,26 +503,26 @@ class BatchedTrials:
     def sync_trials(self, members: list[int] | None = None) -> None:
         """Write the population's state of these trials (indices; the running ones by default) into
         their ``Trial`` objects: weights, BatchNorm buffers, SGD momentum, cached g_v, step counter."""
-        p = self.pop
-        views = self.packed.views(p.flat.detach())
-        moms = self.packed.views(p.mom)
-        gvs = self.packed.views(p.gv)
-        for j in (self.active if members is None else members):
-            t = self.trials[j]
+        pop = self.pop
+        params_of = self.packed.views(pop.flat.detach())     # per parameter: (G, *shape)
+        moms_of = self.packed.views(pop.mom)
+        gvs_of = self.packed.views(pop.gv)
+        for i in (self.active if members is None else members):
+            t = self.trials[i]
             params = list(t.model.parameters())
-            for q, v in zip(params, views):
-                q.copy_(v[j])
-            for b, pb in zip(t.model.buffers(), p.buffers):
-                b.copy_(pb[j])
-            if p.step:
-                for q, mv in zip(params, moms):
-                    t.opt.state[q]["momentum_buffer"] = mv[j].clone()
-            for g in t.opt.param_groups:
-                g["lr"] = t.lr(max(self.epoch - 1, 0))
-            t.stepper.step = p.step
-            if p.has_gv[j]:
-                t.stepper.cached_gv = [v[j].clone() for v in gvs]
-                t.stepper.cached_gv_norm = p.gv_norm[j].clone()
+            for param, rows in zip(params, params_of):
+                param.copy_(rows[i])
+            for buf, pop_buf in zip(t.model.buffers(), pop.buffers):
+                buf.copy_(pop_buf[i])
+            if pop.step:
+                for param, rows in zip(params, moms_of):
+                    t.opt.state[param]["momentum_buffer"] = rows[i].clone()
+            for group in t.opt.param_groups:
+                group["lr"] = t.lr(max(self.epoch - 1, 0))
+            t.stepper.step = pop.step
+            if pop.has_gv[i]:
+                t.stepper.cached_gv = [rows[i].clone() for rows in gvs_of]
+                t.stepper.cached_gv_norm = pop.gv_norm[i].clone()
 
 
 def metrics_row(trial: Trial, sums: dict[str, float], steps: int, test_error: float, epoch_time: float) -> dict:

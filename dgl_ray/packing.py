@@ -52,9 +52,9 @@ class PackedConv2d(nn.Module):
         _plain(self, ("weight", "bias"))
 
     def forward(self, x):
-        w, b = self.weight, self.bias
-        G, m = w.shape[0], w.shape[1]
-        bias = None if b is None else b.reshape(-1)
+        w = self.weight                                  # (G, C_out, C_in / groups, kh, kw)
+        G, out_per_member = w.shape[0], w.shape[1]
+        bias = None if self.bias is None else self.bias.reshape(-1)
         if self.one_input_channel and G > 1 and x.device.type == "cpu":
             # oneDNN's kernel for groups of 1 input -> m outputs is 2-3x slower than its depthwise kernel
             # (measured here; 3x without autograd, in evaluation): repeat each member's channel m times,
@@ -62,11 +62,13 @@ class PackedConv2d(nn.Module):
             # taps over its member's one channel. (A population of one keeps its dense convolution; the
             # digits TinyCNN never runs as one on the host: batched.padded_size.)
             B, _, H, W = x.shape
-            xe = (x.permute(0, 2, 3, 1).unsqueeze(-1).expand(B, H, W, G, m)
-                  .reshape(B, H, W, G * m).permute(0, 3, 1, 2))
-            return F.conv2d(xe, w.reshape(G * m, *w.shape[2:]), bias, self.stride, self.padding, self.dilation, G * m)
-        return F.conv2d(x, w.reshape(G * m, *w.shape[2:]), bias, self.stride, self.padding, self.dilation,
-                        G * self.groups)
+            n_out = G * out_per_member
+            x_repeated = (x.permute(0, 2, 3, 1).unsqueeze(-1).expand(B, H, W, G, out_per_member)
+                          .reshape(B, H, W, n_out).permute(0, 3, 1, 2))
+            return F.conv2d(x_repeated, w.reshape(n_out, *w.shape[2:]), bias, self.stride, self.padding,
+                            self.dilation, n_out)
+        return F.conv2d(x, w.reshape(G * out_per_member, *w.shape[2:]), bias, self.stride, self.padding,
+                        self.dilation, G * self.groups)
 
 
 class PackedBatchNorm2d(nn.Module):
@@ -178,9 +180,9 @@ def _pool_before_relu(net: nn.Module) -> None:
             continue
         mods = seq._modules
         keys = list(mods)
-        for a, b in zip(keys, keys[1:]):
-            if type(mods[a]) is nn.ReLU and type(mods[b]) is nn.MaxPool2d:
-                mods[a], mods[b] = mods[b], mods[a]
+        for first, second in zip(keys, keys[1:]):
+            if type(mods[first]) is nn.ReLU and type(mods[second]) is nn.MaxPool2d:
+                mods[first], mods[second] = mods[second], mods[first]
 
 
 class PackedNet:
@@ -211,8 +213,8 @@ class PackedNet:
         _pool_before_relu(net)
         self.net = net
         split = lambda n: n.rpartition(".")
-        self._pslots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.param_names]
-        self._bslots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.buffer_names]
+        self._param_slots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.param_names]
+        self._buffer_slots = [(net.get_submodule(split(n)[0]) if split(n)[0] else net, split(n)[2]) for n in self.buffer_names]
         self.sizes = [math.prod(s) for s in self.param_shapes]
         # per-member channel counts of the layers whose kernels vectorise over the G·C channels
         self.channel_counts = sorted({m.out_channels for m in template.modules() if isinstance(m, nn.Conv2d)}
@@ -231,9 +233,9 @@ class PackedNet:
     def bind(self, flat: torch.Tensor, buffers: list[torch.Tensor], generators: list) -> None:
         """Point the packed leaves at these members' parameters (views of ``flat``), buffers and
         dropout generators; the next call runs exactly those members."""
-        for (mod, attr), v in zip(self._pslots, self.views(flat)):
+        for (mod, attr), v in zip(self._param_slots, self.views(flat)):
             mod.__dict__[attr] = v
-        for (mod, attr), b in zip(self._bslots, buffers):
+        for (mod, attr), b in zip(self._buffer_slots, buffers):
             mod.__dict__[attr] = b
         for d in self.dropouts:
             d.generators = generators

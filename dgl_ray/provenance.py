@@ -13,11 +13,17 @@ alive Ray node, when Ray runs), ``created`` (UTC, ISO 8601).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import socket
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from . import __version__
 
 KEY = "provenance"
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +49,7 @@ def git_state() -> tuple[str | None, bool | None]:
 def device_name() -> str:
     """The driver's accelerator (CUDA device name) or its CPU model."""
     try:
-        import torch
+        import torch   # here, not at the top: a report that reads provenance should not load torch
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
     except Exception:  # torch without a working CUDA runtime
@@ -60,7 +66,6 @@ def device_name() -> str:
 
 def _version(module: str) -> str | None:
     try:
-        from importlib.metadata import version
         return version(module)
     except Exception:
         return None
@@ -69,7 +74,7 @@ def _version(module: str) -> str | None:
 def ray_nodes() -> list[dict]:
     """Alive Ray nodes (host, CPUs, GPUs, accelerator type); [] when Ray is not running here."""
     try:
-        import ray
+        import ray   # here, not at the top: Ray is heavy, and asked only whether it already runs here
         if not ray.is_initialized():
             return []
         out = []
@@ -87,7 +92,6 @@ def ray_nodes() -> list[dict]:
 
 def collect() -> dict:
     """The provenance of a run started from this process (see the module docstring)."""
-    from . import __version__
     commit, dirty = git_state()
     return {
         "dgl_ray": __version__,
@@ -108,8 +112,6 @@ def collect() -> dict:
 def read(path: str | Path) -> list[dict]:
     """Provenance records of the ``*.parquet`` files under ``path`` (or of the file itself), one per
     distinct record, each with the ``file`` it came from (parts of one sweep share one record)."""
-    import pyarrow.parquet as pq
-    import json
     path = Path(path)
     # a sweep folder's Parquet files (and one folder down), or those of the sweeps in a storage
     # folder; the checkpoints inside trial folders are never walked

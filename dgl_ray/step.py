@@ -25,20 +25,21 @@ class ReferenceDualGradient:
         self.model, self.opt, self.K = model, opt, K
         self.state = {"step": 0, "gv": None}
 
-    def step(self, x, bn, bc, lam: float) -> dict:
+    def step(self, x, noisy, clean, lam: float) -> dict:
+        """One step on the batch ``x`` with its noisy and clean labels (the notebook's bn, bc)."""
         model, opt, K = self.model, self.opt, self.K
         crit = nn.CrossEntropyLoss()
         step = self.state["step"]
         cached_gv = self.state["gv"]
 
         opt.zero_grad()
-        loss_s = crit(model(x), bn)
+        loss_s = crit(model(x), noisy)
         loss_s.backward(retain_graph=True)
         gs = parameters_to_vector([p.grad for p in model.parameters()]).clone()
 
         if step % K == 0 or cached_gv is None:
             opt.zero_grad()
-            loss_v = crit(model(x), bc)
+            loss_v = crit(model(x), clean)
             loss_v.backward()
             cached_gv = parameters_to_vector([p.grad for p in model.parameters()]).clone()
 

@@ -42,10 +42,10 @@ class StepState:
     def state_dict(self) -> dict:
         return {"step": self.step, "cached_gv": self.cached_gv, "cached_gv_norm": self.cached_gv_norm}
 
-    def load_state_dict(self, s: dict) -> None:
-        self.step = int(s["step"])
-        self.cached_gv = s["cached_gv"]
-        self.cached_gv_norm = s["cached_gv_norm"]
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.cached_gv = state["cached_gv"]
+        self.cached_gv_norm = state["cached_gv_norm"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,13 +67,13 @@ def seed_everything(seed: int) -> None:
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: DataSet, dtype, batch_size: int = 1000) -> float:
     """Test error (fraction) in eval mode; one host sync at the end."""
-    was = model.training
+    was_training = model.training
     model.eval()
     wrong = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
-    for s in range(0, len(data.y_test), batch_size):
-        x = data.normalise(data.x_test[s:s + batch_size], dtype)
-        wrong += (model(x).argmax(1) != data.y_test[s:s + batch_size]).sum()
-    model.train(was)
+    for start in range(0, len(data.y_test), batch_size):
+        x = data.normalise(data.x_test[start:start + batch_size], dtype)
+        wrong += (model(x).argmax(1) != data.y_test[start:start + batch_size]).sum()
+    model.train(was_training)
     return wrong.item() / len(data.y_test)
 
 
@@ -126,20 +126,20 @@ class Trial:
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
-        c = self.cfg
+        cfg = self.cfg
         err = last.get("test_error")
         out = {
             "status": self.status,
             "final_error": None if err is None or (isinstance(err, float) and math.isnan(err)) else err,
             "lambda": last.get("lambda", self.plans[0].lam),
-            "eta": c.eta, "seed": c.seed, "epochs": self.epoch, "epochs_planned": c.epochs,
-            "dataset": c.dataset, "synthetic": bool(self.data.synthetic), "model": c.model, "width": c.width,
-            "K": c.K, "noise": c.noise, "global_step": self.stepper.step, "wall_time": round(self.wall_time, 3),
+            "eta": cfg.eta, "seed": cfg.seed, "epochs": self.epoch, "epochs_planned": cfg.epochs,
+            "dataset": cfg.dataset, "synthetic": bool(self.data.synthetic), "model": cfg.model, "width": cfg.width,
+            "K": cfg.K, "noise": cfg.noise, "global_step": self.stepper.step, "wall_time": round(self.wall_time, 3),
         }
         if self.status == STATUS_DIVERGED:
             out["reason"] = f"non-finite loss, gradient norm or weights in epoch {self.epoch}"
-        if c.origin:
-            out["origin"] = c.origin
+        if cfg.origin:
+            out["origin"] = cfg.origin
         if self.init_meta is not None and self.init_meta.get("final_error") is not None:
             out["init_error"] = self.init_meta["final_error"]
         return out
@@ -166,27 +166,27 @@ class Trial:
             },
         }
 
-    def load_state_dict(self, s: dict) -> None:
-        if s["model_meta"] != self.model_meta:
-            raise ConfigError(f"checkpoint holds {s['model_meta']}; this trial builds {self.model_meta}")
-        self.model.load_state_dict(s["model"])
-        self.opt.load_state_dict(s["optimizer"])
-        st = dict(s["stepper"])
-        if st["cached_gv"] is not None:
-            st["cached_gv"] = [t.to(self.device) for t in st["cached_gv"]]
-            st["cached_gv_norm"] = st["cached_gv_norm"].to(self.device)
-        self.stepper.load_state_dict(st)
-        self.epoch, self.history, self.status = s["epoch"], list(s["history"]), s["status"]
-        self.wall_time = s["wall_time"]
-        r = s["rng"]
-        random.setstate(r["python"])
-        np.random.set_state(r["numpy"])
-        torch.set_rng_state(r["torch"])
-        if r["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(r["cuda"])
-        self.gen.set_state(r["data"])   # a generator's state is a CPU byte tensor on every device
-        if "dropout" in r:
-            self.dropout_gen.set_state(r["dropout"])
+    def load_state_dict(self, state: dict) -> None:
+        if state["model_meta"] != self.model_meta:
+            raise ConfigError(f"checkpoint holds {state['model_meta']}; this trial builds {self.model_meta}")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        stepper = dict(state["stepper"])
+        if stepper["cached_gv"] is not None:
+            stepper["cached_gv"] = [t.to(self.device) for t in stepper["cached_gv"]]
+            stepper["cached_gv_norm"] = stepper["cached_gv_norm"].to(self.device)
+        self.stepper.load_state_dict(stepper)
+        self.epoch, self.history, self.status = state["epoch"], list(state["history"]), state["status"]
+        self.wall_time = state["wall_time"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.gen.set_state(rng["data"])   # a generator's state is a CPU byte tensor on every device
+        if "dropout" in rng:
+            self.dropout_gen.set_state(rng["dropout"])
 
     def save(self, path: str) -> None:
         ckpt.save(self.state_dict(), path)
@@ -194,8 +194,8 @@ class Trial:
     @classmethod
     def resume(cls, path: str, data: DataSet | None = None, **overrides) -> "Trial":
         """Continue a saved trial; ``overrides`` may change execution fields (device, ...)."""
-        s = ckpt.load(path)
-        cfg = dict(s["config"])
+        state = ckpt.load(path)
+        cfg = dict(state["config"])
         if "lam" in cfg:                 # a checkpoint written before λ had one spelling
             cfg["lambda"] = cfg.pop("lam")
         allowed = {"device", "data_root", "download", "deterministic"}
@@ -203,6 +203,6 @@ class Trial:
         if bad:
             raise ConfigError(f"resume can change only {sorted(allowed)}; got {sorted(bad)}")
         cfg.update(overrides)
-        t = cls(cfg, data=data)
-        t.load_state_dict(s)
-        return t
+        trial = cls(cfg, data=data)
+        trial.load_state_dict(state)
+        return trial
