@@ -97,18 +97,18 @@ def load_init_weights(path: str, model: torch.nn.Module, model_meta: dict) -> di
         if theirs != mine:
             raise ConfigError(f"init_checkpoint={path!r} holds {theirs}; this trial builds {mine}; "
                               f"start from a checkpoint of the same model, width and data shape")
-        sd = blob["model"]
+        weights = blob["model"]
         meta["final_error"] = (blob.get("history") or [{}])[-1].get("test_error")
     elif isinstance(blob, dict) and "model_state_dict" in blob:
-        sd = blob["model_state_dict"]
+        weights = blob["model_state_dict"]
         meta = {k: v for k, v in blob.items() if k not in ("model_state_dict", "optimizer_state_dict")}
     elif isinstance(blob, dict) and all(isinstance(v, torch.Tensor) for v in blob.values()):
-        sd = blob
+        weights = blob
     else:
         raise ConfigError(f"init_checkpoint={path!r} holds no model weights (expected a dgl_ray checkpoint, "
                           f"a dict with 'model_state_dict', or a state_dict)")
     try:
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).split())[:300]
         raise ConfigError(f"init_checkpoint={path!r} does not fit model={model_meta['model']!r} "

@@ -2,8 +2,9 @@
 generators, model and optimizer, history, status, summary and checkpoint. The population
 (dgl_ray.batched) trains it, alone or packed with others, and writes its metrics rows:
 
+    from dgl_ray.batched import run_trial
     trial = Trial({"dataset": "digits", "lambda": 0.3, "eta": 0.4, "seed": 0, "epochs": 30})
-    summary = run_trial(trial, on_eval=print)  # dgl_ray.batched: a population of one
+    summary = run_trial(trial, on_eval=print)  # a population of one; one metrics dict per evaluation
 
 Torch only (no Ray): dgl_ray.tune wraps this class. Every per-trial choice lives in the config;
 everything that changes while training lives in ``Trial.state_dict()``.

@@ -29,7 +29,7 @@ LINT = ("import sys; from importlinter.cli import lint_imports; "
 
 
 def test_every_contract_is_checked():
-    assert {"layers", "entry-points", "acyclic"} <= set(CONTRACTS)
+    assert {"layers", "entry-points", "light-config", "acyclic"} <= set(CONTRACTS)
 
 
 @pytest.mark.parametrize("contract", [
