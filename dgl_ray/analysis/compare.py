@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..paper import H_MIN
 from . import figures as F
 from . import tables as T
 
@@ -56,7 +57,7 @@ FIGURES = {
 
 
 def lambda_c_comparison(frames: dict, *, n_boot: int = 200, ci: float = 0.95, seed: int = 0,
-                        H: float = T.H_MIN) -> pd.DataFrame:
+                        H: float = H_MIN) -> pd.DataFrame:
     """λ_c of each source ({label: frame of fresh runs}, each pooled over its cells) from the logistic
     fit of its H fraction with a percentile bootstrap CI (:func:`critical_point`), and a last row
     with the difference (first − second) and its CI from the same draws, paired draw by draw
@@ -114,7 +115,7 @@ def comparison(df: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str], n
 
 
 CAPTIONS = {
-    "h_fraction": ("Both sources on one λ axis: the H fraction per λ (error ≥ 0.40 or diverged, over "
+    "h_fraction": (f"Both sources on one λ axis: the H fraction per λ (error ≥ {H_MIN:.2f} or diverged, over "
                    "runs with a final error) with 95% Wilson CIs; vertical lines: each source's "
                    "critical λ from the logistic fit, its 95% bootstrap CI shaded."),
 }
