@@ -37,6 +37,8 @@ import re
 import pandas as pd
 
 from ..errors import ConfigError
+from ..rows import FINAL_STATUSES, read_results_parquet, trial_id_of
+from ..storage import Location
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
@@ -50,18 +52,8 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
 MANIFEST = "dgl_sweep.json"
 # The form of the plan's Tune configs (what the fingerprint hashes): 1 = a group lists every member's
-# every field; 2 = a group's shared fields once at its top level (dgl_ray.tune.trainable.pack_group).
+# every field; 2 = a group's shared fields once at its top level (dgl_ray.rows.pack_group).
 PLAN_FORM = 2
-from ..analysis.frames import FINAL_STATUSES  # noqa: E402  (completed, diverged)
-
-# Tune trial folders: <trainable>_<8 hex>_<k>_<params>_<date> (searchers) or <5 hex>_<5 digits>
-_ID_IN_DIR = re.compile(r"_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})_\d*")
-
-
-def trial_id_of(folder: str) -> str | None:
-    """The Tune trial id in a trial folder's name (the ``run`` column of the tidy frame)."""
-    m = _ID_IN_DIR.search(os.path.basename(folder.rstrip("/")))
-    return m.group("id") if m else None
 
 
 @dataclass
@@ -195,7 +187,7 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float, addres
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
     """(run id, checkpoint file) pairs of a trial folder's last checkpoint: one for a single trial,
     one per member for a grouped Tune trial."""
-    from .trainable import CKPT_FILE, member_file, member_run
+    from ..rows import CKPT_FILE, member_file, member_run
     cks = sorted(d for d in os.listdir(trial_dir) if d.startswith("checkpoint_"))
     for d in reversed(cks):
         f = os.path.join(trial_dir, d, CKPT_FILE)
@@ -315,17 +307,13 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
 
 
 def _read_previous(pq: str) -> pd.DataFrame | None:
-    """The rows of the sweep's last ``results.parquet``, None when there is none (or it cannot be read:
-    the trial folders are then the only source, as before)."""
-    if not os.path.exists(pq):
-        return None
+    """The rows of the sweep's last ``results.parquet`` in the tidy frame's types (lists, categoricals), as
+    the rebuilt rows it joins; None when there is none, or, warned, when it cannot be read: the trial
+    folders are then the only source (:func:`dgl_ray.rows.read_results_parquet`, the analysis' reader)."""
     from ..analysis.frames import normalise
-    try:        # in the tidy frame's types (lists, categoricals), as the rebuilt rows it joins
-        return normalise(pd.read_parquet(pq))
-    except Exception as e:  # noqa: BLE001 - a broken Parquet must not stop the rebuild
-        print(f"warning: the previous {pq} cannot be read ({type(e).__name__}); rebuilding from the trial "
-              f"folders only", file=sys.stderr, flush=True)
-        return None
+    folders = sum(trial_id_of(d) is not None for d in os.listdir(os.path.dirname(pq)))
+    previous = read_results_parquet(Location.of(pq), folders)
+    return None if previous is None else normalise(previous)
 
 
 def _final_runs(df: pd.DataFrame) -> set[str]:

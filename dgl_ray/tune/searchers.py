@@ -35,7 +35,7 @@ from ray.tune.search import Searcher
 
 from ..boundary import fit_boundary
 from ..errors import ConfigError
-from .trainable import pack_group, result_rows, split_config, unpack_group
+from ..rows import pack_group, result_rows, split_config, unpack_group
 
 FINISHED = Searcher.FINISHED
 # a member's last row has one of these statuses ("error": the trainable's fatal error row)

@@ -29,7 +29,7 @@ def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
     from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig, shape_key
-    from .trainable import unpack_group
+    from ..rows import unpack_group
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:
