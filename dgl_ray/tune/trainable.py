@@ -26,13 +26,14 @@ Every RNG is re-seeded per trial by :class:`Trial` itself, so reused actors are 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 
 from ..rows import (CKPT_FILE, column_value, flat_config, grouped_result, member_file, member_run, split_config,
                     unpack_group)
 # checkpoint export/fetch for chained protocols: dgl_ray.storage (atomic on every filesystem)
-from ..storage import export_file, fetch_file
+from ..storage import Location, export_file, fetch_file
 
 _DATA_CACHE: dict = {}
 
@@ -184,17 +185,14 @@ def _checkpoints_to_try(restored):
     the checkpoint's own filesystem). A newer one is the only one left when a driver was killed after
     Tune's keep-N deleted the checkpoint its last saved state names, but before it saved the state naming
     the new one."""
-    import re
-    import pyarrow.fs as pafs
     from ray import tune
     yield restored
     parent, name = os.path.split(restored.path.rstrip("/"))
     try:
-        infos = restored.filesystem.get_file_info(pafs.FileSelector(parent))
+        children = Location(restored.filesystem, parent, parent).iterdir()
     except Exception:  # noqa: BLE001 - no listing, no fallback: the first error stands
         return
-    others = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
-                    and re.fullmatch(r"checkpoint_\d+", i.base_name) and i.base_name != name)
+    others = sorted(c.name for c in children if c.is_dir() and re.fullmatch(r"checkpoint_\d+", c.name) and c.name != name)
     for n in [o for o in reversed(others) if o < name] + [o for o in others if o > name]:
         yield tune.Checkpoint(path=f"{parent}/{n}", filesystem=restored.filesystem)
 
