@@ -72,16 +72,17 @@ def augment_batch(raw: torch.Tensor, generator: torch.Generator, pad: int = 4) -
 def load_digits_data() -> DataSet:
     from sklearn.datasets import load_digits
 
-    d = load_digits()
-    x = d.images.astype(np.uint8)            # counts 0..16
-    y = d.target.astype(np.int64)
-    perm = np.random.RandomState(DIGITS_SPLIT_SEED).permutation(len(y))
-    te, tr = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
-    x_tr = torch.from_numpy(x[tr]).unsqueeze(1)
-    x_te = torch.from_numpy(x[te]).unsqueeze(1)
-    f = x_tr.double() / 16.0
-    return DataSet("digits", x_tr, torch.from_numpy(y[tr]), x_te, torch.from_numpy(y[te]),
-                   num_classes=10, mean=(float(f.mean()),), std=(float(f.std()),), scale=16.0)
+    digits = load_digits()
+    images = digits.images.astype(np.uint8)            # counts 0..16
+    labels = digits.target.astype(np.int64)
+    perm = np.random.RandomState(DIGITS_SPLIT_SEED).permutation(len(labels))
+    test_idx, train_idx = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
+    x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
+    x_test = torch.from_numpy(images[test_idx]).unsqueeze(1)
+    scaled = x_train.double() / 16.0
+    return DataSet("digits", x_train, torch.from_numpy(labels[train_idx]), x_test, torch.from_numpy(labels[test_idx]),
+                   num_classes=DATASETS["digits"].num_classes, mean=(float(scaled.mean()),),
+                   std=(float(scaled.std()),), scale=16.0)
 
 
 def _torchvision_cifar(cls, root: str, download: bool):

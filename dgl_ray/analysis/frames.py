@@ -47,6 +47,7 @@ drop rows whose error is outside [0, 1] or whose λ is not a number, with an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -55,8 +56,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..config import TrialConfig
+from .. import provenance
 from ..rows import (FINAL_STATUSES, flat_config, member_rows, member_run, read_results_parquet, split_config,
                     trial_id_of)
+from ..storage import Location
 
 CORE_COLUMNS = [
     "run", "experiment", "family", "dataset", "model", "width", "eta", "noise", "seed", "lambda",
@@ -133,8 +137,6 @@ def _round_lambda(s: pd.Series) -> pd.Series:
 def _list_columns() -> list[str]:
     """The trial config's list- and dict-valued fields (lr_milestones, lambda_schedule, synthetic_size,
     tags): rows carry them as JSON text (a Tune result is flat), the frame as Python objects."""
-    import dataclasses
-    from ..config import TrialConfig
     return [f.name for f in dataclasses.fields(TrialConfig) if str(f.type).startswith(("list", "dict"))]
 
 
@@ -248,7 +250,6 @@ def _read_or_none(f) -> str | None:
 def _read_trial(trial, experiment: str) -> pd.DataFrame:
     """One Tune trial folder (a local path or a :class:`dgl_ray.storage.Location`) -> rows (one per
     reported evaluation), config as columns."""
-    from ..storage import Location
     trial = Location.of(trial)
     config: dict = {}
     params = _read_or_none(trial / "params.json")
@@ -315,7 +316,6 @@ def _recording_damage(read):
 def _resolved_columns(config: dict) -> dict:
     """The trial config's fields as a trial's rows would carry them (defaults resolved: the dataset's
     model, epochs, ...; lists as JSON text); {} when the config does not resolve."""
-    from ..config import TrialConfig
     try:
         return flat_config(TrialConfig.from_dict(split_config(config)[0]))
     except Exception:  # noqa: BLE001 - a config that does not resolve keeps its own fields only
@@ -476,7 +476,6 @@ def load_experiment(path, *, trial_folders_only: bool = False) -> pd.DataFrame:
     Raises ``FileNotFoundError`` if the path does not exist, ``ValueError`` if it holds no sweep and
     :class:`dgl_ray.storage.StorageError` (an OSError) if the storage cannot be reached.
     """
-    from ..storage import Location
     loc = Location.of(path)
     if loc.suffix == ".parquet" and not loc.is_dir():
         df = _load_parquet_file(loc)
@@ -522,16 +521,14 @@ def _load_parquet_file(loc) -> pd.DataFrame | None:
 
 def _with_provenance(df: pd.DataFrame, loc) -> pd.DataFrame:
     """``df.attrs["provenance"]``: the records of the Parquet files read (dgl_ray.provenance)."""
-    from ..provenance import read
-    df.attrs["provenance"] = read(str(loc)) if loc.is_local else _remote_provenance(loc)
+    df.attrs["provenance"] = provenance.read(str(loc)) if loc.is_local else _remote_provenance(loc)
     return df
 
 
 def _remote_provenance(loc) -> list[dict]:
     """dgl_ray.provenance.read for a URI: the records in the metadata of the results.parquet files of the
     sweep (or of the storage folder's sweeps)."""
-    import pyarrow.parquet as papq
-    from ..provenance import KEY
+    import pyarrow.parquet as papq     # only for a remote sweep's provenance
     if loc.is_file():
         files = [loc]
     else:
@@ -540,7 +537,7 @@ def _remote_provenance(loc) -> list[dict]:
     for f in files:
         try:
             raw = (papq.read_schema(f.path, filesystem=f.fs).metadata or {}).get(b"PANDAS_ATTRS")
-            rec = json.loads(raw).get(KEY) if raw else None
+            rec = json.loads(raw).get(provenance.KEY) if raw else None
         except Exception:
             continue
         key = json.dumps(rec, sort_keys=True, default=str)
@@ -552,7 +549,6 @@ def _remote_provenance(loc) -> list[dict]:
 
 def is_sweep_path(path) -> bool:
     """True if ``path`` (a local path or a URI) holds a dgl_ray sweep (Parquet or Tune trial folders)."""
-    from ..storage import Location
     loc = Location.of(path)
     if loc.is_file():
         return loc.suffix == ".parquet"

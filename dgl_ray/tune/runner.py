@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..rows import FINAL_STATUSES, read_results_parquet, trial_id_of
-from ..storage import Location
+from ..storage import Location, write_bytes_atomic
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
@@ -459,27 +459,26 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
         return _run_sweep(opts, spec)
 
 
+_STATE_FILE = re.compile(r"experiment_state-.*\.json")     # Tune's experiment state, one file per save
+
+
+def _newest_state(storage: str, name: str) -> Location | None:
+    """Tune's newest ``experiment_state-*.json`` of the sweep, None when it has none (or no folder)."""
+    states = [c for c in (Location.of(storage) / name).iterdir() if _STATE_FILE.fullmatch(c.name)]
+    return states[-1] if states else None          # iterdir sorts by name: the newest timestamp last
+
+
 def check_tune_state(storage: str, name: str) -> None:
     """Tune's newest ``experiment_state-*.json`` must read before ``Tuner.restore``: Tune restarts an
     experiment whose state it cannot read, over the existing trial folders (their trials are then
     unknown to it and their finished rows would be dropped). ConfigError (one line, nothing touched)."""
-    import pyarrow.fs as pafs
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    try:
-        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
-    except FileNotFoundError:
+    state = _newest_state(storage, name)
+    if state is None:
         return
-    states = sorted(n for n in names if re.fullmatch(r"experiment_state-.*\.json", n))
-    if not states:
-        return
-    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
-        text = f.read()
     try:
-        json.loads(text)
+        json.loads(state.read_bytes())
     except (ValueError, UnicodeDecodeError) as e:
-        where = f"{storage.rstrip('/')}/{name}/{states[-1]}"
+        where = f"{storage.rstrip('/')}/{name}/{state.name}"
         raise ConfigError(f"--resume: Tune's experiment state {where} cannot be read ({type(e).__name__}: "
                           f"{str(e)[:80]}; a full disk or a crash while it was written); nothing was touched: "
                           f"restoring it would restart the sweep over its trial folders. The finished rows are "
@@ -490,11 +489,8 @@ def check_tune_state(storage: str, name: str) -> None:
 def errored_tune_trials(storage: str, name: str) -> set[str]:
     """Tune trial ids whose runs the last ``results.parquet`` holds as ``error``: trials that ended with a
     fatal error row (a normal return, so Tune's state says TERMINATED) or that Tune saw fail."""
-    text_path = f"{name}/results.parquet"
-    fs, root = storage_fs(storage)
-    path = os.path.join(root, text_path) if fs is None else f"{root}/{text_path}"
     try:
-        df = pd.read_parquet(path, filesystem=fs, columns=None)
+        df = (Location.of(storage) / name / "results.parquet").read_parquet()
     except Exception:  # noqa: BLE001 - no Parquet (a driver killed), nothing known to retry
         return set()
     if not len(df) or "run_status" not in df:
@@ -511,11 +507,10 @@ def reopen_errored_trials(storage: str, name: str) -> int:
     ids = errored_tune_trials(storage, name)
     if not ids:
         return 0
-    fs, path = _newest_state(storage, name)
-    if path is None:
+    newest = _newest_state(storage, name)
+    if newest is None:
         return 0
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.read())
+    state = json.loads(newest.read_bytes())
     n = 0
     for entry in state.get("trial_data", []):
         trial = json.loads(entry[0])
@@ -524,23 +519,8 @@ def reopen_errored_trials(storage: str, name: str) -> int:
             entry[0] = json.dumps(trial, indent=2)
             n += 1
     if n:
-        data = json.dumps(state).encode("utf-8")
-        tmp = f"{path}.tmp"
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-        fs.move(tmp, path)              # local: a rename, so a crash leaves the old state
+        write_bytes_atomic(newest, json.dumps(state).encode("utf-8"))   # a crash leaves the old state
     return n
-
-
-def _newest_state(storage: str, name: str):
-    """(pyarrow filesystem, path of Tune's newest experiment_state-*.json or None)."""
-    import pyarrow.fs as pafs
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
-                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
-    return fs, (f"{folder}/{states[-1]}" if states else None)
 
 
 def _latest_checkpoint_path(runtime_json: str) -> str | None:
@@ -562,20 +542,18 @@ def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
     folder is made again, empty: the trainable then finds no checkpoint to read and ends the trial with an
     error row naming ``--retry-errored``, or, with that flag, starts it again from epoch 0. Returns the
     checkpoint paths so marked."""
-    import pyarrow.fs as pafs
-    fs, path = _newest_state(storage, name)
-    if path is None:
+    newest = _newest_state(storage, name)
+    if newest is None:
         return []
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.read())
+    state = json.loads(newest.read_bytes())
     marked = []
     for trial_json, runtime_json in state.get("trial_data", []):
         try:
             ck = _latest_checkpoint_path(runtime_json)
         except Exception:  # noqa: BLE001 - another Ray's pickles: Tune's own restore decides
             continue
-        if ck and fs.get_file_info(ck).type == pafs.FileType.NotFound:
-            fs.create_dir(ck, recursive=True)
+        if ck and not Location(newest.fs, ck, ck).exists():
+            Location(newest.fs, ck, ck).mkdir()
             marked.append(ck)
     if marked:
         print(f"note: {len(marked)} trial checkpoint(s) named by Tune's state are gone (removed by --keep-checkpoints "

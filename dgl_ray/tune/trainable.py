@@ -28,8 +28,13 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import tempfile
 
+# Ray, torch and the trainer are imported inside the functions that run in a trial's process: the sweep
+# command imports this module (to name its trainable) without loading them.
+from ..config import TrialConfig
+from ..errors import ConfigError
 from ..rows import (CKPT_FILE, column_value, flat_config, grouped_result, member_file, member_run, split_config,
                     unpack_group)
 # checkpoint export/fetch for chained protocols: dgl_ray.storage (atomic on every filesystem)
@@ -83,7 +88,6 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0, retry_errored:
     with ``retry_errored`` (``--retry-errored``), starts again from epoch 0."""
     from ray import tune
     from ..batched import BatchedTrials
-    from ..errors import ConfigError
 
     set_resources(cpus, gpus)
     grouped = "group" in config
@@ -154,7 +158,6 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
     (the caller starts the trial from epoch 0), else the newest checkpoint's ConfigError, naming
     ``--retry-errored``."""
     from ..batched import member_trials
-    from ..errors import ConfigError
     from .. import checkpoint as ckpt
     first_error = None
     for c in _checkpoints_to_try(restored):
@@ -166,12 +169,10 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
                                           ConfigError(f"checkpoint {c.path!r} cannot be read ({type(e).__name__}: {e})"))
             continue
         if first_error is not None:
-            import sys
             which = "older" if os.path.basename(c.path) < os.path.basename(restored.path.rstrip("/")) else "newer"
             print(f"warning: {first_error}; continuing from the {which} checkpoint {c.path!r} "
                   f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
         return trials
-    import sys
     if retry_errored:
         print(f"warning: {first_error}; --retry-errored: this trial starts again from epoch 0",
               file=sys.stderr, flush=True)
@@ -252,7 +253,6 @@ any_trainable = dgl_trainable     # the runner's name for it
 
 
 def _resolved(trial_cfg: dict, fetch_dir: str):
-    from ..config import TrialConfig
     d = dict(trial_cfg)
     if d.get("init_checkpoint"):
         d["init_checkpoint"] = fetch_file(d["init_checkpoint"], fetch_dir)
