@@ -181,7 +181,7 @@ class Location:
 
     def mkdir(self) -> None:
         """Create this folder and its parents (no error when it exists)."""
-        self._call(self.fs.create_dir, self.path, True)
+        self._call(lambda path: self.fs.create_dir(path, recursive=True), self.path)
         self._info = None
 
     def read_bytes(self) -> bytes:
