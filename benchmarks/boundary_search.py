@@ -35,7 +35,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from dgl_ray.tune.searchers import BoundaryPolicy, fit_boundary
+from dgl_ray.boundary import fit_boundary
+from dgl_ray.tune.searchers import BoundaryPolicy
 
 
 def pools(paths):

@@ -2,7 +2,8 @@
 
 Every field is a JSON-able value, so a config travels unchanged through the command line, Ray
 Tune's param_space, checkpoints and the results table. Fields left as None take the data set's
-defaults (``DATASET_DEFAULTS``): the paper's CIFAR settings, or the digits settings of PROTOCOLS.md.
+defaults (``DATASET_DEFAULTS``, from :mod:`dgl_ray.registry`): the paper's CIFAR settings, or the digits
+settings of PROTOCOLS.md.
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import registry
 from .errors import ConfigError
 from .schedules import check_lambda, expand_lambda_schedule
 
-DATASETS = ("digits", "cifar10", "cifar100", "synthetic-cifar")
-MODELS = ("tinycnn", "resnet18", "resnet34", "vgg11", "vgg11-p2", "simplecnn", "simplecnn-p2")
+# the names a trial can give (one entry each in dgl_ray.registry, which has no torch import)
+DATASETS = tuple(registry.DATASETS)
+MODELS = tuple(registry.MODELS)
 NOISE_KINDS = ("symmetric", "asymmetric", "asymmetric-legacy")
 NOISE_CONVENTIONS = ("paper", "legacy")  # legacy: A–Q notebooks seeded noise with seed+1000
 NORMALIZATIONS = ("paper", "q-series")
@@ -32,14 +35,7 @@ LABEL_FIELDS = ("family", "experiment", "hold", "role", "plan_id", "parent", "in
                 "schedule_kind", "target_lambda", "intervention", "branch", "accept", "select")
 RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
 
-DATASET_DEFAULTS = {
-    # PROTOCOLS.md, last section: digits, batch 32, LR 0.1 constant, 30 epochs.
-    "digits": dict(model="tinycnn", batch_size=32, lr=0.1, lr_milestones=[], epochs=30),
-    # PROTOCOLS.md: 100 epochs, LR 0.1, MultiStep [50, 75] x0.1, batch 256.
-    "cifar10": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
-    "cifar100": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
-    "synthetic-cifar": dict(model="resnet18", batch_size=256, lr=0.1, lr_milestones=[50, 75], epochs=100),
-}
+DATASET_DEFAULTS = {name: entry.defaults for name, entry in registry.DATASETS.items()}
 
 
 @dataclass
@@ -151,14 +147,15 @@ class TrialConfig:
 
     def resolved(self) -> "TrialConfig":
         """Fill dataset defaults, expand the λ schedule and validate everything; raises ConfigError."""
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
+        if self.dataset not in registry.DATASETS:
+            raise ConfigError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(registry.DATASETS)}")
         c = dataclasses.replace(self)
-        for k, v in DATASET_DEFAULTS[c.dataset].items():
+        data = registry.DATASETS[c.dataset]
+        for k, v in data.defaults.items():
             if getattr(c, k) is None:
                 setattr(c, k, list(v) if isinstance(v, list) else v)
         if c.augment is None:
-            c.augment = c.dataset != "digits"
+            c.augment = data.augment
         if c.lambda_schedule is None:
             if c.lam is None:
                 raise ConfigError("no λ given: set lam (e.g. --lambda 0.3) or a lambda_schedule")
@@ -181,13 +178,13 @@ class TrialConfig:
             if not cond:
                 raise ConfigError(msg)
 
-        need(self.model in MODELS, f"model={self.model!r} is unknown; allowed: {', '.join(MODELS)}")
+        need(self.model in registry.MODELS, f"model={self.model!r} is unknown; allowed: {', '.join(registry.MODELS)}")
         need(isinstance(self.eta, (int, float)) and 0.0 <= self.eta < 1.0,
              f"eta={self.eta!r} is outside [0, 1); η is the fraction of wrong labels")
         need(self.noise in NOISE_KINDS, f"noise={self.noise!r} is unknown; allowed: {', '.join(NOISE_KINDS)}")
         need(self.noise_convention in NOISE_CONVENTIONS,
              f"noise_convention={self.noise_convention!r} is unknown; allowed: {', '.join(NOISE_CONVENTIONS)}")
-        need(not self.noise.startswith("asymmetric") or self.dataset in ("cifar10", "synthetic-cifar", "digits"),
+        need(not self.noise.startswith("asymmetric") or registry.DATASETS[self.dataset].num_classes == 10,
              f"noise={self.noise!r} is defined for 10-class data (CIFAR-10 pairs); dataset={self.dataset!r} "
              f"allows: symmetric")
         need(self.trusted_fraction is None or (isinstance(self.trusted_fraction, (int, float))
@@ -208,8 +205,7 @@ class TrialConfig:
         need(all(isinstance(m, int) and m >= 1 for m in self.lr_milestones),
              f"lr_milestones={self.lr_milestones!r} must be epochs (integers >= 1)")
         need(isinstance(self.width, (int, float)) and self.width > 0, f"width={self.width!r} must be > 0")
-        need(self.width == 1.0 or self.model in ("resnet18", "resnet34", "tinycnn"),
-             f"width={self.width} applies to resnet18, resnet34 and tinycnn; model={self.model!r} has a fixed width")
+        need(self.width == 1.0 or registry.MODELS[self.model].any_width, registry.fixed_width_error(self.model, self.width))
         need(self.normalization in NORMALIZATIONS,
              f"normalization={self.normalization!r} is unknown; allowed: {', '.join(NORMALIZATIONS)}")
         need(self.device in DEVICES or str(self.device).startswith("cuda:"),

@@ -6,13 +6,13 @@ would (padding is done on the raw image, so padded pixels are 0 before normalisa
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import ConfigError
+from .registry import DATASETS, data_folder, missing_files
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = {"paper": (0.2023, 0.1994, 0.2010), "q-series": (0.2470, 0.2435, 0.2616)}
@@ -72,38 +72,35 @@ def augment_batch(raw: torch.Tensor, generator: torch.Generator, pad: int = 4) -
 def load_digits_data() -> DataSet:
     from sklearn.datasets import load_digits
 
-    d = load_digits()
-    x = d.images.astype(np.uint8)            # counts 0..16
-    y = d.target.astype(np.int64)
-    perm = np.random.RandomState(DIGITS_SPLIT_SEED).permutation(len(y))
-    te, tr = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
-    x_tr = torch.from_numpy(x[tr]).unsqueeze(1)
-    x_te = torch.from_numpy(x[te]).unsqueeze(1)
-    f = x_tr.double() / 16.0
-    return DataSet("digits", x_tr, torch.from_numpy(y[tr]), x_te, torch.from_numpy(y[te]),
-                   num_classes=10, mean=(float(f.mean()),), std=(float(f.std()),), scale=16.0)
+    digits = load_digits()
+    images = digits.images.astype(np.uint8)            # counts 0..16
+    labels = digits.target.astype(np.int64)
+    perm = np.random.RandomState(DIGITS_SPLIT_SEED).permutation(len(labels))
+    test_idx, train_idx = perm[:DIGITS_TEST_SIZE], perm[DIGITS_TEST_SIZE:]
+    x_train = torch.from_numpy(images[train_idx]).unsqueeze(1)
+    x_test = torch.from_numpy(images[test_idx]).unsqueeze(1)
+    scaled = x_train.double() / 16.0
+    return DataSet("digits", x_train, torch.from_numpy(labels[train_idx]), x_test, torch.from_numpy(labels[test_idx]),
+                   num_classes=DATASETS["digits"].num_classes, mean=(float(scaled.mean()),),
+                   std=(float(scaled.std()),), scale=16.0)
 
 
 def _torchvision_cifar(cls, root: str, download: bool):
     """torchvision's CIFAR reader, with the integrity check reduced to 'the batch files are there'
-    (so a partial or hand-made set in the same format reads too); downloading still checks the
-    archive's MD5 inside torchvision."""
+    (dgl_ray.registry's file list, so a partial or hand-made set in the same format reads too);
+    downloading still checks the archive's MD5 inside torchvision."""
+    name = "cifar10" if cls.__name__ == "CIFAR10" else "cifar100"
 
     class Local(cls):
         def _check_integrity(self) -> bool:
-            folder = os.path.join(self.root, self.base_folder)
-            return all(os.path.isfile(os.path.join(folder, f)) for f, _ in self.train_list + self.test_list)
+            return not missing_files(name, self.root)
 
         def _load_meta(self) -> None:
             self.classes = []  # class names are not used; their file's MD5 is not checked either
 
-    name = "cifar10" if cls.__name__ == "CIFAR10" else "cifar100"
-    folder = os.path.join(os.path.abspath(root), cls.base_folder)
-    probe = Local.__new__(Local)
-    probe.root = os.path.abspath(root)
-    if not download and not probe._check_integrity():
-        missing = [f for f, _ in cls.train_list + cls.test_list if not os.path.isfile(os.path.join(folder, f))]
-        raise ConfigError(f"{name} not found: looked in {folder} (missing {', '.join(missing)}); "
+    missing = missing_files(name, root)
+    if not download and missing:
+        raise ConfigError(f"{name} not found: looked in {data_folder(name, root)} (missing {', '.join(missing)}); "
                           f"fetch it with --download, or point --data-root at the folder holding {cls.base_folder}/")
     train = Local(root, train=True, download=download)
     test = Local(root, train=False, download=False)
@@ -116,13 +113,10 @@ def load_cifar(name: str, root: str, download: bool, normalization: str = "paper
     cls = CIFAR10 if name == "cifar10" else CIFAR100
     train, test = _torchvision_cifar(cls, root, download)
     to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # NHWC -> NCHW
-    if name == "cifar10":
-        mean, std, k = CIFAR10_MEAN, CIFAR10_STD[normalization], 10
-    else:
-        mean, std, k = CIFAR100_MEAN, CIFAR100_STD, 100
+    mean, std = (CIFAR10_MEAN, CIFAR10_STD[normalization]) if name == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
     return DataSet(name, to_t(train.data), torch.tensor(train.targets, dtype=torch.int64),
                    to_t(test.data), torch.tensor(test.targets, dtype=torch.int64),
-                   num_classes=k, mean=mean, std=std, scale=255.0)
+                   num_classes=DATASETS[name].num_classes, mean=mean, std=std, scale=255.0)
 
 
 def make_synthetic_cifar(n_train: int = 50000, n_test: int = 10000, seed: int = 0,
@@ -161,11 +155,7 @@ def make_synthetic_cifar(n_train: int = 50000, n_test: int = 10000, seed: int = 
 
 
 def load_dataset(cfg) -> DataSet:
-    """The trial's data set (on the CPU), from its config."""
-    if cfg.dataset == "digits":
-        return load_digits_data()
-    if cfg.dataset in ("cifar10", "cifar100"):
-        return load_cifar(cfg.dataset, cfg.data_root, cfg.download, cfg.normalization)
-    if cfg.dataset == "synthetic-cifar":
-        return make_synthetic_cifar(*cfg.synthetic_size)
-    raise ConfigError(f"dataset={cfg.dataset!r} is unknown")
+    """The trial's data set (on the CPU), from its config: the loader of its dgl_ray.registry entry."""
+    if cfg.dataset not in DATASETS:
+        raise ConfigError(f"dataset={cfg.dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
+    return DATASETS[cfg.dataset].load(cfg)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .registry import DATASETS, MODELS, fixed_width_error, models_for
 
 
 @functools.cache
@@ -55,6 +56,11 @@ def _cifar_resnet_class():
 
     CifarResNet.__module__, CifarResNet.__qualname__ = __name__, "CifarResNet"   # picklable by name
     return CifarResNet
+
+
+def cifar_resnet(layers: list[int], num_classes: int, in_channels: int, width: float) -> nn.Module:
+    """A ResNet of ``layers`` BasicBlocks per stage ([2, 2, 2, 2]: ResNet-18) with the CIFAR stem."""
+    return _cifar_resnet_class()(layers, num_classes, in_channels, width)
 
 
 def __getattr__(name: str):
@@ -132,17 +138,13 @@ class TinyCNN(nn.Module):
 
 
 def build_model(name: str, num_classes: int, in_channels: int, width: float = 1.0) -> nn.Module:
-    if name in ("resnet18", "resnet34"):
-        return _cifar_resnet_class()([2, 2, 2, 2] if name == "resnet18" else [3, 4, 6, 3], num_classes, in_channels, width)
-    if width != 1.0 and name != "tinycnn":
-        raise ConfigError(f"width={width} applies to resnet18, resnet34 and tinycnn; model={name!r} has a fixed width")
-    if name in ("vgg11", "vgg11-p2"):
-        return VGG11(num_classes, in_channels, "p" if name == "vgg11" else "p2")
-    if name in ("simplecnn", "simplecnn-p2"):
-        return SimpleCNN(num_classes, in_channels, "p" if name == "simplecnn" else "p2")
-    if name == "tinycnn":
-        return TinyCNN(num_classes, in_channels, width)
-    raise ConfigError(f"model={name!r} is unknown")
+    """The registered model ``name`` (dgl_ray.registry.MODELS) for this data."""
+    entry = MODELS.get(name)
+    if entry is None:
+        raise ConfigError(f"model={name!r} is unknown; allowed: {', '.join(MODELS)}")
+    if width != 1.0 and not entry.any_width:
+        raise ConfigError(fixed_width_error(name, width))
+    return entry.build(num_classes, in_channels, width)
 
 
 def check_model_input(model: nn.Module, name: str, shape: tuple, num_classes: int, dataset: str) -> None:
@@ -156,9 +158,11 @@ def check_model_input(model: nn.Module, name: str, shape: tuple, num_classes: in
             out = model(torch.zeros(2, *shape, dtype=p.dtype, device=p.device))
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
+        fit = models_for(shape)
         raise ConfigError(f"model={name!r} cannot take dataset={dataset!r} images of shape {tuple(shape)} "
-                          f"({first}); models for 8x8 digits: tinycnn, resnet18, resnet34; "
-                          f"vgg11*/simplecnn* need 32x32") from None
+                          f"({first}); models for {shape[1]}x{shape[2]} images: {', '.join(fit)}"
+                          + "".join(f"; {m.name} needs {m.min_side}x{m.min_side}" for m in MODELS.values()
+                                    if m.name not in fit)) from None
     finally:
         model.train(was_training)
     if tuple(out.shape) != (2, num_classes):
@@ -166,12 +170,8 @@ def check_model_input(model: nn.Module, name: str, shape: tuple, num_classes: in
                           f"expected {num_classes} classes")
 
 
-# (image shape, classes) of each data source, known without loading it
-DATA_SHAPES = {"digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-               "synthetic-cifar": ((3, 32, 32), 10)}
-
-
 def check_model_fits(model: str, width: float, dataset: str) -> None:
     """check_model_input without the data: for planning many trials before any of them starts."""
-    shape, k = DATA_SHAPES[dataset]
-    check_model_input(build_model(model, k, shape[0], width), model, shape, k, dataset)
+    data = DATASETS[dataset]
+    check_model_input(build_model(model, data.num_classes, data.shape[0], width), model, data.shape,
+                      data.num_classes, dataset)

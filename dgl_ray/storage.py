@@ -179,6 +179,11 @@ class Location:
         return [Location(self.fs, i.path, join(self.shown, i.base_name), info=i)
                 for i in sorted(infos, key=lambda i: i.path)]
 
+    def mkdir(self) -> None:
+        """Create this folder and its parents (no error when it exists)."""
+        self._call(lambda path: self.fs.create_dir(path, recursive=True), self.path)
+        self._info = None
+
     def read_bytes(self) -> bytes:
         def read(path):
             with self.fs.open_input_stream(path) as f:

@@ -62,7 +62,7 @@ def test_group_shares_the_fast_path():
 
 def test_rows_and_checkpoints_record_the_fast_path(tmp_path):
     from dgl_ray.trainer import Trial
-    from dgl_ray.tune.trainable import flat_config
+    from dgl_ray.rows import flat_config
     t = Trial({**TINY, "bf16": True})
     row = flat_config(t.cfg)
     assert {k: row[k] for k in FAST_PATH_FIELDS} == dict(channels_last=True, bf16=True, tf32=False, compile=False)

@@ -5,7 +5,7 @@ results carry group-level metrics (the members' best error, the median, counts) 
 import pytest
 
 from tests._tiny_sweep import tiny_packed_sweep
-from dgl_ray.tune.trainable import GROUP_METRICS, group_metrics
+from dgl_ray.rows import GROUP_METRICS, group_metrics
 
 
 @pytest.fixture(scope="module")

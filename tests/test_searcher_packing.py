@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dgl_ray.tune.searchers import FINISHED, BoundarySearcher, ChainedSearcher, GridSearcher
-from dgl_ray.tune.trainable import unpack_group
+from dgl_ray.rows import unpack_group
 
 
 def _row(cfg, err, status="completed", epoch=2):

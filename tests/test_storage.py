@@ -13,7 +13,7 @@ import pytest
 
 from dgl_ray.analysis import load_experiment
 from dgl_ray.analysis.__main__ import main as analysis_main
-from dgl_ray.analysis.frames import ResultsFallbackWarning
+from dgl_ray.rows import ResultsFallbackWarning
 from dgl_ray.analysis.synthetic import write_fake_sweep
 from dgl_ray.storage import Location, join
 
@@ -131,3 +131,11 @@ def test_sweep_to_an_unreachable_endpoint_is_one_line_before_ray(capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --storage '{storage}': ") and "\n" not in err, err
     assert f"could not reach the S3 endpoint 127.0.0.1:{port}: connection refused" in err
+
+
+def test_location_mkdir_makes_parents_and_is_idempotent(tmp_path):
+    folder = Location.of(tmp_path / "a" / "checkpoint_000001")
+    assert not folder.exists()
+    folder.mkdir()
+    folder.mkdir()                      # already there: no error (a lost checkpoint re-made twice)
+    assert folder.is_dir()

@@ -14,7 +14,7 @@ import pytest
 
 from dgl_ray.analysis import load_experiment
 from dgl_ray.analysis.__main__ import main as analysis_main
-from dgl_ray.analysis.frames import ResultsFallbackWarning
+from dgl_ray.rows import ResultsFallbackWarning
 from dgl_ray.analysis.synthetic import write_fake_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

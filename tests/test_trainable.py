@@ -7,6 +7,7 @@ import pytest
 import torch
 from ray import tune
 
+from dgl_ray import rows as wire
 from dgl_ray.tune import trainable as tr
 
 BASE = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1", experiment="x")
@@ -19,7 +20,7 @@ def fake_tune(monkeypatch, tmp_path):
 
     def report(result, checkpoint=None):
         rec["results"].append(dict(result))
-        rec["rows"].extend(dict(r) for r in tr.result_rows(result))
+        rec["rows"].extend(dict(r) for r in wire.result_rows(result))
         if checkpoint is not None:
             with checkpoint.as_directory() as d:
                 rec["ckpts"].append(sorted(os.listdir(d)))
@@ -84,7 +85,7 @@ def test_unreadable_checkpoint_on_restore_ends_the_run_as_error(fake_tune, monke
     before = [dict(r, status="running") for r in fake_tune["rows"]]   # as if stopped after these
     d = tmp_path / "checkpoint_000001"
     d.mkdir()
-    (d / tr.CKPT_FILE).write_bytes(b"truncated")
+    (d / wire.CKPT_FILE).write_bytes(b"truncated")
     monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(d)))
     fake_tune["rows"].clear()
     tr.dgl_trainable(dict(cfg))
@@ -99,10 +100,10 @@ def test_a_group_reports_one_result_per_epoch_and_packs_its_shared_fields(fake_t
     report is a blocking round trip through Tune's driver), and its Tune config holds the members'
     shared fields once; the rows are the same as with every field in every member (the older form)."""
     members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
-    packed = tr.pack_group(members)
+    packed = wire.pack_group(members)
     assert packed["dataset"] == "digits" and packed["epochs"] == 2 and "seed" not in packed
     assert [sorted(m) for m in packed["group"]] == [["lambda", "seed"]] * 4
-    assert tr.unpack_group(packed) == members and tr.unpack_group(members[0]) == [members[0]]
+    assert wire.unpack_group(packed) == members and wire.unpack_group(members[0]) == [members[0]]
     tr.dgl_trainable(packed)
     results, rows = list(fake_tune["results"]), list(fake_tune["rows"])
     assert [r["epoch"] for r in results] == [1, 2]
@@ -125,10 +126,10 @@ def test_a_group_reports_one_result_per_epoch_and_packs_its_shared_fields(fake_t
 
 def test_pack_group_keeps_what_differs_in_value_or_type():
     a, b = dict(BASE, seed=1, width=1, lr=0.1), dict(BASE, seed=2, width=1.0, lr=0.1, eta=0.2)
-    p = tr.pack_group([a, b])
+    p = wire.pack_group([a, b])
     assert "width" not in p and "eta" not in p and p["lr"] == 0.1      # 1 and 1.0 are not hoisted as one
-    assert tr.unpack_group(p) == [a, b]
-    assert [type(m["width"]) for m in tr.unpack_group(p)] == [int, float]
+    assert wire.unpack_group(p) == [a, b]
+    assert [type(m["width"]) for m in wire.unpack_group(p)] == [int, float]
 
 
 def test_unreadable_checkpoint_falls_back_to_an_older_one_of_the_trial(fake_tune, monkeypatch, tmp_path, capsys):
@@ -149,7 +150,7 @@ def test_unreadable_checkpoint_falls_back_to_an_older_one_of_the_trial(fake_tune
     tr.dgl_trainable(dict(cfg))
     full = [(r["epoch"], r["test_error"]) for r in fake_tune["rows"]]
     assert len(saved) == 3
-    (saved[1] / tr.CKPT_FILE).write_bytes(b"truncated")          # the epoch-2 checkpoint
+    (saved[1] / wire.CKPT_FILE).write_bytes(b"truncated")          # the epoch-2 checkpoint
     monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(saved[1])))
     fake_tune["rows"].clear()
     tr.dgl_trainable(dict(cfg))
@@ -164,10 +165,10 @@ def test_the_results_path_reads_a_grouped_trials_epoch_results(fake_tune, tmp_pa
     import json
     from dgl_ray.analysis import load_experiment
     members = [dict(BASE, **{"lambda": lam}, seed=s) for s in (0, 1) for lam in (0.3, 0.6)]
-    tr.dgl_trainable(tr.pack_group(members))
+    tr.dgl_trainable(wire.pack_group(members))
     trial = tmp_path / "exp" / "dgl_trainable_abc12_00001_1_x_2026-01-01_00-00-00"
     trial.mkdir(parents=True)
-    (trial / "params.json").write_text(json.dumps(tr.pack_group(members)))
+    (trial / "params.json").write_text(json.dumps(wire.pack_group(members)))
     (trial / "result.json").write_text("".join(json.dumps({**r, "trial_id": "abc_00001", "config": {}}) + "\n"
                                                for r in fake_tune["results"]))
     df = load_experiment(tmp_path / "exp")
@@ -185,12 +186,12 @@ def test_restored_members_share_one_copy_of_the_data(tmp_path):
     member (each Trial moves its own; on a GPU that was G copies of CIFAR before BatchedTrials dropped them)."""
     from dgl_ray.config import TrialConfig
     from dgl_ray.trainer import Trial
-    cfgs = [TrialConfig.from_dict(tr.split_config(dict(BASE, **{"lambda": l}, seed=s))[0])
+    cfgs = [TrialConfig.from_dict(wire.split_config(dict(BASE, **{"lambda": l}, seed=s))[0])
             for l, s in ((0.3, 0), (0.6, 1), (0.5, 2))]
     trials = [Trial(c) for c in cfgs]
     for i, t in enumerate(trials):
-        t.save(str(tmp_path / tr.member_file(i)))
+        t.save(str(tmp_path / wire.member_file(i)))
     restored = tr._restore_members(tune.Checkpoint.from_directory(str(tmp_path)), cfgs,
-                                   [tr.member_file(i) for i in range(3)], trials[0].data)
+                                   [wire.member_file(i) for i in range(3)], trials[0].data)
     assert len(restored) == 3 and all(t.data is restored[0].data for t in restored)
     assert [t.cfg.seed for t in restored] == [0, 1, 2]

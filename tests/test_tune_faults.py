@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dgl_ray.tune.trainable import result_rows
+from dgl_ray.rows import result_rows
 from tests._sweep_helpers import finals, parquet, run_family
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from dgl_ray.tune.searchers import (FINISHED, BoundaryPolicy, BoundarySearcher, ChainedSearcher, GridSearcher,
-                                    fit_boundary)
+from dgl_ray.boundary import fit_boundary
+from dgl_ray.tune.searchers import FINISHED, BoundaryPolicy, BoundarySearcher, ChainedSearcher, GridSearcher
 
 
 def _drain(s, prefix="t", complete=None, start=0):

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
-    from .frames import ResultsFallbackWarning, is_sweep_path, load_experiment, load_legacy, missing_trials
+    from ..rows import ResultsFallbackWarning
+    from .frames import is_sweep_path, load_experiment, load_legacy, missing_trials
     from .report import build_report
 
     path: str = args.path
@@ -149,7 +150,7 @@ def _location(path: str):
 
 def _print_fallbacks(caught) -> None:
     """Say each results.parquet that was replaced by its trial folders (one line each); re-emit the rest."""
-    from .frames import ResultsFallbackWarning
+    from ..rows import ResultsFallbackWarning
     for w in caught:
         if issubclass(w.category, ResultsFallbackWarning):
             print(f"warning: {w.message}", file=sys.stderr)

@@ -10,13 +10,18 @@ new runs with the archive, from the command line.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..paper import H_MIN
+from ..storage import Location
 from . import figures as F
 from . import tables as T
+from .frames import is_sweep_path, load_experiment, load_legacy
+from .report import to_markdown
 
 
 def _kinds(d: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -56,7 +61,7 @@ FIGURES = {
 
 
 def lambda_c_comparison(frames: dict, *, n_boot: int = 200, ci: float = 0.95, seed: int = 0,
-                        H: float = T.H_MIN) -> pd.DataFrame:
+                        H: float = H_MIN) -> pd.DataFrame:
     """λ_c of each source ({label: frame of fresh runs}, each pooled over its cells) from the logistic
     fit of its H fraction with a percentile bootstrap CI (:func:`critical_point`), and a last row
     with the difference (first − second) and its CI from the same draws, paired draw by draw
@@ -114,7 +119,7 @@ def comparison(df: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str], n
 
 
 CAPTIONS = {
-    "h_fraction": ("Both sources on one λ axis: the H fraction per λ (error ≥ 0.40 or diverged, over "
+    "h_fraction": (f"Both sources on one λ axis: the H fraction per λ (error ≥ {H_MIN:.2f} or diverged, over "
                    "runs with a final error) with 95% Wilson CIs; vertical lines: each source's "
                    "critical λ from the logistic fit, its 95% bootstrap CI shaded."),
 }
@@ -124,7 +129,6 @@ def append_comparison(rep, df: pd.DataFrame, other: pd.DataFrame, labels: tuple[
                       figures: bool = True, echo: bool = False, n_boot: int = 200):
     """Append the comparison section to ``rep`` (a Report): tables in Markdown, figures under
     ``figures/compare_*.png``; rewrites ``rep.path``. Returns ``rep``."""
-    from .report import to_markdown
     md = [f"\n## Comparison: {labels[0]} beside {labels[1]}\n",
           f"{labels[0]}: {df['run'].nunique()} runs; {labels[1]}: {other['run'].nunique()} runs. "
           "Each table has both (``source`` first); P(H | λ) of both shares one axis; the other figures "
@@ -156,9 +160,6 @@ def append_comparison(rep, df: pd.DataFrame, other: pd.DataFrame, labels: tuple[
 
 def load_other(path: str | Path) -> pd.DataFrame:
     """The frame to compare with: a sweep (Parquet / Tune folders) or a paper archive (CSV/JSON)."""
-    import warnings
-    from .frames import is_sweep_path, load_experiment, load_legacy
-    from ..storage import Location
     loc = Location.of(path)
     if not loc.exists():
         raise FileNotFoundError(f"no such file or folder (expected a sweep folder, a results.parquet or "
@@ -180,6 +181,5 @@ def load_other(path: str | Path) -> pd.DataFrame:
 
 def labels_for(path: str | Path, other: str | Path) -> tuple[str, str]:
     """Short, distinct names of the two sides (folder names; the full paths if these are equal)."""
-    from ..storage import Location
     a, b = Location.of(path).name, Location.of(other).name
     return (a, b) if a != b else (str(path), str(other))

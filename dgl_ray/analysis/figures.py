@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ..paper import DEATH_MIN, DEATH_RUN, H_MIN, L_MAX, T_MIN
 from . import tables as T
 from .frames import final_rows
 
@@ -117,7 +118,7 @@ def wilson_ci(k, n, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def h_fraction_table(df: pd.DataFrame, *, H: float = T.H_MIN, axes=T.DEFAULT_AXES,
+def h_fraction_table(df: pd.DataFrame, *, H: float = H_MIN, axes=T.DEFAULT_AXES,
                      diverged_as_H: bool = True) -> pd.DataFrame:
     """Per λ (and varying axis): ``k`` runs on H (error >= ``H``; diverged runs too when
     ``diverged_as_H``, as :func:`critical_point` counts them), ``n`` runs with a final state
@@ -183,7 +184,7 @@ def _figure_legend(fig, handles, ncols: int = 3):
         fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False)
 
 
-def error_trajectories(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_MIN,
+def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
                        max_panels: int = 12) -> Figure:
     """Test error against epoch for every run, one panel per λ: thin lines coloured by the run's
     branch (final error: L <= 0.20 blue, intermediate grey, H >= 0.40 red) and the median over runs
@@ -226,7 +227,7 @@ def error_trajectories(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_M
 HYSTERESIS_STAT = "mean ± std"   # what the lines and bands of the loop are (std: ddof of the table)
 
 
-def hysteresis_loop(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_MIN, ddof: int = 1,
+def hysteresis_loop(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, ddof: int = 1,
                     **kw) -> Figure:
     """The seed notebook's hysteresis figure, one panel per hold/axis cell: per leg the mean test
     error over runs at each λ step (line) and a mean ± std band (``ddof`` 1), the H leg red and the L
@@ -281,8 +282,8 @@ def hysteresis_loop(df: pd.DataFrame, *, L: float = T.L_MAX, H: float = T.H_MIN,
     return fig
 
 
-def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.L_MAX,
-                    H: float = T.H_MIN, **kw) -> Figure:
+def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = L_MAX,
+                    H: float = H_MIN, **kw) -> Figure:
     """Stacked bars per λ (one panel per varying-axis cell), from :func:`branch_table`: from the
     bottom the trap (dark red, a part of H), the rest of H (red), intermediate, L (blue), diverged
     (black) and runs without a final error (hatched grey), so that the top of the red is the H
@@ -323,7 +324,7 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.
     handles = [Patch(color=PALETTE["L"], label=f"L (≤ {L:g})"),
                Patch(color=PALETTE["intermediate"], label="intermediate"),
                Patch(color=PALETTE["H"], label=f"H (≥ {H:g})"),
-               Patch(color=PALETTE["T"], label=f"trap (≥ {T.T_MIN:g}, part of H)"),
+               Patch(color=PALETTE["T"], label=f"trap (≥ {T_MIN:g}, part of H)"),
                Patch(color=PALETTE["diverged"], label="diverged"),
                Patch(facecolor=PALETTE["missing"], hatch=MISSING_HATCH, edgecolor="#999999",
                      label="no final error (unfinished)"),
@@ -333,8 +334,8 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = T.
     return fig
 
 
-def error_histograms(df: pd.DataFrame, *, bins: int = 20, L: float = T.L_MAX,
-                     H: float = T.H_MIN) -> Figure:
+def error_histograms(df: pd.DataFrame, *, bins: int = 20, L: float = L_MAX,
+                     H: float = H_MIN) -> Figure:
     """One histogram of final errors per λ and varying-axis cell (η, width, ...: cells are never
     pooled, an L cell beside an H cell would look bimodal), bars coloured by the branch of their bin
     (trap bins dark), the L and H thresholds dashed."""
@@ -348,7 +349,7 @@ def error_histograms(df: pd.DataFrame, *, bins: int = 20, L: float = T.L_MAX,
         _empty(flat[0], "final errors")
     edges = np.linspace(0, 1, bins + 1)
     mids = (edges[:-1] + edges[1:]) / 2
-    colors = [PALETTE["T" if m >= T.T_MIN else _branch(m, L, H)] for m in mids]
+    colors = [PALETTE["T" if m >= T_MIN else _branch(m, L, H)] for m in mids]
     for ax, (key, g) in zip(flat, panels):
         e = g["test_error"].dropna()
         counts, _ = np.histogram(e, bins=edges)
@@ -385,8 +386,8 @@ def survival_curves(df: pd.DataFrame, **kw) -> Figure:
         ax.step(g["time"], g["survival"], where="post", color=color, label=_cell_label(cells, key))
     ax.set_xlabel("epochs in observation")
     ax.set_ylabel("surviving fraction of runs")
-    ax.set_title(f"Survival (Kaplan–Meier): dead at {T.DEATH_RUN} evaluations\n"
-                 f"≥ {T.DEATH_MIN:g} in a row", fontsize=9)
+    ax.set_title(f"Survival (Kaplan–Meier): dead at {DEATH_RUN} evaluations\n"
+                 f"≥ {DEATH_MIN:g} in a row", fontsize=9)
     ax.set_ylim(-0.02, 1.05)
     if not km.empty:
         ax.legend(fontsize=8)
@@ -442,7 +443,7 @@ def phase_diagram(df: pd.DataFrame, *, value: str = "frac_H", **kw) -> Figure:
         cell = _cell_label(others, key)
         ax.set_title((f"{cell}: " if cell else "") + _runs_word(int(g["n"].sum())), fontsize=9)
     cb = fig.colorbar(im, ax=flat, shrink=0.9)
-    cb.set_label(value.replace("frac_H", f"{H_FRACTION_LABEL} (error ≥ {T.H_MIN:g})"), fontsize=8)
+    cb.set_label(value.replace("frac_H", f"{H_FRACTION_LABEL} (error ≥ {H_MIN:g})"), fontsize=8)
     if any(p.get_gid() == NO_DATA_GID for ax in flat for p in ax.patches):
         _figure_legend(fig, [Patch(facecolor=PALETTE["missing"], hatch=MISSING_HATCH,
                                    edgecolor="#999999", label="no data (no run at this λ, η)")], ncols=1)
@@ -517,7 +518,7 @@ def finite_size_curves(df: pd.DataFrame, *, value: str = "frac_H", **kw) -> Figu
                 ax.plot(gw["lambda"], y, marker="o", ms=3, color=colors.get(w, "black"), label=label)
         ax.set_title(f"η={fmt_value(eta)}", fontsize=9)
         ax.set_xlabel(LAMBDA_LABEL, fontsize=8)
-        ax.set_ylabel(value.replace("frac_H", f"{H_FRACTION_LABEL} (error ≥ {T.H_MIN:g})"), fontsize=8)
+        ax.set_ylabel(value.replace("frac_H", f"{H_FRACTION_LABEL} (error ≥ {H_MIN:g})"), fontsize=8)
         if value == "frac_H":
             ax.set_ylim(-0.03, 1.03)
         ax.legend(fontsize=7)
@@ -526,7 +527,7 @@ def finite_size_curves(df: pd.DataFrame, *, value: str = "frac_H", **kw) -> Figu
     return fig
 
 
-def h_fraction_overlay(frames: dict, *, H: float = T.H_MIN, n_boot: int = 200,
+def h_fraction_overlay(frames: dict, *, H: float = H_MIN, n_boot: int = 200,
                        fits: dict | None = None) -> Figure:
     """P(H | λ) of every source ({label: frame}) on one axis: the H fraction (error >= ``H`` or
     diverged, over runs with a final state) with 95% Wilson intervals, and per source its logistic
@@ -583,7 +584,7 @@ FIGURES = {
 # what each figure of a report draws, printed under it (report.md and report.html)
 CAPTIONS = {
     "hysteresis_loop": (f"Lines: mean error over runs at the end of each λ step; bands: {HYSTERESIS_STAT} "
-                        "(std ddof 1) over runs; H leg red, L leg blue; dashed: L ≤ 0.20 and H ≥ 0.40; "
+                        f"(std ddof 1) over runs; H leg red, L leg blue; dashed: L ≤ {L_MAX:.2f} and H ≥ {H_MIN:.2f}; "
                         "dotted hatch: the gap H − L where both legs have the step."),
     "coexistence_map": ("Bars: share of runs per branch of the final error (from the bottom: trap, H, "
                         "intermediate, L, diverged, no final error); whisker: 95% Wilson CI of the H "

@@ -47,8 +47,8 @@ drop rows whose error is outside [0, 1] or whose λ is not a number, with an
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -56,15 +56,17 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..config import TrialConfig
+from .. import provenance
+from ..rows import (FINAL_STATUSES, flat_config, member_rows, member_run, read_results_parquet, split_config,
+                    trial_id_of)
+from ..storage import Location
+
 CORE_COLUMNS = [
     "run", "experiment", "family", "dataset", "model", "width", "eta", "noise", "seed", "lambda",
     "epoch", "test_error", "train_loss", "avg_cos", "gs_norm", "gv_norm", "c_sv", "lr",
     "global_step", "wall_time", "status", "phase", "direction", "origin", "hold",
 ]
-
-# A run whose last row has one of these statuses is finished; any other run is unfinished (a sweep
-# still running, stopped or crashed) or errored, and no table may count it as final.
-FINAL_STATUSES = ("completed", "diverged")
 
 # Small sets of labels: categoricals in the tidy frame (tables group them with observed=True).
 CATEGORICAL_COLUMNS = ("family", "dataset", "model", "status", "run_status", "phase", "direction", "origin")
@@ -86,9 +88,6 @@ _TUNE_NOISE = {
     "experiment_tag", "done", "trial_id",
 }
 
-# Tune's trial folder: <trainable>_<5 hex>_<5 digits>_<k>=<v>,..._<date>
-# (a searcher's trial ids are 8 hex digits: dgl_trainable_7a901710_1_..., as dgl_ray.tune.runner reads them)
-_TRIAL_DIR = re.compile(r"^(?P<trainable>.+?)_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})(?:_|$)")
 
 class SkippedFileWarning(UserWarning):
     """A file under a loaded path was not read (unknown shape, duplicate, config without results)."""
@@ -138,8 +137,6 @@ def _round_lambda(s: pd.Series) -> pd.Series:
 def _list_columns() -> list[str]:
     """The trial config's list- and dict-valued fields (lr_milestones, lambda_schedule, synthetic_size,
     tags): rows carry them as JSON text (a Tune result is flat), the frame as Python objects."""
-    import dataclasses
-    from ..config import TrialConfig
     return [f.name for f in dataclasses.fields(TrialConfig) if str(f.type).startswith(("list", "dict"))]
 
 
@@ -242,10 +239,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-class ResultsFallbackWarning(UserWarning):
-    """A sweep's results.parquet is empty or unreadable: its trial folders were read instead."""
-
-
 def _read_or_none(f) -> str | None:
     """The text of a storage file, or None when it is absent (one read request, no existence check)."""
     try:
@@ -254,25 +247,9 @@ def _read_or_none(f) -> str | None:
         return None
 
 
-_BATCH_KEYS = ("rows", "shared", "epoch")     # and the group's own metrics (trainable.GROUP_METRICS)
-
-
-def _member_rows(result: dict) -> list[dict]:
-    """The rows of one result.json line: a grouped Tune trial reports an epoch's member rows as one
-    result (``rows``, their common fields once in ``shared``; dgl_ray.tune.trainable.report_rows), each
-    then gets the line's Tune keys (trial id, times) and the shared fields; a single trial's line is its row."""
-    from ..tune.trainable import GROUP_METRICS, result_rows   # no Ray import: the trainable imports Ray lazily
-    if not isinstance(result.get("rows"), list):
-        return [result]
-    # the group's best error, median and counts summarise the members: no member row takes them
-    tune_keys = {k: v for k, v in result.items() if k not in _BATCH_KEYS and k not in GROUP_METRICS}
-    return [{**tune_keys, **r} for r in result_rows(result)]
-
-
 def _read_trial(trial, experiment: str) -> pd.DataFrame:
     """One Tune trial folder (a local path or a :class:`dgl_ray.storage.Location`) -> rows (one per
     reported evaluation), config as columns."""
-    from ..storage import Location
     trial = Location.of(trial)
     config: dict = {}
     params = _read_or_none(trial / "params.json")
@@ -294,9 +271,8 @@ def _read_trial(trial, experiment: str) -> pd.DataFrame:
                 # A trial killed mid-write leaves a truncated last line; the rest is still valid.
                 _damaged_line(trial / "result.json", lineno)
                 continue
-            rows.extend(_member_rows(r))
-    m = _TRIAL_DIR.match(trial.name)
-    folder_id = m.group("id") if m else trial.name
+            rows.extend(member_rows(r))
+    folder_id = trial_id_of(trial.name) or trial.name
     records = []
     for r in rows:
         rec = {k: v for k, v in r.items() if k not in _TUNE_NOISE and not isinstance(v, dict)}
@@ -340,8 +316,6 @@ def _recording_damage(read):
 def _resolved_columns(config: dict) -> dict:
     """The trial config's fields as a trial's rows would carry them (defaults resolved: the dataset's
     model, epochs, ...; lists as JSON text); {} when the config does not resolve."""
-    from ..config import TrialConfig
-    from ..tune.trainable import flat_config, split_config
     try:
         return flat_config(TrialConfig.from_dict(split_config(config)[0]))
     except Exception:  # noqa: BLE001 - a config that does not resolve keeps its own fields only
@@ -350,9 +324,8 @@ def _resolved_columns(config: dict) -> dict:
 
 def _never_reported(config: dict, folder_id: str) -> list[dict]:
     """The rows of a Tune trial that has not reported yet: one per (λ, seed) trial of its config (a packed
-    trial's members, ``run`` as they will report it: dgl_ray.tune.trainable.member_run), ``status``
+    trial's members, ``run`` as they will report it: dgl_ray.rows.member_run), ``status``
     pending, no epoch and no error, so that tables count them as missing at their own λ."""
-    from ..tune.trainable import member_run
     members = config.get("group")
     if isinstance(members, str):
         try:
@@ -420,31 +393,12 @@ def _experiment_dirs(root, depth: int = 2) -> list:
     return found
 
 
-def _read_results_parquet(parquet, trial_count: int):
-    """The sweep's results.parquet, or None when it is absent; an empty or unreadable one (a write that was
-    killed, a full disk) gives None with a one-line :class:`ResultsFallbackWarning`."""
-    try:
-        df = parquet.read_parquet()
-    except FileNotFoundError:
-        return None
-    except Exception as exc:    # ArrowInvalid, OSError: a truncated or 0-byte file
-        why = " ".join(str(exc).split())[:200]
-        warnings.warn(f"{parquet}: results.parquet unreadable ({why}); read the {trial_count} trial folders "
-                      "instead; `--resume` rewrites it", ResultsFallbackWarning, stacklevel=4)
-        return None
-    missing = [c for c in REQUIRED_RESULT_COLUMNS if c not in df]
-    if missing:     # another table saved as Parquet: say so in one line rather than fail in a reduction
-        raise ValueError(f"not a results table of dgl_ray: no {', '.join(repr(c) for c in missing)} column in "
-                         f"{parquet} (it has {', '.join(map(str, df.columns[:8]))}{' ...' if len(df.columns) > 8 else ''})")
-    return df
-
-
 def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFrame:
     trials = _trial_dirs(folder)
     frames = []
     have: dict[str, float] = {}
     errored: set[str] = set()
-    pq = None if trial_folders_only else _read_results_parquet(folder / "results.parquet", len(trials))
+    pq = None if trial_folders_only else read_results_parquet(folder / "results.parquet", len(trials))
     if pq is not None:
         frames.append(pq)
         if len(pq):
@@ -516,13 +470,12 @@ def load_experiment(path, *, trial_folders_only: bool = False) -> pd.DataFrame:
     ``results.parquet`` file, a sweep folder ``<storage>/<name>/`` (its Parquet, completed by its trial
     folders when the Parquet is missing or partial), or a storage folder holding several sweeps (all are
     concatenated; ``experiment`` tells them apart). A results.parquet that is empty or unreadable (a
-    killed write) is replaced by the sweep's trial folders, with a :class:`ResultsFallbackWarning`.
+    killed write) is replaced by the sweep's trial folders, with a :class:`dgl_ray.rows.ResultsFallbackWarning`.
     ``trial_folders_only`` ignores results.parquet (the runner rebuilds it from the folders).
     Returns a frame with at least :data:`CORE_COLUMNS`, sorted by run and epoch.
     Raises ``FileNotFoundError`` if the path does not exist, ``ValueError`` if it holds no sweep and
     :class:`dgl_ray.storage.StorageError` (an OSError) if the storage cannot be reached.
     """
-    from ..storage import Location
     loc = Location.of(path)
     if loc.suffix == ".parquet" and not loc.is_dir():
         df = _load_parquet_file(loc)
@@ -550,15 +503,11 @@ def load_experiment(path, *, trial_folders_only: bool = False) -> pd.DataFrame:
     return _with_provenance(df, loc)
 
 
-# what every row of a results.parquet has (one row per trial per evaluation: which trial, when, what error)
-REQUIRED_RESULT_COLUMNS = ("run", "epoch", "test_error")
-
-
 def _load_parquet_file(loc) -> pd.DataFrame | None:
     """A results.parquet given by name; None (warned when it exists) if it is missing or unreadable."""
     if not loc.exists():
         return None
-    df = _read_results_parquet(loc, len(_trial_dirs(loc.parent)))
+    df = read_results_parquet(loc, len(_trial_dirs(loc.parent)))
     if df is None:
         return None
     if "experiment" not in df:
@@ -572,16 +521,14 @@ def _load_parquet_file(loc) -> pd.DataFrame | None:
 
 def _with_provenance(df: pd.DataFrame, loc) -> pd.DataFrame:
     """``df.attrs["provenance"]``: the records of the Parquet files read (dgl_ray.provenance)."""
-    from ..provenance import read
-    df.attrs["provenance"] = read(str(loc)) if loc.is_local else _remote_provenance(loc)
+    df.attrs["provenance"] = provenance.read(str(loc)) if loc.is_local else _remote_provenance(loc)
     return df
 
 
 def _remote_provenance(loc) -> list[dict]:
     """dgl_ray.provenance.read for a URI: the records in the metadata of the results.parquet files of the
     sweep (or of the storage folder's sweeps)."""
-    import pyarrow.parquet as papq
-    from ..provenance import KEY
+    import pyarrow.parquet as papq     # only for a remote sweep's provenance
     if loc.is_file():
         files = [loc]
     else:
@@ -590,7 +537,7 @@ def _remote_provenance(loc) -> list[dict]:
     for f in files:
         try:
             raw = (papq.read_schema(f.path, filesystem=f.fs).metadata or {}).get(b"PANDAS_ATTRS")
-            rec = json.loads(raw).get(KEY) if raw else None
+            rec = json.loads(raw).get(provenance.KEY) if raw else None
         except Exception:
             continue
         key = json.dumps(rec, sort_keys=True, default=str)
@@ -602,7 +549,6 @@ def _remote_provenance(loc) -> list[dict]:
 
 def is_sweep_path(path) -> bool:
     """True if ``path`` (a local path or a URI) holds a dgl_ray sweep (Parquet or Tune trial folders)."""
-    from ..storage import Location
     loc = Location.of(path)
     if loc.is_file():
         return loc.suffix == ".parquet"

@@ -11,6 +11,8 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
+from ..storage import Location
+
 
 def strip_watch(argv: list[str]) -> list[str]:
     """``argv`` without ``--watch N`` / ``--watch=N``."""
@@ -31,7 +33,6 @@ def strip_watch(argv: list[str]) -> list[str]:
 def _final_parquets(path) -> dict[str, float]:
     """The results.parquet files of the sweep (or of the storage folder's sweeps) and their mtimes: a local
     path or any URI pyarrow reads (one listing per folder)."""
-    from ..storage import Location
     loc = Location.of(path)
     if loc.is_file():
         return {str(loc): loc.mtime()}

@@ -23,8 +23,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import stats
 
+from ..boundary import fit_logistic, resample_within_levels
 from .frames import final_rows, not_final
 
 # The paper's thresholds: one home, dgl_ray.paper (re-exported here for tables' callers)
@@ -619,36 +620,6 @@ def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
 # critical point and bimodality
 # --------------------------------------------------------------------------------------------------
 
-def _logistic(x, x0, w):
-    return 1.0 / (1.0 + np.exp(-(x - x0) / w))
-
-
-def _fit_logistic(levels: np.ndarray, k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood logistic fit of the H fraction k/n per λ: (λ_c, width).
-
-    Binomial likelihood (each λ weighs by its number of runs) with an analytic gradient, so that
-    a bootstrap of hundreds of fits stays fast. The width is bounded below by 1/20 of the λ grid's
-    step: the data cannot resolve a sharper jump, and a perfect step would otherwise run w -> 0.
-    """
-    span = float(levels.max() - levels.min()) or 1.0
-    w_min = float(np.min(np.diff(levels))) / 20
-    frac = k / n
-    guess = float(levels[np.argmin(np.abs(frac - 0.5))])
-
-    def nll(theta):
-        x0, w = theta
-        z = (levels - x0) / w
-        # log p and log(1 - p) without overflow
-        lp, lq = -np.logaddexp(0, -z), -np.logaddexp(0, z)
-        r = k - n * special.expit(z)  # d(log-lik)/dz
-        return -(k * lp + (n - k) * lq).sum(), np.array([(r / w).sum(), (r * z / w).sum()])
-
-    res = optimize.minimize(nll, x0=[guess, max(span / 10, 2 * w_min)], jac=True,
-                            method="SLSQP",  # L-BFGS-B is 30x slower here (BLAS threads)
-                            bounds=[(levels.min() - span, levels.max() + span), (w_min, 10 * span)])
-    return (float(res.x[0]), float(res.x[1])) if res.success else (np.nan, np.nan)
-
-
 def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
                ddof: int = 1) -> tuple[float, float, float]:
     """(λ at the std peak, logistic λ_c, logistic width) from per-run final errors."""
@@ -656,11 +627,9 @@ def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
     std = np.array([np.std(err[inv == i], ddof=ddof) if n[i] > max(ddof, 1) else np.nan
                     for i in range(len(levels))])
     peak = levels[np.nanargmax(std)] if np.isfinite(std).any() else np.nan
-    k = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
-    x0, w = np.nan, np.nan
-    if len(levels) >= 3 and k.sum() > 0 and (k < n).any():
-        x0, w = _fit_logistic(levels, k, n.astype(float))
-    return float(peak), float(x0), float(w)
+    n_high = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
+    lambda_c, w = fit_logistic(levels, n_high, n)
+    return float(peak), lambda_c, w
 
 
 MIN_MIXED_FOR_WIDTH = 2   # a logistic width needs >= 2 λ where both L and H runs occur
@@ -699,10 +668,7 @@ def final_errors_for_fit(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES):
 def bootstrap_estimates(lam: np.ndarray, err: np.ndarray, H: float, ddof: int, n_boot: int,
                         rng: np.random.Generator) -> np.ndarray:
     """``n_boot`` × 3 draws of :func:`_estimates` (std peak, λ_c, width), resampling runs within λ."""
-    idx_by = [np.flatnonzero(lam == v) for v in np.unique(lam)]
-    boots = [_estimates(lam[idx], err[idx], H, ddof)
-             for idx in (np.concatenate([rng.choice(ix, size=len(ix), replace=True) for ix in idx_by])
-                         for _ in range(n_boot))]
+    boots = [_estimates(lam[idx], err[idx], H, ddof) for idx in resample_within_levels(lam, n_boot, rng)]
     return np.array(boots) if boots else np.full((0, 3), np.nan)
 
 
@@ -723,7 +689,7 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     """Critical λ_c two ways (paper: argmax over λ of the std of final error, ``ddof`` 1 as in
     PROTOCOLS.md, where λ with unequal run counts can move the peak; and the λ where a
     logistic fit of the H fraction, error >= ``H``, crosses 1/2 — a binomial maximum-likelihood
-    fit, see :func:`_fit_logistic`), with percentile bootstrap
+    fit, see :func:`dgl_ray.boundary.fit_logistic`, the adaptive searcher's fit), with percentile bootstrap
     confidence intervals from resampling runs within each λ (``n_boot`` draws, RNG ``seed``).
 
     Uses each run's final error; diverged runs count as H (a diverged model has lost the task).

@@ -488,7 +488,7 @@ CIFAR_FILES = {
 def check_data(configs) -> None:
     """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
     would otherwise fail on every worker, once per retry."""
-    from .trainable import unpack_group
+    from ..rows import unpack_group
     seen = set()
     for c in configs:
         for m in unpack_group(c):
@@ -645,7 +645,7 @@ def print_plan(spec, opts) -> None:
     s = spec.searcher
     print(f"{spec.family}: plan for {opts.storage.rstrip('/')}/{opts.name}")
     if isinstance(s, GridSearcher):
-        from .trainable import unpack_group
+        from ..rows import unpack_group
         cfgs = [m for c in s._state["configs"] for m in unpack_group(c)]   # members of grouped Tune trials
         print(f"  {len(cfgs)} trials (grid)")
         _axes(cfgs)
@@ -778,7 +778,7 @@ def group_trials(spec, opts) -> None:
             spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {device})")
         return
     groups = pack_indices(trial_cfgs, sizes)
-    from .trainable import pack_group
+    from ..rows import pack_group
     packed = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
     spec.searcher = GridSearcher(packed)
     spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "

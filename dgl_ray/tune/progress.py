@@ -29,7 +29,7 @@ os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 
 from ray.tune import Callback
 
-from .trainable import result_rows
+from ..rows import result_rows
 
 
 def _fmt_s(s: float) -> str:

@@ -37,6 +37,8 @@ import re
 import pandas as pd
 
 from ..errors import ConfigError
+from ..rows import FINAL_STATUSES, read_results_parquet, trial_id_of
+from ..storage import Location, write_bytes_atomic
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
@@ -50,18 +52,8 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
 MANIFEST = "dgl_sweep.json"
 # The form of the plan's Tune configs (what the fingerprint hashes): 1 = a group lists every member's
-# every field; 2 = a group's shared fields once at its top level (dgl_ray.tune.trainable.pack_group).
+# every field; 2 = a group's shared fields once at its top level (dgl_ray.rows.pack_group).
 PLAN_FORM = 2
-from ..analysis.frames import FINAL_STATUSES  # noqa: E402  (completed, diverged)
-
-# Tune trial folders: <trainable>_<8 hex>_<k>_<params>_<date> (searchers) or <5 hex>_<5 digits>
-_ID_IN_DIR = re.compile(r"_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})_\d*")
-
-
-def trial_id_of(folder: str) -> str | None:
-    """The Tune trial id in a trial folder's name (the ``run`` column of the tidy frame)."""
-    m = _ID_IN_DIR.search(os.path.basename(folder.rstrip("/")))
-    return m.group("id") if m else None
 
 
 @dataclass
@@ -195,7 +187,7 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float, addres
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
     """(run id, checkpoint file) pairs of a trial folder's last checkpoint: one for a single trial,
     one per member for a grouped Tune trial."""
-    from .trainable import CKPT_FILE, member_file, member_run
+    from ..rows import CKPT_FILE, member_file, member_run
     cks = sorted(d for d in os.listdir(trial_dir) if d.startswith("checkpoint_"))
     for d in reversed(cks):
         f = os.path.join(trial_dir, d, CKPT_FILE)
@@ -315,17 +307,13 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
 
 
 def _read_previous(pq: str) -> pd.DataFrame | None:
-    """The rows of the sweep's last ``results.parquet``, None when there is none (or it cannot be read:
-    the trial folders are then the only source, as before)."""
-    if not os.path.exists(pq):
-        return None
+    """The rows of the sweep's last ``results.parquet`` in the tidy frame's types (lists, categoricals), as
+    the rebuilt rows it joins; None when there is none, or, warned, when it cannot be read: the trial
+    folders are then the only source (:func:`dgl_ray.rows.read_results_parquet`, the analysis' reader)."""
     from ..analysis.frames import normalise
-    try:        # in the tidy frame's types (lists, categoricals), as the rebuilt rows it joins
-        return normalise(pd.read_parquet(pq))
-    except Exception as e:  # noqa: BLE001 - a broken Parquet must not stop the rebuild
-        print(f"warning: the previous {pq} cannot be read ({type(e).__name__}); rebuilding from the trial "
-              f"folders only", file=sys.stderr, flush=True)
-        return None
+    folders = sum(trial_id_of(d) is not None for d in os.listdir(os.path.dirname(pq)))
+    previous = read_results_parquet(Location.of(pq), folders)
+    return None if previous is None else normalise(previous)
 
 
 def _final_runs(df: pd.DataFrame) -> set[str]:
@@ -471,27 +459,26 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
         return _run_sweep(opts, spec)
 
 
+_STATE_FILE = re.compile(r"experiment_state-.*\.json")     # Tune's experiment state, one file per save
+
+
+def _newest_state(storage: str, name: str) -> Location | None:
+    """Tune's newest ``experiment_state-*.json`` of the sweep, None when it has none (or no folder)."""
+    states = [c for c in (Location.of(storage) / name).iterdir() if _STATE_FILE.fullmatch(c.name)]
+    return states[-1] if states else None          # iterdir sorts by name: the newest timestamp last
+
+
 def check_tune_state(storage: str, name: str) -> None:
     """Tune's newest ``experiment_state-*.json`` must read before ``Tuner.restore``: Tune restarts an
     experiment whose state it cannot read, over the existing trial folders (their trials are then
     unknown to it and their finished rows would be dropped). ConfigError (one line, nothing touched)."""
-    import pyarrow.fs as pafs
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    try:
-        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
-    except FileNotFoundError:
+    state = _newest_state(storage, name)
+    if state is None:
         return
-    states = sorted(n for n in names if re.fullmatch(r"experiment_state-.*\.json", n))
-    if not states:
-        return
-    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
-        text = f.read()
     try:
-        json.loads(text)
+        json.loads(state.read_bytes())
     except (ValueError, UnicodeDecodeError) as e:
-        where = f"{storage.rstrip('/')}/{name}/{states[-1]}"
+        where = f"{storage.rstrip('/')}/{name}/{state.name}"
         raise ConfigError(f"--resume: Tune's experiment state {where} cannot be read ({type(e).__name__}: "
                           f"{str(e)[:80]}; a full disk or a crash while it was written); nothing was touched: "
                           f"restoring it would restart the sweep over its trial folders. The finished rows are "
@@ -502,11 +489,8 @@ def check_tune_state(storage: str, name: str) -> None:
 def errored_tune_trials(storage: str, name: str) -> set[str]:
     """Tune trial ids whose runs the last ``results.parquet`` holds as ``error``: trials that ended with a
     fatal error row (a normal return, so Tune's state says TERMINATED) or that Tune saw fail."""
-    text_path = f"{name}/results.parquet"
-    fs, root = storage_fs(storage)
-    path = os.path.join(root, text_path) if fs is None else f"{root}/{text_path}"
     try:
-        df = pd.read_parquet(path, filesystem=fs, columns=None)
+        df = (Location.of(storage) / name / "results.parquet").read_parquet()
     except Exception:  # noqa: BLE001 - no Parquet (a driver killed), nothing known to retry
         return set()
     if not len(df) or "run_status" not in df:
@@ -523,11 +507,10 @@ def reopen_errored_trials(storage: str, name: str) -> int:
     ids = errored_tune_trials(storage, name)
     if not ids:
         return 0
-    fs, path = _newest_state(storage, name)
-    if path is None:
+    newest = _newest_state(storage, name)
+    if newest is None:
         return 0
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.read())
+    state = json.loads(newest.read_bytes())
     n = 0
     for entry in state.get("trial_data", []):
         trial = json.loads(entry[0])
@@ -536,23 +519,8 @@ def reopen_errored_trials(storage: str, name: str) -> int:
             entry[0] = json.dumps(trial, indent=2)
             n += 1
     if n:
-        data = json.dumps(state).encode("utf-8")
-        tmp = f"{path}.tmp"
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-        fs.move(tmp, path)              # local: a rename, so a crash leaves the old state
+        write_bytes_atomic(newest, json.dumps(state).encode("utf-8"))   # a crash leaves the old state
     return n
-
-
-def _newest_state(storage: str, name: str):
-    """(pyarrow filesystem, path of Tune's newest experiment_state-*.json or None)."""
-    import pyarrow.fs as pafs
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    states = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))
-                    if re.fullmatch(r"experiment_state-.*\.json", i.base_name))
-    return fs, (f"{folder}/{states[-1]}" if states else None)
 
 
 def _latest_checkpoint_path(runtime_json: str) -> str | None:
@@ -574,20 +542,18 @@ def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
     folder is made again, empty: the trainable then finds no checkpoint to read and ends the trial with an
     error row naming ``--retry-errored``, or, with that flag, starts it again from epoch 0. Returns the
     checkpoint paths so marked."""
-    import pyarrow.fs as pafs
-    fs, path = _newest_state(storage, name)
-    if path is None:
+    newest = _newest_state(storage, name)
+    if newest is None:
         return []
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.read())
+    state = json.loads(newest.read_bytes())
     marked = []
     for trial_json, runtime_json in state.get("trial_data", []):
         try:
             ck = _latest_checkpoint_path(runtime_json)
         except Exception:  # noqa: BLE001 - another Ray's pickles: Tune's own restore decides
             continue
-        if ck and fs.get_file_info(ck).type == pafs.FileType.NotFound:
-            fs.create_dir(ck, recursive=True)
+        if ck and not Location(newest.fs, ck, ck).exists():
+            Location(newest.fs, ck, ck).mkdir()
             marked.append(ck)
     if marked:
         print(f"note: {len(marked)} trial checkpoint(s) named by Tune's state are gone (removed by --keep-checkpoints "

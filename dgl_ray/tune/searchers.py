@@ -33,8 +33,9 @@ import pickle
 import numpy as np
 from ray.tune.search import Searcher
 
+from ..boundary import fit_boundary
 from ..errors import ConfigError
-from .trainable import pack_group, result_rows, split_config, unpack_group
+from ..rows import pack_group, result_rows, split_config, unpack_group
 
 FINISHED = Searcher.FINISHED
 # a member's last row has one of these statuses ("error": the trainable's fatal error row)
@@ -411,66 +412,6 @@ class ChainedSearcher(_StateSearcher):
 # --------------------------------------------------------------------------------------------------
 # adaptive boundary search
 # --------------------------------------------------------------------------------------------------
-
-def _logit_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-4, iters: int = 50):
-    """Logistic regression logit P(H) = a + b (λ - mean λ) by Newton's method with a tiny ridge on b
-    (finite under perfect separation). -> (λ_c = mean - a/b, w = 1/b) or NaNs."""
-    if len(x) < 3 or y.min() == y.max():
-        return math.nan, math.nan
-    xm = x.mean()
-    X = np.stack([np.ones_like(x), (x - xm) * 100.0], 1)          # λ in percent: a well-scaled slope
-    beta = np.zeros(2)
-    R = np.diag([0.0, ridge * len(x)])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
-        g = X.T @ (y - p) - R @ beta
-        H = (X * (p * (1 - p))[:, None]).T @ X + R + 1e-9 * np.eye(2)
-        step = np.linalg.solve(H, g)
-        beta += step
-        if np.abs(step).max() < 1e-8:
-            break
-    a, b = beta
-    if b <= 1e-6:
-        return math.nan, math.nan
-    b = b * 100.0
-    return float(xm - a / b), float(1 / b)
-
-
-def fit_boundary(lams, high, n_boot: int = 200, seed: int = 0, lo_q: float = 0.1, hi_q: float = 0.9):
-    """Logistic fit of P(H | λ) = 1 / (1 + exp(-(λ - λc) / w)) by maximum likelihood.
-
-    ``high`` is 1 for a collapsed (H) outcome, 0 for ordered (L). Returns a dict with ``lambda_c``,
-    ``width`` (the coexistence width: λ at P_H = hi_q minus λ at P_H = lo_q, = 2 w ln 9 for 0.1/0.9)
-    and bootstrap 95% intervals ``lambda_c_ci`` and ``width_ci`` (resampling trials), or NaNs when
-    the outcomes do not bracket a transition."""
-    x = np.asarray(lams, float)
-    y = np.asarray(high, float)
-    k = math.log(hi_q / (1 - hi_q)) - math.log(lo_q / (1 - lo_q))
-
-    def fit(xx, yy):
-        c, w = _logit_fit(xx, yy)
-        if math.isnan(c):
-            return c, w
-        return float(np.clip(c, xx.min() - 0.1, xx.max() + 0.1)), float(min(w, 1.0) * k)
-
-    c, width = fit(x, y)
-    out = {"lambda_c": c, "width": width, "n": int(len(x)), "lambda_c_ci": (math.nan, math.nan),
-           "width_ci": (math.nan, math.nan)}
-    if math.isnan(c) or n_boot <= 0:
-        return out
-    rng = np.random.default_rng(seed)
-    cs, ws = [], []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(x), len(x))
-        bc, bw = fit(x[idx], y[idx])
-        if not math.isnan(bc):
-            cs.append(bc)
-            ws.append(bw)
-    if len(cs) >= 10:
-        out["lambda_c_ci"] = tuple(float(v) for v in np.percentile(cs, [2.5, 97.5]))
-        out["width_ci"] = tuple(float(v) for v in np.percentile(ws, [2.5, 97.5]))
-    return out
-
 
 class BoundaryPolicy:
     """The adaptive rule, Ray-free (the searcher and the offline benchmark share it).

@@ -7,11 +7,11 @@ Each Tune trial also writes ``params.json`` and ``result.json`` (one JSON line p
 """
 from __future__ import annotations
 
+from ..registry import DATASETS
+
 SMALL_STATE_BYTES = 20_000      # RNG states, optimizer/scheduler bookkeeping, history (measured: digits ≈ 15 KB)
 ROW_BYTES = 1_500               # one report line in result.json (measured: ≈ 1.2 KB for a digits trial)
 PER_TUNE_TRIAL_FILES = 2        # params.json, result.json
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "synthetic-cifar": 10}
-IN_CHANNELS = {"digits": 1, "cifar10": 3, "cifar100": 3, "synthetic-cifar": 3}
 
 
 def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> int:  # noqa: B006 - a memo
@@ -20,7 +20,7 @@ def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> in
         import torch
         from ..models import build_model
         with torch.device("meta"):          # shapes only: no memory, no init cost
-            m = build_model(model, NUM_CLASSES[dataset], IN_CHANNELS[dataset], width)
+            m = build_model(model, DATASETS[dataset].num_classes, DATASETS[dataset].shape[0], width)
         _cache[key] = sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers())
     return _cache[key]
 
@@ -29,7 +29,7 @@ def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
     from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig, shape_key
-    from .trainable import unpack_group
+    from ..rows import unpack_group
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:

@@ -80,7 +80,7 @@ def run_params(config: dict) -> dict:
     (checkpointing, injected failures) are not the experiment's config and are left out."""
     from ..config import TrialConfig
     from ..errors import ConfigError
-    from .trainable import flat_config, split_config
+    from ..rows import flat_config, split_config
     trial, labels, _ = split_config(config)
     try:
         resolved = TrialConfig.from_dict(trial)
@@ -143,7 +143,7 @@ def run_name(params: dict, vary: tuple = ()) -> str:
 
 def member_configs(trial) -> Dict[str, dict]:
     """run id -> config of each (λ, seed) run of a Tune trial (one for a single trial)."""
-    from .trainable import member_run, unpack_group
+    from ..rows import member_run, unpack_group
     config = dict(trial.config)
     if "group" not in config:
         return {trial.trial_id: config}
@@ -178,7 +178,7 @@ class _PerRun:
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
         if isinstance(result.get("rows"), list):     # a grouped trial's epoch: one result, a row per member
-            from .trainable import result_rows
+            from ..rows import result_rows
             for row in result_rows(result):
                 self.log_trial_result(iteration, trial, row)
             return
