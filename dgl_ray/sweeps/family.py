@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import math
 import pkgutil
 from dataclasses import dataclass, field
@@ -87,26 +88,44 @@ def register(family: Family) -> Family:
     """Add ``family`` once; a second family of the same name is an error (two records of one concept).
     Its labels join the trial-config keys ``dgl_ray.config`` accepts."""
     old = _REGISTRY.get(family.name)
-    if old is not None and old is not family and old.plan is not family.plan:
-        raise ValueError(f"family {family.name!r} is registered twice")
+    if old is not None:
+        if _source(old) != _source(family):
+            raise ValueError(f"family {family.name!r} is registered twice ({_source(old)}, {_source(family)})")
+        return old          # its module run as __main__ and imported too: one family, one record
     register_labels(family.labels)
     _REGISTRY[family.name] = family
     return family
 
 
+def _source(family: Family) -> str:
+    """The file that defines the family's plan (a module run with ``python -m`` and imported as well
+    defines it twice, from one file)."""
+    code = getattr(family.plan, "__code__", None)
+    return code.co_filename if code is not None else repr(family.plan)
+
+
 def families() -> dict[str, Family]:
-    """Every registered family by name: the package's own modules (imported here, once) and any
-    registered from outside."""
+    """Every registered family by name, in name order: the package's own modules (imported here, once)
+    and any registered from outside."""
     from . import __path__ as package_path
     for info in pkgutil.iter_modules(package_path):
         if not info.name.startswith("_") and info.name != "family":
             importlib.import_module(f"{__package__}.{info.name}")
-    return dict(_REGISTRY)
+    return dict(sorted(_REGISTRY.items()))
+
+
+def find(name: str) -> Family | None:
+    """The family called ``name`` if there is one, importing only its own module (the report reads the
+    families its rows name, not every family: each import costs Ray's start-up)."""
+    if name not in _REGISTRY and name.isidentifier() and not name.startswith("_") and name != "family" \
+            and importlib.util.find_spec(f"{__package__}.{name}") is not None:
+        importlib.import_module(f"{__package__}.{name}")
+    return _REGISTRY.get(name)
 
 
 def get(name: str) -> Family:
     """The family called ``name``; an unknown name is a one-line error listing the known ones."""
-    known = families()
-    if name not in known:
-        raise ConfigError(f"unknown sweep family {name!r}; expected one of {', '.join(known)}")
-    return known[name]
+    family = find(name)
+    if family is None:
+        raise ConfigError(f"unknown sweep family {name!r}; expected one of {', '.join(families())}")
+    return family
