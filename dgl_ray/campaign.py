@@ -165,7 +165,7 @@ def claim_spinodal(df) -> Claim:
 
 
 def claim_phase(df) -> list[Claim]:
-    from .analysis import branch_table, critical_point, final_rows
+    from .analysis import branch_table, critical_point
     c = Claim("Phase boundary (S1)", "λ_c ≈ 0.48–0.50; L and H coexist at 0.48–0.50",
               rule="shows if some λ has both L and H runs and λ_c (logistic fit of the H fraction) lies in the grid")
     s = Claim("Critical slowing (exp_K)", f"first epoch with error < {CONVERGED_BELOW:.2f}: 51 → 76 epochs near λ_c 0.47",

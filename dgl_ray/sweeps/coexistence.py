@@ -10,9 +10,9 @@ import sys
 
 from ..paper import H_MIN
 from ..tune.cli import base_config, scaled, seeds
+from ..tune.cli import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import BoundarySearcher, GridSearcher
-from ..tune.cli import float_list as parse_range
 from ._common import branch_summary, family_default, grid
 from .family import CampaignStep, Family, register
 
@@ -47,7 +47,6 @@ def plan(o):
 
 
 def _adaptive_summary(df, searcher):
-    import pandas as pd
     from ..analysis import final_rows
     from ..tune.searchers import fit_boundary
     f = final_rows(df, ["run"])

@@ -13,11 +13,12 @@ milestones, accept, seed-offset, n, best): sweeps/Tb2.toml is the seed notebook 
 import sys
 
 from ..errors import ConfigError
-from ..tune.cli import base_config, int_list, scaled, seeds
+from ..schedules import expand_lambda_schedule
+from ..tune.cli import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ..schedules import expand_lambda_schedule
-from ._common import ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, family_default, grid, with_prep_counts
+from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, family_default,
+                      grid, with_prep_counts)
 from .family import CampaignStep, Family, register
 
 

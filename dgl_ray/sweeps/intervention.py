@@ -5,10 +5,11 @@ epochs at LR 0.001, evaluating every 5; the per-seed gap collapse − ordered at
 """
 import sys
 
-from ..tune.cli import base_config, scaled, seeds
-from ..tune.runner import SweepSpec
+from ..tune.cli import base_config, scaled
 from ..tune.cli import float_list as parse_range
-from ._common import ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, const, with_prep_counts
+from ..tune.runner import SweepSpec
+from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, const,
+                      with_prep_counts)
 from .family import CampaignStep, Family, register
 
 

@@ -4,12 +4,12 @@
 """
 import sys
 
+from ..analysis.report_parts import SCHEDULES_SECTION
 from ..errors import ConfigError
 from ..tune.cli import base_config, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, final_summary, grid
-from ..analysis.report_parts import SCHEDULES_SECTION
 from .family import Family, register
 
 KINDS = ("fixed-low", "fixed-high", "quench-up", "quench-down", "ramp-up", "ramp-down")

@@ -8,13 +8,13 @@ R3: init 30 epochs at λ 0.35 (up) or 0.65 (down), constant LR; ladders 0.40->0.
 """
 import sys
 
+from ..analysis.report_parts import SPINODAL_SECTION
 from ..errors import ConfigError
 from ..paper import H_MIN
 from ..tune.cli import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, family_default, grid
-from ..analysis.report_parts import SPINODAL_SECTION
 from .family import CampaignStep, Family, register
 
 

@@ -5,14 +5,14 @@ checkpoint: λ x LR multiplier; escaped if the final error < 0.60.
 """
 import sys
 
+from ..analysis.report_parts import TRAP_SECTION
+from ..analysis.tables import escape_table
 from ..paper import ESCAPE_BELOW, TRAP_ACCEPT
 from ..tune.cli import base_config, scaled, seeds
+from ..tune.cli import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
-from ..tune.cli import float_list as parse_range
-from ..analysis.tables import escape_table
 from ._common import chain_dir, const, with_prep_counts
-from ..analysis.report_parts import TRAP_SECTION
 from .family import CampaignStep, Family, register
 
 
