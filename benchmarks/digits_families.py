@@ -1,6 +1,6 @@
 """Measure what each sweep family shows on the digits default, cheaply: trials packed into one
 batched model per group (dgl_ray.batched.run_group), no Ray. The numbers fix the digits defaults
-table (dgl_ray/sweeps/_common.py::DIGITS_DEFAULTS) and docs/FAMILIES.md.
+(each family's Family.digits_defaults in dgl_ray/sweeps/<family>.py) and docs/FAMILIES.md.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/digits_families.py loop spinodal ...
 

@@ -12,7 +12,6 @@ continued with the sweep's own ``--resume``. ``--scale F`` multiplies the seeds 
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import math
 import os
@@ -25,45 +24,30 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .paper import CONVERGED_BELOW, ESCAPE_BELOW
+from .sweeps._common import final_summary, prep_table
+from .sweeps.family import Family, families
+from .sweeps.spinodal import guarded_table
+from .tune.cli import parse as parse_sweep
 
 
 @dataclass(frozen=True)
 class Step:
+    """One campaign step: a family's :class:`CampaignStep` (``Family.campaign``) with its family."""
+    family: Family
     name: str                   # folder under --storage
-    family: str
     seeds: int                  # --n at scale 1
     args: tuple = ()
-    smoke: tuple = ()           # replaces the epoch/range options at --smoke
+    smoke: tuple = ()           # added at --smoke: toy epochs and ranges
     why: str = ""
 
 
-# Each step: the family, its reduced size on digits (the digits defaults of dgl_ray.sweeps._common do the
-# rest), and the paper's claim it measures.
-STEPS = (
-    Step("phase_boundary", "coexistence", 8, (), ("--lambdas", "0.3,0.5", "--epochs", "2"),
-         "S1 phase boundary, critical point and critical slowing (fresh runs over λ)"),
-    Step("hysteresis_loop", "hysteresis", 4, ("--mode", "loop"),
-         ("--points", "0.3,0.4,0.3", "--ladder-step", "0.1", "--refine", ""), "R1 hysteresis loop in one run"),
-    Step("checkpoint_sweeps", "hysteresis", 2, ("--mode", "sweep", "--holds", "1,3,10"),
-         ("--holds", "1", "--prep-epochs", "2", "--up-range", "0.3,0.4", "--down-range", "0.4,0.3",
-          "--ladder-step", "0.1", "--ordered-accept", "none", "--collapse-accept", "none"),
-         "Tα/Tβ sweeps from ordered / collapse checkpoints: gap and its speed dependence"),
-    Step("spinodal", "spinodal", 3, (),
-         ("--holds", "1", "--init-epochs", "2", "--up-ladder", "0.4,0.5", "--down-ladder", "0.5,0.4",
-          "--ladder-step", "0.05"), "R3 spinodal points and kinetic lag"),
-    Step("metastability", "lifetime", 4, (),
-         ("--init-epochs", "2", "--observe-epochs", "2", "--targets", "0.54", "--init-accept", "1"),
-         "T1a/T13 survival of ordered runs above λ_c"),
-    Step("trap", "trap", 2, (),
-         ("--trap-epochs", "2", "--trap-accept", "0", "--intervention-epochs", "1", "--intervention-lambdas", "0.0",
-          "--lr-multipliers", "1"), "Tδ escapes from the trap"),
-    Step("causal_jump", "intervention", 2, (),
-         ("--prep-epochs", "2", "--jump-epochs", "2", "--targets", "0.5", "--ordered-accept", "none",
-          "--collapse-accept", "none"), "W2 causal jump from ordered / collapse checkpoints"),
-    Step("universality", "universality", 2, ("--variant", "asymmetric"),
-         ("--prep-epochs", "2", "--up-range", "0.45,0.5", "--down-range", "0.5,0.45", "--holds", "1",
-          "--ordered-accept", "none", "--collapse-accept", "none"), "V1 gap under asymmetric noise"),
-)
+def steps() -> tuple[Step, ...]:
+    """Every registered family's steps (each family's reduced size on digits and the paper's claim it
+    measures; the families' digits defaults do the rest), in family-name order. The claims below stay
+    here, keyed by step name: a claim may read several steps (metastability reads the phase boundary)."""
+    return tuple(Step(f, s.name, s.seeds, s.args, s.smoke, s.why)
+                 for f in families().values() for s in f.campaign)
 
 
 def step_argv(s: Step, o) -> list[str]:
@@ -87,10 +71,8 @@ def step_state(o, s: Step) -> str:
 
 def plan_size(o, s: Step) -> int:
     """(λ, seed) trials the step plans (at most: chained steps count every follow-up)."""
-    mod = importlib.import_module(f"dgl_ray.sweeps.{s.family}")
-    from .tune.cli import parse
-    opts = parse(mod, step_argv(s, o))
-    return mod.plan(opts).searcher.size
+    opts = parse_sweep(s.family, step_argv(s, o))
+    return s.family.plan(opts).searcher.size
 
 
 def run_steps(o, steps) -> dict[str, int]:
@@ -102,10 +84,9 @@ def run_steps(o, steps) -> dict[str, int]:
             rcs[s.name] = 0
             continue
         argv = step_argv(s, o) + (["--resume"] if state == "partial" else [])
-        print(f"[campaign] {s.name}: python -m dgl_ray.sweeps.{s.family} {' '.join(argv)}", flush=True)
+        print(f"[campaign] {s.name}: python -m dgl_ray.sweeps.{s.family.name} {' '.join(argv)}", flush=True)
         t0 = time.time()
-        mod = importlib.import_module(f"dgl_ray.sweeps.{s.family}")
-        rcs[s.name] = mod.main(argv)
+        rcs[s.name] = s.family.main(argv)
         print(f"[campaign] {s.name}: exit {rcs[s.name]} in {time.time() - t0:.0f} s", flush=True)
     return rcs
 
@@ -166,7 +147,6 @@ def claim_hysteresis(loop, sweeps) -> list[Claim]:
 
 
 def claim_spinodal(df) -> Claim:
-    from .sweeps.spinodal import guarded_table
     c = Claim("Spinodal points (R3)", "λ↑ 0.556 (hold 1) → 0.674 (hold 3) at η 0.4; λ↓ 0.200 (the ladder's end)",
               rule="shows if most up ladders of every hold cross (λ↑ measured) and λ↑ moves up with the hold (kinetic lag)")
     if df is None:
@@ -185,11 +165,12 @@ def claim_spinodal(df) -> Claim:
 
 
 def claim_phase(df) -> list[Claim]:
-    from .analysis import branch_table, critical_point, final_rows
+    from .analysis import branch_table, critical_point
     c = Claim("Phase boundary (S1)", "λ_c ≈ 0.48–0.50; L and H coexist at 0.48–0.50",
               rule="shows if some λ has both L and H runs and λ_c (logistic fit of the H fraction) lies in the grid")
-    s = Claim("Critical slowing (exp_K)", "first epoch with error < 0.20: 51 → 76 epochs near λ_c 0.47",
-              rule="shows if the runs that reach error < 0.20 need more epochs at the highest such λ than at the lowest")
+    s = Claim("Critical slowing (exp_K)", f"first epoch with error < {CONVERGED_BELOW:.2f}: 51 → 76 epochs near λ_c 0.47",
+              rule=f"shows if the runs that reach error < {CONVERGED_BELOW:.2f} need more epochs at the highest such λ "
+                   "than at the lowest")
     if df is None:
         return [c, s]
     b = branch_table(df)
@@ -200,7 +181,7 @@ def claim_phase(df) -> list[Claim]:
                   f"{cp['lambda_c_var']:.2f}; L and H coexist at λ {', '.join(f'{v:.2f}' for v in both) or 'none'}")
     c.shows = _yes(bool(both) and b["lambda"].min() <= lc <= b["lambda"].max())
     d = df.sort_values("epoch")
-    reach = d[d["test_error"] < 0.20].groupby("run").first()
+    reach = d[d["test_error"] < CONVERGED_BELOW].groupby("run").first()
     if len(reach):
         per = reach.groupby("lambda")["epoch"].mean()
         n_at = reach.groupby("lambda").size()
@@ -232,11 +213,11 @@ def claim_metastability(df, phase) -> Claim:
 
 
 def claim_trap(df) -> Claim:
-    from .sweeps._common import final_summary
-    c = Claim("Trap (Tδ)", "0 of 18 interventions escape the ≈90% trap", rule="shows if no intervention escapes (error < 0.60)")
+    c = Claim("Trap (Tδ)", "0 of 18 interventions escape the ≈90% trap",
+              rule=f"shows if no intervention escapes (error < {ESCAPE_BELOW:.2f})")
     if df is None:
         return c
-    t = final_summary(df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=0.60)
+    t = final_summary(df[df["phase"].eq("intervention")], ["lambda", "lr_multiplier"], escape_below=ESCAPE_BELOW)
     c.measured = f"{int(t['escaped'].sum())} of {int(t['n'].sum())} escape; mean final error {t['mean_error'].mean():.2f}"
     c.shows = _yes(int(t["escaped"].sum()) == 0 and int(t["n"].sum()) > 0)
     return c
@@ -273,7 +254,7 @@ def claim_causal(df) -> Claim:
 
 
 def claims(o) -> pd.DataFrame:
-    ld = {s.name: _load(o, s.name) for s in STEPS}
+    ld = {s.name: _load(o, s.name) for s in steps()}
     out = claim_hysteresis(ld["hysteresis_loop"], ld["checkpoint_sweeps"])
     out.append(claim_spinodal(ld["spinodal"]))
     out += claim_phase(ld["phase_boundary"])
@@ -286,9 +267,8 @@ def claims(o) -> pd.DataFrame:
 
 
 def prep_counts(o) -> pd.DataFrame:
-    from .sweeps._common import prep_table
     rows = []
-    for s in STEPS:
+    for s in steps():
         df = _load(o, s.name)
         if df is not None:
             t = prep_table(df)
@@ -334,14 +314,15 @@ def parse(argv):
         raise ConfigError(f"campaign {o.what!r} is unknown; allowed: paper")
     if not (o.scale > 0 and math.isfinite(o.scale)):
         raise ConfigError(f"--scale={o.scale} must be a positive number")
-    names = [s.name for s in STEPS]
-    o.steps = list(STEPS)
+    all_steps = steps()
+    names = [s.name for s in all_steps]
+    o.steps = list(all_steps)
     if o.only:
         want = [w.strip() for w in o.only.split(",") if w.strip()]
         bad = [w for w in want if w not in names]
         if bad or not want:
             raise ConfigError(f"--only {o.only!r}: unknown steps {bad or 'none given'}; allowed: {', '.join(names)}")
-        o.steps = [s for s in STEPS if s.name in want]
+        o.steps = [s for s in all_steps if s.name in want]
     o.storage = os.path.abspath(os.path.expanduser(o.storage))
     return o
 
@@ -359,7 +340,7 @@ def main(argv=None) -> int:
     if o.dry_run or not o.report_only:
         print(f"campaign paper: {len(o.steps)} steps in {o.storage} (scale {o.scale:g}{', smoke' if o.smoke else ''})")
         for s in o.steps:
-            print(f"  {s.name:<18} {s.family:<13} {sizes[s.name]:>4} trials at most  [{step_state(o, s)}]  {s.why}")
+            print(f"  {s.name:<18} {s.family.name:<13} {sizes[s.name]:>4} trials at most  [{step_state(o, s)}]  {s.why}")
         print(f"  total: {sum(sizes.values())} trials at most")
     if o.dry_run:
         return 0

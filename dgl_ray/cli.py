@@ -6,30 +6,16 @@
     dgl-ray report PATH [options]        = python -m dgl_ray.analysis report PATH [options]
 
 Each subcommand hands its arguments on unchanged, so options, help texts, errors and exit codes are
-those of the ``python -m`` form.
+those of the ``python -m`` form. The families and their one-line summaries come from the registry
+(``dgl_ray.sweeps.family``).
 """
 from __future__ import annotations
 
-import importlib
 import sys
 
-from .sweeps import FAMILIES
+from .sweeps.family import families
 
-_SWEEP_DOCS = {
-    "coexistence": "S1 coexistence map: fresh runs, λ × seeds",
-    "bimodality": "S2 deep bimodality: many seeds at a few λ",
-    "scan": "M1–M3, N1/N2 λ scans and λ × η phase diagram",
-    "finite_size": "Q1 finite-size scaling: width × λ × seeds",
-    "schedules": "Q2 λ schedules: quenches and ramps",
-    "hysteresis": "R1/R2 loops in one run; Tα/Tβ/Tγ sweeps from checkpoints",
-    "spinodal": "R3, T1/T2 spinodal ladders",
-    "lifetime": "T1a/T13 metastable lifetime (survival)",
-    "trap": "Tδ trap escape interventions",
-    "intervention": "W2 causal jumps from ordered/collapse checkpoints",
-    "universality": "V1–V4 universality (asymmetric noise, trusted subset, ResNet-34, CIFAR-100)",
-}
-
-USAGE = f"""usage: dgl-ray <command> [arguments]
+USAGE = """usage: dgl-ray <command> [arguments]
 
 Dual-gradient learning experiments, from one trial to cluster-scale Ray Tune sweeps.
 
@@ -41,7 +27,7 @@ commands:
                               (same as python -m dgl_ray.analysis report)
 
 families (dgl-ray sweep <family> --help for its options):
-""" + "\n".join(f"  {f:<14}{_SWEEP_DOCS.get(f, '')}" for f in FAMILIES) + "\n"
+"""
 
 SWEEP_USAGE = """usage: dgl-ray sweep <family> [options]
        dgl-ray sweep --config PRESET.toml [options]
@@ -51,28 +37,33 @@ preset (sweeps/*.toml: S1, S2, ... on CIFAR-10/ResNet-18) with the family it nam
 preset. --dry-run prints the plan and its size and runs nothing.
 
 families (dgl-ray sweep <family> --help for its options):
-""" + "\n".join(f"  {f:<14}{_SWEEP_DOCS.get(f, '')}" for f in FAMILIES) + "\n"
+"""
+
+
+def family_lines() -> str:
+    """One line per registered family: its name and summary."""
+    return "\n".join(f"  {f.name:<14}{f.summary}" for f in families().values()) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(USAGE + family_lines())
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "sweep":
         if not rest or rest[0] in ("-h", "--help"):
-            print(SWEEP_USAGE)
+            print(SWEEP_USAGE + family_lines())
             return 0 if rest else 2
         if rest[0].startswith("-"):                       # --config PRESET.toml
             from .sweeps.__main__ import main as preset_main
             return preset_main(rest)
-        if rest[0] not in FAMILIES:
-            print(f"error: unknown sweep family {rest[0]!r}; expected one of {', '.join(FAMILIES)}",
+        known = families()
+        if rest[0] not in known:
+            print(f"error: unknown sweep family {rest[0]!r}; expected one of {', '.join(known)}",
                   file=sys.stderr)
             return 2
-        mod = importlib.import_module(f"dgl_ray.sweeps.{rest[0]}")
-        return mod.main(rest[1:])
+        return known[rest[0]].main(rest[1:])
     if cmd == "train":
         from .train import main as train_main
         return train_main(rest)

@@ -27,12 +27,28 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 FAST_PATH_FIELDS = ("channels_last", "bf16", "tf32", "compile")   # TrialConfig's device fast-path switches
 
-# The one schema of a Tune trial config: TrialConfig's fields (λ as ``lam``, or ``lambda``), these labels
+# The one schema of a Tune trial config: TrialConfig's fields (λ as ``lam``, or ``lambda``), labels
 # (copied into the result rows as they are) and these run-time keys (read by the Tune trainable, not
 # by the trainer). Any other key is a ConfigError wherever it comes from (a family's plan, a preset,
 # a hand-made Tune config): a misspelled field must not become a result column.
-LABEL_FIELDS = ("family", "experiment", "hold", "role", "plan_id", "parent", "init_error", "variant",
-                "schedule_kind", "target_lambda", "intervention", "branch", "accept", "select")
+# The labels are these core ones, which every sweep or chained plan writes, and each registered
+# family's own (``Family.labels``, added by ``register_labels`` when the family registers): see
+# :func:`label_fields`.
+LABEL_FIELDS = ("family", "experiment", "role", "plan_id", "parent", "init_error", "branch", "accept", "select")
+_FAMILY_LABELS: dict[str, None] = {}     # insertion-ordered set of the registered families' labels
+
+
+def register_labels(names) -> None:
+    """Accept ``names`` as labels of trial configs from now on (a family's own labels)."""
+    new = [n for n in names if n not in LABEL_FIELDS and n not in _FAMILY_LABELS]
+    if new:
+        _FAMILY_LABELS.update(dict.fromkeys(new))
+        _tune_keys.cache_clear()
+
+
+def label_fields() -> tuple[str, ...]:
+    """Every label a trial config may carry: the core ones and those of the registered families."""
+    return LABEL_FIELDS + tuple(_FAMILY_LABELS)
 RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
 
 DATASET_DEFAULTS = {name: entry.defaults for name, entry in registry.DATASETS.items()}
@@ -113,14 +129,15 @@ class TrialConfig:
         if allowed_set.issuperset(d):
             return
         fields = config_keys()
-        allowed = fields + list(LABEL_FIELDS) + list(RUNTIME_FIELDS)
+        labels = label_fields()
+        allowed = fields + list(labels) + list(RUNTIME_FIELDS)
         unknown = sorted(set(d) - allowed_set)
         if unknown:
             import difflib
             hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, allowed, 1)) else "")
                      for k in unknown]
             raise ConfigError(f"unknown trial config field {', '.join(hints)}; allowed: trial fields "
-                              f"{', '.join(fields)}; labels {', '.join(LABEL_FIELDS)}; run-time keys "
+                              f"{', '.join(fields)}; labels {', '.join(labels)}; run-time keys "
                               f"{', '.join(RUNTIME_FIELDS)}")
 
     @classmethod
@@ -230,7 +247,7 @@ class TrialConfig:
 
 @functools.lru_cache(maxsize=1)
 def _tune_keys() -> frozenset:
-    return frozenset(config_keys() + list(LABEL_FIELDS) + list(RUNTIME_FIELDS))
+    return frozenset(config_keys() + list(label_fields()) + list(RUNTIME_FIELDS))
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ TINY = ["--epochs", "2", "--progress-interval", "30", "--checkpoint-every", "1"]
 def run_family(family, storage, *args, name=None):
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(storage), "--name", name or family, *args]
-    return mod.main(argv)
+    return mod.FAMILY.main(argv)
 
 
 ROOT = Path(__file__).resolve().parents[1]

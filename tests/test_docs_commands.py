@@ -174,18 +174,17 @@ def test_dry_run_leaves_nothing_on_disk(tmp_path, monkeypatch, capsys):
 
 def test_sweep_help_lists_the_families(capsys):
     from dgl_ray.cli import main
-    from dgl_ray.sweeps import FAMILIES
+    from dgl_ray.sweeps.family import families
     assert main(["sweep", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: dgl-ray sweep"), out[:300]
-    assert all(re.search(rf"^\s+{f}\s", out, re.M) for f in FAMILIES)
+    assert all(re.search(rf"^\s+{f}\s", out, re.M) for f in families())
 
 
 def test_family_help_prints_each_default_once():
-    import importlib
-    from dgl_ray.sweeps import FAMILIES
+    from dgl_ray.sweeps.family import families
     from dgl_ray.tune.cli import common_parser
-    for family in FAMILIES:
-        text = " ".join(common_parser(importlib.import_module(f"dgl_ray.sweeps.{family}")).format_help().split())
+    for family, record in families().items():
+        text = " ".join(common_parser(record).format_help().split())
         for option_help in re.split(r"\s(?=--?\w)", text):     # argparse wraps help texts over lines
             assert option_help.count("(default") <= 1, (family, option_help)

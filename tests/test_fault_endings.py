@@ -55,7 +55,7 @@ def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_r
     exp = tmp_path / "coexistence"
     exp.mkdir()
     (exp / "dgl_sweep.json.tmp").write_text('{"tool": "dgl_')      # an older version's failed start
-    o = cli.parse(coexistence, ["--storage", str(tmp_path), "--lambdas", "0.3", "--n", "1"])
+    o = cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--lambdas", "0.3", "--n", "1"])
     cli.check_storage(o)                                           # no "already holds a sweep"
     assert not (exp / "dgl_sweep.json.tmp").exists()
     (exp / "dgl_sweep.json.tmp").write_text("{}")                  # beside other files it is left alone
@@ -71,10 +71,10 @@ def _start(tmp_path, family, name, *args):
     import importlib
     from dgl_ray.tune import cli, runner
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
-    o = cli.parse(mod, ["--storage", str(tmp_path), "--name", name, *args])
+    o = cli.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
     spec = mod.plan(o)
     cli.group_trials(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod.FAMILY, o, spec))
     (tmp_path / name / "experiment_state-x.json").write_text("{}")
 
 
@@ -97,7 +97,7 @@ def test_a_manifest_of_an_older_version_still_matches(tmp_path, no_ray):  # noqa
     m = json.loads((tmp_path / "old" / "dgl_sweep.json").read_text())
     from dgl_ray.sweeps import coexistence
     from dgl_ray.tune import cli
-    o = cli.parse(coexistence, ["--storage", str(tmp_path), "--name", "old", *args])
+    o = cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
     spec = coexistence.plan(o)
     cli.group_trials(spec, o)
     m["fingerprint"] = plan_fingerprint(spec.searcher.plan_configs())
@@ -120,7 +120,7 @@ def test_a_renamed_chained_folder_is_refused_with_its_name(tmp_path, capsys, no_
 def _opts(tmp_path):
     from dgl_ray.sweeps import coexistence
     from dgl_ray.tune import cli
-    return cli.parse(coexistence, ["--storage", str(tmp_path), "--name", "f", "--lambdas", "0.3", "--n", "1"])
+    return cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "f", "--lambdas", "0.3", "--n", "1"])
 
 
 def test_a_fault_ends_with_one_line_the_log_and_the_resume_command(tmp_path, capsys):

@@ -27,7 +27,7 @@ def _plan(preset, *extra, tmp="/tmp/dgl_presets"):
     with open(preset, "rb") as f:
         family = tomllib.load(f)["family"]
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
-    o = parse(mod, ["--config", preset, "--storage", tmp, *extra])
+    o = parse(mod.FAMILY, ["--config", preset, "--storage", tmp, *extra])
     return mod.plan(o)
 
 
@@ -104,7 +104,7 @@ def test_every_preset_plans_valid_trials(preset):
 
 
 def test_branch_flags_reach_the_plan():
-    o = parse(hysteresis, ["--mode", "sweep", "--dataset", "cifar10", "--n", "2", "--storage", "/tmp/dgl_presets",
+    o = parse(hysteresis.FAMILY, ["--mode", "sweep", "--dataset", "cifar10", "--n", "2", "--storage", "/tmp/dgl_presets",
                            "--ordered-lambda", "0.3", "--ordered-epochs", "40", "--ordered-milestones", "20,30",
                            "--collapse-epochs", "60", "--collapse-milestones", "", "--collapse-seed-offset", "7",
                            "--collapse-accept", "none"])
@@ -121,44 +121,43 @@ def test_branch_flags_reach_the_plan():
 @pytest.mark.parametrize("flag,value", [("--ordered-accept", "low"), ("--collapse-milestones", "0,5"),
                                         ("--ordered-best", "-1"), ("--collapse-n", "0")])
 def test_bad_branch_flags_are_one_line_errors(flag, value, capsys):
-    rc = hysteresis.main(["--mode", "sweep", "--storage", "/tmp/dgl_presets", "--dry-run", flag, value])
+    rc = hysteresis.FAMILY.main(["--mode", "sweep", "--storage", "/tmp/dgl_presets", "--dry-run", flag, value])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and flag in err
 
 
 def test_digits_defaults_table_and_paper_values():
     from dgl_ray.sweeps import coexistence, lifetime
-    from dgl_ray.sweeps._common import DIGITS_DEFAULTS
     from dgl_ray.tune.cli import parse_values
     lams = lambda spec: sorted({m["lambda"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
-    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
-    assert lams(coexistence.plan(o)) == parse_values(DIGITS_DEFAULTS[("coexistence", "lambdas")][0], "x")
-    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    o = parse(coexistence.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
+    assert lams(coexistence.plan(o)) == parse_values(coexistence.FAMILY.digits_defaults["lambdas"][0], "x")
+    o = parse(coexistence.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
     assert lams(coexistence.plan(o)) == parse_values("0.42:0.56:0.02", "x")
-    o = parse(coexistence, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lambdas", "0.5"])   # the user wins
+    o = parse(coexistence.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lambdas", "0.5"])   # the user wins
     assert lams(coexistence.plan(o)) == [0.5]
-    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    o = parse(lifetime.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets"])
     kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
     assert [k["lr"] for k in kids] == [0.1] * 3 and all(k["lr_milestones"] == [] for k in kids)
-    o = parse(lifetime, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
+    o = parse(lifetime.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
     kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
     assert [(k["lr"], k["lr_milestones"]) for k in kids] == [(0.01, [25])]
 
 
 def test_digits_loop_decays_lr_as_the_paper_at_half_and_three_quarters():
-    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets"])
+    o = parse(hysteresis.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets"])
     (c,) = hysteresis.plan(o).searcher.plan_configs()
     n = len(_lams(c))
     assert c["lr_milestones"] == [n // 2, 3 * n // 4]
     assert c["lambda_schedule"][0]["refine"] == [0.36, 0.52, 0.01]
-    o = parse(hysteresis, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lr-milestones", ""])
+    o = parse(hysteresis.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lr-milestones", ""])
     (c,) = hysteresis.plan(o).searcher.plan_configs()
     assert c["lr_milestones"] == []
 
 
 def _coexistence_opts(*argv):
     from dgl_ray.sweeps import coexistence
-    return parse(coexistence, list(argv))
+    return parse(coexistence.FAMILY, list(argv))
 
 
 def test_cifar_preset_on_digits_drops_the_cifar_fields_and_names_each(capsys):

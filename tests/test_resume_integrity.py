@@ -28,10 +28,10 @@ def _plant_manifest(storage, name):
     from dgl_ray.tune import cli
     from dgl_ray.tune.runner import write_manifest
     mod = _module()
-    opts = cli.parse(mod, ["--storage", str(storage), "--name", name, *SWEEP])
+    opts = cli.parse(mod.FAMILY, ["--storage", str(storage), "--name", name, *SWEEP])
     spec = mod.plan(opts)
     cli.group_trials(spec, opts)
-    write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod, opts, spec))
+    write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod.FAMILY, opts, spec))
 
 
 def _write_lock(storage, name, pid, host=None):

@@ -234,10 +234,10 @@ def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
     import importlib
     from dgl_ray.tune import cli, runner
     mod = importlib.import_module("dgl_ray.sweeps.trap")
-    o = cli.parse(mod, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
+    o = cli.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
     spec = mod.plan(o)
     cli.group_trials(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod.FAMILY, o, spec))
     (tmp_path / "trap" / "experiment_state-x.json").write_text("{}")
     assert run_family("trap", tmp_path, "--n", "5", "--resume", "--dry-run") == 0
     capsys.readouterr()

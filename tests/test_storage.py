@@ -127,7 +127,7 @@ def test_sweep_to_an_unreachable_endpoint_is_one_line_before_ray(capsys, monkeyp
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     port = _closed_port()
     storage = f"s3://bkt/x?endpoint_override=127.0.0.1:{port}&scheme=http"
-    assert coexistence.main(["--lambdas", "0.3", "--n", "1", "--storage", storage, "--name", "s"]) == 2
+    assert coexistence.FAMILY.main(["--lambdas", "0.3", "--n", "1", "--storage", storage, "--name", "s"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --storage '{storage}': ") and "\n" not in err, err
     assert f"could not reach the S3 endpoint 127.0.0.1:{port}: connection refused" in err

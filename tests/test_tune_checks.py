@@ -64,7 +64,7 @@ def test_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
     from dgl_ray.sweeps import coexistence
     from dgl_ray.tune.cli import parse
     monkeypatch.chdir(tmp_path)
-    o = parse(coexistence, ["--data-root", "data", "--lambdas", "0.3", "--n", "1"])
+    o = parse(coexistence.FAMILY, ["--data-root", "data", "--lambdas", "0.3", "--n", "1"])
     assert o.data_root == str(tmp_path / "data")
     spec = coexistence.plan(o)
     assert {c["data_root"] for c in spec.searcher.plan_configs()} == {str(tmp_path / "data")}
@@ -113,10 +113,10 @@ def _sweep_folder(tmp_path, family="coexistence", *args):
     from dgl_ray.tune import cli, runner
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(tmp_path), "--name", family, *args]
-    o = cli.parse(mod, argv)
+    o = cli.parse(mod.FAMILY, argv)
     spec = mod.plan(o)
     cli.group_trials(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod.FAMILY, o, spec))
     (tmp_path / family / "experiment_state-x.json").write_text("{}")
 
 
@@ -292,7 +292,7 @@ def test_a_sweep_without_address_starts_its_own_ray_and_reads_RAY_ADDRESS(monkey
     runner.init_ray(None, num_cpus=2)
     assert seen["address"] == "local" and seen["num_cpus"] == 2
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert cli.parse(coexistence, []).address is None
+    assert cli.parse(coexistence.FAMILY, []).address is None
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    assert cli.parse(coexistence, []).address == "10.0.0.1:6379"
-    assert cli.parse(coexistence, ["--address", "auto"]).address == "auto"
+    assert cli.parse(coexistence.FAMILY, []).address == "10.0.0.1:6379"
+    assert cli.parse(coexistence.FAMILY, ["--address", "auto"]).address == "auto"

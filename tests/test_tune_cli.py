@@ -113,7 +113,7 @@ def test_preset_unknown_key(tmp_path, capsys):
 
 def test_model_that_cannot_take_the_data_is_refused_before_ray(tmp_path, capsys):
     from dgl_ray.sweeps import coexistence
-    rc = coexistence.main(["--storage", str(tmp_path), "--model", "vgg11", "--lambdas", "0.3", "--n", "1"])
+    rc = coexistence.FAMILY.main(["--storage", str(tmp_path), "--model", "vgg11", "--lambdas", "0.3", "--n", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "model='vgg11' cannot take dataset='digits'" in err[0]
     assert not (tmp_path / "coexistence").exists()

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
             return 2
     rep = build_report(df, out, source=str(path), figures=not args.no_figures,
-                       n_boot=args.n_boot, echo=not args.quiet)
+                       n_boot=args.n_boot, echo=not args.quiet, sections=family_sections(df))
     if other is not None:
         from .compare import append_comparison, labels_for
         append_comparison(rep, df, other, labels_for(path, args.compare),
@@ -141,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
               + f" ({counts['finished']} finished)")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")
     return 0
+
+
+def family_sections(df) -> dict:
+    """The report sections of the registered families these rows name (``Family.report``): the report
+    command reads the registry; dgl_ray.analysis itself never imports the families."""
+    from ..sweeps.family import find     # the families' modules import Ray: only when a report is made
+    names = df["family"].dropna().astype(str).unique() if "family" in df else []
+    return {name: fam.report for name in names if (fam := find(name)) is not None}
 
 
 def _location(path: str):

@@ -7,9 +7,9 @@ an output folder, and returns the Markdown text with the tables it computed.
 What applies to what (:func:`plan_section`; a table appears only where the data has what it needs,
 and every table not shown is listed with the reason):
 
-- a family's own table first: λ schedules (``schedules``, runs with ``schedule_kind``) -> final error
+- a family's own table first: λ schedules (a section whose family says so, runs with ``schedule_kind``) -> final error
   per schedule, and nothing that pools runs of different schedules by their final λ; trap
-  (``trap``, Tδ, runs with an ``intervention`` phase) -> escapes per (λ, LR multiplier);
+  (a trap family, Tδ, runs with an ``intervention`` phase) -> escapes per (λ, LR multiplier);
 - fresh runs (no ``direction``, no ``origin``, no ``observe`` phase): branch table, coexistence map,
   error histograms, gap by branch; bimodality (dip test) at λ with >= 5 runs; critical point when
   >= 3 λ have >= 5 runs each; critical slowing (first epoch < 0.20) when runs have histories;
@@ -17,12 +17,16 @@ and every table not shown is listed with the reason):
 - hysteresis: runs holding both legs (in-run loops, R1/R2; one row per experiment), or sweeps from
   checkpoints with both an up and a down leg (Tα); never one-way ladders of two experiments
   (R3 up and down runs are spinodal runs); gap = H leg − L leg;
-- spinodal: one-leg ladders that are spinodal runs (family spinodal/R3/T1-spinodal, an ``init``
+- spinodal: one-leg ladders that are spinodal runs (a spinodal family, R3/T1-spinodal, an ``init``
   phase, or the archive's own spinodal value); other one-leg ladders get no spinodal table;
 - runs with an ``origin`` (from checkpoints): gap table by origin (with W2's paired gaps);
 - runs with an ``observe`` phase (lifetime): survival table and Kaplan–Meier curves.
 
 Each section says how many runs it has, how many have no evaluation, and which runs no table used.
+
+The parts are data (:mod:`dgl_ray.analysis.report_parts`): each table and figure, the rows it reads and its
+note. A section draws the parts of its family's :class:`SectionSpec` (``Family.report``, handed in by the
+report command; the archive's experiments have theirs in ``ARCHIVE_SECTIONS``) whose rows it has.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import figures as F
-from . import tables as T
 from .frames import final_rows
+from .report_parts import (ARCHIVE_SECTIONS, GENERAL_SECTION, MIN_LAMBDAS, MIN_RUNS_PER_LAMBDA, ReportPart,
+                           SectionSpec)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -76,14 +82,6 @@ def _section_key(df: pd.DataFrame) -> pd.Series:
     return fam.where(fam.notna(), exp).fillna("all").astype(str)
 
 
-MIN_RUNS_PER_LAMBDA = 5  # a dip test or a variance peak needs many seeds at each λ
-MIN_LAMBDAS = 3          # ... and a critical point several λ
-
-SCHEDULE_FAMILIES = {"schedules", "Q2"}
-TRAP_FAMILIES = {"trap", "Td", "Td1", "Td2", "Tδ", "Tδ1", "Tδ2"}
-SPINODAL_FAMILIES = {"spinodal", "R3", "T1-spinodal", "T2-spinodal"}
-
-
 @dataclass
 class SectionPlan:
     """The parts of a section's rows each reduction uses, and the reductions declined, with why."""
@@ -99,17 +97,17 @@ def _has(d: pd.DataFrame, col: str) -> bool:
     return col in d and d[col].notna().any()
 
 
-def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
-    """Decide which reductions apply to the rows ``d`` of one section (see the module docstring)."""
+def plan_section(d: pd.DataFrame, runs: str | None = None) -> SectionPlan:
+    """Decide which reductions apply to the rows ``d`` of one section (see the module docstring);
+    ``runs`` is what the section's family says its runs are (:class:`SectionSpec`)."""
     plan = SectionPlan()
-    fam = str(family) if family is not None else ""
-    if fam in SCHEDULE_FAMILIES or _has(d, "schedule_kind"):
+    if runs == "schedules" or _has(d, "schedule_kind"):
         plan.parts["schedules"] = d
         plan.declined["branch/bimodality/critical point/hysteresis/spinodal"] = (
             "runs follow different λ schedules; pooling them by final λ would mix schedules")
         return plan
     # every trial carries an lr_multiplier (1 by default): the intervention phase marks a trap set
-    if fam in TRAP_FAMILIES or ("phase" in d and d["phase"].eq("intervention").any()):
+    if runs == "trap" or ("phase" in d and d["phase"].eq("intervention").any()):
         plan.parts["trap"] = d
         plan.declined["critical point/bimodality"] = "an intervention set is not a λ scan"
         return plan
@@ -142,7 +140,7 @@ def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
     ladders = one_leg - origin_runs
     if ladders:
         lad = d[d["run"].isin(ladders)]
-        marks = pd.Series(fam in SPINODAL_FAMILIES, index=lad.index)
+        marks = pd.Series(runs == "spinodal", index=lad.index)
         if "phase" in lad:
             marks |= lad["run"].isin(_runs(lad, lad["phase"].eq("init")))
         for col in ("paper_spinodal", "ladder_end"):
@@ -166,8 +164,11 @@ def plan_section(d: pd.DataFrame, family: str | None = None) -> SectionPlan:
     return plan
 
 
-def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, bool, bool]:
-    """(rows of the λ with enough runs for a dip test, critical point applies, slowing applies)."""
+def _fresh_decisions(plan: SectionPlan) -> None:
+    """The fresh runs' reductions that need enough of them: a dip test at the λ with many runs
+    (``bimodal``), a critical point (``critical``), critical slowing (``slowing``); each one that
+    does not apply is declined with why."""
+    f = plan.parts["fresh"]
     per_lam = final_rows(f, ["run"]).groupby("lambda")["run"].nunique()
     many = per_lam[per_lam >= MIN_RUNS_PER_LAMBDA].index
     if not len(many):
@@ -184,26 +185,39 @@ def _fresh_decisions(f: pd.DataFrame, plan: SectionPlan) -> tuple[pd.DataFrame, 
         plan.declined["convergence_table"] = (
             "runs keep only a final error (no per-epoch history)" if len(evals)
             else "no evaluation outside an init phase")
-    return f[f["lambda"].isin(many)], crit, slowing
+    if len(many):
+        plan.parts["bimodal"] = f[f["lambda"].isin(many)]
+    if crit:
+        plan.parts["critical"] = f
+    if slowing:
+        plan.parts["slowing"] = f
 
 
-def _width_notes(cp: pd.DataFrame) -> str:
-    """The reasons, once each, why a critical-point row's logistic width is left empty."""
-    notes = cp.loc[~cp["width_identifiable"].astype(bool), "width_note"].unique() \
-        if "width_identifiable" in cp else []
-    return "".join(f" Logistic width {n}: a mixed λ holds both L and H runs, and with fewer than two "
-                   "the fit only returns its lower bound (1/20 of the λ step), so logistic_width is "
-                   "left empty." for n in notes)
+def section_plan(d: pd.DataFrame, spec: SectionSpec) -> SectionPlan:
+    """:func:`plan_section`, with the fresh runs' reductions decided and the hysteresis rows split into
+    in-run loops and sweeps from checkpoints (pooled, one H leg would be wrong for the other)."""
+    plan = plan_section(d, spec.runs)
+    if "fresh" in plan.parts:
+        _fresh_decisions(plan)
+    h = plan.parts.pop("hysteresis", None)
+    if h is not None:
+        for key, rows in (("hysteresis_loops", h[h["origin"].isna()]),
+                          ("hysteresis_checkpoints", h[h["origin"].notna()])):
+            if len(rows):
+                plan.parts[key] = rows
+    return plan
 
 
 def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray analysis report",
                  figures: bool = True, source: str | None = None, n_boot: int = 200,
-                 echo: bool = False) -> Report:
+                 echo: bool = False, sections: Mapping[str, SectionSpec] | None = None) -> Report:
     """Write ``out_dir/report.md`` (and ``out_dir/figures/*.png``) for the tidy frame ``df``.
 
     One section per family (else experiment); in each, the tables that apply (see the module
     docstring) as Markdown and, with ``figures=True``, their figures. ``echo=True`` prints each table
-    to the terminal as it is made. Returns a :class:`Report`.
+    to the terminal as it is made. ``sections``: family name -> its :class:`SectionSpec` (the report
+    command passes the registered families'; the archive's experiments have theirs in report_parts).
+    Returns a :class:`Report`.
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
@@ -239,126 +253,79 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
         md.extend(f"- {n}" for n in notes)
         md.append("")
     rep = Report("", out_dir / "report.md")
-
-    def table(section: str, name: str, t: pd.DataFrame, note: str = ""):
-        key = f"{section}/{name}"
-        rep.tables[key] = t
-        md.append(f"### {name}\n")
-        if note:
-            md.append(note + "\n")
-        md.append(to_markdown(t))
-        if echo:
-            print(f"\n== {key} ==")
-            print(t.to_string(index=False) if len(t) else "(empty)")
-
-    def figure(section: str, name: str, make, *args, **kw):
-        if not figures:
-            return
-        fig = make(*args, **kw)
-        p = F.save_png(fig, fig_dir / f"{_slug(section)}_{name}.png")
-        rep.figures.append(p)
-        md.append(f"![{section} {name}](figures/{p.name})\n")
-        caption = F.CAPTIONS.get(name.replace("_from_checkpoints", ""))
-        if caption:                            # what the marks, bands and colours are
-            md.append(f"_{caption}_\n")
-
-    def runs_note(sub: pd.DataFrame, extra: str = "") -> str:
-        n = sub["run"].nunique()
-        noeval = sub.loc[sub["status"].astype(object).eq("no_evaluation"), "run"].nunique() \
-            if "status" in sub else 0
-        used.update(sub["run"])
-        return f"Uses {n} runs" + (f" ({noeval} without evaluation, counted)" if noeval else "") + \
-            (f"; {extra}" if extra else "") + "."
-
+    specs = {**ARCHIVE_SECTIONS, **(sections or {})}
     for section, d in df.groupby(_section_key(df), sort=True):
         md.append(f"## {section}\n")
         n_noeval = d.loc[d["status"].astype(object).eq("no_evaluation"), "run"].nunique()
         md.append(f"{d['run'].nunique()} runs ({n_noeval} without any evaluation); experiments: "
                   f"{', '.join(sorted(map(str, d['experiment'].dropna().unique())))}\n")
         fam = d["family"].dropna().iloc[0] if d["family"].notna().any() else None
-        plan = plan_section(d, fam)
-        parts = plan.parts
-        used: set = set()
-        if "schedules" in parts:
-            f = parts["schedules"]
-            by = [c for c in ("schedule_kind", "schedule") if c in f and f[c].notna().any()] or ["experiment"]
-            table(section, "schedule_table", T.final_error_table(f, by=by),
-                  runs_note(f, f"final error of each run per {', '.join(by)}; L <= 0.20, H >= 0.40"))
-        if "trap" in parts:
-            f = parts["trap"]
-            et = T.escape_table(f)
-            table(section, "escape_table", et,
-                  runs_note(f, f"{int(et['n'].sum()) if len(et) else 0} interventions; escaped if "
-                               "the final error < 0.60"))
-        if "fresh" in parts:
-            f = parts["fresh"]
-            table(section, "branch_table", T.branch_table(f),
-                  runs_note(f, "final error of each run; L <= 0.20, H >= 0.40, T >= 0.85 (T counted "
-                               "in H)"))
-            figure(section, "coexistence_map", F.coexistence_map, f)
-            figure(section, "error_histograms", F.error_histograms, f)
-            if f.groupby("run")["epoch"].nunique().max() >= 2:     # runs with a history
-                figure(section, "error_trajectories", F.error_trajectories, f)
-            many, crit, slowing = _fresh_decisions(f, plan)
-            if len(many):
-                table(section, "bimodality", T.bimodality(many),
-                      f"Hartigan's dip test (bimodal if p < 0.05) and Sarle's coefficient (> 5/9), "
-                      f"at the λ with >= {MIN_RUNS_PER_LAMBDA} runs ({many['run'].nunique()} runs).")
-            if crit:
-                cp = T.critical_point(f, n_boot=n_boot)
-                table(section, "critical_point", cp,
-                      f"Variance peak and logistic fit of the H fraction; {n_boot} bootstrap draws."
-                      + _width_notes(cp))
-            if slowing:
-                table(section, "convergence_table", T.convergence_table(f),
-                      "Critical slowing: first epoch with error < 0.20 (from each run's history).")
-            g = T.gap_table(f)
-            if g["gap"].notna().any():
-                table(section, "gap_table", g, "H and L sides by branch (fresh runs); gap = H − L.")
-            if f["eta"].nunique() > 1:
-                figure(section, "phase_diagram", F.phase_diagram, f)
-            if f["width"].nunique() > 1:
-                figure(section, "finite_size_curves", F.finite_size_curves, f)
-        if "hysteresis" in parts:
-            # in-run loops (H leg up) and sweeps from checkpoints (H leg from collapse) each get
-            # their own table and figure: pooled, one H leg would be wrong for the other
-            h_all = parts["hysteresis"]
-            kinds = [(h_all[h_all["origin"].isna()], "", tuple(T.DEFAULT_AXES) + ("experiment",)),
-                     (h_all[h_all["origin"].notna()], "_from_checkpoints", T.DEFAULT_AXES)]
-            kinds = [k for k in kinds if len(k[0])]
-            for h, suffix, axes in kinds:
-                suffix = suffix if len(kinds) > 1 else ""
-                table(section, f"hysteresis_table{suffix}", T.hysteresis_table(h, axes=axes),
-                      runs_note(h, "mean error of each λ step, up leg beside down leg; gap = H leg − L "
-                                   "leg (H_leg), up_minus_down the signed difference"))
-                figure(section, f"hysteresis_loop{suffix}", F.hysteresis_loop, h, axes=axes)
-        if "spinodal" in parts:
-            sp = parts["spinodal"]
-            table(section, "spinodal_table", T.spinodal_table(sp),
-                  runs_note(sp, "3rd consecutive step with error > 0.40 (up) / < 0.25 (down); "
-                                "censored at the ladder's end; std ddof 0 (the paper's)"))
-            figure(section, "spinodal_points", F.spinodal_plot, sp)
-        if "origin" in parts:
-            o = parts["origin"]
-            table(section, "gap_table_by_origin", T.gap_table(o),
-                  runs_note(o, "H side = runs from collapse checkpoints, L side = from ordered ones; "
-                               "gap = H − L; paired by seed (population std)"))
-        if "survival" in parts:
-            sv = parts["survival"]
-            table(section, "survival_table", T.survival_table(sv),
-                  runs_note(sv, "dead at 5 consecutive evaluations >= 0.40 (lifetime = epoch of the "
-                                "5th − 4); failed inits counted in n_excluded"))
-            figure(section, "survival_curves", F.survival_curves, sv)
+        spec = specs.get(str(fam), GENERAL_SECTION) if fam is not None else GENERAL_SECTION
+        plan = section_plan(d, spec)
+        writer = _SectionWriter(section, rep, md, fig_dir if figures else None, echo, n_boot)
+        for part in spec.parts:
+            rows = plan.parts.get(part.rows)
+            if rows is not None:
+                writer.draw(part, rows, plan)
         if plan.declined:
             md.append("Not shown here:\n")
             md.extend(f"- {name}: {why}" for name, why in plan.declined.items())
             md.append("")
-        unused = set(d["run"]) - used
+        unused = set(d["run"]) - writer.used
         if unused:
             md.append(f"{len(unused)} runs used by no table (e.g. "
                       f"{', '.join(sorted(map(str, unused))[:3])}).\n")
-        if not parts:
+        if not plan.parts:
             md.append("_No table applies to these rows._\n")
     rep.markdown = "\n".join(md)
     rep.path.write_text(rep.markdown)
     return rep
+
+
+class _SectionWriter:
+    """Draws one section's parts into the report: a table as Markdown (and on the terminal with
+    ``echo``), a figure as a PNG under ``fig_dir`` (None: no figures)."""
+
+    def __init__(self, section: str, rep: Report, md: list[str], fig_dir: Path | None, echo: bool, n_boot: int):
+        self.section, self.rep, self.md, self.fig_dir, self.echo = section, rep, md, fig_dir, echo
+        self.n_boot = n_boot
+        self.used: set = set()                 # runs some table's note counted
+
+    def runs_note(self, sub: pd.DataFrame, extra: str = "") -> str:
+        n = sub["run"].nunique()
+        noeval = sub.loc[sub["status"].astype(object).eq("no_evaluation"), "run"].nunique() \
+            if "status" in sub else 0
+        self.used.update(sub["run"])
+        return f"Uses {n} runs" + (f" ({noeval} without evaluation, counted)" if noeval else "") + \
+            (f"; {extra}" if extra else "") + "."
+
+    def draw(self, part: ReportPart, rows: pd.DataFrame, plan: SectionPlan) -> None:
+        if part.figure and self.fig_dir is None:
+            return
+        made = part.make(rows, self)
+        if made is None:
+            return
+        name = part.title(plan)
+        if part.figure:
+            self._figure(name, made)
+        else:
+            self._table(name, made, part.note(rows, made, self) if part.note else "")
+
+    def _table(self, name: str, t: pd.DataFrame, note: str) -> None:
+        key = f"{self.section}/{name}"
+        self.rep.tables[key] = t
+        self.md.append(f"### {name}\n")
+        if note:
+            self.md.append(note + "\n")
+        self.md.append(to_markdown(t))
+        if self.echo:
+            print(f"\n== {key} ==")
+            print(t.to_string(index=False) if len(t) else "(empty)")
+
+    def _figure(self, name: str, fig) -> None:
+        p = F.save_png(fig, self.fig_dir / f"{_slug(self.section)}_{name}.png")
+        self.rep.figures.append(p)
+        self.md.append(f"![{self.section} {name}](figures/{p.name})\n")
+        caption = F.CAPTIONS.get(name.replace("_from_checkpoints", ""))
+        if caption:                            # what the marks, bands and colours are
+            self.md.append(f"_{caption}_\n")

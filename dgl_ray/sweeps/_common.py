@@ -7,9 +7,11 @@ import math
 import pandas as pd
 
 from ..errors import ConfigError
+from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..tune.cli import check_plan_size, scaled, seeds
 from ..tune.runner import storage_fs
 from ..tune.searchers import ChainedSearcher
+from .family import get
 
 ALIASES = {"lam": "lambda", "lambdas": "lambda", "seeds": "seed", "etas": "eta", "widths": "width"}
 
@@ -46,44 +48,19 @@ def const(value: float, epochs: int, name: str = "main") -> list[dict]:
     return [{"kind": "constant", "value": float(value), "epochs": int(epochs), "name": name}]
 
 
-# ---- the digits defaults: one table, measured -------------------------------------------------------
-# (family, option) -> (digits value, why). The paper's values are CIFAR's; on the embedded digits default
-# (tinycnn 8/16, η 0.4, 30 epochs, LR 0.1 constant) λ_c ≈ 0.44 and every collapsed run is the ≈0.89 trap.
-# Measured with benchmarks/digits_families.py on the 2-core CPU (numbers in docs/FAMILIES.md).
-DIGITS_DEFAULTS = {
-    ("coexistence", "lambdas"): ("0.36:0.52:0.02",
-                                 "L/H counts 6/1 at 0.40, 2/4 at 0.44, 0/10 at 0.48 (10 seeds): 0.42-0.56 is all H"),
-    ("bimodality", "lambdas"): ("0.42,0.44,0.46", "both branches at 0.42 (4 L / 2 H) and 0.44 (2 / 4) of 10 seeds"),
-    ("finite_size", "lambdas"): ("0.32:0.53:0.03", "width shifts λ_c on digits: H fraction 0.67 at 0.38 (w 0.5), "
-                                                   "0.33 at 0.44 (w 1), 0.67 at 0.50 (w 2), 6 seeds"),
-    ("hysteresis", "refine"): ("0.36:0.52:0.01", "the fine steps around digits' λ_c 0.44, as 0.42-0.58 around CIFAR's 0.50"),
-    ("hysteresis", "loop_decay"): (True, "LR x0.1 at 50% and 75% of the loop, as the paper's 50/75 of 100: "
-                                         "gap at λ 0.22/0.40/0.50 +0.35/+0.29/+0.28 vs +0.19/+0.09/+0.03 "
-                                         "at constant LR (4 seeds)"),
-    ("hysteresis", "ordered_lambda"): (0.30, "prep error 0.09-0.11 after 30 epochs (λ 0.35: 0.16-0.34, "
-                                             "half rejected by < 0.20)"),
-    ("universality", "ordered_lambda"): (0.30, "as hysteresis"),
-    ("intervention", "ordered_lambda"): (0.30, "as hysteresis"),
-    ("spinodal", "init_epochs"): (30, "λ 0.30 for 30 epochs ends ordered (error 0.09-0.11)"),
-    ("spinodal", "up_init"): (0.30, "λ 0.35 for 20 epochs ended at 0.16-0.34; λ_c(η 0.8) ≈ 0.30 (use 0.20 there)"),
-    ("spinodal", "up_ladder"): ("0.30,0.80", "from λ 0.30 inits λ↑ is 0.68 (hold 1) / 0.72 (hold 3), none censored "
-                                             "(4 seeds); a ladder ending at 0.70 left 1/3-2/3 censored"),
-    ("lifetime", "init_lambda"): (0.30, "ordered inits pass the <= 0.30 rule (0.09-0.11)"),
-    ("lifetime", "observe_lr"): (0.1, "at the paper's 0.01 -> 0.001 nothing moves: 6/6 survive at 0.46, 0.50 and 0.54 "
-                                      "with the same final error 0.021; at 0.1: 6/6, 6/6, 5/6, 1/6 at 0.46/0.50/0.54/0.60"),
-    ("lifetime", "observe_drop"): (0, "constant LR (see observe_lr)"),
-    ("lifetime", "targets"): ("0.46,0.54,0.60", "survival vs λ above λ_c 0.44: 6/6, 5/6, 1/6 (6 seeds, 30 epochs)"),
-}
-
+# ---- the digits defaults: each family's own table, measured ----------------------------------------
+# Family.digits_defaults: option -> (digits value, why). The paper's values are CIFAR's; on the embedded
+# digits default (tinycnn 8/16, η 0.4, 30 epochs, LR 0.1 constant) λ_c ≈ 0.44 and every collapsed run is
+# the ≈0.89 trap. Measured with benchmarks/digits_families.py on the 2-core CPU (numbers in docs/FAMILIES.md).
 
 def family_default(o, option: str, paper):
-    """An option the user (or a preset) set wins; else the digits table's value on digits; else the paper's."""
+    """An option the user (or a preset) set wins; else the family's digits value on digits; else the paper's."""
     v = getattr(o, option, None)
     if v is not None:
         return v
-    key = (o.family, option)
-    if o.dataset == "digits" and key in DIGITS_DEFAULTS:
-        return DIGITS_DEFAULTS[key][0]
+    digits = get(o.family).digits_defaults
+    if o.dataset == "digits" and option in digits:
+        return digits[option][0]
     return paper
 
 
@@ -91,22 +68,26 @@ def family_default(o, option: str, paper):
 
 BRANCHES = ("ordered", "collapse")
 # The paper's Tα preparation runs (PROTOCOLS.md); milestones None = the data set's default schedule.
-PAPER_PREP = {"ordered": dict(lam=0.35, epochs=50, milestones=[30, 40], op="<", accept=0.20),
-              "collapse": dict(lam=0.60, epochs=100, milestones=None, op=">=", accept=0.40)}
-# digits: 30 epochs at constant LR (the embedded default's schedule); see DIGITS_DEFAULTS for λ.
+PAPER_PREP = {"ordered": dict(lam=0.35, epochs=50, milestones=[30, 40], op="<", accept=ORDERED_ACCEPT),
+              "collapse": dict(lam=0.60, epochs=100, milestones=None, op=">=", accept=COLLAPSE_ACCEPT)}
+# digits: 30 epochs at constant LR (the embedded default's schedule); the families' digits_defaults give λ.
 DIGITS_PREP_EPOCHS = 30
+# the ordered preparation's λ on digits (hysteresis, intervention, universality): (value, why)
+ORDERED_LAMBDA_DIGITS = (0.30, "prep error 0.09-0.11 after 30 epochs (λ 0.35: 0.16-0.34, half rejected by < 0.20)")
+PREP_THRESHOLDS = ("ordered_accept", "collapse_accept")     # the preparation options that are error thresholds
 # "best k": the k lowest-error ordered runs, the k highest-error collapse runs
 SELECT_HOW = {"ordered": "min", "collapse": "max"}
 
 
-def add_prep_args(p, ordered_lambda=None, collapse_lambda=None, ordered_accept=0.20, collapse_accept=0.40):
+def add_prep_args(p, ordered_lambda=None, collapse_lambda=None, ordered_accept=ORDERED_ACCEPT,
+                  collapse_accept=COLLAPSE_ACCEPT):
     """Per-branch options of the preparation runs: every number the paper's protocols vary."""
     p.add_argument("--prep-epochs", type=int, default=None,
                    help="both branches' checkpoint epochs (paper 50/100; digits 30); per branch below wins")
     for b, lam, acc in (("ordered", ordered_lambda, ordered_accept), ("collapse", collapse_lambda, collapse_accept)):
         op = PAPER_PREP[b]["op"]
         p.add_argument(f"--{b}-lambda", type=float, default=lam,
-                       help=f"λ of the {b} preparation run (paper {PAPER_PREP[b]['lam']}; digits: DIGITS_DEFAULTS)")
+                       help=f"λ of the {b} preparation run (paper {PAPER_PREP[b]['lam']}; digits: the family's digits default)")
         p.add_argument(f"--{b}-epochs", type=int, default=None,
                        help=f"{b} preparation epochs (paper {PAPER_PREP[b]['epochs']}; digits {DIGITS_PREP_EPOCHS})")
         p.add_argument(f"--{b}-milestones", default=None,

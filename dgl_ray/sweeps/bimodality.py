@@ -4,17 +4,16 @@
 """
 import sys
 
+from ..tune.cli import base_config, scaled, seeds
 from ..tune.cli import float_list as parse_range
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import family_default, grid
+from .family import Family, register
 
-FAMILY = "bimodality"
 
-
-def add_args(p):
-    p.add_argument("--lambdas", default=None, help="λ values (paper 0.48,0.50,0.52; digits: DIGITS_DEFAULTS)")
+def options(p):
+    p.add_argument("--lambdas", default=None, help="λ values (paper 0.48,0.50,0.52; digits: the family's digits default, docs/FAMILIES.md)")
 
 
 def plan(o):
@@ -24,7 +23,7 @@ def plan(o):
     base.setdefault("checkpoint_every", 5)
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": parse_range(family_default(o, "lambdas", "0.48,0.50,0.52"), "--lambdas"), "eta": o.eta_list,
                        "width": o.width_list}, o.order, "seed,lambda,eta,width")
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=summary)
 
 
 def summary(df):
@@ -39,9 +38,16 @@ def summary(df):
     return b
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="bimodality",
+    paper_ids=("S2",),
+    summary="S2 deep bimodality: many seeds at a few λ",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    digits_defaults={"lambdas": ("0.42,0.44,0.46", "both branches at 0.42 (4 L / 2 H) and 0.44 (2 / 4) of 10 seeds")},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

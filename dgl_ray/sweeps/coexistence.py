@@ -8,19 +8,18 @@ coexistence width with bootstrap confidence intervals.
 """
 import sys
 
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..paper import H_MIN
+from ..tune.cli import base_config, scaled, seeds
+from ..tune.cli import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import BoundarySearcher, GridSearcher
-from ..tune.cli import float_list as parse_range
 from ._common import branch_summary, family_default, grid
-
-FAMILY = "coexistence"
-DEFAULTS = {}
+from .family import CampaignStep, Family, register
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--lambdas", default=None,
-                   help="λ values, start:stop:step includes stop (paper 0.42:0.56:0.02; digits: DIGITS_DEFAULTS)")
+                   help="λ values, start:stop:step includes stop (paper 0.42:0.56:0.02; digits: the family's digits default, docs/FAMILIES.md)")
     p.add_argument("--adaptive", type=int, default=None, metavar="BUDGET",
                    help="adaptive boundary search with this many trials instead of the grid")
     p.add_argument("--adaptive-n0", type=int, default=2, help="adaptive: seeds per start λ")
@@ -41,19 +40,18 @@ def plan(o):
         b = dict(base, eta=o.eta_list[0], width=o.width_list[0], seed=(o.seed_list or [0])[0])
         s = BoundarySearcher(b, lams, o.adaptive, n0=o.adaptive_n0, min_step=o.adaptive_step,
                               max_ahead=max(2, o.max_concurrent or 2))
-        return SweepSpec(FAMILY, s, summarize=lambda df: _adaptive_summary(df, s))
+        return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
                 o.order, "seed,lambda,eta,width")
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
 
 def _adaptive_summary(df, searcher):
-    import pandas as pd
     from ..analysis import final_rows
     from ..tune.searchers import fit_boundary
     f = final_rows(df, ["run"])
     f = f[f["test_error"].notna()]
-    score = (f["test_error"] >= 0.40).astype(float)        # H fraction, as analysis.critical_point
+    score = (f["test_error"] >= H_MIN).astype(float)        # H fraction, as analysis.critical_point
     est = fit_boundary(f["lambda"].to_numpy(), score.to_numpy())
     print(f"adaptive: λ_c = {est['lambda_c']:.4f} (95% CI {est['lambda_c_ci'][0]:.4f}–{est['lambda_c_ci'][1]:.4f}), "
           f"coexistence width {est['width']:.4f} (95% CI {est['width_ci'][0]:.4f}–{est['width_ci'][1]:.4f}), "
@@ -61,9 +59,19 @@ def _adaptive_summary(df, searcher):
     return branch_summary(df)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="coexistence",
+    paper_ids=("S1",),
+    summary="S1 coexistence map: fresh runs, λ × seeds",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("phase_boundary", 8, (), ("--lambdas", "0.3,0.5", "--epochs", "2"),
+                           "S1 phase boundary, critical point and critical slowing (fresh runs over λ)"),),
+    digits_defaults={"lambdas": ("0.36:0.52:0.02", "L/H counts 6/1 at 0.40, 2/4 at 0.44, 0/10 at 0.48 (10 seeds): "
+                                                 "0.42-0.56 is all H")},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

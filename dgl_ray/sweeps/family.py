@@ -3,19 +3,36 @@
 The sweep command line (``dgl_ray.tune.cli``), ``dgl-ray --help``, ``python -m dgl_ray.sweeps --config``, the
 report and the campaign all read a family from here; nothing else lists the families. A family module in
 ``dgl_ray/sweeps/`` defines ``FAMILY = register(Family(...))``; :func:`families` imports every such module once.
-A family kept outside the package registers itself the same way when its module is imported.
+A family kept outside the package registers itself the same way when its module is imported
+(tests/toy_family.py is one: docs/FAMILIES.md, "Add an experiment family").
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import math
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..analysis.report_parts import GENERAL_SECTION, SectionSpec
+from ..config import register_labels
+from ..errors import ConfigError
+
 
 def _no_options(group: argparse._ArgumentGroup) -> None:
     """A family without options of its own."""
+
+
+@dataclass(frozen=True)
+class CampaignStep:
+    """One step of ``python -m dgl_ray.campaign paper``: this family, reduced on digits."""
+    name: str                   # folder under --storage
+    seeds: int                  # --n at scale 1
+    args: tuple = ()            # the family's options for this step
+    smoke: tuple = ()           # added at --smoke: toy epochs and ranges
+    why: str = ""               # the paper's claim it measures
 
 
 @dataclass(frozen=True)
@@ -30,41 +47,85 @@ class Family:
     digits_defaults: Mapping[str, tuple[Any, str]] = field(default_factory=dict)  # option -> (digits value, why)
     refuses: tuple[str, ...] = ()               # shared options it cannot honour: an error when given
     labels: tuple[str, ...] = ()                # label keys its plans add to trial configs (rows' columns)
-    report: tuple = ()                          # its parts of the report (dgl_ray.analysis.report)
-    campaign: tuple = ()                        # its steps in ``dgl_ray.campaign``
+    thresholds: tuple[str, ...] = ()            # its options that are error thresholds: numbers in [0, 1]
+    report: SectionSpec = GENERAL_SECTION       # its section of the report: parts, and what its runs are
+    campaign: tuple[CampaignStep, ...] = ()     # its steps in ``dgl_ray.campaign``
 
     def main(self, argv: list[str] | None = None) -> int:
         """``python -m dgl_ray.sweeps.<name>``: parse, check, plan, run (dgl_ray.tune.cli.main)."""
         from ..tune.cli import main           # the sweep command reads this record: imported at call time
         return main(self, argv)
 
+    def check_thresholds(self, opts) -> None:
+        """Each of its error thresholds, where set to a number, lies in [0, 1] (a one-line ConfigError)."""
+        for name in self.thresholds:
+            v = getattr(opts, name, None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v <= 1):
+                raise ConfigError(f"--{name.replace('_', '-')}={v} is an error threshold: it must be in [0, 1]")
+
+    # ---- until tune.cli takes a Family: the module protocol today's tune.cli reads (``module.FAMILY``,
+    # ``module.DEFAULTS``, ``module.UNSUPPORTED_OPTIONS``, ``module.__doc__``); removed when it reads the fields.
+    @property
+    def FAMILY(self) -> str:                    # noqa: N802
+        return self.name
+
+    @property
+    def DEFAULTS(self) -> Mapping[str, Any]:    # noqa: N802
+        return self.defaults
+
+    @property
+    def UNSUPPORTED_OPTIONS(self) -> tuple[str, ...]:   # noqa: N802
+        return self.refuses
+
+    def __post_init__(self):
+        object.__setattr__(self, "__doc__", self.doc)   # tune.cli's --help description: the family's doc
+
 
 _REGISTRY: dict[str, Family] = {}
 
 
 def register(family: Family) -> Family:
-    """Add ``family`` once; a second family of the same name is an error (two records of one concept)."""
+    """Add ``family`` once; a second family of the same name is an error (two records of one concept).
+    Its labels join the trial-config keys ``dgl_ray.config`` accepts."""
     old = _REGISTRY.get(family.name)
-    if old is not None and old is not family and old.plan is not family.plan:
-        raise ValueError(f"family {family.name!r} is registered twice")
+    if old is not None:
+        if _source(old) != _source(family):
+            raise ValueError(f"family {family.name!r} is registered twice ({_source(old)}, {_source(family)})")
+        return old          # its module run as __main__ and imported too: one family, one record
+    register_labels(family.labels)
     _REGISTRY[family.name] = family
     return family
 
 
+def _source(family: Family) -> str:
+    """The file that defines the family's plan (a module run with ``python -m`` and imported as well
+    defines it twice, from one file)."""
+    code = getattr(family.plan, "__code__", None)
+    return code.co_filename if code is not None else repr(family.plan)
+
+
 def families() -> dict[str, Family]:
-    """Every registered family by name: the package's own modules (imported here, once) and any
-    registered from outside."""
+    """Every registered family by name, in name order: the package's own modules (imported here, once)
+    and any registered from outside."""
     from . import __path__ as package_path
     for info in pkgutil.iter_modules(package_path):
         if not info.name.startswith("_") and info.name != "family":
             importlib.import_module(f"{__package__}.{info.name}")
-    return dict(_REGISTRY)
+    return dict(sorted(_REGISTRY.items()))
+
+
+def find(name: str) -> Family | None:
+    """The family called ``name`` if there is one, importing only its own module (the report reads the
+    families its rows name, not every family: each import costs Ray's start-up)."""
+    if name not in _REGISTRY and name.isidentifier() and not name.startswith("_") and name != "family" \
+            and importlib.util.find_spec(f"{__package__}.{name}") is not None:
+        importlib.import_module(f"{__package__}.{name}")
+    return _REGISTRY.get(name)
 
 
 def get(name: str) -> Family:
     """The family called ``name``; an unknown name is a one-line error listing the known ones."""
-    known = families()
-    if name not in known:
-        from ..errors import ConfigError
-        raise ConfigError(f"unknown sweep family {name!r}; expected one of {', '.join(known)}")
-    return known[name]
+    family = find(name)
+    if family is None:
+        raise ConfigError(f"unknown sweep family {name!r}; expected one of {', '.join(families())}")
+    return family

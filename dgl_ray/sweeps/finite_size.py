@@ -4,19 +4,17 @@
 """
 import sys
 
+from ..tune.cli import base_config, scaled, seeds
 from ..tune.cli import float_list as parse_range
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import branch_summary, family_default, grid
-
-FAMILY = "finite_size"
-DEFAULTS = {"widths": "0.5,1,2"}
+from .family import Family, register
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--lambdas", default=None,
-                   help="λ values (paper: η=0.4 0.42:0.50:0.02, η=0.8 0.38-0.46; digits: DIGITS_DEFAULTS)")
+                   help="λ values (paper: η=0.4 0.42:0.50:0.02, η=0.8 0.38-0.46; digits: the family's digits default, docs/FAMILIES.md)")
 
 
 def plan(o):
@@ -25,12 +23,21 @@ def plan(o):
     base.setdefault("checkpoint_every", 10)
     cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lambda": parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas"),
                        "eta": o.eta_list}, o.order, "seed,width,lambda,eta")
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="finite_size",
+    paper_ids=("Q1",),
+    summary="Q1 finite-size scaling: width × λ × seeds",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    defaults={"widths": "0.5,1,2"},
+    digits_defaults={"lambdas": ("0.32:0.53:0.03", "width shifts λ_c on digits: H fraction 0.67 at 0.38 (w 0.5), "
+                                                   "0.33 at 0.44 (w 1), 0.67 at 0.50 (w 2), 6 seeds")},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

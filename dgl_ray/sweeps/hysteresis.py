@@ -13,16 +13,16 @@ milestones, accept, seed-offset, n, best): sweeps/Tb2.toml is the seed notebook 
 import sys
 
 from ..errors import ConfigError
-from ..tune.cli import base_config, int_list, main as cli_main, scaled, seeds
+from ..schedules import expand_lambda_schedule
+from ..tune.cli import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ..schedules import expand_lambda_schedule
-from ._common import add_prep_args, chained_searcher, family_default, grid, with_prep_counts
+from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, family_default,
+                      grid, with_prep_counts)
+from .family import CampaignStep, Family, register
 
-FAMILY = "hysteresis"
 
-
-def add_args(p):
+def options(p):
     p.add_argument("--mode", default="loop", help="loop (R1/R2) or sweep (Tα/Tβ/Tγ from checkpoints)")
     p.add_argument("--holds", default="1", help="epochs per λ step")
     p.add_argument("--points", default="0.20,0.64,0.22", help="loop: ladder waypoints")
@@ -66,7 +66,7 @@ def plan(o):
         raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
     if o.mode == "sweep":
         from ..analysis import gap_table
-        return SweepSpec(FAMILY, sweep_plan(o, FAMILY), summarize=with_prep_counts(gap_table))
+        return SweepSpec(FAMILY.name, sweep_plan(o, FAMILY.name), summarize=with_prep_counts(gap_table))
     if o.mode != "loop":
         raise ConfigError(f"--mode {o.mode!r}; allowed: loop, sweep")
     pts = floats(o.points, "--points")
@@ -85,7 +85,7 @@ def plan(o):
             n = len(expand_lambda_schedule(c["lambda_schedule"]))
             c["lr_milestones"] = [m for m in (n // 2, (3 * n) // 4) if 1 <= m < n]
         cfgs.append(c)
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=summary)
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=summary)
 
 
 def summary(df):
@@ -93,9 +93,32 @@ def summary(df):
     return hysteresis_table(df)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="hysteresis",
+    paper_ids=("R1", "R2", "Tα", "Tβ", "Tγ"),
+    summary="R1/R2 loops in one run; Tα/Tβ/Tγ sweeps from checkpoints",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(
+        CampaignStep("hysteresis_loop", 4, ("--mode", "loop"),
+                     ("--points", "0.3,0.4,0.3", "--ladder-step", "0.1", "--refine", ""),
+                     "R1 hysteresis loop in one run"),
+        CampaignStep("checkpoint_sweeps", 2, ("--mode", "sweep", "--holds", "1,3,10"),
+                     ("--holds", "1", "--prep-epochs", "2", "--up-range", "0.3,0.4", "--down-range", "0.4,0.3",
+                      "--ladder-step", "0.1", "--ordered-accept", "none", "--collapse-accept", "none"),
+                     "Tα/Tβ sweeps from ordered / collapse checkpoints: gap and its speed dependence"),
+    ),
+    labels=("hold",),
+    thresholds=PREP_THRESHOLDS,
+    digits_defaults={
+        "refine": ("0.36:0.52:0.01", "the fine steps around digits' λ_c 0.44, as 0.42-0.58 around CIFAR's 0.50"),
+        "loop_decay": (True, "LR x0.1 at 50% and 75% of the loop, as the paper's 50/75 of 100: "
+                             "gap at λ 0.22/0.40/0.50 +0.35/+0.29/+0.28 vs +0.19/+0.09/+0.03 at constant LR (4 seeds)"),
+        "ordered_lambda": ORDERED_LAMBDA_DIGITS,
+    },
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

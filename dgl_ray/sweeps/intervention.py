@@ -5,15 +5,15 @@ epochs at LR 0.001, evaluating every 5; the per-seed gap collapse − ordered at
 """
 import sys
 
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
-from ..tune.runner import SweepSpec
+from ..tune.cli import base_config, scaled
 from ..tune.cli import float_list as parse_range
-from ._common import add_prep_args, chained_searcher, const, with_prep_counts
+from ..tune.runner import SweepSpec
+from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, const,
+                      with_prep_counts)
+from .family import CampaignStep, Family, register
 
-FAMILY = "intervention"
 
-
-def add_args(p):
+def options(p):
     p.add_argument("--targets", default="0.40,0.50,0.55", help="λ after the jump")
     p.add_argument("--jump-epochs", type=int, default=None, help="paper 30; digits 15")
     p.add_argument("--jump-lr", type=float, default=0.001)
@@ -30,7 +30,7 @@ def plan(o):
     def children(b, seed, eta, width):
         return [dict(base, seed=seed, eta=eta, width=width, origin=b, target_lambda=t, lr=o.jump_lr,
                      lr_milestones=[], eval_every=ev, lambda_schedule=const(t, je, "jump")) for t in targets]
-    return SweepSpec(FAMILY, chained_searcher(o, base, children, 3), summarize=with_prep_counts(summary))
+    return SweepSpec(FAMILY.name, chained_searcher(o, base, children, 3), summarize=with_prep_counts(summary))
 
 
 def summary(df):
@@ -38,9 +38,21 @@ def summary(df):
     return gap_table(df)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="intervention",
+    paper_ids=("W2",),
+    summary="W2 causal jumps from ordered/collapse checkpoints",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("causal_jump", 2, (),
+                           ("--prep-epochs", "2", "--jump-epochs", "2", "--targets", "0.5", "--ordered-accept", "none",
+                            "--collapse-accept", "none"), "W2 causal jump from ordered / collapse checkpoints"),),
+    labels=("target_lambda",),
+    thresholds=PREP_THRESHOLDS,
+    digits_defaults={"ordered_lambda": (ORDERED_LAMBDA_DIGITS[0], "as hysteresis")},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

@@ -5,16 +5,15 @@ run at a λ inside the coexistence region from its checkpoint; survival by the p
 """
 import sys
 
+from ..tune.cli import base_config, scaled, seeds
 from ..tune.cli import float_list as parse_range
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
 from ._common import chain_dir, const, family_default, with_prep_counts
+from .family import CampaignStep, Family, register
 
-FAMILY = "lifetime"
 
-
-def add_args(p):
+def options(p):
     p.add_argument("--targets", default=None, help="λ of the observation run(s) (paper 0.46 / 0.54; digits 0.46,0.54,0.60)")
     p.add_argument("--init-lambda", type=float, default=None, help="paper 0.35; digits 0.30")
     p.add_argument("--init-epochs", type=int, default=None, help="paper 50; digits 30")
@@ -43,7 +42,7 @@ def plan(o):
                              lr=lr, lr_milestones=[drop] if 0 < drop < obs_e else [],
                              lambda_schedule=const(t, obs_e, "observe")) for t in targets]
                 stages.append((prep, ("<=", o.init_accept), kids))
-    return SweepSpec(FAMILY, ChainedSearcher(stages, chain_dir(o)), summarize=with_prep_counts(summary))
+    return SweepSpec(FAMILY.name, ChainedSearcher(stages, chain_dir(o)), summarize=with_prep_counts(summary))
 
 
 def summary(df):
@@ -51,9 +50,27 @@ def summary(df):
     return survival_table(df, axes=("eta", "width", "target_lambda"))
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="lifetime",
+    paper_ids=("T1a", "T13"),
+    summary="T1a/T13 metastable lifetime (survival)",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("metastability", 4, (),
+                           ("--init-epochs", "2", "--observe-epochs", "2", "--targets", "0.54", "--init-accept", "1"),
+                           "T1a/T13 survival of ordered runs above λ_c"),),
+    labels=("target_lambda",),
+    thresholds=("init_accept",),
+    digits_defaults={
+        "init_lambda": (0.30, "ordered inits pass the <= 0.30 rule (0.09-0.11)"),
+        "observe_lr": (0.1, "at the paper's 0.01 -> 0.001 nothing moves: 6/6 survive at 0.46, 0.50 and 0.54 "
+                            "with the same final error 0.021; at 0.1: 6/6, 6/6, 5/6, 1/6 at 0.46/0.50/0.54/0.60"),
+        "observe_drop": (0, "constant LR (see observe_lr)"),
+        "targets": ("0.46,0.54,0.60", "survival vs λ above λ_c 0.44: 6/6, 5/6, 1/6 (6 seeds, 30 epochs)"),
+    },
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

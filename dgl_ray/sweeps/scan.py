@@ -4,17 +4,15 @@
 """
 import sys
 
+from ..tune.cli import base_config, scaled, seeds
 from ..tune.cli import float_list as parse_range
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import branch_summary, grid
-
-FAMILY = "scan"
-DEFAULTS = {"etas": "0.2,0.4,0.6,0.8"}
+from .family import Family, register
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--lambdas", default="0.20,0.30,0.35,0.40,0.45,0.50,0.60", help="λ values (N1/N2 grid)")
 
 
@@ -24,12 +22,19 @@ def plan(o):
     base.setdefault("checkpoint_every", 10)
     cfgs = grid(base, {"seed": seeds(o, 5), "eta": o.eta_list, "lambda": parse_range(o.lambdas, "--lambdas"),
                        "width": o.width_list}, o.order, "seed,eta,lambda,width")
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=branch_summary)
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="scan",
+    paper_ids=("M1", "M2", "M3", "N1", "N2"),
+    summary="M1–M3, N1/N2 λ scans and λ × η phase diagram",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    defaults={"etas": "0.2,0.4,0.6,0.8"},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

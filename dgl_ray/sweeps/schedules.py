@@ -4,17 +4,18 @@
 """
 import sys
 
+from ..analysis.report_parts import SCHEDULES_SECTION
 from ..errors import ConfigError
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..tune.cli import base_config, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, final_summary, grid
+from .family import Family, register
 
-FAMILY = "schedules"
 KINDS = ("fixed-low", "fixed-high", "quench-up", "quench-down", "ramp-up", "ramp-down")
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--kinds", default=",".join(KINDS), help=f"schedules: {', '.join(KINDS)}")
     p.add_argument("--low", type=float, default=0.35, help="the ordered-side λ")
     p.add_argument("--high", type=float, default=0.60, help="the collapse-side λ")
@@ -49,12 +50,20 @@ def plan(o):
                   o.order, "seed,schedule_kind,eta,width"):
         c["lambda_schedule"] = schedule(c["schedule_kind"], o.low, o.high, epochs, at)
         cfgs.append(c)
-    return SweepSpec(FAMILY, GridSearcher(cfgs), summarize=lambda df: final_summary(df, ["schedule_kind", "eta"]))
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=lambda df: final_summary(df, ["schedule_kind", "eta"]))
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="schedules",
+    paper_ids=("Q2",),
+    summary="Q2 λ schedules: quenches and ramps",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    labels=("schedule_kind",),
+    report=SCHEDULES_SECTION,
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

@@ -8,16 +8,17 @@ R3: init 30 epochs at λ 0.35 (up) or 0.65 (down), constant LR; ladders 0.40->0.
 """
 import sys
 
+from ..analysis.report_parts import SPINODAL_SECTION
 from ..errors import ConfigError
-from ..tune.cli import base_config, int_list, main as cli_main, seeds
+from ..paper import H_MIN
+from ..tune.cli import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, family_default, grid
+from .family import CampaignStep, Family, register
 
-FAMILY = "spinodal"
 
-
-def add_args(p):
+def options(p):
     p.add_argument("--directions", default="up,down")
     p.add_argument("--holds", default="1,3", help="epochs per λ step")
     p.add_argument("--init-epochs", type=int, default=None, help="paper 30 (T1/T2: 50); digits 30")
@@ -28,7 +29,7 @@ def add_args(p):
     p.add_argument("--ladder-step", type=float, default=0.02)
     p.add_argument("--up-start-max", type=float, default=0.30,
                    help="an up ladder counts only if its init ended ordered: error <= this (paper's init rule)")
-    p.add_argument("--down-start-min", type=float, default=0.40,
+    p.add_argument("--down-start-min", type=float, default=H_MIN,
                    help="a down ladder counts only if its init ended collapsed: error >= this (paper's H rule)")
 
 
@@ -66,7 +67,7 @@ def plan(o):
         c["lambda_schedule"] = const(init, init_e, "init") + [
             {"kind": "ladder", "points": pts, "step": o.ladder_step, "hold": c["hold"], "name": "ladder"}]
         cfgs.append(c)
-    return SweepSpec(FAMILY, GridSearcher(cfgs),
+    return SweepSpec(FAMILY.name, GridSearcher(cfgs),
                      summarize=lambda df: summary(df, o.up_start_max, o.down_start_min))
 
 
@@ -90,7 +91,7 @@ def start_states(df, up_start_max: float, down_start_min: float):
     return out.reset_index()
 
 
-def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
+def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = H_MIN):
     """The spinodal table of the ladders that start in the right state, with the rejected ones counted
     (``n_rejected``) and a coexistence width only where both directions have crossings: a width from
     an all-censored direction is a bound (``width_at_least``), not a measurement."""
@@ -123,7 +124,7 @@ def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
     return t
 
 
-def summary(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
+def summary(df, up_start_max: float = 0.30, down_start_min: float = H_MIN):
     st = start_states(df, up_start_max, down_start_min)
     bad = st[~st["ok"]]
     if len(bad):
@@ -133,9 +134,26 @@ def summary(df, up_start_max: float = 0.30, down_start_min: float = 0.40):
     return guarded_table(df, up_start_max, down_start_min)
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="spinodal",
+    paper_ids=("R3", "T1", "T2"),
+    summary="R3, T1/T2 spinodal ladders",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("spinodal", 3, (),
+                           ("--holds", "1", "--init-epochs", "2", "--up-ladder", "0.4,0.5", "--down-ladder", "0.5,0.4",
+                            "--ladder-step", "0.05"), "R3 spinodal points and kinetic lag"),),
+    labels=("hold",),
+    report=SPINODAL_SECTION,
+    digits_defaults={
+        "init_epochs": (30, "λ 0.30 for 30 epochs ends ordered (error 0.09-0.11)"),
+        "up_init": (0.30, "λ 0.35 for 20 epochs ended at 0.16-0.34; λ_c(η 0.8) ≈ 0.30 (use 0.20 there)"),
+        "up_ladder": ("0.30,0.80", "from λ 0.30 inits λ↑ is 0.68 (hold 1) / 0.72 (hold 3), none censored "
+                                   "(4 seeds); a ladder ending at 0.70 left 1/3-2/3 censored"),
+    },
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

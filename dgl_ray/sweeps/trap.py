@@ -5,25 +5,25 @@ checkpoint: λ x LR multiplier; escaped if the final error < 0.60.
 """
 import sys
 
-from ..tune.cli import base_config, main as cli_main, scaled, seeds
+from ..analysis.report_parts import TRAP_SECTION
+from ..analysis.tables import escape_table
+from ..paper import ESCAPE_BELOW, TRAP_ACCEPT
+from ..tune.cli import base_config, scaled, seeds
+from ..tune.cli import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
-from ..tune.cli import float_list as parse_range
-from ..analysis.tables import escape_table
 from ._common import chain_dir, const, with_prep_counts
-
-FAMILY = "trap"
-UNSUPPORTED_OPTIONS = ("widths",)   # the trap protocol trains one width (checked by dgl_ray.tune.cli)
+from .family import CampaignStep, Family, register
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--trap-lambda", type=float, default=0.60)
     p.add_argument("--trap-epochs", type=int, default=None, help="paper 100; digits 30")
-    p.add_argument("--trap-accept", type=float, default=0.85, help="trapped if error >= this")
+    p.add_argument("--trap-accept", type=float, default=TRAP_ACCEPT, help="trapped if error >= this")
     p.add_argument("--intervention-lambdas", default="0.60,0.0,0.20")
     p.add_argument("--lr-multipliers", default="0.01,0.1,1")
     p.add_argument("--intervention-epochs", type=int, default=None, help="paper 50; digits 15")
-    p.add_argument("--escape-below", type=float, default=0.60)
+    p.add_argument("--escape-below", type=float, default=ESCAPE_BELOW)
 
 
 def plan(o):
@@ -44,13 +44,26 @@ def plan(o):
             stages.append((prep, (">=", o.trap_accept), kids))
     s = ChainedSearcher(stages, chain_dir(o))
     # the paper's Tδ table: escapes per intervention (λ × LR multiplier), the same table the report shows
-    return SweepSpec(FAMILY, s, summarize=with_prep_counts(lambda df: escape_table(
+    return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(lambda df: escape_table(
         df, escape_below=o.escape_below, by=("lambda", "lr_multiplier"))))
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="trap",
+    paper_ids=("Tδ",),
+    summary="Tδ trap escape interventions",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("trap", 2, (),
+                           ("--trap-epochs", "2", "--trap-accept", "0", "--intervention-epochs", "1",
+                            "--intervention-lambdas", "0.0", "--lr-multipliers", "1"), "Tδ escapes from the trap"),),
+    refuses=("widths",),      # the trap protocol trains one width
+    labels=("intervention",),
+    thresholds=("trap_accept", "escape_below"),
+    report=TRAP_SECTION,
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

@@ -6,16 +6,15 @@ another noise, supervision, model or data set.
 import sys
 
 from ..errors import ConfigError
-from ..tune.cli import main as cli_main
 from ..tune.runner import SweepSpec
 from . import hysteresis
-from ._common import add_prep_args, with_prep_counts
+from ._common import ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, with_prep_counts
+from .family import CampaignStep, Family, register
 
-FAMILY = "universality"
 VARIANTS = ("asymmetric", "trusted", "resnet34", "cifar100")
 
 
-def add_args(p):
+def options(p):
     p.add_argument("--variant", default="asymmetric", help=f"one of {', '.join(VARIANTS)}")
     p.add_argument("--trusted-fraction", type=float, default=0.05, help="V2: trusted fraction (paper 0.01, 0.05)")
     p.add_argument("--holds", default="3")
@@ -39,17 +38,29 @@ def plan(o):
             o.dataset = "cifar100"
     else:
         raise ConfigError(f"--variant {o.variant!r}; allowed: {', '.join(VARIANTS)}")
-    s = hysteresis.sweep_plan(o, FAMILY, extra_base=extra)
+    s = hysteresis.sweep_plan(o, FAMILY.name, extra_base=extra)
     if o.variant == "trusted":
         for p in s._state["preps"]:
             p["config"]["trusted_fraction"] = o.trusted_fraction
     from ..analysis import gap_table
-    return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table))
+    return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(gap_table))
 
 
-def main(argv=None):
-    return cli_main(sys.modules[__name__], argv)
+FAMILY = register(Family(
+    name="universality",
+    paper_ids=("V1", "V2", "V3", "V4"),
+    summary="V1–V4 universality (asymmetric noise, trusted subset, ResNet-34, CIFAR-100)",
+    doc=__doc__,
+    plan=plan,
+    add_args=options,
+    campaign=(CampaignStep("universality", 2, ("--variant", "asymmetric"),
+                           ("--prep-epochs", "2", "--up-range", "0.45,0.5", "--down-range", "0.5,0.45", "--holds", "1",
+                            "--ordered-accept", "none", "--collapse-accept", "none"), "V1 gap under asymmetric noise"),),
+    labels=("hold", "variant"),
+    thresholds=PREP_THRESHOLDS,
+    digits_defaults={"ordered_lambda": (ORDERED_LAMBDA_DIGITS[0], "as hysteresis")},
+))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(FAMILY.main())

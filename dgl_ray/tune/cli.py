@@ -408,9 +408,9 @@ def base_config(o, **extra) -> dict:
 
 def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
-    from ..config import RUNTIME_FIELDS, LABEL_FIELDS, TrialConfig
+    from ..config import RUNTIME_FIELDS, TrialConfig, label_fields
     from ..models import check_model_fits
-    not_trial = set(RUNTIME_FIELDS) | set(LABEL_FIELDS)
+    not_trial = set(RUNTIME_FIELDS) | set(label_fields())
     trials = []
     for c in configs:
         TrialConfig.check_tune_config(c)       # a misspelled field is an error, not a result column

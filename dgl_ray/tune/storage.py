@@ -28,7 +28,8 @@ def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> in
 def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
-    from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig, shape_key
+    from ..config import RUNTIME_FIELDS, TrialConfig, label_fields, shape_key
+    labels = set(label_fields())
     from ..rows import unpack_group
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
@@ -40,9 +41,9 @@ def estimate(configs: list[dict], keep: int) -> dict:
             runtime = m
             # the checkpoint's size and the number of evaluations do not depend on the seed or a constant λ
             # (labels such as plan_id differ per trial: the shape is that of the trial fields)
-            key = shape_key({k: v for k, v in m.items() if k not in LABEL_FIELDS})
+            key = shape_key({k: v for k, v in m.items() if k not in labels})
             if key not in resolved:
-                trial = {k: v for k, v in m.items() if k not in RUNTIME_FIELDS and k not in LABEL_FIELDS}
+                trial = {k: v for k, v in m.items() if k not in RUNTIME_FIELDS and k not in labels}
                 rc = TrialConfig.from_dict(trial)
                 item = 8 if rc.dtype == "float64" else 4
                 numel = model_numel(rc.model, rc.width, rc.dataset)
