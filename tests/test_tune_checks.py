@@ -100,7 +100,7 @@ def test_dry_run_storage_estimate_and_warning(tmp_path, capsys):
 
 def test_storage_estimate_of_a_resnet_checkpoint():
     """The issue's figure: a ResNet-18 checkpoint (weights, momentum, cached g_v) is about 134 MB."""
-    from dgl_ray.tune.storage import estimate
+    from dgl_ray.tune.estimate import estimate
     e = estimate([{"dataset": "cifar10", "lambda": 0.5, "seed": 0}], keep=1)
     assert 130e6 < e["checkpoint_bytes"] < 138e6 and e["rows"] == 100
 

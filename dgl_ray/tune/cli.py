@@ -843,7 +843,7 @@ def main(module, argv=None) -> int:
         return 2
     if opts.dry_run:
         print_plan(spec, opts)
-        from .storage import print_estimate
+        from .estimate import print_estimate
         print_estimate(spec, opts)
         for problem in machine_problems:
             print(f"  warning: {problem} (a run without --dry-run stops here)")
