@@ -113,8 +113,9 @@ def common_parser(module) -> argparse.ArgumentParser:
     g.add_argument("--K", type=int, default=16)
     g.add_argument("--eval-every", type=int, default=None)
     g.add_argument("--device", default="auto")
-    from ..train import add_fast_path_args
-    add_fast_path_args(p.add_argument_group("device fast path (trial settings: recorded in every row, shared by a group)"))
+    from ..config import FAST_PATH_FIELDS
+    from ..trial_flags import add_trial_flags, flag_fields
+    add_trial_flags(p, [f for f in flag_fields(sweep=True) if f.name in FAST_PATH_FIELDS])
     r = p.add_argument_group("sweep")
     r.add_argument("--storage", default="./results", help="local path or a URI pyarrow understands (s3://, gs://, ...)")
     r.add_argument("--name", default=None, help=f"experiment name (default: {module.FAMILY})")
@@ -396,7 +397,7 @@ def base_config(o, **extra) -> dict:
             c[k] = v
     if o.eval_every is not None:
         c["eval_every"] = o.eval_every
-    from ..train import fast_path_fields
+    from ..trial_flags import fast_path_fields
     c.update(fast_path_fields(o))          # only the switches given: plans that name none stay as they were
     if o.checkpoint_every is not None:
         c["checkpoint_every"] = o.checkpoint_every
