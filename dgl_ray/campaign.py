@@ -88,7 +88,7 @@ def step_state(o, s: Step) -> str:
 def plan_size(o, s: Step) -> int:
     """(λ, seed) trials the step plans (at most: chained steps count every follow-up)."""
     mod = importlib.import_module(f"dgl_ray.sweeps.{s.family}")
-    from .tune.cli import parse
+    from .tune.options import parse
     opts = parse(mod, step_argv(s, o))
     return mod.plan(opts).searcher.size
 

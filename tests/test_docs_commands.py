@@ -184,8 +184,8 @@ def test_sweep_help_lists_the_families(capsys):
 def test_family_help_prints_each_default_once():
     import importlib
     from dgl_ray.sweeps import FAMILIES
-    from dgl_ray.tune.cli import common_parser
+    from dgl_ray.tune.options import as_family, build_parser
     for family in FAMILIES:
-        text = " ".join(common_parser(importlib.import_module(f"dgl_ray.sweeps.{family}")).format_help().split())
+        text = " ".join(build_parser(as_family(importlib.import_module(f"dgl_ray.sweeps.{family}"))).format_help().split())
         for option_help in re.split(r"\s(?=--?\w)", text):     # argparse wraps help texts over lines
             assert option_help.count("(default") <= 1, (family, option_help)

@@ -29,14 +29,14 @@ def add_args(p):
 def plan(o):
     extra = {"variant": o.variant}
     if o.variant == "asymmetric":
-        o.noise = "asymmetric"
+        o = o.replace(noise="asymmetric")
     elif o.variant == "trusted":
         extra["trusted_fraction"] = o.trusted_fraction
     elif o.variant == "resnet34":
-        o.model = "resnet34"
+        o = o.replace(model="resnet34")
     elif o.variant == "cifar100":
         if o.dataset == "digits":
-            o.dataset = "cifar100"
+            o = o.replace(dataset="cifar100")
     else:
         raise ConfigError(f"--variant {o.variant!r}; allowed: {', '.join(VARIANTS)}")
     s = hysteresis.sweep_plan(o, FAMILY, extra_base=extra)
