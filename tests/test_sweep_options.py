@@ -233,13 +233,75 @@ TODAYS_MANIFESTS = {'coexistence': (['--lambdas', '0.40,0.44', '--n', '2'],
                               'plan_form': 2,
                               'plan_kind': 'ChainedSearcher',
                               'tool': 'dgl_ray',
-                              'trials': 30})}
+                              'trials': 30}),
+                    'universality': (['--variant', 'asymmetric', '--n', '2'],
+                                     {'command': 'cd <cwd> && <python> -m dgl_ray.sweeps.universality --storage '
+                                                 '/tmp/dgl-manifest-literal --name m --data-root /tmp/dgl-manifest-data --variant '
+                                                 'asymmetric --n 2 --resume',
+                                      'family': 'universality',
+                                      'fingerprint': '4dc4ae11129a0fbb',
+                                      'members': 8,
+                                      'name': 'm',
+                                      'options': {'K': 16,
+                                                  'batch_size': None,
+                                                  'bf16': None,
+                                                  'channels_last': None,
+                                                  'checkpoint_every': None,
+                                                  'collapse_accept': '0.4',
+                                                  'collapse_best': 0,
+                                                  'collapse_epochs': None,
+                                                  'collapse_lambda': None,
+                                                  'collapse_milestones': None,
+                                                  'collapse_n': None,
+                                                  'collapse_seed_offset': 0,
+                                                  'compile': None,
+                                                  'data_root': '/tmp/dgl-manifest-data',
+                                                  'dataset': 'digits',
+                                                  'device': 'auto',
+                                                  'down_range': '0.70,0.30',
+                                                  'epochs': None,
+                                                  'etas': '0.4',
+                                                  'eval_every': None,
+                                                  'fail_at_epoch': None,
+                                                  'group_size': 2,
+                                                  'holds': '3',
+                                                  'ladder_step': 0.05,
+                                                  'lr': None,
+                                                  'lr_milestones': None,
+                                                  'mlflow': None,
+                                                  'model': None,
+                                                  'n': 2,
+                                                  'noise': 'asymmetric',
+                                                  'order': None,
+                                                  'ordered_accept': '0.2',
+                                                  'ordered_best': 0,
+                                                  'ordered_epochs': None,
+                                                  'ordered_lambda': None,
+                                                  'ordered_milestones': None,
+                                                  'ordered_n': None,
+                                                  'ordered_seed_offset': 0,
+                                                  'prep_epochs': None,
+                                                  'seeds': None,
+                                                  'sweep_lr': 0.001,
+                                                  'tensorboard': False,
+                                                  'tf32': None,
+                                                  'trusted_fraction': 0.05,
+                                                  'up_range': '0.30,0.70',
+                                                  'variant': 'asymmetric',
+                                                  'wandb': None,
+                                                  'widths': '1'},
+                                      'plan_form': 2,
+                                      'plan_kind': 'ChainedSearcher',
+                                      'tool': 'dgl_ray',
+                                      'trials': 8})}
 
 
 def _manifest(family: str, args: list) -> dict:
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     opts = parse(mod, ["--storage", STORAGE, "--name", "m", "--data-root", DATA_ROOT, *args])
-    spec, group_size = cli.pack_plan(mod.plan(opts), opts)
+    spec = mod.plan(opts)
+    opts = spec.opts or opts
+    spec, group_size = cli.pack_plan(spec, opts)
     m = cli.sweep_manifest(opts.replace(group_size=group_size), spec)
     m.pop("started")
     m["command"] = m["command"].replace(sys.executable, "<python>").replace(os.getcwd(), "<cwd>")
@@ -304,3 +366,15 @@ def test_lr_milestones_are_parsed_by_one_function(capsys):
     with pytest.raises(ConfigError, match="--lr-milestones='a'; expected a comma list of epochs"):
         _coexistence("--lr-milestones", "a")
     assert _coexistence("--lr-milestones", "20,30").lr_milestones == [20, 30]
+
+
+def test_a_family_record_runs_through_the_sweep_command(tmp_path, capsys, no_ray):
+    """The command reads a Family record (dgl_ray.sweeps.family), not a module's attributes."""
+    from dgl_ray.sweeps.family import Family
+    mod = importlib.import_module("dgl_ray.sweeps.trap")
+    family = Family(name="trap", paper_ids=("Tδ",), summary="", doc=mod.__doc__, plan=mod.plan,
+                    add_args=mod.add_args, refuses=("widths",))
+    argv = ["--storage", str(tmp_path), "--n", "2", "--dry-run"]
+    assert cli.main(family, argv) == 0 and "trap: plan for" in capsys.readouterr().out
+    assert cli.main(family, [*argv, "--widths", "2"]) == 2
+    assert "--widths=2 is not used by trap" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def plan(o):
         for p in s._state["preps"]:
             p["config"]["trusted_fraction"] = o.trusted_fraction
     from ..analysis import gap_table
-    return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table))
+    return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table), opts=o)
 
 
 def main(argv=None):

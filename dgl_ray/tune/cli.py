@@ -26,6 +26,7 @@ def main(family, argv=None) -> int:
     try:
         opts = parse(family, sys.argv[1:] if argv is None else argv)
         spec = family.plan(opts)
+        opts = spec.opts or opts           # a plan that derived shared options from the family's own
         preflight.validate_configs(spec.searcher.plan_configs())
         if spec.searcher.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
