@@ -22,6 +22,8 @@ from .trackers import check_trackers
 
 
 def main(family, argv=None) -> int:
+    """Run ``family``'s sweep (a dgl_ray.sweeps.family.Family) for ``argv``; the exit code: 0 done, 2 bad
+    input (one line on stderr, before Ray starts), else the runner's or the fault's."""
     family = as_family(family)
     try:
         opts = parse(family, sys.argv[1:] if argv is None else argv)

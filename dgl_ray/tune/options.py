@@ -21,7 +21,6 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..config import DATA, DATASET_DEFAULTS, FAST, FAST_PATH_FIELDS, MODEL, RUN, TrialConfig
 from ..errors import ConfigError
@@ -183,10 +182,6 @@ class SweepOptions:
         if own:
             changes["family_options"] = FamilyOptions({**self.family_options, **own})
         return dataclasses.replace(self, **changes)
-
-
-def _table(kind: str) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(SweepOptions) if f.metadata.get("kind") == kind]
 
 
 # ---- the parser, made from the table --------------------------------------------------------------
