@@ -28,7 +28,7 @@ from .paper import CONVERGED_BELOW, ESCAPE_BELOW
 from .sweeps._common import final_summary, prep_table
 from .sweeps.family import Family, families
 from .sweeps.spinodal import guarded_table
-from .tune.cli import parse as parse_sweep
+from .tune.options import parse as parse_sweep
 
 
 @dataclass(frozen=True)

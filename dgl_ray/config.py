@@ -54,52 +54,89 @@ RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
 DATASET_DEFAULTS = {name: entry.defaults for name, entry in registry.DATASETS.items()}
 
 
+def flag(help: str, group: str, *, sweep: bool = False, name: str | None = None, aliases: tuple = ()) -> dict:
+    """A trial field's command-line metadata (``dataclasses.field(metadata=...)``), read by
+    :mod:`dgl_ray.trial_flags` to make its flag for ``python -m dgl_ray.train`` and, with ``sweep=True``,
+    for every sweep family too. ``name``: the flag when it is not ``--<field-with-dashes>`` (a bool
+    field whose default is True is switched off by ``--no-<field>``). Every trial field defines the plan:
+    a sweep's ``--resume`` refuses a changed one."""
+    return {"help": help, "group": group, "sweep": sweep, "flag": name, "aliases": tuple(aliases)}
+
+
+DATA, MODEL, SCHEDULE, RUN, FAST = ("data and noise", "model and optimisation", "λ schedule (one of)",
+                                    "start, checkpoints, execution",
+                                    "device fast path (trial settings: recorded in every row, shared by a group)")
+
+
 @dataclass
 class TrialConfig:
     # data
-    dataset: str = "digits"
-    data_root: str = "./data"
-    download: bool = False
-    normalization: str = "paper"      # CIFAR-10 std variant: "paper" (0.2023,...) or "q-series" (0.2470,...)
-    augment: bool | None = None         # None: on for CIFAR-shaped data, off for digits
+    dataset: str = field(default="digits", metadata=flag(f"one of {', '.join(DATASETS)}", DATA, sweep=True))
+    data_root: str = field(default="./data", metadata=flag(
+        "folder holding cifar-10-batches-py / cifar-100-python", DATA, sweep=True))
+    download: bool = field(default=False, metadata=flag("download CIFAR into --data-root if missing", DATA))
+    # CIFAR-10 std variant: "paper" (0.2023,...) or "q-series" (0.2470,...)
+    normalization: str = field(default="paper", metadata=flag(f"CIFAR-10 std: {', '.join(NORMALIZATIONS)}", DATA))
+    # None: on for CIFAR-shaped data, off for digits
+    augment: bool | None = field(default=None, metadata=flag(
+        "no crop/flip (default: on for CIFAR-shaped data)", DATA, name="--no-augment"))
     synthetic_size: list[int] = field(default_factory=lambda: [50000, 10000])  # synthetic-cifar train/test
     # label noise
-    eta: float = 0.4
-    noise: str = "symmetric"
-    noise_convention: str = "paper"
-    trusted_fraction: float | None = None   # V2: g_v from this fraction of trusted training samples only
+    eta: float = field(default=0.4, metadata=flag("label-noise rate η in [0, 1)", DATA))
+    noise: str = field(default="symmetric", metadata=flag(f"one of {', '.join(NOISE_KINDS)}", DATA, sweep=True))
+    noise_convention: str = field(default="paper", metadata=flag(
+        f"{', '.join(NOISE_CONVENTIONS)} (legacy: seed+1000)", DATA))
+    # V2: g_v from this fraction of trusted training samples only
+    trusted_fraction: float | None = field(default=None, metadata=flag(
+        "V2: g_v from this trusted fraction only", DATA))
     # model
-    model: str | None = None
-    width: float = 1.0
+    model: str | None = field(default=None, metadata=flag(
+        f"one of {', '.join(MODELS)} (default: per data set; digits: tinycnn, CIFAR: resnet18)", MODEL, sweep=True))
+    width: float = field(default=1.0, metadata=flag("width multiplier (resnet*, tinycnn)", MODEL))
     # the dual-gradient step
-    seed: int = 0
-    lam: float | None = None                  # constant λ; or give lambda_schedule
-    lambda_schedule: list[dict] | None = None
-    K: int = 16
-    batch_size: int | None = None
-    lr: float | None = None
-    lr_milestones: list[int] | None = None
-    lr_gamma: float = 0.1
-    lr_multiplier: float = 1.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    epochs: int | None = None
-    eval_every: int = 1
-    fresh_csv: bool = False                 # W1: also log c_sv = cos(g_s, a FRESH g_v) every step
+    seed: int = field(default=0, metadata=flag("seed of the model, the noise and the batches", MODEL))
+    # constant λ; or give lambda_schedule
+    lam: float | None = field(default=None, metadata=flag("constant λ in [0, 1]", SCHEDULE, name="--lambda"))
+    lambda_schedule: list[dict] | None = field(default=None, metadata=flag(
+        "JSON list of segments, or @file.json", SCHEDULE))
+    K: int = field(default=16, metadata=flag("recompute g_v every K steps (1 = every step)", MODEL, sweep=True,
+                                             aliases=("-K",)))
+    batch_size: int | None = field(default=None, metadata=flag("default: per data set", MODEL, sweep=True))
+    lr: float | None = field(default=None, metadata=flag("default: per data set", MODEL, sweep=True))
+    lr_milestones: list[int] | None = field(default=None, metadata=flag(
+        "comma list of epochs ('' for constant LR; default: per data set)", MODEL, sweep=True))
+    lr_gamma: float = field(default=0.1, metadata=flag("LR factor at each milestone", MODEL))
+    lr_multiplier: float = field(default=1.0, metadata=flag("multiplies the whole LR schedule", MODEL))
+    momentum: float = field(default=0.9, metadata=flag("SGD momentum", MODEL))
+    weight_decay: float = field(default=5e-4, metadata=flag("SGD weight decay", MODEL))
+    epochs: int | None = field(default=None, metadata=flag(
+        "default: per data set, or the schedule's length (sweeps: the family's, scaled for digits)", MODEL, sweep=True))
+    eval_every: int = field(default=1, metadata=flag("evaluate every N epochs", RUN, sweep=True))
+    # W1: also log c_sv = cos(g_s, a FRESH g_v) every step
+    fresh_csv: bool = field(default=False, metadata=flag("W1: log c_sv with a fresh g_v every step", RUN))
     # start from a saved model (ordered/collapse preparation runs): fresh optimizer at `lr`,
     # step counter and cache reset, as the paper's T/W protocols do
-    init_checkpoint: str | None = None
-    origin: str | None = None               # "ordered"/"collapse": the branch the init checkpoint holds
+    init_checkpoint: str | None = field(default=None, metadata=flag(
+        "start from this model (fresh optimizer, step 0)", RUN))
+    # "ordered"/"collapse": the branch the init checkpoint holds
+    origin: str | None = field(default=None, metadata=flag(
+        "ordered/collapse: the branch --init-checkpoint holds", RUN))
     # execution
-    device: str = "auto"
-    dtype: str = "float32"
-    deterministic: bool = False
+    device: str = field(default="auto", metadata=flag(f"{', '.join(DEVICES)} or cuda:N", RUN, sweep=True))
+    dtype: str = field(default="float32", metadata=flag(f"one of {', '.join(DTYPES)}", RUN))
+    deterministic: bool = field(default=False, metadata=flag("cudnn deterministic mode (slower)", RUN))
     # the device fast path (dgl_ray.batched.FastPath; docs/PACKING.md "Device fast path" gives each
-    # switch's default, its tolerance against the reference and the test that measures it)
-    channels_last: bool = True              # memory layout only: the float64 equivalence tests run with it
-    bf16: bool = False                      # bfloat16 autocast of the forwards (CUDA or CPU)
-    tf32: bool = False                      # TF32 matmuls/convolutions (NVIDIA GPUs only)
-    compile: bool = False                   # torch.compile of the packed forward
+    # switch's default, its tolerance against the reference and the test that measures it). A switch not
+    # given is absent from the options (the default applies), so a plan that names none stays as it was.
+    # memory layout only: the float64 equivalence tests run with it
+    channels_last: bool = field(default=True, metadata=flag(
+        "NCHW layout instead of channels-last (default channels-last)", FAST, sweep=True))
+    bf16: bool = field(default=False, metadata=flag(
+        "bfloat16 autocast of the forwards (CUDA or CPU; default off)", FAST, sweep=True))
+    tf32: bool = field(default=False, metadata=flag(
+        "TF32 matmuls/convolutions on NVIDIA GPUs (default off; refused with --device cpu)", FAST, sweep=True))
+    compile: bool = field(default=False, metadata=flag(
+        "torch.compile the packed forward (default off; compiling takes a minute or more)", FAST, sweep=True))
     # free-form labels carried into the results (family, experiment name, ...)
     tags: dict[str, Any] = field(default_factory=dict)
 

@@ -14,40 +14,19 @@ import math
 import os
 import sys
 
-from .config import (DATASETS, DEVICES, FAST_PATH_FIELDS, MODELS, NOISE_CONVENTIONS, NOISE_KINDS, NORMALIZATIONS,
-                     TrialConfig)
+from .config import DATA, FAST_PATH_FIELDS, MODEL, RUN, SCHEDULE, TrialConfig
 from .errors import ConfigError, unwritable
-from .schedules import parse_range
+from .trial_flags import add_trial_flags, fast_path_fields, flag_fields, parse_milestones
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dgl_ray.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = p.add_argument_group("data and noise")
-    d.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
-    d.add_argument("--data-root", default="./data", help="folder holding cifar-10-batches-py / cifar-100-python")
-    d.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
-    d.add_argument("--normalization", default="paper", help=f"CIFAR-10 std: {', '.join(NORMALIZATIONS)}")
-    d.add_argument("--no-augment", action="store_true", help="no crop/flip (default: on for CIFAR-shaped data)")
-    d.add_argument("--eta", type=float, default=0.4, help="label-noise rate η in [0, 1)")
-    d.add_argument("--noise", default="symmetric", help=f"one of {', '.join(NOISE_KINDS)}")
-    d.add_argument("--noise-convention", default="paper", help=f"{', '.join(NOISE_CONVENTIONS)} (legacy: seed+1000)")
-    d.add_argument("--trusted-fraction", type=float, default=None, help="V2: g_v from this trusted fraction only")
-    m = p.add_argument_group("model and optimisation")
-    m.add_argument("--model", default=None, help=f"one of {', '.join(MODELS)} (default: per data set)")
-    m.add_argument("--width", type=float, default=1.0, help="width multiplier (resnet*, tinycnn)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--K", "-K", type=int, default=16, help="recompute g_v every K steps (1 = every step)")
-    m.add_argument("--batch-size", type=int, default=None)
-    m.add_argument("--lr", type=float, default=None)
-    m.add_argument("--lr-milestones", default=None, help="comma list of epochs, '' for constant LR")
-    m.add_argument("--lr-gamma", type=float, default=0.1)
-    m.add_argument("--lr-multiplier", type=float, default=1.0)
-    m.add_argument("--momentum", type=float, default=0.9)
-    m.add_argument("--weight-decay", type=float, default=5e-4)
-    m.add_argument("--epochs", type=int, default=None, help="default: per data set, or the schedule's length")
-    s = p.add_argument_group("λ schedule (one of)")
-    s.add_argument("--lambda", dest="lam", type=float, default=None, help="constant λ in [0, 1]")
+    # every TrialConfig field with command-line metadata (dgl_ray/config.py), in its group; the λ
+    # schedule group adds the ways of writing a schedule that are not fields
+    groups = {title: p.add_argument_group(title) for title in (DATA, MODEL, SCHEDULE, RUN)}
+    add_trial_flags(p, flag_fields(), groups)
+    s = groups[SCHEDULE]
     s.add_argument("--ladder", default=None, help="ladder waypoints, e.g. 0.20,0.64,0.22 (up then down)")
     s.add_argument("--ladder-step", type=float, default=0.02)
     s.add_argument("--hold", type=int, default=1, help="epochs per ladder step")
@@ -56,39 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jump", default=None, help="LAMBDA@EPOCH: switch from --lambda to LAMBDA at EPOCH (Q2/W2)")
     s.add_argument("--init-lambda", type=float, default=None, help="prepend --init-epochs at this λ (R3/T)")
     s.add_argument("--init-epochs", type=int, default=0)
-    s.add_argument("--lambda-schedule", default=None, help="JSON list of segments, or @file.json")
-    e = p.add_argument_group("start, checkpoints, execution")
-    e.add_argument("--init-checkpoint", default=None, help="start from this model (fresh optimizer, step 0)")
-    e.add_argument("--origin", default=None, help="ordered/collapse: the branch --init-checkpoint holds")
+    e = groups[RUN]
     e.add_argument("--save", default=None, help="write the trial checkpoint here after every evaluation")
     e.add_argument("--resume", default=None, help="continue the trial saved in this checkpoint")
-    e.add_argument("--eval-every", type=int, default=1)
-    e.add_argument("--fresh-csv", action="store_true", help="W1: log c_sv with a fresh g_v every step")
-    e.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N")
-    e.add_argument("--dtype", default="float32")
-    e.add_argument("--deterministic", action="store_true", help="cudnn deterministic mode (slower)")
-    add_fast_path_args(e)
     e.add_argument("--quiet", action="store_true", help="only the final JSON line")
     return p
-
-
-def add_fast_path_args(group) -> None:
-    """The device fast-path switches (TrialConfig fields; docs/PACKING.md "Device fast path"). One not
-    given is absent from the options (the trial config's default applies), so a plan or a --resume
-    that does not name them stays as it was."""
-    group.add_argument("--bf16", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="bfloat16 autocast of the forwards (CUDA or CPU; default off)")
-    group.add_argument("--tf32", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="TF32 matmuls/convolutions on NVIDIA GPUs (default off; refused with --device cpu)")
-    group.add_argument("--compile", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="torch.compile the packed forward (default off; compiling takes a minute or more)")
-    group.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False,
-                       default=argparse.SUPPRESS, help="NCHW layout instead of channels-last (default channels-last)")
-
-
-def fast_path_fields(a: argparse.Namespace) -> dict:
-    """The fast-path switches given on the command line, as trial config fields."""
-    return {k: getattr(a, k) for k in FAST_PATH_FIELDS if getattr(a, k, None) is not None}
 
 
 def config_from_args(a: argparse.Namespace) -> TrialConfig:
@@ -153,21 +104,12 @@ def config_from_args(a: argparse.Namespace) -> TrialConfig:
             raise ConfigError("--lambda and a λ schedule (--ladder/--ramp/--lambda-schedule) exclude each other")
         if epochs is not None and a.lambda_schedule is None:
             epochs = None  # a ladder's length is its own
-    milestones = None
-    if a.lr_milestones is not None:
-        try:
-            milestones = [int(v) for v in a.lr_milestones.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--lr-milestones={a.lr_milestones!r}; expected a comma list of epochs") from None
-    return TrialConfig(
-        dataset=a.dataset, data_root=a.data_root, download=a.download, normalization=a.normalization,
-        augment=False if a.no_augment else None, eta=a.eta, noise=a.noise, noise_convention=a.noise_convention,
-        trusted_fraction=a.trusted_fraction, model=a.model, width=a.width, seed=a.seed, lam=lam,
-        lambda_schedule=schedule, K=a.K, batch_size=a.batch_size, lr=a.lr, lr_milestones=milestones,
-        lr_gamma=a.lr_gamma, lr_multiplier=a.lr_multiplier, momentum=a.momentum, weight_decay=a.weight_decay,
-        epochs=epochs, eval_every=a.eval_every, fresh_csv=a.fresh_csv, init_checkpoint=a.init_checkpoint,
-        origin=a.origin, device=a.device, dtype=a.dtype, deterministic=a.deterministic, **fast_path_fields(a),
-    ).resolved()
+    milestones = None if a.lr_milestones is None else parse_milestones(a.lr_milestones)
+    # every field flag as given (a fast-path switch not given is absent: its default applies), with the
+    # λ schedule and the epochs built above
+    given = {f.name: getattr(a, f.name) for f in flag_fields() if hasattr(a, f.name)}
+    return TrialConfig(**{**given, "lam": lam, "lambda_schedule": schedule, "epochs": epochs,
+                          "lr_milestones": milestones}).resolved()
 
 
 def numbers(text: str, sep: str, option: str, expected: str, count: int | None = None) -> list[float]:

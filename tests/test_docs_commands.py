@@ -183,8 +183,8 @@ def test_sweep_help_lists_the_families(capsys):
 
 def test_family_help_prints_each_default_once():
     from dgl_ray.sweeps.family import families
-    from dgl_ray.tune.cli import common_parser
+    from dgl_ray.tune.options import build_parser
     for family, record in families().items():
-        text = " ".join(common_parser(record).format_help().split())
+        text = " ".join(build_parser(record).format_help().split())
         for option_help in re.split(r"\s(?=--?\w)", text):     # argparse wraps help texts over lines
             assert option_help.count("(default") <= 1, (family, option_help)

@@ -112,15 +112,15 @@ def test_sweep_options_reach_every_trial_config(tmp_path, capsys, no_ray):
 def test_sweep_without_the_options_plans_as_before(no_ray):
     """Plans that name no switch keep their configs (and so their fingerprint and --resume)."""
     import importlib
-    from dgl_ray.tune import cli
+    from dgl_ray.tune.options import parse, plan_options
     mod = importlib.import_module("dgl_ray.sweeps.coexistence")
-    opts = cli.parse(mod.FAMILY, ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", "/tmp/unused"])
+    opts = parse(mod.FAMILY, ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", "/tmp/unused"])
     configs = mod.plan(opts).searcher.plan_configs()
     assert not any(k in c for c in configs for k in FAST_PATH_FIELDS)
-    options = cli.plan_options(cli.common_parser(mod.FAMILY), opts)
+    options = plan_options(opts)
     assert all(options[k] is None for k in FAST_PATH_FIELDS)     # stored in the manifest: a resume compares them
-    opts = cli.parse(mod.FAMILY, ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", "/tmp/unused", "--compile"])
-    assert cli.plan_options(cli.common_parser(mod.FAMILY), opts)["compile"] is True
+    opts = parse(mod.FAMILY, ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", "/tmp/unused", "--compile"])
+    assert plan_options(opts)["compile"] is True
     assert all(c["compile"] is True for c in mod.plan(opts).searcher.plan_configs())
 
 
@@ -131,13 +131,13 @@ def test_sweep_refuses_tf32_on_cpu_before_ray(tmp_path, capsys, no_ray):
 
 def test_sweep_resume_with_another_switch_is_refused(tmp_path, capsys, no_ray):
     """The options are plan options: the manifest's check names a changed switch."""
-    from dgl_ray.tune import cli, runner
+    from dgl_ray.tune import cli, options, runner
     import importlib
     mod = importlib.import_module("dgl_ray.sweeps.coexistence")
     argv = ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", str(tmp_path), "--name", "s"]
-    opts = cli.parse(mod.FAMILY, argv)
+    opts = options.parse(mod.FAMILY, argv)
     spec = mod.plan(opts)
-    runner.write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod.FAMILY, opts, spec))
+    runner.write_manifest(opts.storage, opts.name, cli.sweep_manifest(opts, spec))
     assert run_family("coexistence", tmp_path, "--lambdas", "0.3", "--n", "1", "--epochs", "1", "--resume",
                       "--bf16", name="s") == 2
     assert "--bf16 True (stored: None)" in one_line_error(capsys)

@@ -51,17 +51,17 @@ def test_full_disk_at_start_is_one_line_and_leaves_nothing(small_disk, capsys, n
 
 def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_ray):  # noqa: F811
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli
+    from dgl_ray.tune import options, preflight
     exp = tmp_path / "coexistence"
     exp.mkdir()
     (exp / "dgl_sweep.json.tmp").write_text('{"tool": "dgl_')      # an older version's failed start
-    o = cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--lambdas", "0.3", "--n", "1"])
-    cli.check_storage(o)                                           # no "already holds a sweep"
+    o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--lambdas", "0.3", "--n", "1"])
+    preflight.check_storage(o)                                     # no "already holds a sweep"
     assert not (exp / "dgl_sweep.json.tmp").exists()
     (exp / "dgl_sweep.json.tmp").write_text("{}")                  # beside other files it is left alone
     (exp / "results.parquet").write_text("x")
     with pytest.raises(Exception, match="already holds a sweep"):
-        cli.check_storage(o)
+        preflight.check_storage(o)
     assert (exp / "dgl_sweep.json.tmp").exists()
 
 
@@ -69,12 +69,13 @@ def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_r
 
 def _start(tmp_path, family, name, *args):
     import importlib
-    from dgl_ray.tune import cli, runner
+    from dgl_ray.tune import cli, options, runner
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
-    o = cli.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
+    o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
     spec = mod.plan(o)
-    cli.group_trials(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod.FAMILY, o, spec))
+    spec, group_size = cli.pack_plan(spec, o)
+    o = o.replace(group_size=group_size)
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / name / "experiment_state-x.json").write_text("{}")
 
 
@@ -96,12 +97,13 @@ def test_a_manifest_of_an_older_version_still_matches(tmp_path, no_ray):  # noqa
     _start(tmp_path, "coexistence", "old", *args)
     m = json.loads((tmp_path / "old" / "dgl_sweep.json").read_text())
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli
-    o = cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
+    from dgl_ray.tune import cli, options, preflight
+    o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
     spec = coexistence.plan(o)
-    cli.group_trials(spec, o)
+    spec, group_size = cli.pack_plan(spec, o)
+    o = o.replace(group_size=group_size)
     m["fingerprint"] = plan_fingerprint(spec.searcher.plan_configs())
-    assert m["fingerprint"] != plan_fingerprint(cli.unnamed(spec.searcher.plan_configs()))
+    assert m["fingerprint"] != plan_fingerprint(preflight.unnamed(spec.searcher.plan_configs()))
     (tmp_path / "old" / "dgl_sweep.json").write_text(json.dumps(m))
     assert run_family("coexistence", tmp_path, "--resume", "--dry-run", *args, name="old") == 0
 
@@ -119,8 +121,8 @@ def test_a_renamed_chained_folder_is_refused_with_its_name(tmp_path, capsys, no_
 
 def _opts(tmp_path):
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli
-    return cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "f", "--lambdas", "0.3", "--n", "1"])
+    from dgl_ray.tune import options
+    return options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "f", "--lambdas", "0.3", "--n", "1"])
 
 
 def test_a_fault_ends_with_one_line_the_log_and_the_resume_command(tmp_path, capsys):

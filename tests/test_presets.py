@@ -14,7 +14,8 @@ import pytest
 
 from dgl_ray.schedules import expand_lambda_schedule
 from dgl_ray.sweeps import hysteresis
-from dgl_ray.tune.cli import parse, validate_configs
+from dgl_ray.tune.options import parse
+from dgl_ray.tune.preflight import validate_configs
 from dgl_ray.tune.searchers import ChainedSearcher, FINISHED
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,7 +129,7 @@ def test_bad_branch_flags_are_one_line_errors(flag, value, capsys):
 
 def test_digits_defaults_table_and_paper_values():
     from dgl_ray.sweeps import coexistence, lifetime
-    from dgl_ray.tune.cli import parse_values
+    from dgl_ray.tune.options import parse_values
     lams = lambda spec: sorted({m["lambda"] for c in spec.searcher.plan_configs() for m in c.get("group", [c])})
     o = parse(coexistence.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--group-size", "1"])
     assert lams(coexistence.plan(o)) == parse_values(coexistence.FAMILY.digits_defaults["lambdas"][0], "x")

@@ -106,7 +106,7 @@ def test_probe(argv, code, needle, places, tmp_path, capsys, no_ray):  # noqa: F
 
 
 def test_a_plan_at_the_maximum_is_counted_not_refused():
-    from dgl_ray.tune.cli import MAX_TRIALS, check_plan_size, check_range_size
+    from dgl_ray.tune.options import MAX_TRIALS, check_plan_size, check_range_size
     from dgl_ray.errors import ConfigError
     check_plan_size(MAX_TRIALS, "x")
     check_range_size(f"1:{MAX_TRIALS}:1", "--seeds")            # exactly MAX_TRIALS values

@@ -25,13 +25,14 @@ def _module():
 def _plant_manifest(storage, name):
     """The folder a started sweep leaves before its first trial: its manifest (written exactly as the
     CLI writes it, no Ray)."""
-    from dgl_ray.tune import cli
+    from dgl_ray.tune import cli, options
     from dgl_ray.tune.runner import write_manifest
     mod = _module()
-    opts = cli.parse(mod.FAMILY, ["--storage", str(storage), "--name", name, *SWEEP])
+    opts = options.parse(mod.FAMILY, ["--storage", str(storage), "--name", name, *SWEEP])
     spec = mod.plan(opts)
-    cli.group_trials(spec, opts)
-    write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod.FAMILY, opts, spec))
+    spec, group_size = cli.pack_plan(spec, opts)
+    opts = opts.replace(group_size=group_size)
+    write_manifest(opts.storage, opts.name, cli.sweep_manifest(opts, spec))
 
 
 def _write_lock(storage, name, pid, host=None):

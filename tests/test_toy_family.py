@@ -18,7 +18,7 @@ def test_toy_dry_run_plans_two_trials_with_its_label(tmp_path, capsys):
     assert toy_family.FAMILY.main(["--storage", str(tmp_path), "--tag", "red", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 trials" in out and not any(tmp_path.iterdir()), out
-    from dgl_ray.tune.cli import parse
+    from dgl_ray.tune.options import parse
     configs = toy_family.plan(parse(toy_family.FAMILY, ["--tag", "red"])).searcher.plan_configs()
     assert [c["lambda"] for c in configs] == [0.3, 0.5] and {c["tag"] for c in configs} == {"red"}
 
@@ -72,7 +72,7 @@ def test_a_family_registers_once_and_checks_its_thresholds():
 def test_every_error_threshold_option_is_declared_by_its_family():
     """The sweep command's check today finds thresholds by name (*_accept, escape_below): every family
     declares exactly those, so reading the declaration loses none."""
-    from dgl_ray.tune.cli import common_parser
+    from dgl_ray.tune.options import build_parser as common_parser
     for name, fam in families().items():
         dests = {a.dest for g in common_parser(fam)._action_groups if g.title == f"{name} options"
                  for a in g._group_actions}

@@ -62,7 +62,7 @@ def test_gpus_asked_but_absent(tmp_path, capsys):
 
 def test_relative_data_root_is_made_absolute(tmp_path, monkeypatch):
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune.cli import parse
+    from dgl_ray.tune.options import parse
     monkeypatch.chdir(tmp_path)
     o = parse(coexistence.FAMILY, ["--data-root", "data", "--lambdas", "0.3", "--n", "1"])
     assert o.data_root == str(tmp_path / "data")
@@ -100,7 +100,7 @@ def test_dry_run_storage_estimate_and_warning(tmp_path, capsys):
 
 def test_storage_estimate_of_a_resnet_checkpoint():
     """The issue's figure: a ResNet-18 checkpoint (weights, momentum, cached g_v) is about 134 MB."""
-    from dgl_ray.tune.storage import estimate
+    from dgl_ray.tune.estimate import estimate
     e = estimate([{"dataset": "cifar10", "lambda": 0.5, "seed": 0}], keep=1)
     assert 130e6 < e["checkpoint_bytes"] < 138e6 and e["rows"] == 100
 
@@ -110,13 +110,14 @@ def test_storage_estimate_of_a_resnet_checkpoint():
 def _sweep_folder(tmp_path, family="coexistence", *args):
     """Write the manifest a real start writes (cli.main does it right before Ray starts)."""
     import importlib
-    from dgl_ray.tune import cli, runner
+    from dgl_ray.tune import cli, options, runner
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(tmp_path), "--name", family, *args]
-    o = cli.parse(mod.FAMILY, argv)
+    o = options.parse(mod.FAMILY, argv)
     spec = mod.plan(o)
-    cli.group_trials(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod.FAMILY, o, spec))
+    spec, group_size = cli.pack_plan(spec, o)
+    o = o.replace(group_size=group_size)
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / family / "experiment_state-x.json").write_text("{}")
 
 
@@ -215,7 +216,7 @@ def test_thresholds_are_checked_by_the_chained_searcher():
 
 def test_misspelled_field_in_a_tune_config_is_an_error():
     from dgl_ray.errors import ConfigError
-    from dgl_ray.tune.cli import validate_configs
+    from dgl_ray.tune.preflight import validate_configs
     with pytest.raises(ConfigError, match="'lr_gama' \\(did you mean 'lr_gamma'\\?\\)"):
         validate_configs([{"lambda": 0.3, "seed": 0, "family": "x"}, {"lambda": 0.3, "seed": 1, "lr_gama": 0.5}])
     with pytest.raises(ConfigError, match="'sead'"):           # inside a grouped Tune trial too
@@ -282,7 +283,7 @@ def test_a_sweep_without_address_starts_its_own_ray_and_reads_RAY_ADDRESS(monkey
     Ray's own way to name a cluster, becomes the --address default (then checked like one)."""
     import ray
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli, runner
+    from dgl_ray.tune import options, runner
     seen = {}
 
     class Ctx:
@@ -292,7 +293,7 @@ def test_a_sweep_without_address_starts_its_own_ray_and_reads_RAY_ADDRESS(monkey
     runner.init_ray(None, num_cpus=2)
     assert seen["address"] == "local" and seen["num_cpus"] == 2
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert cli.parse(coexistence.FAMILY, []).address is None
+    assert options.parse(coexistence.FAMILY, []).address is None
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    assert cli.parse(coexistence.FAMILY, []).address == "10.0.0.1:6379"
-    assert cli.parse(coexistence.FAMILY, ["--address", "auto"]).address == "auto"
+    assert options.parse(coexistence.FAMILY, []).address == "10.0.0.1:6379"
+    assert options.parse(coexistence.FAMILY, ["--address", "auto"]).address == "auto"

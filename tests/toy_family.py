@@ -10,7 +10,7 @@ from dgl_ray.analysis import final_rows
 from dgl_ray.analysis.report_parts import ReportPart, SectionSpec
 from dgl_ray.sweeps._common import grid
 from dgl_ray.sweeps.family import Family, register
-from dgl_ray.tune.cli import base_config, float_list, scaled, seeds
+from dgl_ray.tune.options import base_config, float_list, scaled, seeds
 from dgl_ray.tune.runner import SweepSpec
 from dgl_ray.tune.searchers import GridSearcher
 

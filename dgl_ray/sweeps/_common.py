@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
-from ..tune.cli import check_plan_size, scaled, seeds
+from ..trial_flags import parse_milestones
+from ..tune.options import check_plan_size, scaled, seeds
 from ..tune.runner import storage_fs
 from ..tune.searchers import ChainedSearcher
 from .family import get
@@ -122,10 +123,7 @@ def _milestones(o, b, epochs):
             return []
         m = PAPER_PREP[b]["milestones"]
         return None if m is None else list(m)
-    try:
-        ms = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--{b}-milestones={text!r}; expected a comma list of epochs ('' for constant LR)") from None
+    ms = parse_milestones(text, f"--{b}-milestones", hint=" ('' for constant LR)")
     if any(m < 1 or m >= epochs for m in ms):
         raise ConfigError(f"--{b}-milestones={text!r}: each must be an epoch in 1..{epochs - 1}")
     return ms

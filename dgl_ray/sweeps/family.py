@@ -59,26 +59,9 @@ class Family:
     def check_thresholds(self, opts) -> None:
         """Each of its error thresholds, where set to a number, lies in [0, 1] (a one-line ConfigError)."""
         for name in self.thresholds:
-            v = getattr(opts, name, None)
+            v = opts.get(name) if isinstance(opts, Mapping) else getattr(opts, name, None)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v <= 1):
                 raise ConfigError(f"--{name.replace('_', '-')}={v} is an error threshold: it must be in [0, 1]")
-
-    # ---- until tune.cli takes a Family: the module protocol today's tune.cli reads (``module.FAMILY``,
-    # ``module.DEFAULTS``, ``module.UNSUPPORTED_OPTIONS``, ``module.__doc__``); removed when it reads the fields.
-    @property
-    def FAMILY(self) -> str:                    # noqa: N802
-        return self.name
-
-    @property
-    def DEFAULTS(self) -> Mapping[str, Any]:    # noqa: N802
-        return self.defaults
-
-    @property
-    def UNSUPPORTED_OPTIONS(self) -> tuple[str, ...]:   # noqa: N802
-        return self.refuses
-
-    def __post_init__(self):
-        object.__setattr__(self, "__doc__", self.doc)   # tune.cli's --help description: the family's doc
 
 
 _REGISTRY: dict[str, Family] = {}

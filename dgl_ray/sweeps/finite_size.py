@@ -4,8 +4,8 @@
 """
 import sys
 
-from ..tune.cli import base_config, scaled, seeds
-from ..tune.cli import float_list as parse_range
+from ..tune.options import base_config, scaled, seeds
+from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import branch_summary, family_default, grid

@@ -14,7 +14,7 @@ import sys
 
 from ..errors import ConfigError
 from ..schedules import expand_lambda_schedule
-from ..tune.cli import base_config, int_list, seeds
+from ..tune.options import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, family_default,

@@ -5,8 +5,8 @@ epochs at LR 0.001, evaluating every 5; the per-seed gap collapse − ordered at
 """
 import sys
 
-from ..tune.cli import base_config, scaled
-from ..tune.cli import float_list as parse_range
+from ..tune.options import base_config, scaled
+from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ._common import (ORDERED_LAMBDA_DIGITS, PREP_THRESHOLDS, add_prep_args, chained_searcher, const,
                       with_prep_counts)

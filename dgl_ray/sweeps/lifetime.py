@@ -5,8 +5,8 @@ run at a λ inside the coexistence region from its checkpoint; survival by the p
 """
 import sys
 
-from ..tune.cli import base_config, scaled, seeds
-from ..tune.cli import float_list as parse_range
+from ..tune.options import base_config, scaled, seeds
+from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
 from ._common import chain_dir, const, family_default, with_prep_counts

@@ -6,7 +6,7 @@ import sys
 
 from ..analysis.report_parts import SCHEDULES_SECTION
 from ..errors import ConfigError
-from ..tune.cli import base_config, scaled, seeds
+from ..tune.options import base_config, scaled, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, final_summary, grid

@@ -11,7 +11,7 @@ import sys
 from ..analysis.report_parts import SPINODAL_SECTION
 from ..errors import ConfigError
 from ..paper import H_MIN
-from ..tune.cli import base_config, int_list, seeds
+from ..tune.options import base_config, int_list, seeds
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
 from ._common import const, family_default, grid

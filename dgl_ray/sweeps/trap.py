@@ -8,8 +8,8 @@ import sys
 from ..analysis.report_parts import TRAP_SECTION
 from ..analysis.tables import escape_table
 from ..paper import ESCAPE_BELOW, TRAP_ACCEPT
-from ..tune.cli import base_config, scaled, seeds
-from ..tune.cli import float_list as parse_range
+from ..tune.options import base_config, scaled, seeds
+from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import ChainedSearcher
 from ._common import chain_dir, const, with_prep_counts

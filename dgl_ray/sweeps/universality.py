@@ -28,14 +28,14 @@ def options(p):
 def plan(o):
     extra = {"variant": o.variant}
     if o.variant == "asymmetric":
-        o.noise = "asymmetric"
+        o = o.replace(noise="asymmetric")
     elif o.variant == "trusted":
         extra["trusted_fraction"] = o.trusted_fraction
     elif o.variant == "resnet34":
-        o.model = "resnet34"
+        o = o.replace(model="resnet34")
     elif o.variant == "cifar100":
         if o.dataset == "digits":
-            o.dataset = "cifar100"
+            o = o.replace(dataset="cifar100")
     else:
         raise ConfigError(f"--variant {o.variant!r}; allowed: {', '.join(VARIANTS)}")
     s = hysteresis.sweep_plan(o, FAMILY.name, extra_base=extra)
@@ -43,7 +43,7 @@ def plan(o):
         for p in s._state["preps"]:
             p["config"]["trusted_fraction"] = o.trusted_fraction
     from ..analysis import gap_table
-    return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(gap_table))
+    return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(gap_table), opts=o)
 
 
 FAMILY = register(Family(

@@ -62,6 +62,9 @@ class SweepSpec:
     searcher: object                      # a dgl_ray.tune.searchers searcher
     summarize: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     notes: list[str] = field(default_factory=list)
+    # the options the plan was made with when the family derived shared ones from its own (universality's
+    # --variant sets --noise, --model or --dataset): the manifest records these, so that a --resume compares them
+    opts: object | None = None
 
 
 # storage I/O lives in dgl_ray.storage; these names stay importable from here

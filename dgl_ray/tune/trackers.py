@@ -22,6 +22,7 @@ import os
 from typing import Dict
 
 from ..errors import ConfigError
+from ..schedules import parse_range
 
 EXTRA_HINT = "pip install -e '.[track]'"
 
@@ -237,9 +238,8 @@ def _wandb_logged_in() -> bool:
 
 def check_trackers(opts) -> None:
     """Before Ray starts: every tracker flag has its package (one-line error naming the extra)."""
-    if getattr(opts, "mlflow", None):
+    if getattr(opts, "mlflow", None):       # (already a URI: dgl_ray.tune.options made it one)
         _need("mlflow", "--mlflow")
-        opts.mlflow = _mlflow_uri(opts.mlflow)
         try:
             import mlflow
             mlflow.MlflowClient(tracking_uri=opts.mlflow)
@@ -315,12 +315,11 @@ def make_tracker(kind: str, kwargs: dict | None = None, vary: tuple = ()):
 
 def varied_keys(opts) -> tuple:
     """η and width when the sweep's --etas / --widths give several values."""
-    from .cli import parse_values
     keys = []
     for key, flag in (("eta", "etas"), ("width", "widths")):
         text = getattr(opts, flag, None)
         try:
-            several = text is not None and len(parse_values(str(text), flag)) > 1
+            several = text is not None and len(parse_range(str(text), flag)) > 1
         except Exception:  # validated elsewhere; a name without η/width costs nothing
             several = False
         if several:
@@ -338,7 +337,7 @@ def tracker_callbacks(opts) -> list:
     callbacks = []
     if getattr(opts, "mlflow", None):
         callbacks.append(make_tracker("mlflow", dict(
-            tracking_uri=_mlflow_uri(opts.mlflow), experiment_name=name,
+            tracking_uri=mlflow_uri(opts.mlflow), experiment_name=name,
             tags={"family": str(getattr(opts, "family", "")), "sweep": name}), vary))
     if getattr(opts, "wandb", None):
         callbacks.append(make_tracker("wandb", dict(project=opts.wandb, group=name), vary))
@@ -346,7 +345,7 @@ def tracker_callbacks(opts) -> list:
     return callbacks
 
 
-def _mlflow_uri(uri: str) -> str:
+def mlflow_uri(uri: str) -> str:
     """A bare local path becomes an absolute ``file:`` URI (Tune changes the working directory).
 
     MLflow 3 keeps its file store in maintenance mode and refuses it unless
@@ -357,21 +356,6 @@ def _mlflow_uri(uri: str) -> str:
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return uri
-
-
-def add_tracker_args(parser) -> None:
-    """The tracking flags of every sweep family."""
-    g = parser.add_argument_group("tracking (Ray Tune's logger callbacks; one run per (λ, seed) trial)")
-    g.add_argument("--mlflow", default=None, metavar="URI",
-                   help="log to MLflow: a tracking server URI or a local folder/file: store "
-                        f"(needs {EXTRA_HINT})")
-    g.add_argument("--wandb", default=None, metavar="PROJECT",
-                   help="log to Weights & Biases project PROJECT (WANDB_MODE=offline: no network; "
-                        f"needs {EXTRA_HINT})")
-    g.add_argument("--tensorboard", action="store_true",
-                   help="TensorBoard event files per (λ, seed) under <storage>/<name>/<trial folder>/runs/<run>/")
-    g.add_argument("--dashboard", action="store_true",
-                   help="start Ray's dashboard with a local Ray instance and print its address")
 
 
 def print_dashboard(ctx) -> None:
