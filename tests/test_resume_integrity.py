@@ -25,12 +25,12 @@ def _module():
 def _plant_manifest(storage, name):
     """The folder a started sweep leaves before its first trial: its manifest (written exactly as the
     CLI writes it, no Ray)."""
-    from dgl_ray.tune import cli
+    from dgl_ray.tune import cli, plan
     from dgl_ray.tune.runner import write_manifest
     mod = _module()
     opts = cli.parse(mod, ["--storage", str(storage), "--name", name, *SWEEP])
     spec = mod.plan(opts)
-    cli.group_trials(spec, opts)
+    spec, opts.group_size = plan.pack_plan(spec, opts)
     write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod, opts, spec))
 
 

@@ -41,8 +41,7 @@ def plan(o):
         raise ConfigError(f"--variant {o.variant!r}; allowed: {', '.join(VARIANTS)}")
     s = hysteresis.sweep_plan(o, FAMILY, extra_base=extra)
     if o.variant == "trusted":
-        for p in s._state["preps"]:
-            p["config"]["trusted_fraction"] = o.trusted_fraction
+        s.update_preparations(trusted_fraction=o.trusted_fraction)
     from ..analysis import gap_table
     return SweepSpec(FAMILY, s, summarize=with_prep_counts(gap_table))
 

@@ -290,14 +290,6 @@ def plan_options(parser: argparse.ArgumentParser, opts) -> dict:
     return out
 
 
-def check_order(spec, opts) -> None:
-    """--order orders a grid; chained and adaptive plans order their trials themselves."""
-    from .searchers import GridSearcher
-    if opts.order is not None and not isinstance(spec.searcher, GridSearcher):
-        raise ConfigError(f"--order={opts.order} orders grid plans; this {opts.family} plan is "
-                          f"{type(spec.searcher).__name__.replace('Searcher', '').lower()} (drop --order)")
-
-
 def check_unsupported(module, parser: argparse.ArgumentParser, opts) -> None:
     """A shared option the family cannot honour (its ``UNSUPPORTED_OPTIONS``) is refused when set."""
     for name in getattr(module, "UNSUPPORTED_OPTIONS", ()):
@@ -332,7 +324,6 @@ def check_common(o) -> None:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial} must be >= 0")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={o.max_concurrent} must be >= 1")
-    o.group_size_auto = o.group_size is None     # chosen per model and device by group_trials
     if o.group_size is not None and o.group_size < 1:
         raise ConfigError(f"--group-size={o.group_size} must be >= 1 (1 = one trial per Tune trial)")
     if o.max_failures < 0:
@@ -640,151 +631,6 @@ def _gcs_probe(host_port: str) -> str | None:
     return None
 
 
-def print_plan(spec, opts) -> None:
-    from .searchers import BoundarySearcher, ChainedSearcher, GridSearcher
-    s = spec.searcher
-    print(f"{spec.family}: plan for {opts.storage.rstrip('/')}/{opts.name}")
-    if isinstance(s, GridSearcher):
-        from .trainable import unpack_group
-        cfgs = [m for c in s._state["configs"] for m in unpack_group(c)]   # members of grouped Tune trials
-        print(f"  {len(cfgs)} trials (grid)")
-        _axes(cfgs)
-    elif isinstance(s, ChainedSearcher):
-        preps = s._state["preps"]
-        kids = [c for p in preps for c in p["children"]]
-        acc = {str(p["accept"]) for p in preps}
-        print(f"  {len(preps)} preparation trials (acceptance {', '.join(sorted(acc))}), "
-              f"up to {len(kids)} follow-up trials: {s.members} trials at most")
-        print("  preparation:")
-        _axes([p["config"] for p in preps])
-        print("  follow-ups:")
-        _axes(kids)
-    elif isinstance(s, BoundarySearcher):
-        print(f"  adaptive boundary search: budget {s.members} trials, start grid {s.policy.grid} x {s.policy.n0} seeds, "
-              f"min λ step {s.policy.min_step}")
-        _axes([s._state["base"]])
-    for note in spec.notes:
-        print(f"  {note}")
-    print(f"  trial size: {s.size}" + (f" Tune trials ({s.members} trials packed)" if s.members > s.size else ""))
-
-
-def _short(v) -> str:
-    if isinstance(v, (list, dict)):
-        t = json.dumps(v)
-        return t if len(t) <= 60 else t[:57] + "..."
-    return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _axes(cfgs) -> None:
-    if not cfgs:
-        print("    (none)")
-        return
-    seen: dict = {}          # key -> {value (or its JSON text when unhashable): value}, in plan order
-    for c in cfgs:
-        for k, v in c.items():
-            d = seen.get(k)
-            if d is None:
-                d = seen[k] = {}
-            try:
-                d.setdefault(v, v)
-            except TypeError:   # lists/dicts (schedules)
-                d.setdefault(json.dumps(v, sort_keys=True, default=str), v)
-    for k, d in seen.items():
-        if k in ("plan_id",):
-            continue
-        vals = list(dict.fromkeys(_short(v) for v in d.values()))
-        if any(k not in c for c in cfgs):
-            vals.append("None")
-        shown = ", ".join(vals) if len(vals) <= 6 else f"{', '.join(vals[:3])}, ..., {', '.join(vals[-2:])}"
-        print(f"    {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
-
-
-def group_sizes(trial_cfgs, given: int | None, on_gpu: bool) -> dict:
-    """{model: group size} for these resolved trial configs: ``given`` (--group-size) or a fixed
-    function of the model and the device kind (dgl_ray.batched.default_group_size); the digits
-    TinyCNN's default is capped so that the trials make at least 4 Tune trials (every worker gets work).
-    Each row records its population (group_size, member), which is what an exact rerun needs
-    (docs/PACKING.md)."""
-    from ..batched import default_group_size
-    sizes: dict = {}
-    for c in trial_cfgs:
-        sizes.setdefault(c.model, given if given is not None else default_group_size(c.model, on_gpu))
-    if given is None and sizes.get("tinycnn", 1) > 2:
-        n = sum(c.model == "tinycnn" for c in trial_cfgs)
-        sizes["tinycnn"] = max(2, min(sizes["tinycnn"], -(-n // 4)))
-    return sizes
-
-
-def _sizes_text(sizes: dict, auto: bool) -> str:
-    how = "default for" if auto else "--group-size for"
-    return ", ".join(f"{s} {how} {m}" for m, s in sizes.items())
-
-
-def group_trials(spec, opts) -> None:
-    """Pack the plan's trials into Tune trials of up to N members trained as one population (same
-    data set, model, shapes; see dgl_ray.batched.group_configs). N is --group-size, or by default a
-    fixed function of the model and the device kind (``group_sizes``), stated by --dry-run.
-
-    A grid is packed here, plan order kept inside and across groups. A chained plan packs its
-    preparation trials and, as they become ready, its children (sizes per phase); the adaptive
-    search proposes a population per Tune trial (ChainedSearcher.pack, BoundarySearcher.pack)."""
-    from .searchers import BoundarySearcher, ChainedSearcher, GridSearcher, Shapes, pack_indices
-    s = spec.searcher
-    if not isinstance(s, (GridSearcher, ChainedSearcher, BoundarySearcher)):
-        return
-    on_gpu = opts.gpus_per_trial > 0
-    device = "GPU" if on_gpu else "CPU"
-    given = None if opts.group_size_auto else opts.group_size
-    shapes = Shapes()               # configs that differ only in seed and λ resolve alike (100k plans)
-    if isinstance(s, ChainedSearcher):
-        preps = [shapes(p["config"]) for p in s._state["preps"]]
-        kids = [shapes(c) for p in s._state["preps"] for c in p["children"]]
-        prep_sizes = group_sizes(preps, given, on_gpu)
-        child_sizes = group_sizes(kids, given, on_gpu)
-        # the resolved sizes are what the manifest stores: a --resume that would pack otherwise is named
-        opts.group_size = _one_or_all({**{f"prep:{m}": v for m, v in prep_sizes.items()},
-                                       **{f"child:{m}": v for m, v in child_sizes.items()}})
-        if max([*prep_sizes.values(), *child_sizes.values()]) <= 1:
-            if opts.group_size_auto:
-                spec.notes.append(f"one trial per Tune trial (default group size 1 on {device})")
-            return
-        s.pack(prep_sizes, child_sizes)
-        spec.notes.append(
-            f"{len(preps)} preparation trials packed into {len(s._state['prep_groups'])} Tune trials (group size "
-            f"{_sizes_text(prep_sizes, opts.group_size_auto)} on {device}); follow-ups packed as they become "
-            f"ready, the children ready at one time together (group size {_sizes_text(child_sizes, opts.group_size_auto)}): "
-            f"about {s.size} Tune trials if every preparation trial is accepted")
-        return
-    if isinstance(s, BoundarySearcher):
-        sizes = group_sizes([shapes(c) for c in s.plan_configs()], given, on_gpu)
-        opts.group_size = _one_or_all(sizes)
-        if max(sizes.values()) <= 1:
-            if opts.group_size_auto:
-                spec.notes.append(f"one trial per Tune trial (default group size 1 on {device})")
-            return
-        s.pack(sizes)
-        g, ahead = s._state["group_size"], s._state["max_ahead"]
-        spec.notes.append(
-            f"adaptive trials packed: the initial design in Tune trials of up to {s._design_chunk()}, then each "
-            f"round proposes up to {g} x {ahead} trials (group size {_sizes_text(sizes, opts.group_size_auto)} on "
-            f"{device}; {ahead} Tune trials ahead of the results): about {s.size} Tune trials for {s.members} trials")
-        return
-    cfgs = s.plan_configs()
-    trial_cfgs = [shapes(c) for c in cfgs]     # only model and the group key are read from these
-    sizes = group_sizes(trial_cfgs, given, on_gpu)
-    opts.group_size = _one_or_all(sizes)
-    if max(sizes.values()) <= 1:
-        if opts.group_size_auto:
-            spec.notes.append(f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {device})")
-        return
-    groups = pack_indices(trial_cfgs, sizes)
-    from .trainable import pack_group
-    packed = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
-    spec.searcher = GridSearcher(packed)
-    spec.notes.append(f"{len(cfgs)} trials packed into {len(packed)} Tune trials (group size "
-                      f"{_sizes_text(sizes, opts.group_size_auto)} on {device})")
-
-
 def unnamed(configs: list[dict]) -> list[dict]:
     """The plan without the sweep's name (the ``experiment`` label, in every config and group member):
     what the fingerprint hashes, so that a sweep folder renamed (with --name) still resumes."""
@@ -796,22 +642,17 @@ def unnamed(configs: list[dict]) -> list[dict]:
     return [strip(c) for c in configs]
 
 
-def _one_or_all(sizes: dict):
-    """One size when every model (and phase) has the same, else the dict (the manifest stores it)."""
-    return next(iter(sizes.values())) if len(set(sizes.values())) == 1 else dict(sizes)
-
-
 def sweep_manifest(module, opts, spec) -> dict:
+    from . import plan
     from .runner import make_manifest
-    from .searchers import GridSearcher
-    configs = spec.searcher.plan_configs()
-    m = make_manifest(opts, plan_options(common_parser(module), opts), unnamed(configs))
-    m["plan_kind"] = "grid" if isinstance(spec.searcher, GridSearcher) else type(spec.searcher).__name__
-    m["members"] = sum(len(c.get("group", [c])) for c in configs)
+    m = make_manifest(opts, plan_options(common_parser(module), opts), unnamed(spec.searcher.plan_configs()))
+    m["plan_kind"] = plan.plan_kind(spec)
+    m["members"] = plan.members(spec)
     return m
 
 
 def main(module, argv=None) -> int:
+    from . import plan           # the searchers load Ray and torch: not for --help or a bad flag
     try:
         opts = parse(module, sys.argv[1:] if argv is None else argv)
         spec = module.plan(opts)
@@ -819,8 +660,8 @@ def main(module, argv=None) -> int:
         validate_configs(s.plan_configs())
         if s.size < 1:
             raise ConfigError("the plan is empty: no trial to run (check the ranges)")
-        check_order(spec, opts)
-        group_trials(spec, opts)
+        plan.check_order(spec, opts)
+        spec, opts.group_size = plan.pack_plan(spec, opts)
         from .trackers import check_trackers
         check_trackers(opts)
         # this machine's data and GPUs: a dry run (often on a laptop, for a cluster) names what is
@@ -842,7 +683,7 @@ def main(module, argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if opts.dry_run:
-        print_plan(spec, opts)
+        plan.print_plan(spec, opts)
         from .storage import print_estimate
         print_estimate(spec, opts)
         for problem in machine_problems:
