@@ -1,6 +1,7 @@
 """Searcher state: versioned dataclasses behind get_state/set_state, one migration from older stored forms
 (issue 18, item 5). The stored states are those of tests/data/sweeps-2026-12 (written by the December 2026
 release: version 1, pickled dicts); tests/test_sweep_data_resume.py resumes those sweeps whole."""
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -10,6 +11,17 @@ from dgl_ray.tune.searchers import (FINISHED, STATE_VERSION, BoundarySearcher, B
                                     GridSearcher, GridState, PlanId, Preparation, migrate_state)
 
 DATA = Path(__file__).parent / "data" / "sweeps-2026-12"
+
+
+def _names(state_cls) -> set:
+    return {f.name for f in dataclasses.fields(state_cls)}
+
+
+def _fields(searcher) -> set:
+    """The fields of the searcher's state as it saves it now (the current version)."""
+    saved = searcher.get_state()
+    assert saved["version"] == STATE_VERSION
+    return set(saved["state"])
 
 
 def _stored(name):
@@ -22,7 +34,7 @@ def test_a_stored_grid_state_loads_and_its_progress_is_rebuilt():
     assert "version" not in saved                   # the December 2026 form
     g = GridSearcher([])
     g.restore(str(path))
-    assert isinstance(g._state, GridState) and g.kind == "grid"
+    assert _fields(g) == _names(GridState) and g.kind == "grid"
     assert g.size == 3 and g.members == 6 and len(g.member_configs) == 6
     assert sorted(g.done) == ["g00000", "g00001", "g00002", "g00003"] and g.errored == []
     assert saved["state"]["next"] == 3 and g.suggest("x") is FINISHED     # every Tune trial handed out
@@ -33,12 +45,12 @@ def test_a_stored_adaptive_state_loads_and_rebuilds_pending_seeds_and_grid():
     old = saved["state"]
     b = BoundarySearcher({}, [0.5], budget=1)
     b.restore(str(path))
-    assert isinstance(b._state, BoundaryState) and b.kind == "BoundarySearcher"
+    assert _fields(b) == _names(BoundaryState) and b.kind == "BoundarySearcher"
     assert b.budget == 6 and b.members == 6 and b.group_size == 2 and b.max_ahead == 2
     assert b.outcomes == old["outcomes"] and sorted(b.done) == ["b00000", "b00001"]
     assert b.pending == old["pending"]               # rebuilt from the proposals and the settled members
     assert b.policy.grid == old["grid"]               # the start grid and every λ proposed
-    assert len(b._state.lam_of) == old["issued"]
+    assert len(b.get_state()["state"]["lam_of"]) == old["issued"]
     # the next proposal takes the next unused seed at its λ, as the stored seeds say
     b.on_trial_result("2c6aece7", {"rows": [{"plan_id": "b00002", "status": "completed", "test_error": 0.9},
                                             {"plan_id": "b00003", "status": "completed", "test_error": 0.1}]})
@@ -52,7 +64,7 @@ def test_a_stored_chained_state_loads_with_typed_preparations():
     old = saved["state"]
     c = ChainedSearcher([], "unused")
     c.restore(str(path))
-    assert isinstance(c._state, ChainedState) and c.kind == "ChainedSearcher"
+    assert _fields(c) == _names(ChainedState) and c.kind == "ChainedSearcher"
     assert all(isinstance(p, Preparation) for p in c.preparations) and len(c.preparations) == 2
     assert c.preparations[0].accept == (">=", 0)
     assert c.accepted == old["accepted"] and c.prep_groups == [[0, 1]]
@@ -65,8 +77,7 @@ def test_a_searcher_pickled_whole_by_the_old_release_loads(name):
     """Tune keeps the searcher object itself in tuner.pkl: an old instance's dict state is migrated."""
     tuner = pickle.loads((DATA / name / "tuner.pkl").read_bytes())
     s = tuner["_tune_config"].search_alg
-    assert type(s._state).__name__.endswith("State")
-    assert s.get_state()["version"] == STATE_VERSION and s.members == 6
+    assert _fields(s) == _names(s.State) and s.members == 6
 
 
 def test_state_round_trips_and_a_newer_version_is_refused(tmp_path):
