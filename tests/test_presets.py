@@ -38,7 +38,7 @@ def _lams(cfg):
 
 def test_tb2_plans_the_seed_notebook():
     s = _plan(os.path.join(ROOT, "sweeps", "Tb2.toml")).searcher
-    preps = s._state["preps"]
+    preps = s.preparations
     grid_up = list(np.round(np.arange(0.30, 0.70 + 0.04 / 2, 0.04), 2))
     grid_down = list(np.round(np.arange(0.70, 0.30 - 0.04 / 2, -0.04), 2))
     want = {"ordered": dict(**{"lambda": 0.35}, epochs=50, ms=[30, 40], accept=("<", 0.30), seeds=[0, 1, 2], grid=grid_up),
@@ -46,15 +46,15 @@ def test_tb2_plans_the_seed_notebook():
                              grid=grid_down)}
     assert len(preps) == 6
     for b, w in want.items():
-        mine = [p for p in preps if p["config"]["branch"] == b]
-        assert [p["config"]["seed"] for p in mine] == w["seeds"]
+        mine = [p for p in preps if p.config["branch"] == b]
+        assert [p.config["seed"] for p in mine] == w["seeds"]
         for p in mine:
-            c = p["config"]
+            c = p.config
             assert _lams(c) == [w["lambda"]] * w["epochs"]
             assert c["lr_milestones"] == w["ms"] and c["lr"] == 0.1 and c["eta"] == 0.8
             assert c["batch_size"] == 256 and c["K"] == 16 and c["model"] == "resnet18"
-            assert tuple(p["accept"]) == w["accept"]
-            (kid,) = p["children"]
+            assert tuple(p.accept) == w["accept"]
+            (kid,) = p.children
             assert kid["seed"] == c["seed"]                        # the checkpoint's own noisy labels
             assert kid["lr"] == pytest.approx(0.1 * 0.01) and kid["lr_milestones"] == []
             assert _lams(kid) == [v for v in w["grid"] for _ in range(3)]   # 11 λ x 3 epochs
@@ -64,16 +64,16 @@ def test_tb2_plans_the_seed_notebook():
 
 def test_tb2_v3_best_3_of_10():
     s = _plan(os.path.join(ROOT, "sweeps", "Tb2_v3.toml")).searcher
-    preps = s._state["preps"]
-    orde = [p for p in preps if p["config"]["branch"] == "ordered"]
-    coll = [p for p in preps if p["config"]["branch"] == "collapse"]
-    assert [p["config"]["seed"] for p in orde] == list(range(10))
-    assert [p["config"]["seed"] for p in coll] == [100, 101, 102]
-    assert all(p["accept"] is None for p in preps)
-    assert {p["group"] for p in orde} == {"ordered|eta=0.8|width=1"} and all(p["group"] is None for p in coll)
-    assert s._state["select"] == {"ordered|eta=0.8|width=1": (3, "min")}
-    assert _lams(orde[0]["config"]) == [0.5] * 50 and _lams(coll[0]["config"]) == [0.7] * 100
-    kid = orde[0]["children"][0]
+    preps = s.preparations
+    orde = [p for p in preps if p.config["branch"] == "ordered"]
+    coll = [p for p in preps if p.config["branch"] == "collapse"]
+    assert [p.config["seed"] for p in orde] == list(range(10))
+    assert [p.config["seed"] for p in coll] == [100, 101, 102]
+    assert all(p.accept is None for p in preps)
+    assert {p.group for p in orde} == {"ordered|eta=0.8|width=1"} and all(p.group is None for p in coll)
+    assert s.selections == {"ordered|eta=0.8|width=1": (3, "min")}
+    assert _lams(orde[0].config) == [0.5] * 50 and _lams(coll[0].config) == [0.7] * 100
+    kid = orde[0].children[0]
     assert _lams(kid) == [round(0.40 + 0.05 * i, 2) for i in range(9) for _ in range(5)]
 
 
@@ -109,14 +109,14 @@ def test_branch_flags_reach_the_plan():
                            "--ordered-lambda", "0.3", "--ordered-epochs", "40", "--ordered-milestones", "20,30",
                            "--collapse-epochs", "60", "--collapse-milestones", "", "--collapse-seed-offset", "7",
                            "--collapse-accept", "none"])
-    preps = hysteresis.plan(o).searcher._state["preps"]
-    o_ = [p for p in preps if p["config"]["branch"] == "ordered"]
-    c_ = [p for p in preps if p["config"]["branch"] == "collapse"]
-    assert _lams(o_[0]["config"]) == [0.3] * 40 and o_[0]["config"]["lr_milestones"] == [20, 30]
-    assert tuple(o_[0]["accept"]) == ("<", 0.20)
-    assert _lams(c_[0]["config"]) == [0.6] * 60 and c_[0]["config"]["lr_milestones"] == []
-    assert [p["config"]["seed"] for p in c_] == [7, 8] and c_[0]["accept"] is None
-    assert [k["seed"] for p in c_ for k in p["children"]] == [7, 8]
+    preps = hysteresis.plan(o).searcher.preparations
+    o_ = [p for p in preps if p.config["branch"] == "ordered"]
+    c_ = [p for p in preps if p.config["branch"] == "collapse"]
+    assert _lams(o_[0].config) == [0.3] * 40 and o_[0].config["lr_milestones"] == [20, 30]
+    assert tuple(o_[0].accept) == ("<", 0.20)
+    assert _lams(c_[0].config) == [0.6] * 60 and c_[0].config["lr_milestones"] == []
+    assert [p.config["seed"] for p in c_] == [7, 8] and c_[0].accept is None
+    assert [k["seed"] for p in c_ for k in p.children] == [7, 8]
 
 
 @pytest.mark.parametrize("flag,value", [("--ordered-accept", "low"), ("--collapse-milestones", "0,5"),
@@ -138,10 +138,10 @@ def test_digits_defaults_table_and_paper_values():
     o = parse(coexistence.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--lambdas", "0.5"])   # the user wins
     assert lams(coexistence.plan(o)) == [0.5]
     o = parse(lifetime.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets"])
-    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    kids = lifetime.plan(o).searcher.preparations[0].children
     assert [k["lr"] for k in kids] == [0.1] * 3 and all(k["lr_milestones"] == [] for k in kids)
     o = parse(lifetime.FAMILY, ["--n", "1", "--storage", "/tmp/dgl_presets", "--dataset", "cifar10"])
-    kids = lifetime.plan(o).searcher._state["preps"][0]["children"]
+    kids = lifetime.plan(o).searcher.preparations[0].children
     assert [(k["lr"], k["lr_milestones"]) for k in kids] == [(0.01, [25])]
 
 

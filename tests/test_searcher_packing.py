@@ -28,7 +28,7 @@ def _chain(tmp_path, n=5, kids=2, select=None, groups=None):
 
 def test_chained_packs_preparation_trials_then_the_children_ready_together(tmp_path):
     c = _chain(tmp_path)
-    c.pack({"tinycnn": 2}, {"tinycnn": 3})
+    c.pack_sizes({"tinycnn": 2}, {"tinycnn": 3})
     preps = [c.suggest(f"t{i}") for i in range(3)]
     assert [len(_members(p)) for p in preps] == [2, 2, 1]          # 5 preparation trials in 3 Tune trials
     assert [m["plan_id"] for p in preps for m in _members(p)] == [f"p{i:04d}" for i in range(5)]
@@ -58,7 +58,7 @@ def test_a_grouped_result_settles_every_member_it_holds(tmp_path):
     """The trainable reports a population's rows of one epoch as ONE Tune result ({"rows", "shared"}):
     the searcher reads every member's row from it."""
     c = _chain(tmp_path, n=2, kids=1)
-    c.pack({"tinycnn": 2}, {"tinycnn": 2})
+    c.pack_sizes({"tinycnn": 2}, {"tinycnn": 2})
     p = c.suggest("t0")
     assert "group" in p and "dataset" in p and all("dataset" not in m for m in p["group"])   # shared once
     a, b = _members(p)
@@ -69,12 +69,12 @@ def test_a_grouped_result_settles_every_member_it_holds(tmp_path):
     c.on_trial_result("t0", {"rows": rows, "shared/status": "completed", "shared/epoch": 2, "test_error": None})
     kids = c.suggest("k0")
     assert sorted(m["plan_id"] for m in _members(kids)) == ["c0000_000", "c0001_000"]
-    assert c._state["accepted"] == [("p0000", 0.9), ("p0001", 0.7)]
+    assert c.accepted == [("p0000", 0.9), ("p0001", 0.7)]
 
 
 def test_chained_restore_in_the_middle_of_a_population_neither_loses_nor_repeats(tmp_path):
     c = _chain(tmp_path, n=2, kids=1)
-    c.pack({"tinycnn": 2}, {"tinycnn": 2})
+    c.pack_sizes({"tinycnn": 2}, {"tinycnn": 2})
     p = c.suggest("t0")
     a, b = _members(p)
     c.on_trial_result("t0", _row(a, 0.9))          # a ended; b still training
@@ -88,15 +88,15 @@ def test_chained_restore_in_the_middle_of_a_population_neither_loses_nor_repeats
     r.on_trial_result("t0", _row(b, 0.8))          # Tune's duplicate of the last result
     kids = r.suggest("k0")
     assert sorted(m["plan_id"] for m in _members(kids)) == ["c0000_000", "c0001_000"]
-    assert r._state["accepted"] == [("p0000", 0.9), ("p0001", 0.8)]
+    assert r.accepted == [("p0000", 0.9), ("p0001", 0.8)]
     r.on_trial_complete("k0", None)                # a population that ends without last rows: errored
-    assert sorted(r._state["errored"]) == ["c0000_000", "c0001_000"]
+    assert sorted(r.errored) == ["c0000_000", "c0001_000"]
     assert r.suggest("end") is FINISHED
 
 
 def test_chained_errored_population_rejects_every_member(tmp_path):
     c = _chain(tmp_path, n=3)
-    c.pack({"tinycnn": 3}, {"tinycnn": 3})
+    c.pack_sizes({"tinycnn": 3}, {"tinycnn": 3})
     a, b, d = _members(c.suggest("t0"))
     c.on_trial_result("t0", _row(a, 0.9, status="diverged", epoch=1))   # ended early, before the crash
     c.on_trial_complete("t0", error=True)          # retries used up: the population never reported its end
@@ -107,7 +107,7 @@ def test_chained_errored_population_rejects_every_member(tmp_path):
 
 def test_chained_best_k_waits_for_every_packed_member(tmp_path):
     c = _chain(tmp_path, n=3, kids=1, select={"g": (1, "max")}, groups=["g"] * 3)
-    c.pack({"tinycnn": 2}, {"tinycnn": 2})
+    c.pack_sizes({"tinycnn": 2}, {"tinycnn": 2})
     first, second = c.suggest("t0"), c.suggest("t1")
     for m, e in zip(_members(first), (0.7, 0.9)):
         c.on_trial_result("t0", _row(m, e))
@@ -121,7 +121,7 @@ def test_chained_children_of_other_shapes_pack_apart(tmp_path):
     stages = [({"dataset": "digits", "seed": s, "lambda": 0.6, "epochs": 2}, None,
                [{"dataset": "digits", "seed": s, "lambda": 0.0, "epochs": e} for e in (1, 3)]) for s in range(2)]
     c = ChainedSearcher(stages, str(tmp_path / "chain"))
-    c.pack({"tinycnn": 2}, {"tinycnn": 4})
+    c.pack_sizes({"tinycnn": 2}, {"tinycnn": 4})
     p = c.suggest("t0")
     for m in _members(p):
         c.on_trial_result("t0", _row(m, 0.5))
@@ -139,7 +139,7 @@ def test_pack_after_the_first_suggest_is_refused(tmp_path):
     c = _chain(tmp_path, n=2)
     c.suggest("t0")
     with pytest.raises(RuntimeError, match="pack"):
-        c.pack({"tinycnn": 2}, {"tinycnn": 2})
+        c.pack_sizes({"tinycnn": 2}, {"tinycnn": 2})
     with pytest.raises(ValueError, match="already holds"):
         c.suggest("t0")
 
@@ -160,7 +160,7 @@ def _outcome(rng, lam):                          # true λ_c = 0.47, width ~0.04
 def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
     lams = [0.40, 0.44, 0.48, 0.52, 0.56]
     s = BoundarySearcher({"dataset": "digits", "epochs": 2}, lams, budget=60, n0=2, max_ahead=2)
-    s.pack({"tinycnn": 8})
+    s.pack_sizes({"tinycnn": 8})
     rng = np.random.default_rng(1)
     design = [s.suggest("d0"), s.suggest("d1")]
     assert [len(_members(d)) for d in design] == [5, 5]              # 10 design trials, one per worker
@@ -190,7 +190,7 @@ def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
         if nxt is FINISHED:
             break
     assert len(done) == 60 and len({(m["lambda"], m["seed"]) for m in done}) == 60      # none lost or twice
-    assert sum(len(v) for v in s._state["outcomes"].values()) == 60
+    assert sum(len(v) for v in s.outcomes.values()) == 60
     assert max(len(b) for b in batches) == 8
     # the batch so far counts as pending: a batch spreads where the policy gains most (the D-optimal rule may
     # still pick one λ for a whole batch, e.g. a new midpoint at λ_c; here it never does)
@@ -203,14 +203,14 @@ def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
 
 def test_boundary_errored_population_counts_unfinished_members_as_errored():
     s = BoundarySearcher({"dataset": "digits", "epochs": 2}, [0.4, 0.5], budget=4, n0=2, max_ahead=1)
-    s.pack({"tinycnn": 4})
+    s.pack_sizes({"tinycnn": 4})
     g = _members(s.suggest("t0"))
-    assert len(g) == 4 and s._state["pending"] == {0.4: 2, 0.5: 2}
+    assert len(g) == 4 and s.pending == {0.4: 2, 0.5: 2}
     s.on_trial_result("t0", _row(g[0], 0.9, status="diverged", epoch=1))
     s.on_trial_complete("t0", error=True)
-    assert s._state["outcomes"] == {g[0]["lambda"]: [1.0]}          # the member that ended counts
-    assert sorted(s._state["errored"]) == [m["plan_id"] for m in g[1:]]
-    assert s._state["pending"] == {0.4: 0, 0.5: 0} and s.suggest("x") is FINISHED
+    assert s.outcomes == {g[0]["lambda"]: [1.0]}          # the member that ended counts
+    assert sorted(s.errored) == [m["plan_id"] for m in g[1:]]
+    assert s.pending == {0.4: 0, 0.5: 0} and s.suggest("x") is FINISHED
 
 
 def test_boundary_plan_configs_stand_for_the_budget():
@@ -232,13 +232,12 @@ def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
     assert "trial size: 5 Tune trials (40 trials packed)" in out
     # the resolved packing is part of the stored plan: a resume that would pack otherwise is refused
     import importlib
-    from dgl_ray.tune import cli, options, runner
+    from dgl_ray.tune import cli, plan, runner
     mod = importlib.import_module("dgl_ray.sweeps.trap")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
     spec = mod.plan(o)
-    spec, group_size = cli.pack_plan(spec, o)
-    o = o.replace(group_size=group_size)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
+    spec, o.group_size = plan.pack_plan(spec, o)
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
     (tmp_path / "trap" / "experiment_state-x.json").write_text("{}")
     assert run_family("trap", tmp_path, "--n", "5", "--resume", "--dry-run") == 0
     capsys.readouterr()
@@ -251,14 +250,14 @@ def test_a_result_without_an_outcome_is_no_outcome_and_old_states_restore(tmp_pa
     c = _chain(tmp_path, n=2)
     c.suggest("t0")
     c.on_trial_complete("t0", {"done": True, "trial_id": "t0"})     # Tune's bookkeeping only: no last row
-    assert c.rejections() == {"error": 1} and c._state["errored"] == ["p0000"]
+    assert c.rejections() == {"error": 1} and c.errored == ["p0000"]
     # a state saved before packing (one plan id per live Tune trial) restores and settles as before
-    old = _chain(tmp_path, n=2)
-    old._state["live"] = {"t9": "p0001"}
-    old._state["next_prep"] = 2
-    del old._state["ended"], old._state["prep_groups"]
-    (tmp_path / "old.pkl").write_bytes(pickle.dumps({"cls": "ChainedSearcher", "state": old._state}))
+    old = _chain(tmp_path, n=2).get_state()["state"]
+    old["live"] = {"t9": "p0001"}
+    old["next_prep"] = 2
+    del old["ended"], old["prep_groups"]
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps({"cls": "ChainedSearcher", "state": old}))
     r = ChainedSearcher([], str(tmp_path / "chain"))
     r.restore(str(tmp_path / "old.pkl"))
     r.on_trial_result("t9", {"plan_id": "p0001", "status": "completed", "test_error": 0.9})
-    assert r._state["accepted"] == [("p0001", 0.9)] and r.suggest("k")["parent"] == "p0001"
+    assert r.accepted == [("p0001", 0.9)] and r.suggest("k")["parent"] == "p0001"

@@ -40,8 +40,7 @@ def plan(o):
         raise ConfigError(f"--variant {o.variant!r}; allowed: {', '.join(VARIANTS)}")
     s = hysteresis.sweep_plan(o, FAMILY.name, extra_base=extra)
     if o.variant == "trusted":
-        for p in s._state["preps"]:
-            p["config"]["trusted_fraction"] = o.trusted_fraction
+        s.update_preparations(trusted_fraction=o.trusted_fraction)
     from ..analysis import gap_table
     return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(gap_table), opts=o)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shlex
 import shutil
 import signal
@@ -59,7 +60,7 @@ PLAN_FORM = 2
 @dataclass
 class SweepSpec:
     family: str
-    searcher: object                      # a dgl_ray.tune.searchers searcher
+    searcher: object                      # a dgl_ray.tune.searchers.PlanSearcher
     summarize: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     notes: list[str] = field(default_factory=list)
     # the options the plan was made with when the family derived shared ones from its own (universality's
@@ -226,9 +227,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
     failure, or ``--resume``), so reports made since the last storage sync are dropped from it (seen
     with Ray 2.60). Every dgl_ray checkpoint carries the trial's whole history of evaluations: each
     (run, epoch) it holds that the frame lacks is added, with the run's config columns."""
-    import json
     import torch
-    from ..analysis.frames import _flatten
     if not len(df):
         return df
     have = df.groupby(df["run"].astype(str))["epoch"].apply(lambda e: set(pd.to_numeric(e, errors="coerce")))
@@ -459,6 +458,7 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     with sweep_lock(opts.storage, opts.name):
         if opts.resume:
             check_tune_state(opts.storage, opts.name)
+            check_searcher_state(opts.storage, opts.name)
         return _run_sweep(opts, spec)
 
 
@@ -487,6 +487,29 @@ def check_tune_state(storage: str, name: str) -> None:
                           f"restoring it would restart the sweep over its trial folders. The finished rows are "
                           f"in the trial folders (python -m dgl_ray.analysis report {storage.rstrip('/')}/{name}); "
                           f"rerun the sweep under another --name to finish it") from None
+
+
+def check_searcher_state(storage: str, name: str) -> None:
+    """The searcher's newest saved state (``searcher-state-*.pkl``) is of a version this code reads
+    (searchers.migrate_state): a sweep started by a newer dgl_ray is refused in one line, before Ray starts."""
+    import pyarrow.fs as pafs
+    from .searchers import migrate_state
+    fs, root = storage_fs(storage)
+    fs = fs or pafs.LocalFileSystem()
+    folder = f"{root}/{name}"
+    try:
+        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
+    except FileNotFoundError:
+        return
+    states = sorted(n for n in names if re.fullmatch(r"searcher-state-.*\.pkl", n))
+    if not states:
+        return
+    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
+        saved = pickle.loads(f.read())
+    try:
+        migrate_state(saved, saved.get("cls"))
+    except ValueError as e:
+        raise ConfigError(f"--resume: {storage.rstrip('/')}/{name}/{states[-1]}: {e}") from None
 
 
 def errored_tune_trials(storage: str, name: str) -> set[str]:
@@ -570,7 +593,6 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
     from .progress import ProgressLine
-    from .searchers import GridSearcher
 
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
@@ -581,9 +603,8 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
     retry = bool(getattr(opts, "retry_errored", False))
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
-    total = getattr(spec.searcher, "size", 0)
-    plan = spec.searcher.plan_configs() if hasattr(spec.searcher, "plan_configs") else []
-    members = sum(len(c.get("group", [c])) for c in plan)        # (λ, seed) trials, grouped or not
+    total = spec.searcher.size
+    members = spec.searcher.members        # (λ, seed) trials, grouped or not
     restored = False
     t0 = time.time()
     # printed: the user's URI + name, a query (endpoint_override=...) kept at the end; Tune is given the
@@ -627,7 +648,7 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     n_final = int(runs.isin(FINAL_STATUSES).sum())
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
-    n_missing = max(0, members - len(runs)) if isinstance(spec.searcher, GridSearcher) else 0
+    n_missing = max(0, members - len(runs)) if spec.searcher.exact_members else 0
     from .faults import errored_without_rows
     lost = errored_without_rows(grid, df)   # killed before their first report: errored (as the progress line said)
     n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)

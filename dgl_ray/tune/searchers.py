@@ -1,19 +1,24 @@
-"""Tune searchers that hand out dgl_ray trial configs, with a save/restore contract.
+"""Tune searchers that hand out dgl_ray trial configs: one contract, versioned state.
 
-All three are :class:`ray.tune.search.Searcher` subclasses. Their whole state is one picklable dict
-(``_state``) written by ``save(path)`` and read back by ``restore(path)``, which Tune calls through
-``Tuner.restore``: a restored sweep neither loses nor repeats a trial the searcher already handed out.
-Use them with ``TuneConfig(num_samples=-1)``: they end the sweep by returning ``Searcher.FINISHED``.
+Every searcher is a :class:`PlanSearcher` (a :class:`ray.tune.search.Searcher`): the sweep command,
+the dry run, the manifest and the runner read only its contract (``kind``, ``size``, ``members``,
+``plan_configs()``, ``describe()``, ``pack(size_for)``, ``group_sizes`` and typed read-only views).
+Its state is a dataclass (:class:`GridState`, :class:`ChainedState`, :class:`BoundaryState`) that
+``get_state()`` returns as a versioned plain dict and ``set_state()`` reads back through
+:func:`migrate_state`, the one place that knows older stored forms. ``save(path)``/``restore(path)``
+pickle it; Tune calls them through ``Tuner.restore``: a restored sweep neither loses nor repeats a
+trial the searcher already handed out. Use them with ``TuneConfig(num_samples=-1)``: they end the
+sweep by returning ``Searcher.FINISHED``.
 
 Packing: a searcher may hand out several trials as ONE Tune trial, ``{"group": [member config, ...]}``
-with the members' shared fields once at the top (``trainable.pack_group``), which the trainable trains as one population (``dgl_ray.batched``). Every member keeps its own
-``plan_id``; the searcher learns each member's outcome from that member's last row (``on_trial_result``
-sees every result, a grouped trial's holding one row per member, ``trainable.result_rows``;
-``on_trial_complete`` only the Tune trial's last result) and settles a Tune trial's
-members together, once all of them have ended (for chained plans: after the trial exported every
-member's checkpoint) or when the Tune trial completes or errors (a member without a final row then
-counts as errored). ``cli.group_trials`` sets the group sizes (``pack``); unpacked, every searcher
-hands out one trial per Tune trial as before.
+with the members' shared fields once at the top (``trainable.pack_group``), which the trainable
+trains as one population (``dgl_ray.batched``). Every member keeps its own ``plan_id``; the searcher
+learns each member's outcome from that member's last row (``on_trial_result`` sees every result, a
+grouped trial's holding one row per member, ``trainable.result_rows``; ``on_trial_complete`` only the
+Tune trial's last result) and settles a Tune trial's members together, once all of them have ended
+(for chained plans: after the trial exported every member's checkpoint) or when the Tune trial
+completes or errors (a member without a final row then counts as errored). ``plan.pack_plan`` sets
+the group sizes (``pack``); unpacked, every searcher hands out one trial per Tune trial.
 
 - :class:`GridSearcher`: a fixed list of configs (λ ladders x seeds x η x width x ...), in the order the
   plan gives (e.g. every λ of seed 0 first, so partial results already show the whole curve).
@@ -26,14 +31,21 @@ hands out one trial per Tune trial as before.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import math
 import operator
 import pickle
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 from ray.tune.search import Searcher
 
 from ..boundary import fit_boundary
+from .. import paper
+from ..batched import group_configs
+from ..config import TrialConfig, shape_key
 from ..errors import ConfigError
 from ..rows import pack_group, result_rows, split_config, unpack_group
 
@@ -58,7 +70,6 @@ class Shapes:
         self._memo: dict = {}
 
     def __call__(self, cfg: dict):
-        from ..config import TrialConfig, shape_key
         k = shape_key(cfg)            # the whole Tune config's shape (labels too): no split per config
         if k not in self._memo:
             self._memo[k] = TrialConfig.from_dict(trial_fields(cfg))
@@ -69,7 +80,6 @@ def pack_indices(trials: list, sizes: dict) -> list[list[int]]:
     """Indices of ``trials`` (resolved TrialConfigs) in groups that one population can train
     (``dgl_ray.batched.group_configs``: equal SHARED fields and V2-ness), at most ``sizes[model]``
     each (1 for a model not named), in plan order inside and across groups (by first member)."""
-    from ..batched import group_configs
     groups = []
     for model in dict.fromkeys(t.model for t in trials):
         size = int(sizes.get(model, 1))
@@ -80,31 +90,260 @@ def pack_indices(trials: list, sizes: dict) -> list[list[int]]:
     return sorted(groups, key=lambda g: g[0])
 
 
-class _StateSearcher(Searcher):
-    """Searcher whose state is the dict ``self._state``; subclasses implement ``_next()`` (one
-    ``(plan_id, config)`` or a list of them: a group, one Tune trial) and ``_complete(plan_id, result,
-    error)``, called once per member when its outcome is known."""
+# ---- plan ids ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlanId:
+    """A trial's id in its plan, typed: ``kind`` is g (grid member), p (preparation run), c (follow-up
+    of preparation ``index``, its ``child``-th) or b (adaptive proposal). ``str()`` is the wire form
+    that configs, rows and the searcher state hold (``g00003``, ``p0001``, ``c0001_002``, ``b00007``)."""
+    kind: str
+    index: int
+    child: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "c":
+            return f"c{self.index:04d}_{self.child:03d}"
+        return f"{self.kind}{self.index:04d}" if self.kind == "p" else f"{self.kind}{self.index:05d}"
+
+
+# ---- the dry run's table of a plan's fields ------------------------------------------------------
+
+def _short(v) -> str:
+    if isinstance(v, (list, dict)):
+        t = json.dumps(v)
+        return t if len(t) <= 60 else t[:57] + "..."
+    return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def axes_lines(cfgs) -> list[str]:
+    """One line per config field: its values in plan order (the first and last few of many)."""
+    if not cfgs:
+        return ["  (none)"]
+    seen: dict = {}          # key -> {value (or its JSON text when unhashable): value}, in plan order
+    for c in cfgs:
+        for k, v in c.items():
+            d = seen.get(k)
+            if d is None:
+                d = seen[k] = {}
+            try:
+                d.setdefault(v, v)
+            except TypeError:   # lists/dicts (schedules)
+                d.setdefault(json.dumps(v, sort_keys=True, default=str), v)
+    out = []
+    for k, d in seen.items():
+        if k in ("plan_id",):
+            continue
+        vals = list(dict.fromkeys(_short(v) for v in d.values()))
+        if any(k not in c for c in cfgs):
+            vals.append("None")
+        shown = ", ".join(vals) if len(vals) <= 6 else f"{', '.join(vals[:3])}, ..., {', '.join(vals[-2:])}"
+        out.append(f"  {k:<18} {len(vals):>4} value{'s' if len(vals) > 1 else ' '}: {shown}")
+    return out
+
+
+# ---- state ---------------------------------------------------------------------------------------
+
+# The stored form's version. 1: the pickled dicts {"cls", "state"} of the releases up to December 2026
+# (no "version" key); 2: {"cls", "version", "state"} with the fields of the dataclasses below.
+STATE_VERSION = 2
+
+
+@dataclass
+class SearcherState:
+    """What every searcher keeps: live (Tune trial id -> its members' plan ids), ended (plan id -> the
+    member's last row, the fields read here, while its Tune trial still runs), done (plan id -> its
+    metric) and errored (plan ids): the settled members."""
+    live: dict = field(default_factory=dict)
+    ended: dict = field(default_factory=dict)
+    done: dict = field(default_factory=dict)
+    errored: list = field(default_factory=list)
+
+
+@dataclass
+class GridState(SearcherState):
+    configs: list = field(default_factory=list)     # the Tune configs, packed groups included
+    next: int = 0                                   # Tune configs handed out
+
+
+@dataclass
+class Preparation:
+    """One preparation run of a chained plan: its Tune config, its acceptance rule ``(op, threshold)``
+    or None, the follow-up configs, and its best-k selection group (None: accepted on its own)."""
+    config: dict
+    accept: tuple | None
+    children: list
+    group: str | None = None
+
+
+@dataclass
+class Stage:
+    """A chained plan's stage as a family gives it: ``(prep, accept, children[, group])``."""
+    prep: dict
+    accept: tuple | None
+    children: list
+    group: str | None = None
+
+
+@dataclass
+class ChainedState(SearcherState):
+    preps: list = field(default_factory=list)       # Preparation
+    next_prep: int = 0                              # index into prep_groups (one each when unpacked)
+    queue: list = field(default_factory=list)       # (plan id, config) of children ready to run
+    accepted: list = field(default_factory=list)    # (plan id, error)
+    rejected: list = field(default_factory=list)    # (plan id, error)
+    reasons: dict = field(default_factory=dict)     # rejected plan id -> why
+    select: dict = field(default_factory=dict)      # group -> (k, "min"|"max")
+    held: dict = field(default_factory=dict)        # group -> [(plan id, error)] passed, awaiting selection
+    prep_groups: list | None = None                 # preparation runs per Tune trial (None: one each)
+    child_sizes: dict = field(default_factory=dict)  # model -> children per Tune trial
+
+
+@dataclass
+class BoundaryState(SearcherState):
+    base: dict = field(default_factory=dict)
+    budget: int = 0
+    max_ahead: int = 2
+    grid0: list = field(default_factory=list)       # the start grid (the plan's stand-in configs)
+    n_init: int | None = None                       # trials of the initial design (None: start grid x n0)
+    group_size: int = 1
+    lam_of: dict = field(default_factory=dict)      # plan id -> its λ, every proposal in order
+    outcomes: dict = field(default_factory=dict)    # λ -> [1.0 (H) or 0.0 (L)] of the settled members
+
+
+def migrate_state(saved: dict, cls_name: str) -> dict:
+    """A stored searcher state, any version, as the current form's field dict for ``cls_name``.
+
+    Version 1 (no "version"): ``live`` values were one plan id before packing; ``ended`` and the
+    chained plan's ``reasons``/``prep_groups`` may be missing; progress now rebuilt from the rest is
+    dropped (grid ``next_member``; chained ``tune_trials``; adaptive ``issued``, ``seeds``, ``pending``,
+    ``grid``). A version newer than this code reads is refused in one line."""
+    version = saved.get("version", 1)
+    if saved.get("cls") != cls_name:
+        raise ValueError(f"searcher state of {saved.get('cls')} cannot restore a {cls_name}")
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise ValueError(f"searcher state version {version!r} was written by a newer dgl_ray (this one reads "
+                         f"versions 1 to {STATE_VERSION}); resume the sweep with the version that started it")
+    state = dict(saved["state"])
+    if version == 1:
+        state["live"] = {t: ([p] if isinstance(p, str) else list(p)) for t, p in state["live"].items()}
+        state.setdefault("ended", {})
+        if "grid" in state and not state.get("grid0"):
+            state["grid0"] = state["grid"]          # an adaptive state saved before grid0 was kept
+        for gone in ("next_member", "tune_trials", "issued", "seeds", "pending", "grid"):
+            state.pop(gone, None)
+        if "preps" in state:
+            state["preps"] = [dict(p, group=p.get("group")) for p in state["preps"]]
+    return state
+
+
+class PlanSearcher(Searcher):
+    """The contract every dgl_ray searcher keeps; the sweep command and the runner read only this.
+
+    - ``kind``: the manifest's ``plan_kind`` (stored values: never renamed); ``takes_order``: whether
+      ``--order`` applies; ``exact_members``: whether every one of ``members`` runs (a grid) rather
+      than at most that many
+    - ``size``: Tune trials; ``members``: (λ, seed) trials of the plan (at most, for chained plans)
+    - ``plan_configs()``: the Tune configs it will (or may) hand out (validation, fingerprint, estimate)
+    - ``describe()``: the dry run's lines of its plan
+    - ``pack(size_for)``: before the first suggest, pack into populations; ``size_for(resolved trial
+      configs) -> {model: size}`` is a :class:`dgl_ray.tune.plan.SizeRule` (its ``text(sizes)``,
+      ``device`` and ``auto`` phrase the notes); returns the notes. ``group_sizes``: the sizes it
+      packed with, as the manifest records them
+    - ``get_state()``/``set_state()``: the versioned state (``State``), older forms via :func:`migrate_state`
+
+    Subclasses implement ``_next()`` (one ``(plan_id, config)`` or a list of them: a group, one Tune
+    trial) and ``_complete(plan_id, result, error)``, called once per member when its outcome is known."""
+
+    kind = ""
+    takes_order = False
+    exact_members = False
+    State = SearcherState
 
     def __init__(self, metric: str = "test_error", mode: str = "min"):
         super().__init__(metric=metric, mode=mode)
-        # live: Tune trial id -> its members' plan ids; ended: plan id -> the member's last row (the
-        # fields read here) while its Tune trial still runs; done / errored: settled members
-        self._state: dict = {"live": {}, "done": {}, "errored": [], "ended": {}}
+        self._state = self.State()
+        self._group_sizes: dict = {}
 
+    # -- state --
+    def get_state(self) -> dict:
+        return {"cls": type(self).__name__, "version": STATE_VERSION, "state": self._to_fields()}
+
+    def _to_fields(self) -> dict:
+        # shallow: pickle copies the nested configs (dataclasses.asdict would walk 100k plan configs per save)
+        return {f.name: getattr(self._state, f.name) for f in dataclasses.fields(self._state)}
+
+    def set_state(self, state: dict) -> None:
+        # a copy: the state read is never shared with its writer (get_state hands out the live fields)
+        self._state = self._from_fields(copy.deepcopy(migrate_state(state, type(self).__name__)))
+        self._rebuild()
+
+    def _from_fields(self, fields: dict):
+        return self.State(**fields)
+
+    def _rebuild(self) -> None:
+        """Rebuild what is derived from the state (after set_state)."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+    def __setstate__(self, d: dict) -> None:
+        # a searcher pickled whole by an older release (Tune's tuner.pkl): its state was a plain dict
+        self.__dict__.update(d)
+        self.__dict__.setdefault("_group_sizes", {})
+        if isinstance(self._state, dict):
+            self.set_state({"cls": type(self).__name__, "state": self._state})
+
+    # -- views --
+    @property
+    def done(self) -> dict:
+        """Plan id -> metric of the members that finished."""
+        return dict(self._state.done)
+
+    @property
+    def errored(self) -> list:
+        """Plan ids of the members that errored (or ended without a last row)."""
+        return list(self._state.errored)
+
+    @property
+    def group_sizes(self) -> dict:
+        return dict(self._group_sizes)
+
+    @property
+    def members(self) -> int:
+        """(λ, seed) trials of the plan (at most, for chained plans)."""
+        return sum(len(c.get("group", [c])) for c in self.plan_configs())
+
+    def plan_configs(self) -> list[dict]:
+        """The configs this searcher will (or may) hand out, for validation and --dry-run."""
+        return []
+
+    def describe(self) -> list[str]:
+        raise NotImplementedError
+
+    def pack(self, size_for) -> list[str]:
+        raise NotImplementedError
+
+    # -- Tune's Searcher interface --
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True   # configs come from the plan, not from param_space
 
     def suggest(self, trial_id: str):
-        if trial_id in self._state["live"]:
+        if trial_id in self._state.live:
             raise ValueError(f"suggest({trial_id!r}): that Tune trial already holds plan trials "
-                             f"{self._state['live'][trial_id]}; every Tune trial id is asked once")
+                             f"{self._state.live[trial_id]}; every Tune trial id is asked once")
         nxt = self._next()
         if nxt is None or nxt is FINISHED:
             return nxt
         items = nxt if isinstance(nxt, list) else [nxt]
         if not items:
             raise RuntimeError(f"{type(self).__name__}._next() handed out an empty group")
-        self._state["live"][trial_id] = [pid for pid, _ in items]
+        self._state.live[trial_id] = [pid for pid, _ in items]
         cfgs = []
         for pid, cfg in items:
             c = copy.deepcopy(cfg)
@@ -119,21 +358,21 @@ class _StateSearcher(Searcher):
         for row in result_rows(result):
             pid = row.get("plan_id")
             if pid in members and row.get("status") in ENDED:
-                self._state["ended"][pid] = {"status": row["status"], self.metric: row.get(self.metric),
-                                             "test_error": row.get("test_error"), "epoch": row.get("epoch")}
+                self._state.ended[pid] = {"status": row["status"], self.metric: row.get(self.metric),
+                                          "test_error": row.get("test_error"), "epoch": row.get("epoch")}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        members = self._state["live"].get(trial_id)
+        members = self._state.live.get(trial_id)
         if not members or not result:
             return
         self._note_end(members, result)
-        if all(pid in self._state["ended"] for pid in members):
+        if all(pid in self._state.ended for pid in members):
             # every member has its last row: the trainable reports the last one after it wrote every
             # member's checkpoint (and exported it), so children may start from them now
             self._settle(trial_id, error=False)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        members = self._state["live"].get(trial_id)
+        members = self._state.live.get(trial_id)
         if members is None:
             return          # settled already (all members ended), or not ours
         if result and not error:
@@ -141,9 +380,9 @@ class _StateSearcher(Searcher):
                     and result.get("plan_id", members[0]) == members[0]):
                 # a single trial's last result with the metric but no status (a caller's own dict): its
                 # outcome. (A result without the metric, e.g. Tune's bookkeeping only, is no outcome.)
-                self._state["ended"][members[0]] = {"status": "completed", self.metric: result.get(self.metric),
-                                                    "test_error": result.get("test_error"),
-                                                    "epoch": result.get("epoch")}
+                self._state.ended[members[0]] = {"status": "completed", self.metric: result.get(self.metric),
+                                                 "test_error": result.get("test_error"),
+                                                 "epoch": result.get("epoch")}
             else:
                 self._note_end(members, result)
         self._settle(trial_id, error)
@@ -152,32 +391,17 @@ class _StateSearcher(Searcher):
         """Each member of a finished Tune trial, once: its last row, or errored when it has none (the
         Tune trial errored or ended before that member did)."""
         s = self._state
-        members = s["live"].pop(trial_id)
+        members = s.live.pop(trial_id)
         for pid in members:
-            end = s["ended"].pop(pid, None)
-            if pid in s["done"] or pid in s["errored"]:
+            end = s.ended.pop(pid, None)
+            if pid in s.done or pid in s.errored:
                 continue                  # never twice (a member handed out again after a restore)
             if end is None or end["status"] == "error":
-                s["errored"].append(pid)
+                s.errored.append(pid)
                 self._complete(pid, dict(end or {}, trial_error=error), True)
             else:
-                s["done"][pid] = end.get(self.metric)
+                s.done[pid] = end.get(self.metric)
                 self._complete(pid, dict(end, trial_error=error), False)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"cls": type(self).__name__, "state": self._state}, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            saved = pickle.load(f)
-        if saved.get("cls") != type(self).__name__:
-            raise ValueError(f"searcher state of {saved.get('cls')} cannot restore a {type(self).__name__}")
-        state = saved["state"]
-        # a state saved before packing: one plan id per Tune trial, no buffered member rows
-        state["live"] = {t: ([p] if isinstance(p, str) else list(p)) for t, p in state["live"].items()}
-        state.setdefault("ended", {})
-        self._state = state
 
     # subclass hooks
     def _next(self):
@@ -186,64 +410,96 @@ class _StateSearcher(Searcher):
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
         pass
 
-    def plan_configs(self) -> list[dict]:
-        """The configs this searcher will (or may) hand out, for validation and --dry-run."""
-        return []
-
-    @property
-    def n_done(self) -> int:
-        return len(self._state["done"])
-
-    @property
-    def members(self) -> int:
-        """(λ, seed) trials of the plan (at most, for chained plans)."""
-        return sum(len(c.get("group", [c])) for c in self.plan_configs())
-
     @property
     def _shapes(self) -> Shapes:
         if "_shape_memo" not in self.__dict__:
             self._shape_memo = Shapes()
         return self._shape_memo
 
+    def _unpacked_note(self, size_for) -> list[str]:
+        """The note of a plan that stays one trial per Tune trial: said only when that was the default."""
+        return [f"one trial per Tune trial (default group size 1 on {size_for.device})"] if size_for.auto else []
 
-class GridSearcher(_StateSearcher):
+
+class GridSearcher(PlanSearcher):
     """Emit ``configs`` (a list of Tune config dicts) in order, once each."""
+
+    kind = "grid"
+    takes_order = True
+    exact_members = True
+    State = GridState
 
     def __init__(self, configs: list[dict], metric: str = "test_error", mode: str = "min"):
         super().__init__(metric, mode)
-        self._state.update(configs=[dict(c) for c in configs], next=0)
+        self._state.configs = [dict(c) for c in configs]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        # members handed out before Tune config ``next``: a member's plan id is its place in the plan
+        self._first_member = [0]
+        for c in self._state.configs:
+            self._first_member.append(self._first_member[-1] + len(c.get("group", [c])))
 
     @property
     def size(self) -> int:
-        return len(self._state["configs"])
+        return len(self._state.configs)
+
+    @property
+    def configs(self) -> list[dict]:
+        """The Tune configs in plan order (a packed group is one)."""
+        return list(self._state.configs)
+
+    @property
+    def member_configs(self) -> list[dict]:
+        """Every member's config, groups unpacked, in plan order."""
+        return [m for c in self._state.configs for m in unpack_group(c)]
 
     def plan_configs(self) -> list[dict]:
-        return self._state["configs"]
+        return self._state.configs
+
+    def describe(self) -> list[str]:
+        cfgs = self.member_configs
+        return [f"{len(cfgs)} trials (grid)", *axes_lines(cfgs)]
+
+    def pack(self, size_for) -> list[str]:
+        if self._state.next:
+            raise RuntimeError("GridSearcher.pack() after trials were handed out: pack a plan before it runs")
+        cfgs = self._state.configs
+        trial_cfgs = [self._shapes(c) for c in cfgs]     # only model and the group key are read from these
+        sizes = size_for(trial_cfgs)
+        self._group_sizes = dict(sizes)
+        if max(sizes.values()) <= 1:
+            return ([f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {size_for.device})"]
+                    if size_for.auto else [])
+        groups = pack_indices(trial_cfgs, sizes)
+        self._state.configs = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
+        self._rebuild()
+        return [f"{len(cfgs)} trials packed into {len(self._state.configs)} Tune trials (group size "
+                f"{size_for.text(sizes)} on {size_for.device})"]
 
     def _next(self):
         s = self._state
-        if s["next"] >= len(s["configs"]):
+        if s.next >= len(s.configs):
             return FINISHED
-        i = s["next"]
-        if "next_member" not in s:     # a state saved before packing: members handed out so far
-            s["next_member"] = sum(len(c.get("group", [c])) for c in s["configs"][:i])
-        group = unpack_group(s["configs"][i])
-        m = s["next_member"]
-        s["next"] += 1
-        s["next_member"] = m + len(group)
-        # a member's plan id is its place in the unpacked plan, whatever the packing
-        return [(f"g{m + j:05d}", mc) for j, mc in enumerate(group)]
+        i = s.next
+        s.next += 1
+        m = self._first_member[i]
+        return [(str(PlanId("g", m + j)), mc) for j, mc in enumerate(unpack_group(s.configs[i]))]
 
 
-class ChainedSearcher(_StateSearcher):
+class ChainedSearcher(PlanSearcher):
     """Preparation trials, then the follow-ups of each accepted one.
 
-    ``stages`` is a list of ``(prep_config, accept, children)``: ``prep_config`` is a Tune config (its
-    ``export_checkpoint`` is set here), ``accept`` is ``None`` or ``(op, threshold)`` on the prep trial's
-    final ``test_error`` with op one of ``<=, <, >=, >`` (the paper's rules: ordered init ``<= 0.30``,
-    collapse checkpoint ``>= 0.40``, trap ``>= 0.85``), and ``children`` is a list of Tune configs that
-    get ``init_checkpoint`` (the parent's exported checkpoint), ``parent`` and ``init_error``.
-    Preparation trials are emitted before any child; a child is emitted as soon as its parent passes.
+    ``stages`` is a list of :class:`Stage` or ``(prep_config, accept, children[, group])`` tuples:
+    ``prep_config`` is a Tune config (its ``export_checkpoint`` is set here), ``accept`` is ``None`` or
+    ``(op, threshold)`` on the prep trial's final ``test_error`` with op one of ``<=, <, >=, >`` (the
+    paper's rules: ordered init ``<= 0.30``, collapse checkpoint ``>= 0.40``, trap ``>= 0.85``), and
+    ``children`` is a list of Tune configs that get ``init_checkpoint`` (the parent's exported
+    checkpoint), ``parent`` and ``init_error``. ``group`` names a best-k selection (Tβ2 v3):
+    ``select = {group: (k, "min"|"max")}`` keeps, once every preparation run of the group is done, the
+    k that pass ``accept`` with the lowest ("min") or highest ("max") error; the others are rejected
+    ("not best k"). Preparation trials are emitted before any child; a child is emitted as soon as its
+    parent passes.
 
     Packed (``pack``): preparation trials go out in populations of up to the group size (members
     that ``group_configs`` allows together, plan order kept), and the children ready at one moment
@@ -251,162 +507,224 @@ class ChainedSearcher(_StateSearcher):
     ready child never waits for more to come. Each child keeps its own ``init_checkpoint``.
     """
 
+    kind = "ChainedSearcher"
+    State = ChainedState
     OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 
-    def __init__(self, stages: list[tuple[dict, tuple | None, list[dict]]], chain_dir: str,
-                 metric: str = "test_error", mode: str = "min", select: dict | None = None):
+    def __init__(self, stages: list, chain_dir: str, metric: str = "test_error", mode: str = "min",
+                 select: dict | None = None):
         super().__init__(metric, mode)
-        # best-k-of-n (Tβ2 v3): a stage may name a group as 4th element; select = {group: (k, "min"|"max")}
-        # keeps, once every preparation run of the group is done, the k that pass ``accept`` with the
-        # lowest ("min") or highest ("max") error; the others are rejected ("not best k").
         select = dict(select or {})
         for g, (k, how) in select.items():
             if how not in ("min", "max") or int(k) < 1:
                 raise ValueError(f"selection {g!r}: ({k!r}, {how!r}); expected (k >= 1, 'min' or 'max')")
         preps = []
         for i, stage in enumerate(stages):
-            prep, accept, children = stage[:3]
-            group = stage[3] if len(stage) > 3 else None
-            if accept is not None and accept[0] not in self.OPS:
-                raise ValueError(f"acceptance op {accept[0]!r}; allowed: {', '.join(self.OPS)}")
-            if accept is not None and not (isinstance(accept[1], (int, float)) and 0 <= accept[1] <= 1):
-                raise ConfigError(f"acceptance threshold {accept[0]} {accept[1]!r}: an error threshold must be "
-                                  f"a number in [0, 1]")
-            p = dict(prep)
+            st = stage if isinstance(stage, Stage) else Stage(*stage)
+            if st.accept is not None and st.accept[0] not in self.OPS:
+                raise ValueError(f"acceptance op {st.accept[0]!r}; allowed: {', '.join(self.OPS)}")
+            if st.accept is not None and not (isinstance(st.accept[1], (int, float)) and 0 <= st.accept[1] <= 1):
+                raise ConfigError(f"acceptance threshold {st.accept[0]} {st.accept[1]!r}: an error threshold must "
+                                  f"be a number in [0, 1]")
+            p = dict(st.prep)
             p.setdefault("role", "prep")
             p["export_checkpoint"] = f"{chain_dir.rstrip('/')}/prep{i:04d}.pt"
-            preps.append({"config": p, "accept": accept, "children": [dict(c) for c in children],
-                          "group": group if group in select else None})
-        # next_prep indexes prep_groups (None: one preparation trial per Tune trial)
-        self._state.update(preps=preps, next_prep=0, queue=[], accepted=[], rejected=[],
-                           select=select, held={}, reasons={}, prep_groups=None, child_sizes={},
-                           tune_trials=None)
+            preps.append(Preparation(p, st.accept, [dict(c) for c in st.children],
+                                     st.group if st.group in select else None))
+        self._state.preps = preps
+        self._state.select = select
+        self._rebuild()
 
-    def pack(self, prep_sizes: dict, child_sizes: dict) -> None:
+    def _to_fields(self) -> dict:
+        return dict(super()._to_fields(), preps=[dataclasses.asdict(p) for p in self._state.preps])
+
+    def _from_fields(self, fields: dict):
+        fields = dict(fields, preps=[Preparation(**p) for p in fields.get("preps", [])])
+        return self.State(**fields)
+
+    def _rebuild(self) -> None:
+        s = self._state
+        self._prep_index = {str(PlanId("p", i)): i for i in range(len(s.preps))}
+        self._tune_trials = None if s.prep_groups is None else self._count_tune_trials()
+
+    # -- views --
+    @property
+    def preparations(self) -> list[Preparation]:
+        """The preparation runs in plan order (copies: the plan is changed only by update_preparations)."""
+        return copy.deepcopy(self._state.preps)
+
+    @property
+    def selections(self) -> dict:
+        """Best-k selection group -> (k, "min"|"max")."""
+        return dict(self._state.select)
+
+    @property
+    def accepted(self) -> list:
+        """(plan id, error) of the preparation runs accepted so far, in order."""
+        return list(self._state.accepted)
+
+    @property
+    def prep_groups(self) -> list | None:
+        """Preparation runs (indices) per Tune trial once packed; None when one each."""
+        return copy.deepcopy(self._state.prep_groups)
+
+    def update_preparations(self, **fields) -> None:
+        """Set ``fields`` in every preparation run's config, before the plan runs (a family's variant)."""
+        if self._state.next_prep:
+            raise RuntimeError("update_preparations() after trials were handed out")
+        for p in self._state.preps:
+            p.config.update(fields)
+
+    def summary(self) -> dict:
+        s = self._state
+        return {"preps": len(s.preps), "accepted": len(s.accepted), "rejected": len(s.rejected)}
+
+    def rejections(self) -> dict:
+        """Rejected preparation runs by reason: acceptance rule, error, or best-k selection."""
+        out: dict = {}
+        for pid, _ in self._state.rejected:
+            r = self._state.reasons.get(pid, "acceptance")
+            out[r] = out.get(r, 0) + 1
+        return out
+
+    # -- the contract --
+    @property
+    def size(self) -> int:
+        """Tune trials if every preparation run is accepted (unpacked: one per trial; packed: an estimate)."""
+        return self._tune_trials or self.members
+
+    @property
+    def members(self) -> int:
+        """(λ, seed) trials if every preparation run is accepted."""
+        return sum(1 + len(p.children) for p in self._state.preps)
+
+    def plan_configs(self) -> list[dict]:
+        return [p.config for p in self._state.preps] + [c for p in self._state.preps for c in p.children]
+
+    def describe(self) -> list[str]:
+        preps = self._state.preps
+        kids = [c for p in preps for c in p.children]
+        acc = {str(p.accept) for p in preps}
+        return [f"{len(preps)} preparation trials (acceptance {', '.join(sorted(acc))}), "
+                f"up to {len(kids)} follow-up trials: {self.members} trials at most",
+                "preparation:", *axes_lines([p.config for p in preps]),
+                "follow-ups:", *axes_lines(kids)]
+
+    def pack(self, size_for) -> list[str]:
+        preps = [self._shapes(p.config) for p in self._state.preps]
+        kids = [self._shapes(c) for p in self._state.preps for c in p.children]
+        prep_sizes, child_sizes = size_for(preps), size_for(kids)
+        # the resolved sizes are what the manifest stores: a --resume that would pack otherwise is named
+        self._group_sizes = {**{f"prep:{m}": v for m, v in prep_sizes.items()},
+                             **{f"child:{m}": v for m, v in child_sizes.items()}}
+        if max([*prep_sizes.values(), *child_sizes.values()]) <= 1:
+            return self._unpacked_note(size_for)
+        self.pack_sizes(prep_sizes, child_sizes)
+        return [f"{len(preps)} preparation trials packed into {len(self._state.prep_groups)} Tune trials (group "
+                f"size {size_for.text(prep_sizes)} on {size_for.device}); follow-ups packed as they become "
+                f"ready, the children ready at one time together (group size {size_for.text(child_sizes)}): "
+                f"about {self.size} Tune trials if every preparation trial is accepted"]
+
+    def pack_sizes(self, prep_sizes: dict, child_sizes: dict) -> None:
         """Hand out preparation trials and ready children as populations of up to ``prep_sizes[model]``
         and ``child_sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
         s = self._state
-        if s["next_prep"] or s["live"] or s["done"] or s["errored"]:
+        if s.next_prep or s.live or s.done or s.errored:
             raise RuntimeError("ChainedSearcher.pack() after trials were handed out: pack a plan before it runs")
         for what, sizes in (("preparation", prep_sizes), ("children", child_sizes)):
             bad = {m: v for m, v in sizes.items() if int(v) < 1}
             if bad:
                 raise ValueError(f"{what} group sizes {bad}: each must be >= 1")
-        shapes = self._shapes
-        s["prep_groups"] = pack_indices([shapes(p["config"]) for p in s["preps"]], prep_sizes)
-        s["child_sizes"] = {m: int(v) for m, v in child_sizes.items()}
-        # Tune trials if every preparation run is accepted and the children of one preparation
-        # population become ready together (an estimate: children ready at other times pack apart)
-        n = len(s["prep_groups"])
-        for g in s["prep_groups"]:
-            kids = [shapes(c) for i in g for c in s["preps"][i]["children"]]
-            n += len(pack_indices(kids, s["child_sizes"])) if kids else 0
-        s["tune_trials"] = n
+        s.prep_groups = pack_indices([self._shapes(p.config) for p in s.preps], prep_sizes)
+        s.child_sizes = {m: int(v) for m, v in child_sizes.items()}
+        self._rebuild()
 
-    @property
-    def size(self) -> int:
-        """Tune trials if every preparation run is accepted (unpacked: one per trial; packed: an estimate)."""
-        return self._state.get("tune_trials") or self.members
-
-    @property
-    def members(self) -> int:
-        """(λ, seed) trials if every preparation run is accepted."""
-        return sum(1 + len(p["children"]) for p in self._state["preps"])
-
-    def plan_configs(self) -> list[dict]:
-        return [p["config"] for p in self._state["preps"]] + [c for p in self._state["preps"] for c in p["children"]]
+    def _count_tune_trials(self) -> int:
+        """Tune trials if every preparation run is accepted and the children of one preparation
+        population become ready together (an estimate: children ready at other times pack apart)."""
+        s = self._state
+        n = len(s.prep_groups)
+        for g in s.prep_groups:
+            kids = [self._shapes(c) for i in g for c in s.preps[i].children]
+            n += len(pack_indices(kids, s.child_sizes)) if kids else 0
+        return n
 
     def _next(self):
         s = self._state
-        groups = s.get("prep_groups") or [[i] for i in range(len(s["preps"]))]
-        if s["next_prep"] < len(groups):
-            g = groups[s["next_prep"]]
-            s["next_prep"] += 1
-            return [(f"p{i:04d}", s["preps"][i]["config"]) for i in g]
-        if s["queue"]:
+        groups = s.prep_groups or [[i] for i in range(len(s.preps))]
+        if s.next_prep < len(groups):
+            g = groups[s.next_prep]
+            s.next_prep += 1
+            return [(str(PlanId("p", i)), s.preps[i].config) for i in g]
+        if s.queue:
             return self._ready_children()
-        if s["live"]:
+        if s.live:
             return None        # wait: a running parent may still add children
         return FINISHED
 
     def _ready_children(self):
         """The first queued child and the queued children that may share its population."""
         s = self._state
-        q = s["queue"]
-        sizes = s.get("child_sizes") or {}
-        if not sizes or max(sizes.values()) <= 1:
+        q = s.queue
+        if not s.child_sizes or max(s.child_sizes.values()) <= 1:
             return q.pop(0)
-        first = pack_indices([self._shapes(c) for _, c in q], sizes)[0]
+        first = pack_indices([self._shapes(c) for _, c in q], s.child_sizes)[0]
         taken = set(first)
-        s["queue"] = [item for i, item in enumerate(q) if i not in taken]
+        s.queue = [item for i, item in enumerate(q) if i not in taken]
         return [q[i] for i in first]
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
-        if not plan_id.startswith("p"):
-            return
-        i = int(plan_id[1:])
-        prep = self._state["preps"][i]
+        i = self._prep_index.get(plan_id)
+        if i is None:
+            return                      # a follow-up: nothing hangs on it
+        prep = self._state.preps[i]
         err = result.get("test_error")
         # a preparation run whose Tune trial errored is rejected even if its own last row came: the
         # trial failed before its final report, so its exported checkpoint cannot be trusted
         error = error or bool(result.get("trial_error"))
         ok = not error and err is not None and not (isinstance(err, float) and math.isnan(err))
-        if ok and prep["accept"] is not None:
-            op, thr = prep["accept"]
+        if ok and prep.accept is not None:
+            op, thr = prep.accept
             ok = self.OPS[op](float(err), float(thr))
         if not ok:
-            self._state["rejected"].append((plan_id, err))
-            self._state.setdefault("reasons", {})[plan_id] = "error" if error else "acceptance"
-            group = prep.get("group")
-            if group is not None:
-                self._state["held"].setdefault(group, [])
-                self._select(group)
+            self._state.rejected.append((plan_id, err))
+            self._state.reasons[plan_id] = "error" if error else "acceptance"
+            if prep.group is not None:
+                self._state.held.setdefault(prep.group, [])
+                self._select(prep.group)
             return
-        group = prep.get("group")
-        if group is not None:
-            self._state["held"].setdefault(group, []).append((plan_id, float(err)))
-            self._select(group)
+        if prep.group is not None:
+            self._state.held.setdefault(prep.group, []).append((plan_id, float(err)))
+            self._select(prep.group)
             return
-        self._accept(plan_id, err)
+        self._accept(i, err)
 
     def _select(self, group) -> None:
         """Once every preparation run of ``group`` is done, accept its k best, reject the rest."""
         s = self._state
-        members = [f"p{i:04d}" for i, p in enumerate(s["preps"]) if p.get("group") == group]
-        rejected = {pid for pid, _ in s["rejected"]}
-        held = s["held"].get(group, [])
+        members = [str(PlanId("p", i)) for i, p in enumerate(s.preps) if p.group == group]
+        rejected = {pid for pid, _ in s.rejected}
+        held = s.held.get(group, [])
         if len(held) + sum(pid in rejected for pid in members) < len(members):
             return
-        k, how = s["select"][group]
+        k, how = s.select[group]
         ranked = sorted(held, key=lambda pe: pe[1], reverse=(how == "max"))
         for pid, err in ranked[:k]:
-            self._accept(pid, err)
+            self._accept(self._prep_index[pid], err)
         for pid, err in ranked[k:]:
-            s["rejected"].append((pid, err))
-            s["reasons"][pid] = f"not best {k}"
-        s["held"][group] = []
+            s.rejected.append((pid, err))
+            s.reasons[pid] = f"not best {k}"
+        s.held[group] = []
 
-    def _accept(self, plan_id: str, err) -> None:
-        i = int(plan_id[1:])
-        prep = self._state["preps"][i]
-        self._state["accepted"].append((plan_id, err))
-        for j, child in enumerate(prep["children"]):
+    def _accept(self, i: int, err) -> None:
+        prep = self._state.preps[i]
+        plan_id = str(PlanId("p", i))
+        self._state.accepted.append((plan_id, err))
+        for j, child in enumerate(prep.children):
             c = dict(child)
-            c.update(init_checkpoint=prep["config"]["export_checkpoint"], parent=plan_id, init_error=err)
+            c.update(init_checkpoint=prep.config["export_checkpoint"], parent=plan_id, init_error=err)
             c.setdefault("role", "child")
-            self._state["queue"].append((f"c{i:04d}_{j:03d}", c))
-
-    def summary(self) -> dict:
-        s = self._state
-        return {"preps": len(s["preps"]), "accepted": len(s["accepted"]), "rejected": len(s["rejected"])}
-
-    def rejections(self) -> dict:
-        """Rejected preparation runs by reason: acceptance rule, error, or best-k selection."""
-        out: dict = {}
-        for pid, _ in self._state["rejected"]:
-            r = self._state.get("reasons", {}).get(pid, "acceptance")
-            out[r] = out.get(r, 0) + 1
-        return out
+            self._state.queue.append((str(PlanId("c", i, j)), c))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -423,7 +741,7 @@ class BoundaryPolicy:
     else 0, the rule of :func:`dgl_ray.analysis.critical_point`'s logistic fit, so both give the same λ_c
     (``L`` is kept for callers that want the three-way branch)."""
 
-    def __init__(self, lambdas, n0: int = 2, min_step: float = 0.01, L: float = 0.20, H: float = 0.40):
+    def __init__(self, lambdas, n0: int = 2, min_step: float = 0.01, L: float = paper.L_MAX, H: float = paper.H_MIN):
         self.grid = sorted(round(float(v), 10) for v in lambdas)
         self.n0, self.min_step, self.L, self.H = n0, float(min_step), L, H
 
@@ -472,7 +790,9 @@ class BoundaryPolicy:
         return max(cands, key=lambda lam: fr[lam] * (1 - fr[lam]) / (counts[lam] + 1))
 
 
-class BoundarySearcher(_StateSearcher):
+
+
+class BoundarySearcher(PlanSearcher):
     """Adaptive λ-boundary search within a budget of trials.
 
     ``max_ahead``: after the initial design, at most this many Tune trials run ahead of the results (set
@@ -484,108 +804,164 @@ class BoundarySearcher(_StateSearcher):
     Packed (``pack``): every Tune trial is a population of up to the group size G, so each round
     proposes a batch of up to G x ``max_ahead`` trials, one λ at a time with the proposals so far
     counted as pending (the policy spreads a batch where it gains most, not G copies of one λ). The
-    initial design goes out in ``max_ahead`` populations at most G each, so that every worker starts."""
+    initial design goes out in ``max_ahead`` populations at most G each, so that every worker starts.
+
+    Stored: the proposals (plan id -> λ) and the settled outcomes; the policy's grid (the start grid
+    and every λ proposed), the seeds used per λ and the pending counts are rebuilt from them."""
+
+    kind = "BoundarySearcher"
+    State = BoundaryState
 
     def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
-                 L: float = 0.20, H: float = 0.40, max_ahead: int = 2, metric: str = "test_error",
+                 L: float = paper.L_MAX, H: float = paper.H_MIN, max_ahead: int = 2, metric: str = "test_error",
                  mode: str = "min"):
         super().__init__(metric, mode)
         if int(budget) < 1 or int(max_ahead) < 1 or int(n0) < 1:
             raise ValueError(f"BoundarySearcher: budget {budget}, max_ahead {max_ahead}, n0 {n0}: each must be >= 1")
         self.policy = BoundaryPolicy(lambdas, n0, min_step, L, H)
-        self._state.update(base=dict(base), budget=int(budget), issued=0, outcomes={}, pending={}, max_ahead=max_ahead,
-                           seeds={}, lam_of={}, grid=list(self.policy.grid),
-                           grid0=list(self.policy.grid), n_init=len(self.policy.grid) * self.policy.n0,
-                           group_size=1)
-
-    def pack(self, sizes: dict) -> None:
-        """Populations of up to ``sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
         s = self._state
-        if s["issued"]:
-            raise RuntimeError("BoundarySearcher.pack() after trials were handed out: pack a plan before it runs")
-        model = self._shapes(self.plan_configs()[0]).model
-        g = int(sizes.get(model, 1))
-        if g < 1:
-            raise ValueError(f"group size {g} for {model}: must be >= 1")
-        s["group_size"] = g
+        s.base, s.budget, s.max_ahead = dict(base), int(budget), max_ahead
+        s.grid0 = list(self.policy.grid)
+        s.n_init = len(self.policy.grid) * self.policy.n0
+        self._rebuild()
 
-    def _design_chunk(self) -> int:
+    def _rebuild(self) -> None:
+        s = self._state
+        proposed = Counter(s.lam_of.values())
+        settled = Counter(s.lam_of[pid] for pid in (*s.done, *s.errored) if pid in s.lam_of)
+        self._seeds_used = dict(proposed)
+        self._pending = {lam: proposed[lam] - settled[lam] for lam in proposed}
+        self.policy.grid = sorted(set(s.grid0) | set(proposed))
+        if s.n_init is None:                # a state saved before it was kept
+            s.n_init = len(s.grid0) * self.policy.n0
+
+    # -- views --
+    @property
+    def base(self) -> dict:
+        return dict(self._state.base)
+
+    @property
+    def budget(self) -> int:
+        return self._state.budget
+
+    @property
+    def max_ahead(self) -> int:
+        return self._state.max_ahead
+
+    @property
+    def group_size(self) -> int:
+        """Trials per Tune trial after the initial design (1: unpacked)."""
+        return self._state.group_size
+
+    @property
+    def outcomes(self) -> dict:
+        """λ -> outcomes of its settled trials (1.0: H, 0.0: L)."""
+        return {lam: list(v) for lam, v in self._state.outcomes.items()}
+
+    @property
+    def pending(self) -> dict:
+        """λ -> trials proposed there and not settled yet (every λ proposed so far)."""
+        return dict(self._pending)
+
+    @property
+    def design_chunk(self) -> int:
         """Trials per Tune trial of the initial design: ``max_ahead`` populations at most, G each."""
         s = self._state
-        n_init = min(s.get("n_init", len(self.policy.grid) * self.policy.n0), s["budget"])
-        return max(1, min(s.get("group_size", 1), -(-n_init // max(1, s.get("max_ahead", 2)))))
+        n_init = min(s.n_init, s.budget)
+        return max(1, min(s.group_size, -(-n_init // max(1, s.max_ahead))))
 
+    # -- the contract --
     @property
     def size(self) -> int:
         """Tune trials: the budget unpacked; packed, the design's populations plus full ones after it."""
         s = self._state
-        g = s.get("group_size", 1)
-        if g <= 1:
-            return s["budget"]
-        n_init = min(s.get("n_init", 0), s["budget"])
-        return -(-n_init // self._design_chunk()) + -(-(s["budget"] - n_init) // g)
+        if s.group_size <= 1:
+            return s.budget
+        n_init = min(s.n_init, s.budget)
+        return -(-n_init // self.design_chunk) + -(-(s.budget - n_init) // s.group_size)
 
     @property
     def members(self) -> int:
-        return self._state["budget"]
+        return self._state.budget
 
     def plan_configs(self) -> list[dict]:
         """``budget`` configs in the initial design's order (λ of the start grid, next seed): the
         searcher's real λ and seeds depend on the outcomes; these stand for them in validation, the
         storage estimate and the fingerprint."""
         s = self._state
-        grid = s.get("grid0") or s["grid"]
-        seed0 = int(s["base"].get("seed", 0))
-        return [{**s["base"], "lambda": grid[k % len(grid)], "seed": seed0 + k // len(grid)}
-                for k in range(s["budget"])]
+        seed0 = int(s.base.get("seed", 0))
+        return [{**s.base, "lambda": s.grid0[k % len(s.grid0)], "seed": seed0 + k // len(s.grid0)}
+                for k in range(s.budget)]
 
-    def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        self.policy.grid = list(self._state["grid"])
+    def describe(self) -> list[str]:
+        p = self.policy
+        return [f"adaptive boundary search: budget {self.members} trials, start grid {p.grid} x {p.n0} seeds, "
+                f"min λ step {p.min_step}", *axes_lines([self._state.base])]
+
+    def pack(self, size_for) -> list[str]:
+        sizes = size_for([self._shapes(c) for c in self.plan_configs()])
+        self._group_sizes = dict(sizes)
+        if max(sizes.values()) <= 1:
+            return self._unpacked_note(size_for)
+        self.pack_sizes(sizes)
+        g, ahead = self._state.group_size, self._state.max_ahead
+        return [f"adaptive trials packed: the initial design in Tune trials of up to {self.design_chunk}, then each "
+                f"round proposes up to {g} x {ahead} trials (group size {size_for.text(sizes)} on "
+                f"{size_for.device}; {ahead} Tune trials ahead of the results): about {self.size} Tune trials for "
+                f"{self.members} trials"]
+
+    def pack_sizes(self, sizes: dict) -> None:
+        """Populations of up to ``sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
+        s = self._state
+        if s.lam_of:
+            raise RuntimeError("BoundarySearcher.pack() after trials were handed out: pack a plan before it runs")
+        model = self._shapes(self.plan_configs()[0]).model
+        g = int(sizes.get(model, 1))
+        if g < 1:
+            raise ValueError(f"group size {g} for {model}: must be >= 1")
+        s.group_size = g
 
     def _next(self):
         s = self._state
-        if s["issued"] >= s["budget"]:
-            return FINISHED if not s["live"] else None
-        g = s.get("group_size", 1)
-        n_init = min(s.get("n_init", len(self.policy.grid) * self.policy.n0), s["budget"])
-        if s["issued"] < n_init:
-            k = min(self._design_chunk(), n_init - s["issued"])
+        issued = len(s.lam_of)
+        if issued >= s.budget:
+            return FINISHED if not s.live else None
+        n_init = min(s.n_init, s.budget)
+        if issued < n_init:
+            k = min(self.design_chunk, n_init - issued)
         else:
             # a batch barrier keeps the design adaptive: at most max_ahead Tune trials ahead of the results
-            if len(s["live"]) >= s.get("max_ahead", 2):
+            if len(s.live) >= s.max_ahead:
                 return None
-            k = min(g, s["budget"] - s["issued"])
+            k = min(s.group_size, s.budget - issued)
         return [self._propose() for _ in range(k)]
 
     def _propose(self):
         """One trial: the policy's λ given the outcomes and everything pending (this batch included)."""
         s = self._state
-        lam = self.policy.propose(s["outcomes"], s["pending"])
-        s["grid"] = list(self.policy.grid)
-        seed = s["seeds"].get(lam, 0)
-        s["seeds"][lam] = seed + 1
-        s["pending"][lam] = s["pending"].get(lam, 0) + 1
-        pid = f"b{s['issued']:05d}"
-        s["issued"] += 1
-        s["lam_of"][pid] = lam
-        cfg = dict(s["base"])
+        lam = self.policy.propose(s.outcomes, self._pending)
+        seed = self._seeds_used.get(lam, 0)
+        self._seeds_used[lam] = seed + 1
+        self._pending[lam] = self._pending.get(lam, 0) + 1
+        pid = str(PlanId("b", len(s.lam_of)))
+        s.lam_of[pid] = lam
+        cfg = dict(s.base)
         cfg.update({"lambda": lam, "seed": int(cfg.get("seed", 0)) + seed})
         return pid, cfg
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
         s = self._state
-        lam = s["lam_of"].get(plan_id)
+        lam = s.lam_of.get(plan_id)
         if lam is None:
             return
-        s["pending"][lam] = max(0, s["pending"].get(lam, 0) - 1)
+        self._pending[lam] = max(0, self._pending.get(lam, 0) - 1)
         err = result.get("test_error")
         if not error and err is not None and not (isinstance(err, float) and math.isnan(err)):
-            s["outcomes"].setdefault(lam, []).append(self.policy.score(float(err)))
+            s.outcomes.setdefault(lam, []).append(self.policy.score(float(err)))
 
     def estimate(self, **kw) -> dict:
         lams, ys = [], []
-        for lam, sc in self._state["outcomes"].items():
+        for lam, sc in self._state.outcomes.items():
             for v in sc:
                 if v != 0.5:
                     lams.append(lam)
