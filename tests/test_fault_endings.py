@@ -69,12 +69,13 @@ def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_r
 
 def _start(tmp_path, family, name, *args):
     import importlib
-    from dgl_ray.tune import cli, plan, runner
+    from dgl_ray.tune import cli, options, plan, runner
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
     spec = mod.plan(o)
-    spec, o.group_size = plan.pack_plan(spec, o)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(mod, o, spec))
+    spec, group_size = plan.pack_plan(spec, o)
+    o = o.replace(group_size=group_size)
+    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / name / "experiment_state-x.json").write_text("{}")
 
 
@@ -96,10 +97,11 @@ def test_a_manifest_of_an_older_version_still_matches(tmp_path, no_ray):  # noqa
     _start(tmp_path, "coexistence", "old", *args)
     m = json.loads((tmp_path / "old" / "dgl_sweep.json").read_text())
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli, plan
-    o = cli.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
+    from dgl_ray.tune import cli, options, plan
+    o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
     spec = coexistence.plan(o)
-    spec, o.group_size = plan.pack_plan(spec, o)
+    spec, group_size = plan.pack_plan(spec, o)
+    o = o.replace(group_size=group_size)
     m["fingerprint"] = plan_fingerprint(spec.searcher.plan_configs())
     assert m["fingerprint"] != plan_fingerprint(preflight.unnamed(spec.searcher.plan_configs()))
     (tmp_path / "old" / "dgl_sweep.json").write_text(json.dumps(m))

@@ -25,13 +25,14 @@ def _module():
 def _plant_manifest(storage, name):
     """The folder a started sweep leaves before its first trial: its manifest (written exactly as the
     CLI writes it, no Ray)."""
-    from dgl_ray.tune import cli, plan
+    from dgl_ray.tune import cli, options, plan
     from dgl_ray.tune.runner import write_manifest
     mod = _module()
     opts = options.parse(mod.FAMILY, ["--storage", str(storage), "--name", name, *SWEEP])
     spec = mod.plan(opts)
-    spec, opts.group_size = plan.pack_plan(spec, opts)
-    write_manifest(opts.storage, opts.name, cli.sweep_manifest(mod, opts, spec))
+    spec, group_size = plan.pack_plan(spec, opts)
+    opts = opts.replace(group_size=group_size)
+    write_manifest(opts.storage, opts.name, cli.sweep_manifest(opts, spec))
 
 
 def _write_lock(storage, name, pid, host=None):
