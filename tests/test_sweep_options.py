@@ -315,7 +315,7 @@ def test_the_manifest_is_what_main_wrote(family, no_ray):
 
 
 def _coexistence(*args) -> SweepOptions:
-    return parse(importlib.import_module("dgl_ray.sweeps.coexistence"), ["--storage", STORAGE, *args])
+    return parse(importlib.import_module("dgl_ray.sweeps.coexistence").FAMILY, ["--storage", STORAGE, *args])
 
 
 def test_options_are_frozen_and_replace_makes_a_new_record():
@@ -373,7 +373,7 @@ def test_a_family_record_runs_through_the_sweep_command(tmp_path, capsys, no_ray
     from dgl_ray.sweeps.family import Family
     mod = importlib.import_module("dgl_ray.sweeps.trap")
     family = Family(name="trap", paper_ids=("Tδ",), summary="", doc=mod.__doc__, plan=mod.plan,
-                    add_args=mod.add_args, refuses=("widths",))
+                    add_args=mod.FAMILY.add_args, refuses=("widths",))
     argv = ["--storage", str(tmp_path), "--n", "2", "--dry-run"]
     assert cli.main(family, argv) == 0 and "trap: plan for" in capsys.readouterr().out
     assert cli.main(family, [*argv, "--widths", "2"]) == 2

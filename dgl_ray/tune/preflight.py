@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 
-from ..config import LABEL_FIELDS, RUNTIME_FIELDS, TrialConfig
+from ..config import RUNTIME_FIELDS, TrialConfig, label_fields
 from ..errors import ConfigError, unwritable, unwritable_uncreated
 from .options import SweepOptions, plan_options
 from .runner import MANIFEST, experiment_exists, make_manifest, plan_fingerprint, read_manifest, storage_fs, write_manifest
@@ -39,7 +39,7 @@ def check_machine(configs: list[dict], opts: SweepOptions) -> list[str]:
 def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
     from ..models import check_model_fits       # torch: only once a plan is checked
-    not_trial = set(RUNTIME_FIELDS) | set(LABEL_FIELDS)
+    not_trial = set(RUNTIME_FIELDS) | set(label_fields())
     trials = []
     for c in configs:
         TrialConfig.check_tune_config(c)       # a misspelled field is an error, not a result column
