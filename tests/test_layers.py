@@ -4,6 +4,7 @@ fails with import-linter's own text: which module imports which, at which lines.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,6 @@ from importlinter.api import read_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = [c["id"] for c in read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]]
-
-# contracts still broken by imports that other work removes; each entry names them (the reason says where)
-KNOWN_BROKEN = {
-    "layers": "tune.runner -> analysis (rows/storage), analysis.frames -> tune.trainable (rows), "
-              "tune.cli -> train (options)",
-    "acyclic": "analysis <-> tune (rows), tune.faults/tune.lock -> tune.runner (storage_fs, collect, ...), "
-               "tune.trackers -> tune.cli (options)",
-}
 
 # run as a script, not in this process: import-linter configures itself globally and prints with rich
 LINT = ("import sys; from importlinter.cli import lint_imports; "
@@ -32,13 +25,30 @@ def test_every_contract_is_checked():
     assert {"layers", "entry-points", "light-config", "acyclic"} <= set(CONTRACTS)
 
 
-@pytest.mark.parametrize("contract", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=f"still broken: {KNOWN_BROKEN[c]}", strict=False))
-    if c in KNOWN_BROKEN else c for c in CONTRACTS])
+def _lint(root: Path, contract: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-c", LINT, contract], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_contract_kept(contract):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
-    run = subprocess.run([sys.executable, "-c", LINT, contract], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
+    run = _lint(ROOT, contract)
     report = run.stdout + run.stderr
     assert run.returncode == 0, f"import contract {contract!r} broken (pyproject.toml [tool.importlinter]):\n{report}"
     assert " KEPT" in report and "Analyzed" in report, report
+
+
+@pytest.mark.parametrize("module, planted, contract", [
+    ("config.py", "from dgl_ray.tune import searchers", "layers"),       # the config layer reaching up to Tune
+    ("analysis/tables.py", "from ..tune import runner", "layers"),       # analysis reading Tune, its sibling
+    ("paper.py", "import torch", "light-config"),
+])
+def test_a_planted_upward_import_breaks_its_contract(tmp_path, module, planted, contract):
+    """The contracts can fail: the same package with one upward import planted is refused, naming it."""
+    shutil.copytree(ROOT / "dgl_ray", tmp_path / "dgl_ray", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "dgl_ray" / module
+    target.write_text(target.read_text() + f"\n{planted}  # planted by the test\n")
+    run = _lint(tmp_path, contract)
+    assert run.returncode != 0 and "BROKEN" in run.stdout + run.stderr, run.stdout + run.stderr

@@ -80,7 +80,7 @@ def test_unreadable_results_parquet_falls_back_to_the_trial_folders(tmp_path, ca
 _WRITE = textwrap.dedent("""
     import resource, signal, sys
     import torch, pyarrow.parquet  # noqa: F401  (imported before the limit)
-    from dgl_ray.tune.runner import collect
+    from dgl_ray.tune.results import collect
     # Python ignores SIGXFSZ (the write then fails with EFBIG, as on a full disk); "killed" restores the
     # default action, which kills the process in the middle of the write
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL if sys.argv[3] == "killed" else signal.SIG_IGN)

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
-from ..tune.runner import storage_fs
+from ..storage import storage_fs
 from ..tune.searchers import ChainedSearcher
 from .family import get
 

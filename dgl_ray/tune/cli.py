@@ -7,7 +7,6 @@ code 2, before ``ray.init``.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from ..errors import ConfigError

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -22,6 +23,10 @@ import tempfile
 import threading
 import time
 import traceback
+
+from ..rows import trial_id_of
+from ..storage import storage_fs
+from .results import collect
 
 DRIVER_LOG = "dgl_driver.log"
 # Longest wait, after SIGINT/SIGTERM, for the trials to stop at their checkpoints (Tune's own stop
@@ -101,11 +106,20 @@ def signals_held():
         raise Interrupted(got[0])
 
 
+def resume_command(opts) -> str:
+    """The exact command that continues this sweep (its own arguments plus --resume)."""
+    argv = list(getattr(opts, "argv", None) or [])
+    if "--resume" not in argv:
+        argv.append("--resume")
+    cmd = shlex.join([sys.executable, "-m", f"dgl_ray.sweeps.{opts.family}", *argv])
+    return f"cd {shlex.quote(getattr(opts, 'cwd', None) or os.getcwd())} && {cmd}"
+
+
+
 # ---- where the traceback goes ----------------------------------------------------------------------
 
 def log_candidates(opts) -> list[str]:
     """The driver log's places, best first: the sweep folder (local storage), then the temporary folder."""
-    from .runner import storage_fs
     out = []
     try:
         fs, root = storage_fs(opts.storage)
@@ -184,7 +198,6 @@ def compact_ray_logs(opts):
 
 def disk_full_note(opts) -> str:
     """'the disk of --storage is full (N bytes free): ' when it is (local storage), else ''."""
-    from .runner import storage_fs
     try:
         fs, root = storage_fs(opts.storage)
         free = shutil.disk_usage(root).free if fs is None else None
@@ -241,7 +254,6 @@ def end_now(opts, signum: int, why: str) -> None:
 
 def save_results(opts) -> None:
     """``results.parquet`` from what is on disk (a fault's ending: unfinished runs are marked so)."""
-    from .runner import collect, storage_fs
     try:
         df, where = collect(opts.storage, opts.name, None)
     except Exception as e:        # the disk that failed the sweep may fail this too: say so, go on
@@ -258,7 +270,6 @@ def save_results(opts) -> None:
 
 
 def _print_resume(opts) -> None:
-    from .runner import resume_command
     print(f"continue it with:\n  {resume_command(opts)}", flush=True)
 
 
@@ -305,7 +316,6 @@ def errored_without_rows(results, df) -> int:
     """(λ, seed) trials of the Tune trials that errored before their first report (a trial process killed
     by the OS, e.g. for memory): they have no rows, and they are errored, not "never started", as the
     progress line counted them."""
-    from .runner import trial_id_of
     seen = set()
     for col in ("tune_trial", "run"):
         if col in df:

@@ -21,6 +21,7 @@ import sys
 import time
 
 from ..errors import ConfigError
+from ..storage import storage_fs
 
 LOCK_FILE = ".dgl_driver.lock"
 
@@ -55,7 +56,6 @@ def _busy_error(name: str, holder: dict, where: str) -> ConfigError:
 
 
 def _paths(storage: str, name: str):
-    from .runner import storage_fs
     fs, root = storage_fs(storage)
     path = f"{root}/{name}/{LOCK_FILE}" if fs is not None else os.path.join(root, name, LOCK_FILE)
     where = f"{storage.rstrip('/')}/{name}/{LOCK_FILE}" if fs is not None else path

@@ -202,7 +202,7 @@ class OneLineParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def build_parser(family: family) -> argparse.ArgumentParser:
+def build_parser(family) -> argparse.ArgumentParser:
     """The family's command line: every field of :class:`SweepOptions` with a flag, then its own options."""
     p = OneLineParser(prog=f"python -m dgl_ray.sweeps.{family.name}", description=family.doc.split("\n\n")[0],
                       formatter_class=DefaultsOnceFormatter)

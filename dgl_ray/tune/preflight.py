@@ -12,7 +12,8 @@ import sys
 from ..config import RUNTIME_FIELDS, TrialConfig, label_fields
 from ..errors import ConfigError, unwritable, unwritable_uncreated
 from .options import SweepOptions, plan_options
-from .runner import MANIFEST, experiment_exists, make_manifest, plan_fingerprint, read_manifest, storage_fs, write_manifest
+from ..storage import experiment_exists, storage_fs
+from .runner import MANIFEST, make_manifest, plan_fingerprint, read_manifest, write_manifest
 from .trainable import unpack_group
 
 
