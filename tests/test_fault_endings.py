@@ -97,7 +97,7 @@ def test_a_manifest_of_an_older_version_still_matches(tmp_path, no_ray):  # noqa
     _start(tmp_path, "coexistence", "old", *args)
     m = json.loads((tmp_path / "old" / "dgl_sweep.json").read_text())
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli, options, plan
+    from dgl_ray.tune import cli, options, plan, preflight
     o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
     spec = coexistence.plan(o)
     spec, group_size = plan.pack_plan(spec, o)
