@@ -8,6 +8,7 @@ from dgl_ray import registry
 from dgl_ray.config import DATASET_DEFAULTS, DATASETS, MODELS, TrialConfig
 from dgl_ray.errors import ConfigError
 from dgl_ray.models import TinyCNN
+from dgl_ray.batched import run_trial
 from dgl_ray.trainer import Trial
 
 
@@ -46,5 +47,5 @@ def test_a_registered_data_set_and_model_train_without_another_edit(toy_entries)
         TrialConfig.from_dict({"dataset": "digits-toy", "lambda": 0.3, "width": 2.0})
     trial = Trial(cfg)
     assert trial.model.fc.in_features == 32                     # the entry's builder: TinyCNN at width 2
-    trial.run()
+    run_trial(trial)
     assert trial.epoch == 1
