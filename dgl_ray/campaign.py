@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .analysis.tables import branch_table, critical_point, gap_table, hysteresis_table, survival_table
 from .errors import ConfigError
 from .paper import CONVERGED_BELOW, ESCAPE_BELOW
 from .sweeps._common import final_summary, prep_table
@@ -117,7 +118,6 @@ def _pct(v) -> str:
 
 
 def claim_hysteresis(loop, sweeps) -> list[Claim]:
-    from .analysis import gap_table, hysteresis_table
     out = []
     c = Claim("Hysteresis loop (R1)", "H(λ↑) − L(λ↓) +44.7% at λ 0.22, +30.6% at 0.30, +30.0% at 0.40, +20.5% at 0.50",
               rule="shows if H(λ↑) − L(λ↓) > +10% at every one of λ 0.22, 0.30, 0.40")
@@ -165,7 +165,6 @@ def claim_spinodal(df) -> Claim:
 
 
 def claim_phase(df) -> list[Claim]:
-    from .analysis import branch_table, critical_point
     c = Claim("Phase boundary (S1)", "λ_c ≈ 0.48–0.50; L and H coexist at 0.48–0.50",
               rule="shows if some λ has both L and H runs and λ_c (logistic fit of the H fraction) lies in the grid")
     s = Claim("Critical slowing (exp_K)", f"first epoch with error < {CONVERGED_BELOW:.2f}: 51 → 76 epochs near λ_c 0.47",
@@ -191,7 +190,6 @@ def claim_phase(df) -> list[Claim]:
 
 
 def claim_metastability(df, phase) -> Claim:
-    from .analysis import branch_table, survival_table
     c = Claim("Metastability (T1a/T13)", "ordered runs survive 50/50 at λ 0.46 (150 ep) and 0.54 (300 ep)",
               rule="shows if ≥ 80% of ordered runs survive at a λ at or above the lowest λ where every fresh run "
                    "ends H (phase_boundary)")
@@ -224,7 +222,6 @@ def claim_trap(df) -> Claim:
 
 
 def _gap_at(df, lam):
-    from .analysis import gap_table
     kids = df[df["role"].eq("child")] if "role" in df else df
     g = gap_table(kids)
     row = g[np.isclose(g["lambda"], lam)]
@@ -278,7 +275,7 @@ def prep_counts(o) -> pd.DataFrame:
 
 
 def write_report(o, rcs: dict, wall: float) -> str:
-    from .analysis import to_markdown
+    from .analysis import to_markdown   # heavy: matplotlib (~0.3 s); --help and option errors answer without it
     c = claims(o)
     lines = ["# The paper's claims on the digits default", "",
              f"`python -m dgl_ray.campaign paper` (scale {o.scale:g}{', smoke' if o.smoke else ''}); "

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import sys
 
+from .analysis.__main__ import main as analysis_main
+from .sweeps.__main__ import main as preset_main
 from .sweeps.family import families
+from .train import main as train_main
 
 USAGE = """usage: dgl-ray <command> [arguments]
 
@@ -56,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
             print(SWEEP_USAGE + family_lines())
             return 0 if rest else 2
         if rest[0].startswith("-"):                       # --config PRESET.toml
-            from .sweeps.__main__ import main as preset_main
             return preset_main(rest)
         known = families()
         if rest[0] not in known:
@@ -65,10 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return known[rest[0]].main(rest[1:])
     if cmd == "train":
-        from .train import main as train_main
         return train_main(rest)
     if cmd == "report":
-        from .analysis.__main__ import main as analysis_main
         return analysis_main(["report", *rest])
     print(f"error: unknown command {cmd!r}; expected sweep, train or report (dgl-ray --help)", file=sys.stderr)
     return 2

@@ -180,8 +180,8 @@ def main(argv=None) -> int:
     try:
         check_save_path(args.save)
         cfg = None if args.resume else config_from_args(args)   # bad input fails here, before torch loads
-        from .batched import run_trial
-        from .trainer import Trial
+        from .batched import run_trial   # heavy: torch (~1 s); --help and bad input answer without it
+        from .trainer import Trial       # heavy: torch, as batched
         trial = Trial.resume(args.resume, device=args.device) if args.resume else Trial(cfg)
         if args.resume:
             check_resume_fast_path(args, trial.cfg)

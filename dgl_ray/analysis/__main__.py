@@ -13,6 +13,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..storage import Location
+from .html import write_html
+from .live import strip_watch, watch
+
 ACCEPTED = ("a sweep storage folder (results.parquet or Ray Tune trial folders with params.json/"
             "result.json), a results.parquet file, or a paper archive (CSV/JSON results or a folder "
             "of them)")
@@ -41,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --eta-default {args.eta_default}: η must be in [0, 1)", file=sys.stderr)
         return 2
     if args.watch is not None:
-        from .live import strip_watch, watch
         if not args.watch > 0:
             print(f"error: --watch {args.watch:g}: the refresh period must be > 0 seconds", file=sys.stderr)
             return 2
@@ -58,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import matplotlib
     matplotlib.use("Agg")  # a report never needs a window
-    from ..rows import ResultsFallbackWarning
-    from .frames import is_sweep_path, load_experiment, load_legacy, missing_trials
-    from .report import build_report
+    from ..rows import ResultsFallbackWarning   # heavy: pandas; --help and argument errors answer without it
+    from .frames import is_sweep_path, load_experiment, load_legacy, missing_trials   # heavy: pandas, as rows
+    from .report import build_report           # heavy: matplotlib, scipy; as rows
 
     path: str = args.path
     try:
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     other = None
     if args.compare is not None:
-        from .compare import load_other
+        from .compare import append_comparison, labels_for, load_other   # heavy: as report; only with --compare
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ResultsFallbackWarning)
@@ -117,11 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     rep = build_report(df, out, source=str(path), figures=not args.no_figures,
                        n_boot=args.n_boot, echo=not args.quiet, sections=family_sections(df))
     if other is not None:
-        from .compare import append_comparison, labels_for
         append_comparison(rep, df, other, labels_for(path, args.compare),
                           figures=not args.no_figures, echo=not args.quiet, n_boot=args.n_boot)
     if not args.no_html:
-        from .html import write_html
         print(f"wrote {write_html(rep.path)} (self-contained: figures embedded)")
     for p, why in df.attrs.get("skipped", []):
         print(f"skipped {p}: {why}")
@@ -146,19 +147,18 @@ def main(argv: list[str] | None = None) -> int:
 def family_sections(df) -> dict:
     """The report sections of the registered families these rows name (``Family.report``): the report
     command reads the registry; dgl_ray.analysis itself never imports the families."""
-    from ..sweeps.family import find     # the families' modules import Ray: only when a report is made
+    from ..sweeps.family import find     # heavy: the families' modules import Ray; only when a report is made
     names = df["family"].dropna().astype(str).unique() if "family" in df else []
     return {name: fam.report for name in names if (fam := find(name)) is not None}
 
 
 def _location(path: str):
-    from ..storage import Location
     return Location.of(path)
 
 
 def _print_fallbacks(caught) -> None:
     """Say each results.parquet that was replaced by its trial folders (one line each); re-emit the rest."""
-    from ..rows import ResultsFallbackWarning
+    from ..rows import ResultsFallbackWarning   # heavy: pandas; main imported it before any call
     for w in caught:
         if issubclass(w.category, ResultsFallbackWarning):
             print(f"warning: {w.message}", file=sys.stderr)

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..tidy import (CATEGORICAL_COLUMNS, CORE_COLUMNS, KNOWN_LABELS, STRING_COLUMNS,  # noqa: F401  (the analysis API)
-                    DamagedLineWarning, InvalidValueWarning, SkippedFileWarning, final_rows, for_parquet,
-                    is_sweep_path, load_experiment, missing_trials, normalise, not_final, run_status_of)
+from ..tidy import (CATEGORICAL_COLUMNS, CORE_COLUMNS, DamagedLineWarning, InvalidValueWarning, SkippedFileWarning,
+                    final_rows, for_parquet, is_sweep_path, load_experiment, missing_trials, normalise, not_final,
+                    run_status_of)
 from .archive import read_folder
+
+# the analysis API: the two readers here, and the tidy frame's names that the analysis reads from here
+__all__ = ["CATEGORICAL_COLUMNS", "CORE_COLUMNS", "DamagedLineWarning", "InvalidValueWarning", "SkippedFileWarning",
+           "final_rows", "for_parquet", "is_sweep_path", "load", "load_experiment", "load_legacy", "missing_trials",
+           "normalise", "not_final", "run_status_of"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from ..provenance import describe
 from . import figures as F
 from .frames import final_rows
 from .report_parts import (ARCHIVE_SECTIONS, GENERAL_SECTION, MIN_LAMBDAS, MIN_RUNS_PER_LAMBDA, ReportPart,
@@ -226,7 +227,6 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
     if source:
         md.append(f"Source: `{source}`\n")
     md.append(f"{df['run'].nunique()} runs, {len(df)} evaluations.\n")
-    from ..provenance import describe
     prov = describe(df.attrs.get("provenance") or [])
     if prov:                                   # which code, packages and machines made these rows
         md.extend(["Provenance:\n", *prov, ""])

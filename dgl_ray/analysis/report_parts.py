@@ -54,23 +54,30 @@ def _ordinal(n: int) -> str:
 
 # ---- the parts ------------------------------------------------------------------------------------
 
+def _tables():
+    from . import tables    # heavy: scipy (~0.4 s); cli imports this module (via family.py) and stays light
+    return tables
+
+
+def _figures():
+    from . import figures   # heavy: matplotlib (~0.6 s); as tables above
+    return figures
+
+
 def _schedule_by(f) -> list[str]:
     return [c for c in ("schedule_kind", "schedule") if c in f and f[c].notna().any()] or ["experiment"]
 
 
 def _schedule_table(f, ctx):
-    from .tables import final_error_table
-    return final_error_table(f, by=_schedule_by(f))
+    return _tables().final_error_table(f, by=_schedule_by(f))
 
 
 def _escape_table(f, ctx):
-    from .tables import escape_table
-    return escape_table(f)
+    return _tables().escape_table(f)
 
 
 def _branch_table(f, ctx):
-    from .tables import branch_table
-    return branch_table(f)
+    return _tables().branch_table(f)
 
 
 def _has_history(f) -> bool:
@@ -80,19 +87,16 @@ def _has_history(f) -> bool:
 def _figure(name: str, when: Callable[[Any], bool] = lambda rows: True, **kw):
     """A figure function of ``figures`` by name, drawn where ``when(rows)``."""
     def make(rows, ctx):
-        from . import figures
-        return getattr(figures, name)(rows, **kw) if when(rows) else None
+        return getattr(_figures(), name)(rows, **kw) if when(rows) else None
     return make
 
 
 def _bimodality(many, ctx):
-    from .tables import bimodality
-    return bimodality(many)
+    return _tables().bimodality(many)
 
 
 def _critical_point(f, ctx):
-    from .tables import critical_point
-    return critical_point(f, n_boot=ctx.n_boot)
+    return _tables().critical_point(f, n_boot=ctx.n_boot)
 
 
 def _width_notes(cp) -> str:
@@ -105,37 +109,31 @@ def _width_notes(cp) -> str:
 
 
 def _convergence_table(f, ctx):
-    from .tables import convergence_table
-    return convergence_table(f)
+    return _tables().convergence_table(f)
 
 
 def _fresh_gap_table(f, ctx):
-    from .tables import gap_table
-    g = gap_table(f)
+    g = _tables().gap_table(f)
     return g if g["gap"].notna().any() else None
 
 
 def _hysteresis_table(axes_of):
     def make(h, ctx):
-        from .tables import hysteresis_table
-        return hysteresis_table(h, axes=axes_of())
+        return _tables().hysteresis_table(h, axes=axes_of())
     return make
 
 
 def _loop_axes():
-    from .tables import DEFAULT_AXES
-    return tuple(DEFAULT_AXES) + ("experiment",)     # in-run loops: one row per experiment
+    return tuple(_tables().DEFAULT_AXES) + ("experiment",)     # in-run loops: one row per experiment
 
 
 def _checkpoint_axes():
-    from .tables import DEFAULT_AXES
-    return DEFAULT_AXES
+    return _tables().DEFAULT_AXES
 
 
 def _hysteresis_figure(axes_of):
     def make(h, ctx):
-        from .figures import hysteresis_loop
-        return hysteresis_loop(h, axes=axes_of())
+        return _figures().hysteresis_loop(h, axes=axes_of())
     return make
 
 
@@ -146,18 +144,15 @@ def _from_checkpoints(stem: str):
 
 
 def _spinodal_table(sp, ctx):
-    from .tables import spinodal_table
-    return spinodal_table(sp)
+    return _tables().spinodal_table(sp)
 
 
 def _origin_gap_table(o, ctx):
-    from .tables import gap_table
-    return gap_table(o)
+    return _tables().gap_table(o)
 
 
 def _survival_table(sv, ctx):
-    from .tables import survival_table
-    return survival_table(sv)
+    return _tables().survival_table(sv)
 
 
 _HYSTERESIS_NOTE = ("mean error of each λ step, up leg beside down leg; gap = H leg − L leg (H_leg), "

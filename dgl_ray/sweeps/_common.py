@@ -6,11 +6,13 @@ import math
 
 import pandas as pd
 
+from ..analysis.frames import final_rows
+from ..analysis.tables import branch_table
 from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
-from ..storage import storage_fs
+from ..storage import join, storage_fs
 from ..tune.searchers import ChainedSearcher
 from .family import get
 
@@ -39,7 +41,6 @@ def grid(base: dict, axes: dict, order: str | None, default_order: str) -> list[
 
 
 def chain_dir(o) -> str:
-    from ..storage import join
     fs, root = storage_fs(o.storage)
     # a URI keeps its query (endpoint_override=...) at the end, where pyarrow reads it
     return join(o.storage, o.name, "chain") if fs is not None else f"{root}/{o.name}/chain"
@@ -191,7 +192,6 @@ def chained_searcher(o, base, children_of, default_n):
 # ---- summaries -----------------------------------------------------------------------------------
 
 def branch_summary(df: pd.DataFrame, axes=None) -> pd.DataFrame:
-    from ..analysis import branch_table
     kw = {} if axes is None else {"axes": axes}
     t = branch_table(df, **kw)
     keep = [c for c in t.columns if c not in ("n_missing", "frac_L", "std_error")]
@@ -199,7 +199,6 @@ def branch_summary(df: pd.DataFrame, axes=None) -> pd.DataFrame:
 
 
 def final_summary(df: pd.DataFrame, by: list[str], escape_below: float | None = None) -> pd.DataFrame:
-    from ..analysis import final_rows
     f = final_rows(df, ["run"])
     by = [b for b in by if b in f.columns]
     g = f.groupby(by, dropna=False)["test_error"]
@@ -228,7 +227,6 @@ def prep_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per branch (and η): preparation runs, how many were kept (have follow-ups), how many were
     rejected by the acceptance rule, by a best-k selection, or for another reason (errored, or their
     follow-ups have not run). Empty when the frame has no preparation runs."""
-    from ..analysis import final_rows
     if "role" not in df or not df["role"].eq("prep").any():
         return pd.DataFrame()
     preps = final_rows(df[df["role"].eq("prep")], ["run"])

@@ -4,6 +4,7 @@
 """
 import sys
 
+from ..analysis.tables import bimodality, branch_table
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
@@ -27,7 +28,6 @@ def plan(o):
 
 
 def summary(df):
-    from ..analysis import bimodality, branch_table
     b = branch_table(df)[["lambda", "n", "L", "intermediate", "H", "mean_error", "std_error"]]
     try:
         d = bimodality(df)

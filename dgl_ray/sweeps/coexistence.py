@@ -8,11 +8,13 @@ coexistence width with bootstrap confidence intervals.
 """
 import sys
 
+from ..analysis.frames import final_rows
+from ..errors import ConfigError
 from ..paper import H_MIN
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
-from ..tune.searchers import BoundarySearcher, GridSearcher
+from ..tune.searchers import BoundarySearcher, GridSearcher, fit_boundary
 from ._common import branch_summary, family_default, grid
 from .family import CampaignStep, Family, register
 
@@ -32,7 +34,6 @@ def plan(o):
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
     if o.adaptive is not None:
-        from ..errors import ConfigError
         if o.adaptive < 1:
             raise ConfigError(f"--adaptive={o.adaptive}: the budget must be >= 1 trial")
         if len(o.eta_list) > 1 or len(o.width_list) > 1:
@@ -47,8 +48,6 @@ def plan(o):
 
 
 def _adaptive_summary(df, searcher):
-    from ..analysis import final_rows
-    from ..tune.searchers import fit_boundary
     f = final_rows(df, ["run"])
     f = f[f["test_error"].notna()]
     score = (f["test_error"] >= H_MIN).astype(float)        # H fraction, as analysis.critical_point

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from ..analysis.report_parts import GENERAL_SECTION, SectionSpec
 from ..config import register_labels
 from ..errors import ConfigError
+from . import __path__ as PACKAGE_PATH
 
 
 def _no_options(group: argparse._ArgumentGroup) -> None:
@@ -53,7 +54,7 @@ class Family:
 
     def main(self, argv: list[str] | None = None) -> int:
         """``python -m dgl_ray.sweeps.<name>``: parse, check, plan, run (dgl_ray.tune.cli.main)."""
-        from ..tune.cli import main           # the sweep command reads this record: imported at call time
+        from ..tune.cli import main   # heavy: torch; cli imports this module, and dgl-ray train/report run without it
         return main(self, argv)
 
     def check_thresholds(self, opts) -> None:
@@ -90,8 +91,7 @@ def _source(family: Family) -> str:
 def families() -> dict[str, Family]:
     """Every registered family by name, in name order: the package's own modules (imported here, once)
     and any registered from outside."""
-    from . import __path__ as package_path
-    for info in pkgutil.iter_modules(package_path):
+    for info in pkgutil.iter_modules(PACKAGE_PATH):
         if not info.name.startswith("_") and info.name != "family":
             importlib.import_module(f"{__package__}.{info.name}")
     return dict(sorted(_REGISTRY.items()))

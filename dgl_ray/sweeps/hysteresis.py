@@ -12,6 +12,7 @@ milestones, accept, seed-offset, n, best): sweeps/Tb2.toml is the seed notebook 
 """
 import sys
 
+from ..analysis.tables import gap_table, hysteresis_table
 from ..errors import ConfigError
 from ..schedules import expand_lambda_schedule
 from ..tune.options import base_config, int_list, seeds
@@ -65,7 +66,6 @@ def plan(o):
     if not holds or min(holds) < 1:
         raise ConfigError(f"--holds {o.holds!r}: each hold must be >= 1 epoch")
     if o.mode == "sweep":
-        from ..analysis import gap_table
         return SweepSpec(FAMILY.name, sweep_plan(o, FAMILY.name), summarize=with_prep_counts(gap_table))
     if o.mode != "loop":
         raise ConfigError(f"--mode {o.mode!r}; allowed: loop, sweep")
@@ -89,7 +89,6 @@ def plan(o):
 
 
 def summary(df):
-    from ..analysis import hysteresis_table
     return hysteresis_table(df)
 
 

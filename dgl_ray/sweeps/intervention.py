@@ -5,6 +5,7 @@ epochs at LR 0.001, evaluating every 5; the per-seed gap collapse − ordered at
 """
 import sys
 
+from ..analysis.tables import gap_table
 from ..tune.options import base_config, scaled
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
@@ -34,7 +35,6 @@ def plan(o):
 
 
 def summary(df):
-    from ..analysis import gap_table
     return gap_table(df)
 
 

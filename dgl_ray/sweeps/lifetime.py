@@ -5,6 +5,7 @@ run at a λ inside the coexistence region from its checkpoint; survival by the p
 """
 import sys
 
+from ..analysis.tables import survival_table
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
@@ -46,7 +47,6 @@ def plan(o):
 
 
 def summary(df):
-    from ..analysis import survival_table
     return survival_table(df, axes=("eta", "width", "target_lambda"))
 
 

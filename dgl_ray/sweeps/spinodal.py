@@ -8,7 +8,9 @@ R3: init 30 epochs at λ 0.35 (up) or 0.65 (down), constant LR; ladders 0.40->0.
 """
 import sys
 
+from ..analysis.frames import final_rows
 from ..analysis.report_parts import SPINODAL_SECTION
+from ..analysis.tables import spinodal_table
 from ..errors import ConfigError
 from ..paper import H_MIN
 from ..tune.options import base_config, int_list, seeds
@@ -76,7 +78,6 @@ def start_states(df, up_start_max: float, down_start_min: float):
     is the one its ladder needs (up from an ordered run: error <= up_start_max; down from a collapsed
     one: error >= down_start_min). Runs without an init phase are judged by their first ladder step."""
     import pandas as pd
-    from ..analysis import final_rows
     lad = df[df["direction"].isin(["up", "down"]) & df["phase"].ne("init")]
     direction = lad.sort_values("epoch").groupby("run")["direction"].first()
     init = df[df["phase"].eq("init")]
@@ -96,7 +97,6 @@ def guarded_table(df, up_start_max: float = 0.30, down_start_min: float = H_MIN)
     (``n_rejected``) and a coexistence width only where both directions have crossings: a width from
     an all-censored direction is a bound (``width_at_least``), not a measurement."""
     import numpy as np
-    from ..analysis import spinodal_table
     st = start_states(df, up_start_max, down_start_min)
     bad = st[~st["ok"]]
     t = spinodal_table(df[~df["run"].isin(bad["run"])])

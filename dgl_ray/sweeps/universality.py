@@ -5,6 +5,7 @@ another noise, supervision, model or data set.
 """
 import sys
 
+from ..analysis.tables import gap_table
 from ..errors import ConfigError
 from ..tune.runner import SweepSpec
 from . import hysteresis
@@ -41,7 +42,6 @@ def plan(o):
     s = hysteresis.sweep_plan(o, FAMILY.name, extra_base=extra)
     if o.variant == "trusted":
         s.update_preparations(trusted_fraction=o.trusted_fraction)
-    from ..analysis import gap_table
     return SweepSpec(FAMILY.name, s, summarize=with_prep_counts(gap_table), opts=o)
 
 

@@ -7,7 +7,12 @@ Each Tune trial also writes ``params.json`` and ``result.json`` (one JSON line p
 """
 from __future__ import annotations
 
+import torch
+
+from ..config import RUNTIME_FIELDS, TrialConfig, label_fields, shape_key
+from ..models import build_model
 from ..registry import DATASETS
+from ..rows import unpack_group
 
 SMALL_STATE_BYTES = 20_000      # RNG states, optimizer/scheduler bookkeeping, history (measured: digits ≈ 15 KB)
 ROW_BYTES = 1_500               # one report line in result.json (measured: ≈ 1.2 KB for a digits trial)
@@ -17,8 +22,6 @@ PER_TUNE_TRIAL_FILES = 2        # params.json, result.json
 def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> int:  # noqa: B006 - a memo
     key = (model, width, dataset)
     if key not in _cache:
-        import torch
-        from ..models import build_model
         with torch.device("meta"):          # shapes only: no memory, no init cost
             m = build_model(model, DATASETS[dataset].num_classes, DATASETS[dataset].shape[0], width)
         _cache[key] = sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers())
@@ -28,9 +31,7 @@ def model_numel(model: str, width: float, dataset: str, _cache: dict = {}) -> in
 def estimate(configs: list[dict], keep: int) -> dict:
     """Bytes, rows and files of a plan's Tune configs (plain or ``{"group": [...]}``), at most: chained
     plans are counted as if every preparation trial were accepted."""
-    from ..config import RUNTIME_FIELDS, TrialConfig, label_fields, shape_key
     labels = set(label_fields())
-    from ..rows import unpack_group
     ckpt_bytes = rows = files = members = 0
     resolved: dict = {}
     for c in configs:

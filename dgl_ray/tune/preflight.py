@@ -9,8 +9,11 @@ import socket
 import subprocess
 import sys
 
+import torch
+
 from ..config import RUNTIME_FIELDS, TrialConfig, label_fields
 from ..errors import ConfigError, unwritable, unwritable_uncreated
+from ..models import check_model_fits
 from .options import SweepOptions, plan_options
 from ..storage import experiment_exists, storage_fs
 from .runner import MANIFEST, make_manifest, plan_fingerprint, read_manifest, write_manifest
@@ -39,7 +42,6 @@ def check_machine(configs: list[dict], opts: SweepOptions) -> list[str]:
 
 def validate_configs(configs) -> None:
     """Every planned trial config must pass TrialConfig (one-line ConfigError otherwise)."""
-    from ..models import check_model_fits       # torch: only once a plan is checked
     not_trial = set(RUNTIME_FIELDS) | set(label_fields())
     trials = []
     for c in configs:
@@ -137,7 +139,6 @@ def check_gpus(o) -> None:
     --address is checked by the runner once connected)."""
     if o.gpus_per_trial <= 0 or o.address:
         return
-    import torch        # heavy: only when a GPU is asked for
     n = torch.cuda.device_count()
     if n == 0:
         raise ConfigError(f"--gpus-per-trial={o.gpus_per_trial:g} but this machine has no GPU torch can use; "

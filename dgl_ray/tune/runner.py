@@ -36,9 +36,13 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..rows import FINAL_STATUSES, trial_id_of
-from ..storage import Location, read_text, storage_fs, write_bytes_atomic, write_text
-from .faults import resume_command
+from ..storage import Location, join, read_text, storage_fs, write_bytes_atomic, write_text
+from . import faults
+from .faults import errored_without_rows, resume_command
+from .lock import sweep_lock
 from .results import collect
+from .trackers import print_dashboard, tracker_callbacks
+from .trainable import any_trainable
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # our one-line progress replaces Tune's tables
 # Tune's default loggers write every metric three times (result.json, progress.csv, tfevents): only
@@ -99,7 +103,6 @@ def write_manifest(storage: str, name: str, manifest: dict) -> None:
 
 def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
     from ray import tune
-    from .trainable import any_trainable
     t = tune.with_parameters(any_trainable, cpus=cpus, gpus=gpus, retry_errored=retry_errored)
     return tune.with_resources(t, {"cpu": cpus, "gpu": gpus})
 
@@ -107,7 +110,6 @@ def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
 def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: float = 1,
              dashboard: bool = False, gpus_per_trial: float = 0, wait_for_nodes: bool = False) -> None:
     import ray
-    from . import faults
     faults.set_phase("starting Ray")
     if ray.is_initialized():
         return
@@ -126,7 +128,6 @@ def init_ray(address: str | None, num_cpus: int | None = None, cpus_per_trial: f
     if address:         # (a local instance's CPUs and GPUs were checked before it started: tune.cli)
         check_cluster_resources(cpus_per_trial, gpus_per_trial, address, wait_for_nodes)
     if dashboard:
-        from .trackers import print_dashboard
         print_dashboard(ctx)
 
 
@@ -156,7 +157,6 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float, addres
     forever (Tune only warns every 60 s), so it ends now, naming the resource; with ``wait_for_nodes``
     (an autoscaling cluster that adds such nodes on demand) it says so once and goes on."""
     import ray
-    from ..errors import ConfigError
     alive = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if not alive:
         return
@@ -204,7 +204,6 @@ class _StopOnSignal:
 
     def __enter__(self):
         import threading
-        from . import faults
         faults.set_phase("running the trials")
         if threading.current_thread() is not threading.main_thread():
             return self      # handlers can be set from the main thread only (a sweep run from a thread)
@@ -214,7 +213,6 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
-        from . import faults
         if self.signum is not None:
             raise faults.Interrupted(signum)
         self.signum = signum
@@ -225,7 +223,6 @@ class _StopOnSignal:
         os.kill(os.getpid(), signal.SIGUSR1)
 
     def __exit__(self, exc_type, *exc):
-        from . import faults
         self._fit_returned.set()
         for sig, h in self._old.items():
             signal.signal(sig, h)
@@ -254,7 +251,6 @@ class SweepOutcome:
 def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
     sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end."""
-    from .lock import sweep_lock
     with sweep_lock(opts.storage, opts.name):
         if opts.resume:
             check_tune_state(opts.storage, opts.name)
@@ -293,7 +289,7 @@ def check_searcher_state(storage: str, name: str) -> None:
     """The searcher's newest saved state (``searcher-state-*.pkl``) is of a version this code reads
     (searchers.migrate_state): a sweep started by a newer dgl_ray is refused in one line, before Ray starts."""
     import pyarrow.fs as pafs
-    from .searchers import migrate_state
+    from .searchers import migrate_state     # heavy: searchers loads Ray and torch; runner stays Ray-free at import
     fs, root = storage_fs(storage)
     fs = fs or pafs.LocalFileSystem()
     folder = f"{root}/{name}"
@@ -392,14 +388,13 @@ def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
 def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
-    from .progress import ProgressLine
+    from .progress import ProgressLine      # Ray: progress subclasses Ray Tune's Callback; runner stays Ray-free at import
 
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
     init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial,
              dashboard=getattr(opts, "dashboard", False), gpus_per_trial=opts.gpus_per_trial,
              wait_for_nodes=getattr(opts, "wait_for_nodes", False))
-    from .trackers import tracker_callbacks
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
     retry = bool(getattr(opts, "retry_errored", False))
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
@@ -409,7 +404,6 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     t0 = time.time()
     # printed: the user's URI + name, a query (endpoint_override=...) kept at the end; Tune is given the
     # filesystem itself, so the query never reaches its paths
-    from ..storage import join
     path_for_restore = join(opts.storage, opts.name) if fs is not None else exp_path
     if opts.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=fs):
         mark_lost_checkpoints(opts.storage, opts.name)
@@ -449,7 +443,6 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
     n_missing = max(0, members - len(runs)) if spec.searcher.exact_members else 0
-    from .faults import errored_without_rows
     lost = errored_without_rows(grid, df)   # killed before their first report: errored (as the progress line said)
     n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
     out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, stop.signum)
@@ -458,7 +451,7 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
           + f"; {len(df)} rows, {wall:.0f}s" + (" (resumed)" if restored else ""))
     print(f"results: {where}")
     print(f"tune folder: {path_for_restore}")
-    from .progress import fault_lines
+    from .progress import fault_lines       # Ray: as ProgressLine above
     for line in fault_lines(tuner):   # retried Tune trials (a lost node, an error): one line per kind
         print(line)
     for note in spec.notes:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import os
 from typing import Dict
 
+from ..config import TrialConfig
 from ..errors import ConfigError
-from ..schedules import parse_range
+from ..rows import flat_config, member_run, result_rows, split_config, unpack_group
+from ..schedules import expand_lambda_schedule, parse_range
 
 EXTRA_HINT = "pip install -e '.[track]'"
 
@@ -79,9 +81,6 @@ def run_params(config: dict) -> dict:
     default (model, lr, batch size, momentum, weight decay, epochs, ... as the trial trains with them;
     lists as JSON text), ``lambda`` when it is constant, and the family's labels. Run-time keys
     (checkpointing, injected failures) are not the experiment's config and are left out."""
-    from ..config import TrialConfig
-    from ..errors import ConfigError
-    from ..rows import flat_config, split_config
     trial, labels, _ = split_config(config)
     try:
         resolved = TrialConfig.from_dict(trial)
@@ -96,7 +95,6 @@ def run_params(config: dict) -> dict:
 
 
 def _plans(schedule) -> list:
-    from ..schedules import expand_lambda_schedule
     return expand_lambda_schedule(schedule)
 
 
@@ -144,7 +142,6 @@ def run_name(params: dict, vary: tuple = ()) -> str:
 
 def member_configs(trial) -> Dict[str, dict]:
     """run id -> config of each (λ, seed) run of a Tune trial (one for a single trial)."""
-    from ..rows import member_run, unpack_group
     config = dict(trial.config)
     if "group" not in config:
         return {trial.trial_id: config}
@@ -179,7 +176,6 @@ class _PerRun:
 
     def log_trial_result(self, iteration: int, trial, result: Dict) -> None:
         if isinstance(result.get("rows"), list):     # a grouped trial's epoch: one result, a row per member
-            from ..rows import result_rows
             for row in result_rows(result):
                 self.log_trial_result(iteration, trial, row)
             return

@@ -31,9 +31,14 @@ import socket
 import sys
 import tempfile
 
-# Ray, torch and the trainer are imported inside the functions that run in a trial's process: the sweep
-# command imports this module (to name its trainable) without loading them.
+import torch
+
+# Ray is imported inside the functions that run in a trial's process: the sweep command imports this module
+# (to name its trainable) before Ray starts.
+from .. import checkpoint as ckpt
+from ..batched import BatchedTrials, member_trials
 from ..config import TrialConfig
+from ..data import load_dataset
 from ..errors import ConfigError
 from ..rows import (CKPT_FILE, column_value, flat_config, grouped_result, member_file, member_run, split_config,
                     unpack_group)
@@ -48,7 +53,6 @@ class InjectedFailure(RuntimeError):
 
 
 def _data_for(cfg):
-    from ..data import load_dataset
     key = (cfg.dataset, cfg.data_root, cfg.normalization, tuple(cfg.synthetic_size))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()            # one data set per reused actor at a time
@@ -57,7 +61,6 @@ def _data_for(cfg):
 
 
 def set_resources(cpus: float, gpus: float) -> None:
-    import torch
     torch.set_num_threads(max(1, int(cpus)))
     if gpus and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(min(1.0, float(gpus)), 0)
@@ -87,7 +90,6 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0, retry_errored:
     function returns normally. A restored trial none of whose checkpoints reads is such an error, or,
     with ``retry_errored`` (``--retry-errored``), starts again from epoch 0."""
     from ray import tune
-    from ..batched import BatchedTrials
 
     set_resources(cpus, gpus)
     grouped = "group" in config
@@ -157,8 +159,6 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
     When none reads (corrupted, or the trial folder is gone): None with a warning when ``retry_errored``
     (the caller starts the trial from epoch 0), else the newest checkpoint's ConfigError, naming
     ``--retry-errored``."""
-    from ..batched import member_trials
-    from .. import checkpoint as ckpt
     first_error = None
     for c in _checkpoints_to_try(restored):
         try:
