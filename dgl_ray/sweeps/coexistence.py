@@ -9,12 +9,13 @@ coexistence width with bootstrap confidence intervals.
 import sys
 
 from ..analysis.frames import final_rows
+from ..boundary import fit_boundary
 from ..errors import ConfigError
 from ..paper import H_MIN
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
-from ..tune.searchers import BoundarySearcher, GridSearcher, fit_boundary
+from ..tune.searchers import BoundarySearcher, GridSearcher
 from ._common import branch_summary, family_default, grid
 from .family import CampaignStep, Family, register
 
