@@ -15,7 +15,7 @@ import sys
 
 from .analysis.__main__ import main as analysis_main
 from .sweeps.__main__ import main as preset_main
-from .sweeps.family import families
+from .sweeps.family import find, summaries
 from .train import main as train_main
 
 USAGE = """usage: dgl-ray <command> [arguments]
@@ -44,8 +44,8 @@ families (dgl-ray sweep <family> --help for its options):
 
 
 def family_lines() -> str:
-    """One line per registered family: its name and summary."""
-    return "\n".join(f"  {f.name:<14}{f.summary}" for f in families().values()) + "\n"
+    """One line per family: its name and summary (read without loading any family module)."""
+    return "\n".join(f"  {name:<14}{summary}" for name, summary in summaries().items()) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if rest else 2
         if rest[0].startswith("-"):                       # --config PRESET.toml
             return preset_main(rest)
-        known = families()
-        if rest[0] not in known:
-            print(f"error: unknown sweep family {rest[0]!r}; expected one of {', '.join(known)}",
+        family = find(rest[0])
+        if family is None:
+            print(f"error: unknown sweep family {rest[0]!r}; expected one of {', '.join(summaries())}",
                   file=sys.stderr)
             return 2
-        return known[rest[0]].main(rest[1:])
+        return family.main(rest[1:])
     if cmd == "train":
         return train_main(rest)
     if cmd == "report":

@@ -57,3 +57,18 @@ def test_train_and_report_subcommands(tmp_path, capsys):
     assert r.returncode == 0 and "dgl_ray.train" in r.stdout
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_help_reads_each_familys_own_record_without_loading_torch_or_ray():
+    """`dgl-ray --help` lists every family's name and summary as its registered record holds them, and
+    answers before torch, Ray or scipy load (the family modules load all three)."""
+    from dgl_ray.sweeps.family import summaries
+    assert summaries() == {name: f.summary for name, f in families().items()}
+    probe = ("import sys; from dgl_ray.cli import main; main(['--help']); "
+             "print(sorted(m for m in ('torch', 'ray', 'scipy') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "[]", run.stdout
+    for name, f in families().items():
+        if f.plan.__module__.startswith("dgl_ray.sweeps."):        # the package's own (a test may register more)
+            assert f"  {name:<14}{f.summary}" in run.stdout
