@@ -2,7 +2,7 @@
 import sys
 import tomllib
 
-from .family import families
+from .family import find, summaries
 
 
 def main(argv=None) -> int:
@@ -15,12 +15,12 @@ def main(argv=None) -> int:
         except (OSError, IndexError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             print(f"error: --config: {e}", file=sys.stderr)
             return 2
-    known = families()
-    if name not in known:
-        print(f"error: give --config PRESET.toml naming a family ({', '.join(known)}), "
+    family = find(name) if isinstance(name, str) else None     # imports that family's module only
+    if family is None:
+        print(f"error: give --config PRESET.toml naming a family ({', '.join(summaries())}), "
               f"or run python -m dgl_ray.sweeps.<family>", file=sys.stderr)
         return 2
-    return known[name].main(argv)
+    return family.main(argv)
 
 
 if __name__ == "__main__":
