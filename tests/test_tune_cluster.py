@@ -23,7 +23,9 @@ def two_nodes():
 def test_two_nodes(tmp_path, two_nodes):
     cluster, _ = two_nodes
     rc = run_family("coexistence", tmp_path, "--address", cluster.address, "--lambdas", "0.3,0.6", "--n", "3",
-                    "--epochs", "2", "--progress-interval", "30", "--group-size", "2")  # 3 grouped Tune trials
+                    "--epochs", "10", "--progress-interval", "30", "--group-size", "2")  # 3 grouped Tune trials
+    # (10 epochs: a Tune trial lasts longer than a new worker's start, so the second node gets one; with 2 epochs
+    # a trial could end first and Tune's actor reuse ran all three on the head's one worker)
     assert rc == 0
     df = parquet(tmp_path, "coexistence")
     f = finals(df)
