@@ -14,6 +14,7 @@ import torch
 from ..config import RUNTIME_FIELDS, TrialConfig, label_fields
 from ..errors import ConfigError, unwritable, unwritable_uncreated
 from ..models import check_model_fits
+from ..registry import data_folder, missing_files
 from .options import SweepOptions, plan_options
 from ..storage import experiment_exists, storage_fs
 from .runner import MANIFEST, make_manifest, plan_fingerprint, read_manifest, write_manifest
@@ -107,13 +108,6 @@ def start_manifest(opts, manifest: dict) -> None:
                           f"failed ({e.strerror or e}); nothing was run") from None
 
 
-# The files each CIFAR reader needs under --data-root (torchvision's layout).
-CIFAR_FILES = {
-    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
-    "cifar100": ("cifar-100-python", ["train", "test"]),
-}
-
-
 def check_data(configs) -> None:
     """Every data set of the plan is on disk (or asked to be downloaded), before Ray starts: a trial
     would otherwise fail on every worker, once per retry."""
@@ -125,13 +119,11 @@ def check_data(configs) -> None:
                 continue
             seen.add(key)
             dataset, root, download = key
-            if dataset not in CIFAR_FILES or download:
-                continue
-            folder = os.path.join(os.path.abspath(root), CIFAR_FILES[dataset][0])
-            missing = [f for f in CIFAR_FILES[dataset][1] if not os.path.isfile(os.path.join(folder, f))]
+            missing = [] if download else missing_files(dataset, root)     # the registry's entry says what
             if missing:
+                folder = data_folder(dataset, root)
                 raise ConfigError(f"{dataset} not found: looked in {folder} (missing {', '.join(missing)}); "
-                                  f"point --data-root at the folder holding {CIFAR_FILES[dataset][0]}/")
+                                  f"point --data-root at the folder holding {os.path.basename(folder)}/")
 
 
 def check_gpus(o) -> None:
