@@ -259,11 +259,13 @@ def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
 
 
 _STATE_FILE = re.compile(r"experiment_state-.*\.json")     # Tune's experiment state, one file per save
+_SEARCHER_FILE = re.compile(r"searcher-state-.*\.pkl")     # the searcher's state, one file per save
 
 
-def _newest_state(storage: str, name: str) -> Location | None:
-    """Tune's newest ``experiment_state-*.json`` of the sweep, None when it has none (or no folder)."""
-    states = [c for c in (Location.of(storage) / name).iterdir() if _STATE_FILE.fullmatch(c.name)]
+def _newest_state(storage: str, name: str, pattern: re.Pattern = _STATE_FILE) -> Location | None:
+    """The sweep's newest file named by ``pattern`` (Tune's ``experiment_state-*.json`` unless told), None
+    when it has none (or no folder)."""
+    states = [c for c in (Location.of(storage) / name).iterdir() if pattern.fullmatch(c.name)]
     return states[-1] if states else None          # iterdir sorts by name: the newest timestamp last
 
 
@@ -288,24 +290,15 @@ def check_tune_state(storage: str, name: str) -> None:
 def check_searcher_state(storage: str, name: str) -> None:
     """The searcher's newest saved state (``searcher-state-*.pkl``) is of a version this code reads
     (searchers.migrate_state): a sweep started by a newer dgl_ray is refused in one line, before Ray starts."""
-    import pyarrow.fs as pafs
     from .searchers import migrate_state     # heavy: searchers loads Ray and torch; runner stays Ray-free at import
-    fs, root = storage_fs(storage)
-    fs = fs or pafs.LocalFileSystem()
-    folder = f"{root}/{name}"
-    try:
-        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(folder))]
-    except FileNotFoundError:
+    newest = _newest_state(storage, name, _SEARCHER_FILE)
+    if newest is None:
         return
-    states = sorted(n for n in names if re.fullmatch(r"searcher-state-.*\.pkl", n))
-    if not states:
-        return
-    with fs.open_input_stream(f"{folder}/{states[-1]}") as f:
-        saved = pickle.loads(f.read())
+    saved = pickle.loads(newest.read_bytes())
     try:
         migrate_state(saved, saved.get("cls"))
     except ValueError as e:
-        raise ConfigError(f"--resume: {storage.rstrip('/')}/{name}/{states[-1]}: {e}") from None
+        raise ConfigError(f"--resume: {storage.rstrip('/')}/{name}/{newest.name}: {e}") from None
 
 
 def errored_tune_trials(storage: str, name: str) -> set[str]:
