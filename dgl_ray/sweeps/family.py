@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import importlib.util
 import math
 import pkgutil
 from dataclasses import dataclass, field
@@ -90,12 +89,17 @@ def _source(family: Family) -> str:
     return code.co_filename if code is not None else repr(family.plan)
 
 
+def _family_modules() -> list[str]:
+    """The package's family modules by name: every module of dgl_ray.sweeps but this one and the private ones."""
+    return [info.name for info in pkgutil.iter_modules(PACKAGE_PATH)
+            if not info.name.startswith("_") and info.name != "family"]
+
+
 def families() -> dict[str, Family]:
     """Every registered family by name, in name order: the package's own modules (imported here, once)
     and any registered from outside."""
-    for info in pkgutil.iter_modules(PACKAGE_PATH):
-        if not info.name.startswith("_") and info.name != "family":
-            importlib.import_module(f"{__package__}.{info.name}")
+    for module in _family_modules():
+        importlib.import_module(f"{__package__}.{module}")
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -105,12 +109,10 @@ def summaries() -> dict[str, str]:
     module loads torch, Ray and scipy (about 3 s), and ``dgl-ray --help`` answers in a tenth of that. A
     module whose record is not literal is imported; families registered from outside are added as they are."""
     out = {name: f.summary for name, f in _REGISTRY.items()}
-    for info in pkgutil.iter_modules(PACKAGE_PATH):
-        if info.name.startswith("_") or info.name == "family":
-            continue
-        record = _literal_record(Path(PACKAGE_PATH[0]) / f"{info.name}.py")
+    for module in _family_modules():
+        record = _literal_record(Path(PACKAGE_PATH[0]) / f"{module}.py")
         if record is None:
-            f = find(info.name)
+            f = find(module)
             record = (f.name, f.summary) if f is not None else None
         if record is not None:
             out.setdefault(*record)
@@ -137,8 +139,7 @@ def _literal_record(source: Path) -> tuple[str, str] | None:
 def find(name: str) -> Family | None:
     """The family called ``name`` if there is one, importing only its own module (the report reads the
     families its rows name, not every family: each import costs Ray's start-up)."""
-    if name not in _REGISTRY and name.isidentifier() and not name.startswith("_") and name != "family" \
-            and importlib.util.find_spec(f"{__package__}.{name}") is not None:
+    if name not in _REGISTRY and name in _family_modules():
         importlib.import_module(f"{__package__}.{name}")
     return _REGISTRY.get(name)
 
