@@ -97,7 +97,7 @@ def test_a_manifest_of_an_older_version_still_matches(tmp_path, no_ray):  # noqa
     _start(tmp_path, "coexistence", "old", *args)
     m = json.loads((tmp_path / "old" / "dgl_sweep.json").read_text())
     from dgl_ray.sweeps import coexistence
-    from dgl_ray.tune import cli, options, plan, preflight
+    from dgl_ray.tune import options, plan, preflight
     o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "old", *args])
     spec = coexistence.plan(o)
     spec, group_size = plan.pack_plan(spec, o)
@@ -210,6 +210,14 @@ def _trial_running(exp: Path) -> bool:
     return False
 
 
+def _wait_for_a_trial(p: subprocess.Popen, exp: Path, before: str) -> None:
+    """Until a trial of the sweep ``p`` has reported (at most 240 s); the sweep must still be running."""
+    deadline = time.time() + 240
+    while time.time() < deadline and not _trial_running(exp) and p.poll() is None:
+        time.sleep(0.2)
+    assert p.poll() is None, f"the sweep ended before {before}"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigterm_to_the_process_group_ends_in_seconds_then_resumes(tmp_path):
@@ -219,10 +227,7 @@ def test_sigterm_to_the_process_group_ends_in_seconds_then_resumes(tmp_path):
     p = subprocess.Popen(_sweep(tmp_path, epochs=15), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not _trial_running(tmp_path / "f") and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None, "the sweep ended before the signal"
+        _wait_for_a_trial(p, tmp_path / "f", "the signal")
         t0 = time.monotonic()
         os.killpg(p.pid, signal.SIGTERM)
         out, _ = p.communicate(timeout=120)
@@ -248,10 +253,7 @@ def test_full_disk_mid_run_ends_with_one_line_and_the_resume_command(small_disk,
     p = subprocess.Popen(_sweep(small_disk, epochs=150), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not _trial_running(small_disk / "f") and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None, "the sweep ended before the disk filled"
+        _wait_for_a_trial(p, small_disk / "f", "the disk filled")
         fill(small_disk)
         out, _ = p.communicate(timeout=300)
     finally:
