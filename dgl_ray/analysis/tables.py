@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ..boundary import fit_logistic, resample_within_levels
-from .frames import decided, final_rows, n_decided, not_final, outcome_rows
+from .frames import decided, final_rows, not_final, outcome_rows
 
 # The paper's thresholds: one home, dgl_ray.paper (re-exported here for tables' callers)
 from ..paper import (DEATH_MIN, DEATH_RUN, H_MIN, L_MAX, SPINODAL_DOWN, SPINODAL_RUN, SPINODAL_UP,  # noqa: F401
