@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -419,6 +420,12 @@ def frac_h_table(fits: dict, delta: float) -> str:
     return "\n".join(lines)
 
 
+def _dumps(fits: dict) -> str:
+    """The fits as JSON, each list of numbers on one line (the held-out decisions are long lists)."""
+    text = json.dumps(fits, indent=1)
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse     # command line only
     p = argparse.ArgumentParser(prog="python -m dgl_ray.early", description=__doc__.split("\n\n")[0])
@@ -433,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "fit":
         fits = fit_all(args.cifar, args.digits)
-        args.out.write_text(json.dumps(fits, indent=1) + "\n")
+        args.out.write_text(_dumps(fits) + "\n")
         print(f"wrote {args.out}")
     else:
         fits = json.loads(MODELS_FILE.read_text())
