@@ -12,9 +12,9 @@ The model (one per data set family, :data:`FAMILY_OF`): a ridge logistic regress
 relative time (fraction of the run done, last error, mean error over the last tenth of the run, lowest
 error so far, recent slope, whether the first LR milestone has passed, and their products with time and
 with that phase). Decisions are allowed per tenth of the run (:data:`BINS` bins of relative time) and per
-δ of :data:`DELTAS`: a bin is allowed when, on held-out seeds, the decisions first made there were wrong
-at a rate <= δ and the upper bound (Wilson, one-sided 90%) of the misclassification of all decisions
-made so far stays <= δ. A δ between two of :data:`DELTAS` uses the calibration of the largest one below it.
+δ of :data:`DELTAS`: a bin is allowed when, on held-out seeds, the upper bound (Wilson, one-sided 90%)
+of the misclassification of the decisions first made there, and that of all decisions made so far,
+stay <= δ. A δ between two of :data:`DELTAS` uses the calibration of the largest one below it.
 
 Cross-validation is grouped by seed (all of a seed's runs are held out together; fold = seed mod
 :data:`FOLDS`) and nested: the bins of each outer fold are chosen on the inner held-out predictions of
@@ -148,8 +148,8 @@ def first_decisions(P: np.ndarray, B: np.ndarray, delta: float, allowed) -> tupl
 
 def choose_bins(P: np.ndarray, B: np.ndarray, y: np.ndarray, delta: float) -> list[int]:
     """The bins where decisions at level δ are allowed, chosen on held-out predictions, earliest first:
-    a bin joins when the decisions first made there are wrong at a rate <= δ and the Wilson upper bound
-    of the misclassification of all decisions so far stays <= δ."""
+    a bin joins when the Wilson upper bound of the misclassification of the decisions first made there,
+    and that of all decisions so far, stay <= δ."""
     allowed: set[int] = set()
     for b in range(BINS):
         branch, at = first_decisions(P, B, delta, allowed | {b})
@@ -158,8 +158,8 @@ def choose_bins(P: np.ndarray, B: np.ndarray, y: np.ndarray, delta: float) -> li
         if not here.any():
             continue
         wrong = branch != y
-        if (wrong & here).sum() <= delta * here.sum() and wilson_upper(int((wrong & decided).sum()),
-                                                                       int(decided.sum())) <= delta:
+        if (wilson_upper(int((wrong & here).sum()), int(here.sum())) <= delta
+                and wilson_upper(int((wrong & decided).sum()), int(decided.sum())) <= delta):
             allowed.add(b)
     return sorted(allowed)
 
@@ -388,9 +388,9 @@ def fit_all(cifar: Path = CIFAR_S2, digits: Path = DIGITS_POOLS) -> dict:
             families[name] = fit_family(runs)
     return {"about": "BranchClassifier fits: dgl_ray/early.py (python -m dgl_ray.early fit)",
             "cv": f"grouped by seed (fold = seed mod {FOLDS}), nested: each outer fold's allowed bins are "
-                  f"chosen on the inner held-out predictions of the other folds; a bin is allowed when its "
-                  f"decisions' held-out misclassification <= δ and the Wilson {WILSON_Z:g}σ upper bound of all "
-                  f"decisions so far <= δ",
+                  f"chosen on the inner held-out predictions of the other folds; a bin is allowed when the Wilson "
+                  f"{WILSON_Z:g}σ upper bounds of its decisions' held-out misclassification and of all decisions "
+                  f"so far are <= δ",
             "outcome": f"H: final test error >= {H_MIN}", "bins": BINS, "deltas": list(DELTAS),
             "not_fitted": NOT_FITTED, "families": families}
 
