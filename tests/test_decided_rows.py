@@ -81,8 +81,11 @@ def test_branch_table_counts_decided_runs_in_n_and_frac_h_only(frame):
 def test_h_fraction_and_map_count_the_decided_branch(frame):
     h = figures.h_fraction_table(frame).set_index("lambda")
     assert (h.loc[0.3, "k"], h.loc[0.3, "n_final"]) == (1, 2)
-    figures.coexistence_map(frame)
-    figures.error_trajectories(frame)
+    legend = lambda fig: {t.get_text() for leg in fig.legends for t in leg.get_texts()}
+    assert {"decided H early", "decided not_H early"} <= legend(figures.coexistence_map(frame))
+    traj = figures.error_trajectories(frame)
+    assert "decided early (its branch's colour)" in legend(traj)
+    assert any("decided 1" in ax.get_title() for ax in traj.axes)
 
 
 def test_critical_point_fits_the_decided_branch_but_not_its_error(frame):
