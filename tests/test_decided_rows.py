@@ -95,6 +95,12 @@ def test_critical_point_fits_the_decided_branch_but_not_its_error(frame):
     assert cp["n_mixed"] == 1
 
 
+def test_the_comparison_of_two_sweeps_fits_decided_branches_too(frame):
+    from dgl_ray.analysis.compare import lambda_c_comparison
+    lc = lambda_c_comparison({"a": frame, "b": frame}, n_boot=10)
+    assert list(lc["n_runs"][:2]) == [4, 4] and list(lc["n_mixed"][:2]) == [1, 1]
+
+
 def test_tables_of_final_errors_leave_decided_runs_out_and_say_so(frame):
     for t in (tables.final_error_table(frame), tables.bimodality(frame), tables.convergence_table(frame),
               tables.gap_table(frame), tables.survival_runs(frame), tables.escape_table(frame)):
