@@ -28,6 +28,7 @@ numpy only at import (the config layer validates ``--decide-early`` with :func:`
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -212,14 +213,10 @@ class BranchClassifier:
         return _branch(self.p_high(epochs, errors, total_epochs, lr_milestones), self.level(delta))
 
 
-_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _stored() -> dict:
     """The fitted models by data set family (read once per process)."""
-    if "models" not in _CACHE:
-        _CACHE["models"] = json.loads(MODELS_FILE.read_text())["families"]
-    return _CACHE["models"]
+    return json.loads(MODELS_FILE.read_text())["families"]
 
 
 def check_delta(delta: float, dataset: str) -> None:
