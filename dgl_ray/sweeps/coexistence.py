@@ -41,7 +41,7 @@ def plan(o):
             raise ConfigError("--adaptive searches one (η, width) cell; give one --etas and one --widths value")
         b = dict(base, eta=o.eta_list[0], width=o.width_list[0], seed=(o.seed_list or [0])[0])
         s = BoundarySearcher(b, lams, o.adaptive, n0=o.adaptive_n0, min_step=o.adaptive_step,
-                              max_ahead=max(2, o.max_concurrent or 2))
+                              max_ahead=max(2, o.max_concurrent or 2), known=o.known)
         return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
                 o.order, "seed,lambda,eta,width")
