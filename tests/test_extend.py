@@ -11,6 +11,7 @@ import pytest
 from dgl_ray.sweeps import coexistence, trap
 from dgl_ray.tidy import load_experiment
 from dgl_ray.tune import cli, options, runner
+from dgl_ray.tune.searchers import FINISHED, BoundarySearcher
 from tests._sweep_helpers import ROOT, interrupt_sweep, no_ray, one_line_error, parquet, run_family  # noqa: F401
 
 GRID = ["--lambdas", "0.3,0.5", "--epochs", "2", "--num-cpus", "2", "--progress-interval", "30"]
@@ -109,6 +110,23 @@ def test_more_seeds_run_only_the_new_trials_and_tables_read_the_union(finished, 
     assert _manifest(storage)["members"] == 6
 
 
+def test_known_outcomes_enter_the_design_and_their_seeds_are_never_proposed():
+    known = [{"lambda": 0.4, "outcome": o, "seed": s} for o, s in (("H", 0), ("T", 1), ("not_H", 3))]
+    s = BoundarySearcher({"seed": 0, "epochs": 2}, [0.4, 0.44], budget=6, n0=2, known=known)
+    assert s.outcomes == {0.4: [1.0, 1.0, 0.0]}                     # T is a kind of H
+    proposed, i = [], 0
+    while (c := s.suggest(f"t{i}")) not in (None, FINISHED):      # each completes at once, as an H run
+        proposed.append((c["lambda"], c["seed"]))
+        s.on_trial_complete(f"t{i}", {"test_error": 0.5})
+        i += 1
+    restored = BoundarySearcher({"seed": 0}, [0.4], budget=1)
+    restored.set_state(s.get_state())
+    assert len(proposed) == 6 and len(set(proposed)) == 6           # the budget: new trials only
+    assert not {(0.4, 0), (0.4, 1), (0.4, 3)} & set(proposed)
+    assert restored.outcomes == s.outcomes and sum(len(v) for v in s.outcomes.values()) == 3 + 6
+
+
+@pytest.mark.slow      # ≈ 20 s: a live adaptive extension (the searcher's part is checked above without Ray)
 def test_adaptive_extension_starts_from_the_folders_outcomes(finished, tmp_path, capsys):
     storage = _copy(finished, tmp_path)
     assert run_family("coexistence", storage, *GRID, "--n", "2", "--adaptive", "3", "--extend", name="s") == 0

@@ -25,8 +25,9 @@ def main(family, argv=None) -> int:
     try:
         opts = parse(family, sys.argv[1:] if argv is None else argv)
         stored = preflight.stored_sweep(opts)      # the folder's manifest for --extend and --resume
-        rows = extend.rows_of(opts.storage, opts.name) if opts.extend else None
+        rows = None
         if opts.extend:         # an adaptive search grows from the folder's outcomes
+            rows = extend.rows_of(opts.storage, opts.name)
             opts = opts.replace(known=extend.known_outcomes(rows, opts.eta_list[0], opts.width_list[0]))
         spec = family.plan(opts)
         opts = spec.opts or opts           # a plan that derived shared options from the family's own

@@ -25,6 +25,7 @@ from .manifest import extensions, next_folder
 from .options import EXTENSIBLE, plan_options, with_axes
 from .searchers import GridSearcher
 
+
 @dataclass
 class Part:
     """One part of a sweep: its Tune experiment folder (relative to ``<name>/``; "" = the folder itself),
