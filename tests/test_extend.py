@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from dgl_ray.sweeps import coexistence, trap
-from dgl_ray.tidy import load_experiment
-from dgl_ray.tune import cli, options, runner
+from dgl_ray.tidy import load_experiment, run_status_of
+from dgl_ray.tune import cli, extend, options, runner
 from dgl_ray.tune.searchers import FINISHED, BoundarySearcher
 from tests._sweep_helpers import ROOT, interrupt_sweep, no_ray, one_line_error, parquet, run_family  # noqa: F401
 
@@ -124,6 +126,17 @@ def test_known_outcomes_enter_the_design_and_their_seeds_are_never_proposed():
     assert len(proposed) == 6 and len(set(proposed)) == 6           # the budget: new trials only
     assert not {(0.4, 0), (0.4, 1), (0.4, 3)} & set(proposed)
     assert restored.outcomes == s.outcomes and sum(len(v) for v in s.outcomes.values()) == 3 + 6
+
+
+def test_known_outcomes_are_the_finished_runs_branches():
+    rows = pd.DataFrame({"run": ["a", "b", "c", "d", "d", "e"], "epoch": [2, 2, 2, 1, 2, 1],
+                         "lambda": [0.3, 0.4, 0.5, 0.45, 0.45, 0.35], "seed": [0, 0, 1, 2, 2, 3],
+                         "eta": 0.4, "width": 1.0, "test_error": [0.1, 0.5, 0.9, 0.2, np.nan, 0.6],
+                         "status": ["completed", "completed", "completed", "running", "diverged", "running"]})
+    rows["run_status"] = run_status_of(rows)
+    known = extend.known_outcomes(rows)
+    assert [(k["lambda"], k["seed"], k["outcome"]) for k in known] == [(0.3, 0, "not_H"), (0.4, 0, "H"),
+                                                                        (0.5, 1, "T")]
 
 
 @pytest.mark.slow      # ≈ 20 s: a live adaptive extension (the searcher's part is checked above without Ray)

@@ -28,7 +28,7 @@ def main(family, argv=None) -> int:
         rows = None
         if opts.extend:         # an adaptive search grows from the folder's outcomes
             rows = extend.rows_of(opts.storage, opts.name)
-            opts = opts.replace(known=extend.known_outcomes(rows, opts.eta_list[0], opts.width_list[0]))
+            opts = opts.replace(known=extend.known_outcomes(rows))
         spec = family.plan(opts)
         opts = spec.opts or opts           # a plan that derived shared options from the family's own
         parts, added = None, None

@@ -75,17 +75,16 @@ def rows_of(storage: str, name: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["run", "lambda", "seed", "eta", "width", "test_error", "run_status"])
 
 
-def known_outcomes(df: pd.DataFrame, eta: float, width: float) -> tuple:
-    """The boundary outcomes of the finished runs of one (η, width) cell: {"lambda", "outcome", "seed", "eta",
-    "width"} with outcome T (final error >= T_MIN), H (>= H_MIN) or not_H. Unfinished and diverged runs have
-    none (a diverged run has no final error)."""
+def known_outcomes(df: pd.DataFrame) -> tuple:
+    """The boundary outcomes of the sweep's finished runs: {"lambda", "outcome", "seed", "eta", "width"} with
+    outcome T (final error >= T_MIN), H (>= H_MIN) or not_H. Unfinished and diverged runs have none (a
+    diverged run has no final error); the search picks the (η, width) cells it searches."""
     if not len(df):
         return ()
     f = final_rows(df, ["run"])
     f = f[f["test_error"].notna() & f["run_status"].astype(object).eq("completed")]
-    cell = (f["eta"].round(6) == round(eta, 6)) & (f["width"].fillna(1.0).round(6) == round(width, 6))
     out = []
-    for r in f.loc[cell, ["lambda", "seed", "eta", "width", "test_error"]].to_dict("records"):
+    for r in f[["lambda", "seed", "eta", "width", "test_error"]].to_dict("records"):
         err = float(r["test_error"])
         outcome = "T" if err >= T_MIN else "H" if err >= H_MIN else "not_H"
         out.append({"lambda": float(r["lambda"]), "outcome": outcome, "seed": int(r["seed"]),
