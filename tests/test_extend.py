@@ -182,3 +182,19 @@ def test_interrupted_extension_resumes_without_repeats(tmp_path):
     assert sorted(last["seed"]) == [0, 1, 2] and (last["run_status"] == "completed").all()
     assert not df.duplicated(["run", "epoch"]).any()
     assert (df.groupby("run")["epoch"].nunique() == 8).all()          # every epoch once, none lost
+
+
+@pytest.mark.slow      # ≈ 60 s: an interrupted sweep, then its extension
+def test_extension_of_an_interrupted_sweep_finishes_it_too(tmp_path):
+    cmd = [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--storage", str(tmp_path), "--name", "s",
+           "--lambdas", "0.3", "--epochs", "8", "--num-cpus", "2", "--progress-interval", "30",
+           "--checkpoint-every", "1", "--group-size", "1"]
+    rc, _ = interrupt_sweep([*cmd, "--n", "2"], _running_in(tmp_path / "s"), signal.SIGINT)
+    assert rc == 128 + signal.SIGINT
+    r = subprocess.run([*cmd, "--n", "3", "--extend"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "adds" not in r.stdout and "extension extend-1: 1 new trial(s)" in r.stdout
+    df = parquet(tmp_path, "s")
+    last = df.sort_values("epoch").groupby("run").tail(1)
+    assert sorted(last["seed"]) == [0, 1, 2] and (last["run_status"] == "completed").all()
+    assert not df.duplicated(["run", "epoch"]).any()
