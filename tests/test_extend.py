@@ -94,7 +94,7 @@ def _copy(finished, tmp_path):
     return tmp_path
 
 
-def test_more_seeds_run_only_the_new_trials_and_tables_read_the_union(finished, tmp_path):
+def test_more_seeds_run_only_the_new_trials_and_tables_read_the_union(finished, tmp_path, capsys):
     storage = _copy(finished, tmp_path)
     before = parquet(storage, "s")
     assert run_family("coexistence", storage, *GRID, "--n", "3", "--extend", name="s") == 0
@@ -110,6 +110,12 @@ def test_more_seeds_run_only_the_new_trials_and_tables_read_the_union(finished, 
     ext = _manifest(storage)["extensions"]
     assert [(e["added"], e["changed"], e["folder"]) for e in ext] == [(2, {"n": [2, 3]}, "extend-1")]
     assert _manifest(storage)["members"] == 6
+    # --resume takes the latest command: the base's options are refused naming it; with it, nothing reruns
+    assert run_family("coexistence", storage, *GRID, "--n", "2", "--resume", name="s") == 2
+    assert "--n 2 (stored: 3)" in capsys.readouterr().err
+    assert run_family("coexistence", storage, *GRID, "--n", "3", "--resume", name="s") == 0
+    assert parquet(storage, "s").sort_values(["run", "epoch"]).reset_index(drop=True)[cols].equals(
+        df.sort_values(["run", "epoch"]).reset_index(drop=True)[cols])
 
 
 def test_known_outcomes_enter_the_design_and_their_seeds_are_never_proposed():
