@@ -12,7 +12,7 @@ import pytest
 
 from dgl_ray.sweeps import coexistence, trap
 from dgl_ray.tidy import load_experiment, run_status_of
-from dgl_ray.tune import cli, extend, options, runner
+from dgl_ray.tune import cli, extend, manifest, options, runner
 from dgl_ray.tune.searchers import FINISHED, BoundarySearcher
 from tests._sweep_helpers import ROOT, interrupt_sweep, no_ray, one_line_error, parquet, run_family  # noqa: F401
 
@@ -29,7 +29,7 @@ def _stored(storage, *args, family=coexistence, name="s"):
     spec = family.FAMILY.plan(o)
     spec, group_size = cli.pack_plan(spec, o)
     o = o.replace(group_size=group_size)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
+    manifest.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
 
 
 # ---- one line, exit 2, before Ray ------------------------------------------------------------------

@@ -35,6 +35,9 @@ def main(family, argv=None) -> int:
         if opts.extend or extensions(stored):
             parts, added = _parts(family, opts, stored, spec, rows)
             spec = parts[-1].spec
+            if opts.extend and not extend.open_trials(rows):
+                for part in parts[:-1]:         # nothing left to run there: their Tune state stays untouched
+                    part.run = False
             if opts.extend and not added:
                 print(f"{family.name}: nothing to add: every trial of this plan is already in "
                       f"{_where(opts)} (--resume continues its unfinished trials)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 
 import pandas as pd
 
@@ -21,18 +20,9 @@ from ..errors import ConfigError
 from ..paper import H_MIN, T_MIN
 from ..storage import Location
 from ..tidy import final_rows, load_experiment, missing_trials
-from .manifest import extensions, next_folder
+from .manifest import Part, extensions, next_folder
 from .options import EXTENSIBLE, plan_options, with_axes
 from .searchers import GridSearcher
-
-
-@dataclass
-class Part:
-    """One part of a sweep: its Tune experiment folder (relative to ``<name>/``; "" = the folder itself),
-    the spec whose searcher hands out exactly the part's trials, and the plan options it was planned with."""
-    folder: str
-    spec: object            # dgl_ray.tune.runner.SweepSpec
-    options: dict
 
 
 def identity(cfg: dict) -> str:
@@ -116,11 +106,16 @@ def check_kinds(where: str, manifest: dict, new_kind: str) -> None:
                           f"with --adaptive BUDGET, or start the grid under another --name")
 
 
+def open_trials(df: pd.DataFrame) -> int:
+    """Trials of the sweep's rows still to run: unfinished, or planned and never started."""
+    c = missing_trials(df) if len(df) else {}
+    return (c.get("unfinished") or 0) + (c.get("never_started") or 0)
+
+
 def check_settled(where: str, df: pd.DataFrame) -> None:
     """An adaptive extension starts from the folder's outcomes: every trial there must have ended (a trial
     still to run would take a seed the new search also proposes)."""
-    c = missing_trials(df) if len(df) else {}
-    open_ = (c.get("unfinished") or 0) + (c.get("never_started") or 0)
+    open_ = open_trials(df)
     if open_:
         raise ConfigError(f"--extend --adaptive: {where} has {open_} trial(s) not finished; finish them first "
                           f"with --resume (an adaptive extension starts from the folder's final outcomes)")

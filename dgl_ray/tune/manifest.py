@@ -8,6 +8,7 @@ never rewritten). ``results.parquet`` in ``<name>/`` holds the rows of every par
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from ..storage import read_text, write_text
 
@@ -44,3 +45,15 @@ def part_folders(manifest: dict | None) -> list[str]:
 def next_folder(manifest: dict | None) -> str:
     """The folder of the next extension."""
     return EXTENSION_FOLDER.format(len(extensions(manifest)) + 1)
+
+
+@dataclass
+class Part:
+    """One part of a sweep: its Tune experiment folder (relative to ``<name>/``; "" = the folder itself), the
+    spec whose searcher hands out exactly the part's trials, the plan options it was planned with, and whether
+    this run continues it (``run=False``: an --extend whose earlier parts hold nothing left to run leaves their
+    Tune state as it is)."""
+    folder: str
+    spec: object            # dgl_ray.tune.runner.SweepSpec
+    options: dict
+    run: bool = True

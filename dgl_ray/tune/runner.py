@@ -40,7 +40,7 @@ from ..storage import Location, join, storage_fs, write_bytes_atomic
 from . import faults
 from .faults import errored_without_rows, resume_command
 from .lock import sweep_lock
-from .manifest import MANIFEST, part_folders, read_manifest, write_manifest  # noqa: F401 - the runner's names of old
+from .manifest import Part, write_manifest  # noqa: F401 - write_manifest: the tests write a manifest through the runner
 from .results import collect
 from .trackers import print_dashboard, tracker_callbacks
 from .trainable import any_trainable
@@ -236,12 +236,13 @@ def run_sweep(opts, spec: SweepSpec, parts: list | None = None) -> SweepOutcome:
     sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end.
     ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.extend.Part`, the last one ``spec``'s), run in
     order, each its own Tune experiment; None: the sweep is one part, ``<name>/`` itself."""
-    parts = [(p.folder, p.spec) for p in parts] if parts else [("", spec)]
+    parts = parts or [Part("", spec, {})]
     with sweep_lock(opts.storage, opts.name):
         if opts.resume or opts.extend:
-            for folder, _ in parts[:len(parts) if opts.resume else -1]:
-                check_tune_state(opts.storage, part_name(opts.name, folder))
-                check_searcher_state(opts.storage, part_name(opts.name, folder))
+            for part in parts[:len(parts) if opts.resume else -1]:
+                if part.run:
+                    check_tune_state(opts.storage, part_name(opts.name, part.folder))
+                    check_searcher_state(opts.storage, part_name(opts.name, part.folder))
         return _run_sweep(opts, spec, parts)
 
 
@@ -425,17 +426,19 @@ def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
     retry = bool(getattr(opts, "retry_errored", False))
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
-    members = sum(s.searcher.members for _, s in parts)        # (λ, seed) trials, grouped or not
+    members = sum(p.spec.searcher.members for p in parts)        # (λ, seed) trials, grouped or not
     t0 = time.time()
     path_for_restore = join(opts.storage, opts.name) if fs is not None else exp_path
     known, errored_trials, ran, tuners, grids = set(), set(), [], [], []
     restored, signum = False, None
-    for i, (folder, part_spec) in enumerate(parts):
-        # an extension's earlier parts are continued (a finished one ends at once); --resume continues every part
+    for i, part in enumerate(parts):
+        if not part.run:
+            continue
+        # an extension's earlier parts with trials left are continued; --resume continues every part
         again = opts.resume or (opts.extend and i < len(parts) - 1)
-        grid, tuner, signum, restored_part = _fit_part(opts, folder, part_spec, again, trainable, trackers)
+        grid, tuner, signum, restored_part = _fit_part(opts, part.folder, part.spec, again, trainable, trackers)
         restored = restored or restored_part
-        ran.append(folder)
+        ran.append(part.folder)
         tuners.append(tuner)
         grids.append(grid)
         for r in grid:
@@ -452,7 +455,7 @@ def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
     n_final = int(runs.isin(FINAL_STATUSES).sum())
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
-    n_missing = max(0, members - len(runs)) if all(s.searcher.exact_members for _, s in parts) else 0
+    n_missing = max(0, members - len(runs)) if all(p.spec.searcher.exact_members for p in parts) else 0
     # killed before their first report: errored (as the progress line said)
     lost = sum(errored_without_rows(grid, df) for grid in grids)
     n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
