@@ -5,6 +5,8 @@
     <storage>/<name>/                 Tune's experiment folder (trial folders, experiment state)
     <storage>/<name>/chain/           preparation checkpoints of chained protocols
     <storage>/<name>/results.parquet  one row per trial per report, config as columns (at the end)
+    <storage>/<name>/extend-<k>/      the Tune experiment of the sweep's k-th extension (--extend; its rows
+                                      join results.parquet above)
 
 ``--resume`` restores the experiment with ``Tuner.restore(path, trainable, resume_errored=True)``:
 finished trials stay finished, running ones continue from their last checkpoint, the searcher's
@@ -234,7 +236,7 @@ class SweepOutcome:
 def run_sweep(opts, spec: SweepSpec, parts: list | None = None) -> SweepOutcome:
     """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
     sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end.
-    ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.extend.Part`, the last one ``spec``'s), run in
+    ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.manifest.Part`, the last one ``spec``'s), run in
     order, each its own Tune experiment; None: the sweep is one part, ``<name>/`` itself."""
     parts = parts or [Part("", spec, {})]
     with sweep_lock(opts.storage, opts.name):
