@@ -134,15 +134,18 @@ def test_known_outcomes_enter_the_design_and_their_seeds_are_never_proposed():
     assert restored.outcomes == s.outcomes and sum(len(v) for v in s.outcomes.values()) == 3 + 6
 
 
-def test_known_outcomes_are_the_finished_runs_branches():
-    rows = pd.DataFrame({"run": ["a", "b", "c", "d", "d", "e"], "epoch": [2, 2, 2, 1, 2, 1],
-                         "lambda": [0.3, 0.4, 0.5, 0.45, 0.45, 0.35], "seed": [0, 0, 1, 2, 2, 3],
-                         "eta": 0.4, "width": 1.0, "test_error": [0.1, 0.5, 0.9, 0.2, np.nan, 0.6],
-                         "status": ["completed", "completed", "completed", "running", "diverged", "running"]})
+def test_known_outcomes_are_the_ended_runs_branches():
+    rows = pd.DataFrame({"run": ["a", "b", "c", "d", "d", "e", "f"], "epoch": [2, 2, 2, 1, 2, 1, 1],
+                         "lambda": [0.3, 0.4, 0.5, 0.45, 0.45, 0.35, 0.36], "seed": [0, 0, 1, 2, 2, 3, 4],
+                         "eta": 0.4, "width": 1.0, "test_error": [0.1, 0.5, 0.9, 0.2, np.nan, 0.6, 0.7],
+                         "status": ["completed", "completed", "completed", "running", "diverged", "running",
+                                    "decided"],
+                         "decided_branch": [None] * 6 + ["not_H"]})
     rows["run_status"] = run_status_of(rows)
     known = extend.known_outcomes(rows)
+    # a decided run counts by its branch (its error 0.7 is not a final error); unfinished and diverged: none
     assert [(k["lambda"], k["seed"], k["outcome"]) for k in known] == [(0.3, 0, "not_H"), (0.4, 0, "H"),
-                                                                        (0.5, 1, "T")]
+                                                                        (0.5, 1, "T"), (0.36, 4, "not_H")]
 
 
 @pytest.mark.slow      # ≈ 20 s: a live adaptive extension (the searcher's part is checked above without Ray)

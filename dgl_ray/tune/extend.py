@@ -66,20 +66,26 @@ def rows_of(storage: str, name: str) -> pd.DataFrame:
 
 
 def known_outcomes(df: pd.DataFrame) -> tuple:
-    """The boundary outcomes of the sweep's finished runs: {"lambda", "outcome", "seed", "eta", "width"} with
-    outcome T (final error >= T_MIN), H (>= H_MIN) or not_H. Unfinished and diverged runs have none (a
-    diverged run has no final error); the search picks the (η, width) cells it searches."""
+    """The boundary outcomes of the sweep's ended runs: {"lambda", "outcome", "seed", "eta", "width"}. A
+    completed run's outcome is T (final error >= T_MIN), H (>= H_MIN) or not_H; a run decided early
+    (status ``decided``, interfaces §1) has its ``decided_branch``; unfinished and diverged runs have none (a
+    diverged run has no final error). The search picks the (η, width) cells it searches."""
     if not len(df):
         return ()
     f = final_rows(df, ["run"])
-    f = f[f["test_error"].notna() & f["run_status"].astype(object).eq("completed")]
-    out = []
-    for r in f[["lambda", "seed", "eta", "width", "test_error"]].to_dict("records"):
-        err = float(r["test_error"])
-        outcome = "T" if err >= T_MIN else "H" if err >= H_MIN else "not_H"
-        out.append({"lambda": float(r["lambda"]), "outcome": outcome, "seed": int(r["seed"]),
-                    "eta": float(r["eta"]), "width": float(r["width"]) if pd.notna(r["width"]) else 1.0})
-    return tuple(out)
+    done = f["test_error"].notna() & f["run_status"].astype(object).eq("completed")
+    outcome = pd.Series([_outcome(e) for e in f["test_error"].fillna(0.0)], index=f.index).where(done)
+    if "decided_branch" in f:           # a decided run's branch is its outcome, never a final error
+        decided = f["status"].astype(object).eq("decided") & f["decided_branch"].notna()
+        outcome = outcome.where(~decided, f["decided_branch"])
+    f = f.assign(outcome=outcome)[outcome.notna()]
+    width = f["width"].astype(float).fillna(1.0)
+    return tuple({"lambda": float(lam), "outcome": str(o), "seed": int(seed), "eta": float(eta), "width": float(w)}
+                 for lam, o, seed, eta, w in zip(f["lambda"], f["outcome"], f["seed"], f["eta"], width))
+
+
+def _outcome(error: float) -> str:
+    return "T" if error >= T_MIN else "H" if error >= H_MIN else "not_H"
 
 
 def _remaining(spec, seen: set):
