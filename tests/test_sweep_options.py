@@ -353,7 +353,7 @@ def test_run_options_are_a_column_of_the_table():
     o = _coexistence("--lambdas", "0.3", "--n", "1")
     stored = plan_options(o)
     run = {f.name for f in dataclasses.fields(SweepOptions) if f.metadata.get("run")}
-    assert run == {"storage", "name", "address", "resume", "retry_errored", "wait_for_nodes", "max_concurrent",
+    assert run == {"storage", "name", "address", "resume", "extend", "retry_errored", "wait_for_nodes", "max_concurrent",
                    "max_failures", "cpus_per_trial", "gpus_per_trial", "num_cpus", "keep_checkpoints",
                    "storage_warn_gb", "progress_interval", "dry_run", "config", "dashboard"}
     assert not run & set(stored) and {"mlflow", "tensorboard", "lambdas", "group_size", "K"} <= set(stored)

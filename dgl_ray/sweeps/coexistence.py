@@ -6,6 +6,7 @@
 trials where outcomes split between the branches (more seeds, finer λ) and prints λ_c and the
 coexistence width with bootstrap confidence intervals.
 """
+import math
 import sys
 
 from ..analysis.frames import final_rows
@@ -40,8 +41,9 @@ def plan(o):
         if len(o.eta_list) > 1 or len(o.width_list) > 1:
             raise ConfigError("--adaptive searches one (η, width) cell; give one --etas and one --widths value")
         b = dict(base, eta=o.eta_list[0], width=o.width_list[0], seed=(o.seed_list or [0])[0])
+        known = [k for k in o.known if math.isclose(k["eta"], b["eta"]) and math.isclose(k["width"], b["width"])]
         s = BoundarySearcher(b, lams, o.adaptive, n0=o.adaptive_n0, min_step=o.adaptive_step,
-                              max_ahead=max(2, o.max_concurrent or 2))
+                              max_ahead=max(2, o.max_concurrent or 2), known=known)
         return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
                 o.order, "seed,lambda,eta,width")

@@ -107,8 +107,9 @@ def signals_held():
 
 
 def resume_command(opts) -> str:
-    """The exact command that continues this sweep (its own arguments plus --resume)."""
-    argv = list(getattr(opts, "argv", None) or [])
+    """The exact command that continues this sweep (its own arguments plus --resume; an extension's
+    --extend becomes --resume, which continues every part)."""
+    argv = [a for a in getattr(opts, "argv", None) or [] if a != "--extend"]
     if "--resume" not in argv:
         argv.append("--resume")
     cmd = shlex.join([sys.executable, "-m", f"dgl_ray.sweeps.{opts.family}", *argv])

@@ -122,6 +122,11 @@ class SweepOptions:
               "else a new Ray instance of this sweep's own, never one started earlier with ray start)",
         run=True, env="RAY_ADDRESS")
     resume: bool = option(False, "continue the sweep <storage>/<name>", run=True, action="store_true")
+    extend: bool = option(
+        False, "grow the sweep <storage>/<name> in place (finished or interrupted): run the trials of this "
+               "command's plan that the folder does not hold (more seeds, λ, η, widths, or --adaptive BUDGET "
+               "more trials); nothing there reruns; only the options in tune.options.EXTENSIBLE may differ",
+        run=True, action="store_true")
     retry_errored: bool = option(
         False, "with --resume: run errored trials again (from their last checkpoint that reads, else from epoch 0)",
         run=True, action="store_true")
@@ -165,6 +170,9 @@ class SweepOptions:
     eta_list: tuple[float, ...] = derived()
     width_list: tuple[float, ...] = derived()
     seed_list: tuple[int, ...] | None = derived()
+    # --extend of an adaptive search: the boundary outcomes already in the folder (dicts {"lambda", "outcome",
+    # "seed", "eta", "width"}), which the search starts from (dgl_ray.tune.extend.known_outcomes)
+    known: tuple = derived()
     argv: tuple[str, ...] = derived()                   # for the exact --resume command
     cwd: str | None = derived()
     family_options: FamilyOptions = field(default_factory=FamilyOptions, metadata={"kind": "derived"})
@@ -365,9 +373,9 @@ def _checked(family, o: dict, argv: list) -> SweepOptions:
         raise ConfigError(f"--num-cpus={o['num_cpus']} must be >= 1 (the CPUs of the sweep's own Ray instance)")
     if o["seeds"] is not None and n is not None:
         raise ConfigError("give --seeds or --n, not both")
-    seed_list = tuple(int_list(o["seeds"], "--seeds")) if o["seeds"] is not None else None
-    if seed_list is not None and not seed_list:
-        raise ConfigError("--seeds: empty")
+    if o["extend"] and o["resume"]:
+        raise ConfigError("give --extend or --resume, not both (--resume continues an extension too)")
+    seed_list = seed_values(o["seeds"])
     if o["epochs"] is not None and o["epochs"] < 1:
         raise ConfigError(f"--epochs={o['epochs']} must be >= 1")
     if o["cpus_per_trial"] <= 0:
@@ -398,10 +406,18 @@ def _checked(family, o: dict, argv: list) -> SweepOptions:
         lr_milestones=lr_milestones,
         # a bare local path is an absolute file: URI (Tune changes the working directory)
         mlflow=mlflow_uri(o["mlflow"]) if o["mlflow"] else o["mlflow"],
-        eta_list=tuple(eta_list), width_list=tuple(width_list), seed_list=seed_list,
+        eta_list=tuple(eta_list), width_list=tuple(width_list), seed_list=seed_list, known=(),
         argv=tuple(argv), cwd=os.getcwd(),
         family_options=FamilyOptions({k: v for k, v in o.items() if k not in shared}))
     return SweepOptions(family=family.name, **values)
+
+
+def seed_values(text) -> tuple[int, ...] | None:
+    """--seeds as a tuple (None when not given)."""
+    seed_list = tuple(int_list(text, "--seeds")) if text is not None else None
+    if seed_list is not None and not seed_list:
+        raise ConfigError("--seeds: empty")
+    return seed_list
 
 
 # A sweep's name is one plain folder name under --storage, the same on every filesystem and URI scheme:
@@ -424,6 +440,25 @@ def plan_options(opts: SweepOptions) -> dict:
     out.update(opts.family_options)
     return {k: v if isinstance(v, (str, int, float, bool, type(None))) else json.dumps(v, default=str)
             for k, v in out.items()}
+
+
+# The options an --extend may change: the plan's axes (the trials they add are new; those already in the
+# folder are found by their trial fields, dgl_ray.tune.extend) and how the plan is packed, ordered or searched.
+# Every other plan option defines the trials already in the folder: an extension that changes one is refused.
+AXES = ("etas", "widths", "seeds", "n", "lambdas", "adaptive")
+EXTENSIBLE = (*AXES, "group_size", "order", "adaptive_n0", "adaptive_step", "target_sd", "adaptive_lo",
+              "adaptive_hi")
+
+
+def with_axes(opts: SweepOptions, stored: dict) -> SweepOptions:
+    """``opts`` with the plan axes of ``stored`` (a manifest's options): the options an earlier part of an
+    extended sweep was planned with, once every other plan option is known to be the same."""
+    axes = {k: stored.get(k) for k in AXES if k in stored}
+    shared = {k: v for k, v in axes.items() if k in SweepOptions.__dataclass_fields__}
+    own = {k: v for k, v in axes.items() if k not in shared and k in opts.family_options}
+    return opts.replace(**shared, **own, eta_list=tuple(float_list(axes.get("etas", opts.etas), "--etas")),
+                        width_list=tuple(float_list(axes.get("widths", opts.widths), "--widths")),
+                        seed_list=seed_values(axes.get("seeds", opts.seeds)))
 
 
 # ---- ranges ------------------------------------------------------------------------------------

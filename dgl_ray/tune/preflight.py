@@ -5,9 +5,11 @@ and the sweep's manifest: built, compared on ``--resume``, written first.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -17,7 +19,9 @@ from ..models import check_model_fits
 from ..registry import data_folder, missing_files
 from .options import SweepOptions, plan_options
 from ..storage import experiment_exists, storage_fs
-from .runner import MANIFEST, make_manifest, plan_fingerprint, read_manifest, write_manifest
+from .extend import changed_axes
+from .manifest import MANIFEST, read_manifest, write_manifest
+from .runner import make_manifest, plan_fingerprint
 from .trainable import unpack_group
 
 
@@ -69,9 +73,53 @@ def check_storage(o) -> None:
         exists = experiment_exists(o.storage, o.name)
     except OSError as e:
         raise ConfigError(f"--storage {o.storage!r}: {e}") from None
-    if exists and not o.resume and not o.dry_run:
-        raise ConfigError(f"{o.storage.rstrip('/')}/{o.name} already holds a sweep; add --resume to continue it "
-                          f"or pick another --name")
+    where = f"{o.storage.rstrip('/')}/{o.name}"
+    if exists and not (o.resume or o.extend or o.dry_run):
+        raise ConfigError(f"{where} already holds a sweep; add --resume to continue it, --extend to add trials "
+                          f"to it, or pick another --name")
+    if o.extend and not exists:
+        raise ConfigError(f"--extend: nothing to extend at {where}; drop --extend to start the sweep")
+
+
+def stored_sweep(o) -> dict | None:
+    """The manifest of the sweep ``--extend`` grows or ``--resume`` continues (None for a new sweep); an
+    --extend folder must be a sweep of this tool of the same family (one line otherwise)."""
+    if not (o.extend or o.resume):
+        return None
+    stored = read_manifest(o.storage, o.name)
+    if o.extend:
+        where = f"{o.storage.rstrip('/')}/{o.name}"
+        if stored is None:
+            raise ConfigError(f"--extend: no sweep at {where} (no {MANIFEST}); drop --extend to start the sweep")
+        if not stored or stored.get("tool") != "dgl_ray":
+            raise ConfigError(f"--extend: {where} is not a sweep of this tool (no readable {MANIFEST}); "
+                              f"refusing to write into it: pick another --name")
+        if stored.get("family") != o.family:
+            raise ConfigError(f"--extend: {where} is a {stored.get('family')} sweep, not {o.family}")
+    return stored
+
+
+def extended_manifest(stored: dict, opts: SweepOptions, part: dict, folder: str, added: int) -> dict:
+    """The stored manifest with one more extension: its time, command, the trials it adds, the extensible
+    options it changed ({option: [old, new]}), and the new part's own plan record (folder, options,
+    fingerprint, kind, size) that --resume compares. ``members`` becomes the sweep's total."""
+    before = (stored.get("extensions") or [stored])[-1].get("options", {})
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "command": shlex.join([sys.executable, "-m", f"dgl_ray.sweeps.{opts.family}", *opts.argv]),
+             "added": added, "changed": changed_axes(before, part["options"]), "folder": folder,
+             **{k: part[k] for k in ("options", "fingerprint", "plan_kind", "members", "trials", "plan_form")}}
+    return {**stored, "extensions": [*stored.get("extensions", []), entry],
+            "members": int(stored.get("members", 0)) + added}
+
+
+def record_extension(opts, manifest: dict) -> None:
+    """Write the manifest with the new extension (before Ray starts); a failed write is a one-line error and
+    leaves the stored one (an atomic write)."""
+    try:
+        write_manifest(opts.storage, opts.name, manifest)
+    except OSError as e:
+        raise ConfigError(f"cannot extend the sweep: writing {opts.storage.rstrip('/')}/{opts.name}/{MANIFEST} "
+                          f"failed ({e.strerror or e}); nothing was run") from None
 
 
 def clear_failed_start(folder: str) -> None:
@@ -172,12 +220,14 @@ def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> N
                           f"refusing to write into it: pick another --name")
     if stored.get("family") != manifest["family"]:
         raise ConfigError(f"--resume: {where} is a {stored.get('family')} sweep, not {manifest['family']}")
-    old, new = stored.get("options", {}), manifest["options"]
+    # an extended sweep resumes with its latest command, whose plan (less the earlier parts') is the last part's
+    latest = (stored.get("extensions") or [stored])[-1]
+    old, new = latest.get("options", {}), manifest["options"]
     diff = [f"--{k.replace('_', '-')} {new.get(k)!r} (stored: {old.get(k)!r})"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if diff:
         raise ConfigError(f"--resume: the plan differs from the stored one in {'; '.join(diff)}; "
-                          f"resume with the stored options ({stored.get('command', '?')}) or pick another --name")
+                          f"resume with the stored options ({_resume_of(latest)}) or pick another --name")
     grouped = manifest.get("members") != manifest.get("trials")     # the form differs for grouped plans only
     if grouped and stored.get("plan_form", 1) != manifest.get("plan_form", 1):
         raise ConfigError(f"--resume: {where} was started by another dgl_ray version, whose Tune configs have "
@@ -190,10 +240,16 @@ def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> N
                           f"plan keeps its checkpoint paths inside that folder: rename it back to "
                           f"{stored.get('name')!r} (--name {stored.get('name')})")
     legacy = (lambda: plan_fingerprint(plan_configs)) if plan_configs is not None else (lambda: None)
-    if stored.get("fingerprint") != manifest["fingerprint"] and stored.get("fingerprint") != legacy():
+    if latest.get("fingerprint") != manifest["fingerprint"] and latest.get("fingerprint") != legacy():
         raise ConfigError(f"--resume: the trial plan differs from the stored one (fingerprint "
-                          f"{manifest['fingerprint']}, stored {stored.get('fingerprint')}: same options, so the "
+                          f"{manifest['fingerprint']}, stored {latest.get('fingerprint')}: same options, so the "
                           f"code that plans it changed); pick another --name")
+
+
+def _resume_of(record: dict) -> str:
+    """The command that resumes a manifest's latest part (an extension records its --extend command)."""
+    command = record.get("command", "?")
+    return command.replace(" --extend", "") + " --resume" if " --extend" in command else command
 
 
 # Ray's own GCS client, in a child process that a timeout can end: ray.init and GcsClient retry a port

@@ -15,6 +15,7 @@ from ..provenance import attach
 from ..rows import CKPT_FILE, FINAL_STATUSES, member_file, member_run, read_results_parquet, trial_id_of
 from ..storage import Location, join, local_copy as _local_copy, storage_fs, write_parquet_atomic
 from ..tidy import for_parquet, load_experiment, normalise, run_status_of
+from .manifest import part_folders, read_manifest
 
 
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
@@ -90,30 +91,25 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
 
 
 def collect(storage: str, name: str, known_runs: set[str] | None,
-            errored_tune_trials: set[str] = frozenset()) -> tuple[pd.DataFrame, str]:
-    """Read the Tune folder into the tidy frame, keep only runs Tune knows, one row per (run, epoch)
-    (a trial retried from a checkpoint reports some epochs twice: the last report wins), and write
-    ``results.parquet``. Returns (frame, where the Parquet is)."""
+            errored_tune_trials: set[str] = frozenset(), checked_parts=("",)) -> tuple[pd.DataFrame, str]:
+    """Read the sweep's Tune folders (every part of an extended sweep, dgl_ray/tune/manifest.py) into the tidy
+    frame, keep only runs Tune knows (``known_runs``: the Tune trial ids of the parts in ``checked_parts``, the
+    parts this driver ran; None: every run), one row per (run, epoch) (a trial retried from a checkpoint
+    reports some epochs twice: the last report wins), and write ``<name>/results.parquet``, the union of the
+    parts. Returns (frame, where the Parquet is)."""
     fs, root = storage_fs(storage)
     with tempfile.TemporaryDirectory() as tmp:
         exp = _local_copy(storage, name, tmp)
         pq = os.path.join(exp, "results.parquet")
         previous = _read_previous(pq)               # its finished runs are kept (a trial folder may be gone)
-        if known_runs is not None and fs is None:
-            for d in sorted(os.listdir(exp)):
-                tid = trial_id_of(d)
-                full = os.path.join(exp, d)
-                if tid and os.path.isdir(full) and tid not in known_runs:
-                    os.makedirs(os.path.join(exp, ".orphaned"), exist_ok=True)
-                    shutil.move(full, os.path.join(exp, ".orphaned", d))
-        try:        # rebuilt from the trial folders; the old results.parquet stays until replaced
-            df = load_experiment(exp, trial_folders_only=True)
-        except ValueError:
-            df = pd.DataFrame(columns=["run", "epoch", "status", "run_status"])
-        if known_runs is not None and len(df):
-            key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
-            df = df[key.astype(str).isin(known_runs)]
-        df = fill_from_checkpoints(df, exp)
+        frames = []
+        for part in part_folders(read_manifest(storage, name)):
+            part_dir = os.path.join(exp, part)
+            if not os.path.isdir(part_dir):
+                continue                            # an extension recorded, not started yet
+            checked = known_runs is not None and part in checked_parts
+            frames.append(_part_rows(part_dir, known_runs if checked else None, fs is None))
+        df = pd.concat(frames, ignore_index=True, sort=False) if frames else _no_rows()
         df = keep_finished(df, previous)
         if len(df):
             df = df.drop_duplicates(["run", "epoch"], keep="last").reset_index(drop=True)
@@ -129,6 +125,31 @@ def collect(storage: str, name: str, known_runs: set[str] | None,
         where = join(storage, name, "results.parquet") if fs is not None else os.path.join(exp, "results.parquet")
         write_parquet_atomic(attach(for_parquet(df)), where)
         return df, where
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame(columns=["run", "epoch", "status", "run_status"])
+
+
+def _part_rows(exp: str, known_runs: set[str] | None, local: bool) -> pd.DataFrame:
+    """The rows of one Tune experiment folder (a sweep's part), rebuilt from its trial folders; with
+    ``known_runs``, its trial folders Tune does not know are moved to ``.orphaned/`` (local storage) and
+    their rows left out."""
+    if known_runs is not None and local:
+        for d in sorted(os.listdir(exp)):
+            tid = trial_id_of(d)
+            full = os.path.join(exp, d)
+            if tid and os.path.isdir(full) and tid not in known_runs:
+                os.makedirs(os.path.join(exp, ".orphaned"), exist_ok=True)
+                shutil.move(full, os.path.join(exp, ".orphaned", d))
+    try:        # rebuilt from the trial folders; the old results.parquet stays until replaced
+        df = load_experiment(exp, trial_folders_only=True)
+    except ValueError:
+        return _no_rows()
+    if known_runs is not None and len(df):
+        key = df["tune_trial"].fillna(df["run"]) if "tune_trial" in df else df["run"]
+        df = df[key.astype(str).isin(known_runs)]
+    return fill_from_checkpoints(df, exp)
 
 
 def _read_previous(pq: str) -> pd.DataFrame | None:

@@ -5,6 +5,8 @@
     <storage>/<name>/                 Tune's experiment folder (trial folders, experiment state)
     <storage>/<name>/chain/           preparation checkpoints of chained protocols
     <storage>/<name>/results.parquet  one row per trial per report, config as columns (at the end)
+    <storage>/<name>/extend-<k>/      the Tune experiment of the sweep's k-th extension (--extend; its rows
+                                      join results.parquet above)
 
 ``--resume`` restores the experiment with ``Tuner.restore(path, trainable, resume_errored=True)``:
 finished trials stay finished, running ones continue from their last checkpoint, the searcher's
@@ -36,10 +38,11 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..rows import FINAL_STATUSES, trial_id_of
-from ..storage import Location, join, read_text, storage_fs, write_bytes_atomic, write_text
+from ..storage import Location, join, storage_fs, write_bytes_atomic
 from . import faults
 from .faults import errored_without_rows, resume_command
 from .lock import sweep_lock
+from .manifest import Part, write_manifest  # noqa: F401 - write_manifest: the tests write a manifest through the runner
 from .results import collect
 from .trackers import print_dashboard, tracker_callbacks
 from .trainable import any_trainable
@@ -52,9 +55,6 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # each checkpoint; it is cheap on local disks (measured in benchmarks/scale.py) and Tune warns at every one
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
-# The sweep folder's own record: the plan's fingerprint and options and the command that started it.
-# ``--resume`` refuses a folder without it (not a sweep of this tool) or with another plan.
-MANIFEST = "dgl_sweep.json"
 # The form of the plan's Tune configs (what the fingerprint hashes): 1 = a group lists every member's
 # every field; 2 = a group's shared fields once at its top level (dgl_ray.rows.pack_group).
 PLAN_FORM = 2
@@ -84,21 +84,6 @@ def make_manifest(opts, plan_options: dict, configs: list[dict]) -> dict:
             "fingerprint": plan_fingerprint(configs), "plan_form": PLAN_FORM, "trials": len(configs),
             "options": plan_options, "command": resume_command(opts),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-def read_manifest(storage: str, name: str) -> dict | None:
-    text = read_text(storage, f"{name}/{MANIFEST}")
-    if text is None:
-        return None
-    try:
-        m = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return m if isinstance(m, dict) else {}
-
-
-def write_manifest(storage: str, name: str, manifest: dict) -> None:
-    write_text(storage, f"{name}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def make_trainable(cpus: float, gpus: float, retry_errored: bool = False):
@@ -248,14 +233,24 @@ class SweepOutcome:
         return 0 if self.n_final and not (self.n_unfinished or self.n_errored or self.n_missing) else 1
 
 
-def run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
+def run_sweep(opts, spec: SweepSpec, parts: list | None = None) -> SweepOutcome:
     """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
-    sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end."""
+    sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end.
+    ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.manifest.Part`, the last one ``spec``'s), run in
+    order, each its own Tune experiment; None: the sweep is one part, ``<name>/`` itself."""
+    parts = parts or [Part("", spec, {})]
     with sweep_lock(opts.storage, opts.name):
-        if opts.resume:
-            check_tune_state(opts.storage, opts.name)
-            check_searcher_state(opts.storage, opts.name)
-        return _run_sweep(opts, spec)
+        if opts.resume or opts.extend:
+            for part in parts[:len(parts) if opts.resume else -1]:
+                if part.run:
+                    check_tune_state(opts.storage, part_name(opts.name, part.folder))
+                    check_searcher_state(opts.storage, part_name(opts.name, part.folder))
+        return _run_sweep(opts, spec, parts)
+
+
+def part_name(name: str, folder: str) -> str:
+    """The Tune experiment of a sweep's part, relative to the storage: ``<name>`` or ``<name>/<folder>``."""
+    return f"{name}/{folder}" if folder else name
 
 
 _STATE_FILE = re.compile(r"experiment_state-.*\.json")     # Tune's experiment state, one file per save
@@ -378,11 +373,53 @@ def mark_lost_checkpoints(storage: str, name: str) -> list[str]:
     return marked
 
 
-def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
+def _fit_part(opts, folder: str, spec: SweepSpec, restore: bool, trainable, trackers):
+    """Run one part's Tune experiment (``<name>/`` or ``<name>/<folder>/``): restored from its Tune state when
+    ``restore`` and it has one, else new. -> (ResultGrid, Tuner, the stopping signal or None, restored)."""
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
     from .progress import ProgressLine      # Ray: progress subclasses Ray Tune's Callback; runner stays Ray-free at import
 
+    fs, root = storage_fs(opts.storage)
+    name = part_name(opts.name, folder)
+    exp_path = f"{root}/{name}" if fs is not None else os.path.join(root, name)
+    # printed: the user's URI + name, a query (endpoint_override=...) kept at the end; Tune is given the
+    # filesystem itself, so the query never reaches its paths
+    shown = join(opts.storage, name) if fs is not None else exp_path
+    restored = False
+    if restore and tune.Tuner.can_restore(exp_path, storage_filesystem=fs):
+        mark_lost_checkpoints(opts.storage, name)
+        if getattr(opts, "retry_errored", False):
+            n_retry = reopen_errored_trials(opts.storage, name)
+            print(f"--retry-errored: {n_retry} errored Tune trial(s) run again", flush=True)
+        # the run config (callbacks included) comes back from the saved experiment; the plan is the
+        # same (the manifest's fingerprint was checked before Ray started)
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
+        restored = True
+        print(f"resuming {shown}", flush=True)
+    else:
+        progress = ProgressLine(total=spec.searcher.size, interval=opts.progress_interval,
+                                members=spec.searcher.members)
+        storage_path = root if not folder else (f"{root}/{opts.name}" if fs is not None
+                                                else os.path.join(root, opts.name))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=spec.searcher, num_samples=-1,
+                                        max_concurrent_trials=opts.max_concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=folder or opts.name, storage_path=storage_path, storage_filesystem=fs, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=getattr(opts, "keep_checkpoints", None)),
+                callbacks=[progress, JsonLoggerCallback(), *trackers]),
+        )
+        if folder:
+            print(f"extension {folder}: {spec.searcher.members} new trial(s) in {shown}", flush=True)
+    with _StopOnSignal() as stop:
+        grid = tuner.fit()
+    return grid, tuner, stop.signum, restored
+
+
+def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
     fs, root = storage_fs(opts.storage)
     exp_path = f"{root}/{opts.name}" if fs is not None else os.path.join(root, opts.name)
     init_ray(opts.address, None if opts.address else opts.num_cpus, opts.cpus_per_trial,
@@ -391,61 +428,47 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     trackers = tracker_callbacks(opts)          # MLflow / W&B / TensorBoard, one run per (λ, seed)
     retry = bool(getattr(opts, "retry_errored", False))
     trainable = make_trainable(opts.cpus_per_trial, opts.gpus_per_trial, retry)
-    total = spec.searcher.size
-    members = spec.searcher.members        # (λ, seed) trials, grouped or not
-    restored = False
+    members = sum(p.spec.searcher.members for p in parts)        # (λ, seed) trials, grouped or not
     t0 = time.time()
-    # printed: the user's URI + name, a query (endpoint_override=...) kept at the end; Tune is given the
-    # filesystem itself, so the query never reaches its paths
     path_for_restore = join(opts.storage, opts.name) if fs is not None else exp_path
-    if opts.resume and tune.Tuner.can_restore(exp_path, storage_filesystem=fs):
-        mark_lost_checkpoints(opts.storage, opts.name)
-        if retry:
-            n_retry = reopen_errored_trials(opts.storage, opts.name)
-            print(f"--retry-errored: {n_retry} errored Tune trial(s) run again", flush=True)
-        # the run config (callbacks included) comes back from the saved experiment; the plan is the
-        # same (the manifest's fingerprint was checked before Ray started)
-        tuner = tune.Tuner.restore(exp_path, trainable, resume_errored=True, storage_filesystem=fs)
-        restored = True
-        print(f"resuming {path_for_restore}", flush=True)
-    else:
-        progress = ProgressLine(total=total, interval=opts.progress_interval, members=members)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=spec.searcher, num_samples=-1,
-                                        max_concurrent_trials=opts.max_concurrent, reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=opts.name, storage_path=root, storage_filesystem=fs, verbose=0,
-                failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=getattr(opts, "keep_checkpoints", None)),
-                callbacks=[progress, JsonLoggerCallback(), *trackers]),
-        )
-    with _StopOnSignal() as stop:
-        grid = tuner.fit()
-    known, errored_trials = set(), set()
-    for r in grid:
-        tid = (r.metrics or {}).get("trial_id") or (trial_id_of(r.path) if r.path else None)
-        if tid:
-            known.add(tid)
-            if r.error is not None:
-                errored_trials.add(tid)
-    df, where = collect(opts.storage, opts.name, known, errored_trials)
+    known, errored_trials, ran, tuners, grids = set(), set(), [], [], []
+    restored, signum = False, None
+    for i, part in enumerate(parts):
+        if not part.run:
+            continue
+        # an extension's earlier parts with trials left are continued; --resume continues every part
+        again = opts.resume or (opts.extend and i < len(parts) - 1)
+        grid, tuner, signum, restored_part = _fit_part(opts, part.folder, part.spec, again, trainable, trackers)
+        restored = restored or restored_part
+        ran.append(part.folder)
+        tuners.append(tuner)
+        grids.append(grid)
+        for r in grid:
+            tid = (r.metrics or {}).get("trial_id") or (trial_id_of(r.path) if r.path else None)
+            if tid:
+                known.add(tid)
+                if r.error is not None:
+                    errored_trials.add(tid)
+        if signum is not None:
+            break               # the parts after it wait for --resume
+    df, where = collect(opts.storage, opts.name, known, errored_trials, checked_parts=ran)
     wall = time.time() - t0
     runs = df.groupby("run")["run_status"].last() if len(df) else pd.Series([], dtype=object)
     n_final = int(runs.isin(FINAL_STATUSES).sum())
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
-    n_missing = max(0, members - len(runs)) if spec.searcher.exact_members else 0
-    lost = errored_without_rows(grid, df)   # killed before their first report: errored (as the progress line said)
+    n_missing = max(0, members - len(runs)) if all(p.spec.searcher.exact_members for p in parts) else 0
+    # killed before their first report: errored (as the progress line said)
+    lost = sum(errored_without_rows(grid, df) for grid in grids)
     n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
-    out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, stop.signum)
+    out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, signum)
     print(f"\n{spec.family}: {n_final} trials finished, {n_unfinished} unfinished, {n_errored} errored"
           + (f", {n_missing} never started" if n_missing else "")
           + f"; {len(df)} rows, {wall:.0f}s" + (" (resumed)" if restored else ""))
     print(f"results: {where}")
     print(f"tune folder: {path_for_restore}")
     from .progress import fault_lines       # Ray: as ProgressLine above
-    for line in fault_lines(tuner):   # retried Tune trials (a lost node, an error): one line per kind
+    for line in (line for tuner in tuners for line in fault_lines(tuner)):   # retried Tune trials: a line per kind
         print(line)
     for note in spec.notes:
         print(note)
@@ -471,7 +494,7 @@ def _run_sweep(opts, spec: SweepSpec) -> SweepOutcome:
     if not_final:
         print(f"{not_final} trial(s) not finished ({n_unfinished} unfinished, {n_errored} errored, "
               f"{n_missing} never started): not in the table above (counted as missing)")
-    if stop.signum is not None or n_unfinished or n_missing:
-        why = f"interrupted by {signal.Signals(stop.signum).name}" if stop.signum is not None else "not finished"
+    if signum is not None or n_unfinished or n_missing:
+        why = f"interrupted by {signal.Signals(signum).name}" if signum is not None else "not finished"
         print(f"sweep {why}; continue it with:\n  {resume_command(opts)}")
     return out

@@ -209,6 +209,7 @@ class BoundaryState(SearcherState):
     group_size: int = 1
     lam_of: dict = field(default_factory=dict)      # plan id -> its λ, every proposal in order
     outcomes: dict = field(default_factory=dict)    # λ -> [1.0 (H) or 0.0 (L)] of the settled members
+    known_seeds: dict = field(default_factory=dict)  # λ -> seeds of the known trials (--extend): never reused
 
 
 def migrate_state(saved: dict, cls_name: str) -> dict:
@@ -814,7 +815,7 @@ class BoundarySearcher(PlanSearcher):
 
     def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
                  L: float = paper.L_MAX, H: float = paper.H_MIN, max_ahead: int = 2, metric: str = "test_error",
-                 mode: str = "min"):
+                 mode: str = "min", known=()):
         super().__init__(metric, mode)
         if int(budget) < 1 or int(max_ahead) < 1 or int(n0) < 1:
             raise ValueError(f"BoundarySearcher: budget {budget}, max_ahead {max_ahead}, n0 {n0}: each must be >= 1")
@@ -823,6 +824,12 @@ class BoundarySearcher(PlanSearcher):
         s.base, s.budget, s.max_ahead = dict(base), int(budget), max_ahead
         s.grid0 = list(self.policy.grid)
         s.n_init = len(self.policy.grid) * self.policy.n0
+        # outcomes already in the folder (--extend): {"lambda", "outcome" (paper's H, not_H or T), "seed"}; they
+        # count in the design and the estimate, and their seeds at their λ are never handed out again
+        for k in known:
+            lam = round(float(k["lambda"]), 10)
+            s.outcomes.setdefault(lam, []).append(0.0 if k["outcome"] == "not_H" else 1.0)
+            s.known_seeds.setdefault(lam, []).append(int(k["seed"]))
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -831,7 +838,7 @@ class BoundarySearcher(PlanSearcher):
         settled = Counter(s.lam_of[pid] for pid in (*s.done, *s.errored) if pid in s.lam_of)
         self._seeds_used = dict(proposed)
         self._pending = {lam: proposed[lam] - settled[lam] for lam in proposed}
-        self.policy.grid = sorted(set(s.grid0) | set(proposed))
+        self.policy.grid = sorted(set(s.grid0) | set(proposed) | set(s.known_seeds))
         if s.n_init is None:                # a state saved before it was kept
             s.n_init = len(s.grid0) * self.policy.n0
 
@@ -940,8 +947,12 @@ class BoundarySearcher(PlanSearcher):
         """One trial: the policy's λ given the outcomes and everything pending (this batch included)."""
         s = self._state
         lam = self.policy.propose(s.outcomes, self._pending)
-        seed = self._seeds_used.get(lam, 0)
-        self._seeds_used[lam] = seed + 1
+        k = self._seeds_used.get(lam, 0)
+        self._seeds_used[lam] = k + 1
+        # the k-th proposal at λ takes the k-th seed offset that no known trial there has (restores alike)
+        taken = set(s.known_seeds.get(lam, ()))
+        free = (o for o in range(k + len(taken) + 1) if int(s.base.get("seed", 0)) + o not in taken)
+        seed = next(o for i, o in enumerate(free) if i == k)
         self._pending[lam] = self._pending.get(lam, 0) + 1
         pid = str(PlanId("b", len(s.lam_of)))
         s.lam_of[pid] = lam
