@@ -1023,7 +1023,8 @@ class BoundarySearcher(PlanSearcher):
             return self._unpacked_note(size_for)
         self.pack_sizes(sizes)
         g, ahead = self._state.group_size, self._state.max_ahead
-        return [f"adaptive trials packed: the initial design in Tune trials of up to {self.design_chunk}, then each "
+        init = f"the initial design in Tune trials of up to {self.design_chunk}, then " if self._state.n_init else ""
+        return [f"adaptive trials packed: {init}each "
                 f"round proposes up to {g} x {ahead} trials (group size {size_for.text(sizes)} on "
                 f"{size_for.device}; {ahead} Tune trials ahead of the results): at most {self.size} Tune trials "
                 f"for {self.members} trials"]
