@@ -761,7 +761,9 @@ class ChainedSearcher(PlanSearcher):
 # --------------------------------------------------------------------------------------------------
 
 class BoundaryPolicy:
-    """The adaptive rule, Ray-free (the searcher and the offline benchmark share it).
+    """The version-2 adaptive rule (one λ at a time on a grid), kept as the baseline that
+    ``benchmarks/boundary_search.py`` and ``benchmarks/design_replay.py`` compare against; the searcher
+    runs :class:`dgl_ray.design.BoundaryDesign`.
 
     Start: ``n0`` seeds at every λ of a coarse grid. Then, batch after batch, give the next seeds to
     the λ whose outcomes are most split (largest binomial variance p(1-p) of the H fraction, with a
