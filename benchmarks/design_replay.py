@@ -84,12 +84,67 @@ def run_design(rng, batch):
     return out
 
 
+# two dimensions: λ_c(η) linear across the scan family's η values, one width; the grid fits each η alone
+ETAS = (0.2, 0.4, 0.6, 0.8)
+GRID_2D = [round(0.30 + 0.03 * k, 2) for k in range(8)]
+BUDGETS_2D = tuple(range(64, 641, 64))
+
+
+def lambda_c_of(eta: float) -> float:
+    return 0.30 + 0.2 * eta
+
+
+def draw_2d(rng, lam, eta):
+    return float(rng.random() < 1 / (1 + math.exp(-(lam - lambda_c_of(eta)) / (WIDTH / WIDTH_PER_S))))
+
+
+def run_grid_2d(rng, batch):
+    pts, out = [], {}
+    for _ in range(max(BUDGETS_2D) // (len(GRID_2D) * len(ETAS))):
+        pts += [(lam, eta, draw_2d(rng, lam, eta)) for eta in ETAS for lam in GRID_2D]
+        if len(pts) in BUDGETS_2D:
+            out[len(pts)] = [mle([p[0] for p in pts if p[1] == eta], [p[2] for p in pts if p[1] == eta])[0]
+                             for eta in ETAS]
+    return out
+
+
+def run_design_2d(rng, batch):
+    d = BoundaryDesign(GRID_2D[0], GRID_2D[-1], axis="eta", axis_values=ETAS, seed=int(rng.integers(1 << 30)))
+    out = {}
+    while d.n < max(BUDGETS_2D):
+        for lam, eta in d.propose(batch):
+            d.add(lam, "H" if draw_2d(rng, lam, eta) else "not_H", x=eta)
+            if d.n in BUDGETS_2D:
+                s = d.summary()
+                out[d.n] = [s[eta]["lambda_c"] for eta in ETAS]
+    return out
+
+
+def two_dimensions(a) -> None:
+    print(f"two dimensions: λ_c(η) = 0.30 + 0.2 η at η {', '.join(map(str, ETAS))}, width {WIDTH}; grid "
+          f"{len(GRID_2D)} λ x {len(ETAS)} η (per-η fits) vs the design in populations of {a.batch}")
+    print(f"{'strategy':<12} {'trials':>6} {'max over η of RMSE λ_c':>24}")
+    first = {}
+    for name, fn in (("grid", run_grid_2d), ("v3 design", run_design_2d)):
+        runs = [fn(np.random.default_rng([a.seed, 2, r]), a.batch) for r in range(a.reps)]
+        for n in BUDGETS_2D:
+            got = np.array([r[n] for r in runs], dtype=float)
+            rmse = max(float(np.sqrt(np.nanmean((got[:, i] - lambda_c_of(e)) ** 2))) for i, e in enumerate(ETAS))
+            print(f"{name:<12} {n:>6} {rmse:>24.4f}")
+            if rmse <= 0.005 and name not in first:
+                first[name] = n
+    print("trials to RMSE(λ_c) <= 0.005 at every η: " + ", ".join(f"{k} {v}" for k, v in first.items()))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--two-d", action="store_true", help="the λ x η case instead (the scan family's axis)")
     a = ap.parse_args(argv)
+    if a.two_d:
+        return two_dimensions(a)
     strategies = {"grid 8λ": run_grid, "v2 policy": run_policy, "v3 design": run_design}
     curves = {}
     print(f"{'strategy':<22} {'trials':>6} {'RMSE λ_c':>9} {'width ±25%':>10}")
