@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dgl_ray.boundary import fit_boundary
+from dgl_ray.rows import unpack_group
 from dgl_ray.tune import searchers
 from dgl_ray.tune.searchers import FINISHED, BoundaryPolicy, BoundarySearcher, ChainedSearcher, GridSearcher
 
@@ -111,7 +112,7 @@ def _row(m, err, status="completed", **extra):
 
 
 def _members(cfg):
-    return cfg.get("group", [cfg])
+    return unpack_group(cfg)            # a population's shared fields (λ too, if all share one) once at the top
 
 
 def _run(s, outcome, max_rounds=200):
