@@ -872,6 +872,7 @@ class BoundarySearcher(PlanSearcher):
             raise ConfigError(f"width_rel={width_rel}: must be > 0")
         design = BoundaryDesign(lo, hi, axis=axis, axis_values=axis_values, candidates=candidates,
                                 seed=int(base.get("seed", 0)))
+        design.aim(target_sd, width_rel)            # with a target, trials go where the binding one gains most
         s = self._state
         s.base, s.budget, s.max_ahead = dict(base), int(budget), int(max_ahead)
         s.target_sd, s.width_rel = target_sd, float(width_rel)
