@@ -17,6 +17,10 @@ count exactly. A batch is chosen greedily: each next point maximises the mean ov
 log det(M + p(1-p) g gᵀ), M the information of the outcomes, the pending points and the batch so far.
 For one logistic this puts trials near P(H) ≈ 0.18 and 0.82 (the classical D-optimal design), where
 λ_c and the width are learnt together; averaged over the posterior it spreads while λ_c is unknown.
+Aimed at a precision target (:meth:`BoundaryDesign.aim`: the searcher's --target-sd), each next point is
+instead the one that most lowers tr(L M⁻¹), the variances of λ_c (at every axis value) and of log s, each
+divided by its target variance and weighted by how far it still is from it: the trials go to whichever
+target binds (measured: fewer trials to the stop, benchmarks/design_replay.py --to-target).
 
 Trap: outcome "T" counts as H for the boundary and on its own as the trap fraction of the H outcomes
 (``p_trap``: posterior mean under a uniform prior, per axis value in two dimensions).
