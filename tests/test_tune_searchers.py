@@ -253,3 +253,13 @@ def test_adaptive_summary_counts_decided_runs_by_their_branch_and_only_the_searc
     out = capsys.readouterr().out
     # a: T, b: not_H, c: decided H (its error 0.2 is no final error), d: diverged (none), e: another η
     assert "adaptive: 3 runs with an outcome" in out and "P(trap | H) 0.50" in out and "3 trials" in out
+
+
+def test_boundary_searcher_pickles_its_design_as_state_not_its_grid():
+    import pickle
+    s = BoundarySearcher({"seed": 0, "eta": 0.4}, 0.36, 0.56, budget=8, target_sd=0.01)
+    _run(s, _logistic(np.random.default_rng(4)))
+    blob = pickle.dumps(s)
+    assert len(blob) < 50_000                                     # the posterior grid alone is megabytes
+    r = pickle.loads(blob)
+    assert r.get_state() == s.get_state() and r.summary() == s.summary() and r.suggest("x") is FINISHED

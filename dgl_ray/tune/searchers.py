@@ -916,11 +916,19 @@ class BoundarySearcher(PlanSearcher):
     def _to_fields(self) -> dict:
         return dict(super()._to_fields(), design=self._design.get_state())
 
+    def __getstate__(self) -> dict:
+        # Tune pickles the searcher whole (tuner.pkl): its design goes as its state, not its grid (megabytes)
+        d = dict(self.__dict__)
+        d["_state"] = dataclasses.replace(self._state, design=d.pop("_design").get_state())
+        return d
+
     def __setstate__(self, d: dict) -> None:
         st = d.get("_state")
         if dataclasses.is_dataclass(st) and not hasattr(st, "proposals"):
             d = dict(d, _state=dict(vars(st)))      # pickled whole by a version-2 release: migrate its fields
         super().__setstate__(d)
+        if "_design" not in self.__dict__:
+            self._rebuild()
 
     # -- views --
     @property
