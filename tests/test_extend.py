@@ -120,14 +120,14 @@ def test_more_seeds_run_only_the_new_trials_and_tables_read_the_union(finished, 
 
 def test_known_outcomes_enter_the_design_and_their_seeds_are_never_proposed():
     known = [{"lambda": 0.4, "outcome": o, "seed": s} for o, s in (("H", 0), ("T", 1), ("not_H", 3))]
-    s = BoundarySearcher({"seed": 0, "epochs": 2}, [0.4, 0.44], budget=6, n0=2, known=known)
-    assert s.outcomes == {0.4: [1.0, 1.0, 0.0]}                     # T is a kind of H
+    s = BoundarySearcher({"seed": 0, "epochs": 2}, 0.4, 0.44, budget=6, start=[0.4, 0.44], n0=2, known=known)
+    assert sorted(s.outcomes[0.4]) == [0.0, 1.0, 1.0]               # T is a kind of H
     proposed, i = [], 0
     while (c := s.suggest(f"t{i}")) not in (None, FINISHED):      # each completes at once, as an H run
         proposed.append((c["lambda"], c["seed"]))
         s.on_trial_complete(f"t{i}", {"test_error": 0.5})
         i += 1
-    restored = BoundarySearcher({"seed": 0}, [0.4], budget=1)
+    restored = BoundarySearcher({"seed": 0}, 0.4, 0.44, budget=1)
     restored.set_state(s.get_state())
     assert len(proposed) == 6 and len(set(proposed)) == 6           # the budget: new trials only
     assert not {(0.4, 0), (0.4, 1), (0.4, 3)} & set(proposed)

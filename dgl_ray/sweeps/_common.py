@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..analysis.frames import final_rows
+from ..analysis.frames import final_rows, outcome_rows
 from ..analysis.tables import branch_table
 from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
@@ -16,7 +16,7 @@ from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..storage import join, storage_fs
-from ..tune.searchers import BoundarySearcher, ChainedSearcher, outcome_of_row
+from ..tune.searchers import BoundarySearcher, ChainedSearcher
 from .family import get
 
 ALIASES = {"lam": "lambda", "lambdas": "lambda", "seeds": "seed", "etas": "eta", "widths": "width"}
@@ -317,14 +317,13 @@ def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:
     a folder's earlier runs included) as the searcher's design estimates it: λ_c ± SD, the width and its
     95% interval, the trap fraction of H, per axis value in two dimensions."""
     design = searcher.empty_design()
-    f = final_rows(df, ["run"])
-    cols = [c for c in ("status", "decided_branch", "test_error", "lambda", "eta", "width") if c in f]
+    f = outcome_rows(df)
+    cols = [c for c in ("outcome", "lambda", "eta", "width") if c in f]
     used = 0
     for row in f[cols].to_dict("records"):
-        outcome = outcome_of_row(row)
-        if outcome is None or not searcher.models(row):
+        if not searcher.models(row):
             continue
-        design.add(row["lambda"], outcome, None if design.axis is None else row[design.axis])
+        design.add(row["lambda"], str(row["outcome"]), None if design.axis is None else row[design.axis])
         used += 1
     s = design.summary()
     cells = [(None, s)] if design.axis is None else list(s.items())

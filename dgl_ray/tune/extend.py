@@ -17,9 +17,8 @@ import pandas as pd
 
 from ..config import RUNTIME_FIELDS
 from ..errors import ConfigError
-from ..paper import H_MIN, T_MIN
 from ..storage import Location
-from ..tidy import final_rows, load_experiment, missing_trials
+from ..tidy import load_experiment, missing_trials, outcome_rows
 from .manifest import Part, extensions, next_folder
 from .options import EXTENSIBLE, plan_options, with_axes
 from .searchers import GridSearcher
@@ -66,26 +65,16 @@ def rows_of(storage: str, name: str) -> pd.DataFrame:
 
 
 def known_outcomes(df: pd.DataFrame) -> tuple:
-    """The boundary outcomes of the sweep's ended runs: {"lambda", "outcome", "seed", "eta", "width"}. A
-    completed run's outcome is T (final error >= T_MIN), H (>= H_MIN) or not_H; a run decided early
-    (status ``decided``, interfaces §1) has its ``decided_branch``; unfinished and diverged runs have none (a
-    diverged run has no final error). The search picks the (η, width) cells it searches."""
+    """The boundary outcomes of the sweep's ended runs (:func:`dgl_ray.tidy.outcome_rows`): {"lambda",
+    "outcome", "seed", "eta", "width"}. A completed run's outcome is T, H or not_H from its final error; a
+    run decided early has its ``decided_branch``; unfinished and diverged runs have none. The search picks
+    the (η, width) cells it searches."""
     if not len(df):
         return ()
-    f = final_rows(df, ["run"])
-    done = f["test_error"].notna() & f["run_status"].astype(object).eq("completed")
-    outcome = pd.Series([_outcome(e) for e in f["test_error"].fillna(0.0)], index=f.index).where(done)
-    if "decided_branch" in f:           # a decided run's branch is its outcome, never a final error
-        decided = f["status"].astype(object).eq("decided") & f["decided_branch"].notna()
-        outcome = outcome.where(~decided, f["decided_branch"])
-    f = f.assign(outcome=outcome)[outcome.notna()]
-    width = f["width"].astype(float).fillna(1.0)
+    f = outcome_rows(df)
+    width = f["width"].astype(float).fillna(1.0) if "width" in f else pd.Series(1.0, index=f.index)
     return tuple({"lambda": float(lam), "outcome": str(o), "seed": int(seed), "eta": float(eta), "width": float(w)}
                  for lam, o, seed, eta, w in zip(f["lambda"], f["outcome"], f["seed"], f["eta"], width))
-
-
-def _outcome(error: float) -> str:
-    return "T" if error >= T_MIN else "H" if error >= H_MIN else "not_H"
 
 
 def _remaining(spec, seen: set):
