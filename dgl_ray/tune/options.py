@@ -446,8 +446,7 @@ def plan_options(opts: SweepOptions) -> dict:
 # folder are found by their trial fields, dgl_ray.tune.extend) and how the plan is packed, ordered or searched.
 # Every other plan option defines the trials already in the folder: an extension that changes one is refused.
 AXES = ("etas", "widths", "seeds", "n", "lambdas", "adaptive")
-EXTENSIBLE = (*AXES, "group_size", "order", "adaptive_n0", "adaptive_step", "target_sd", "adaptive_lo",
-              "adaptive_hi")
+EXTENSIBLE = (*AXES, "group_size", "order", "adaptive_n0", "adaptive_step", "target_sd")
 
 
 def with_axes(opts: SweepOptions, stored: dict) -> SweepOptions:
