@@ -27,9 +27,9 @@ def decide_at(plan: dict):
 @pytest.fixture(scope="module")
 def alone(digits):
     out = []
-    for c in MEMBERS:
+    for c, epochs in zip(MEMBERS, (1, 2, 2, None, None)):    # as far as the refill test's members train
         t = Trial(c, data=digits)
-        run_trial(t)
+        run_trial(t, max_epochs=epochs)
         out.append(t)
     return out
 
@@ -141,3 +141,67 @@ def test_slots_and_layout_are_checked(digits):
     t = [Trial(m, data=digits) for m in MEMBERS[:2]]
     with pytest.raises(ConfigError, match=r"layout=\[1, 1\]"):
         BatchedTrials(trials=t, slots=2, layout=[1, 1])
+
+
+# ---- the Tune trainable: a packed config with slots ------------------------------------------------------
+
+@pytest.fixture
+def tune_calls(monkeypatch):
+    """Tune's session functions replaced by a recorder (as tests/test_trainable.py): rows and each
+    checkpoint, copied, so that a later call can be restored from any of them."""
+    import os
+    import shutil
+    import tempfile
+    import types
+    from ray import tune
+    from dgl_ray import rows as wire
+    from dgl_ray.tune import trainable as tr
+    keep = tempfile.mkdtemp(prefix="refill-ckpts-")
+    rec = {"rows": [], "ckpts": [], "restore": None}
+
+    def report(result, checkpoint=None):
+        rec["rows"].extend(dict(r) for r in wire.result_rows(result))
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                rec["ckpts"].append(shutil.copytree(d, os.path.join(keep, f"checkpoint_{len(rec['ckpts']):06d}")))
+
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: rec["restore"] and tune.Checkpoint.from_directory(rec["restore"]))
+    monkeypatch.setattr(tr, "_node_info", lambda: {"host": "h", "worker_pid": 1, "node_id": None})
+    monkeypatch.setattr(tune, "get_context", lambda: types.SimpleNamespace(get_trial_id=lambda: "abc_00001"))
+    n = torch.get_num_threads()
+    yield rec
+    torch.set_num_threads(n)
+    shutil.rmtree(keep, ignore_errors=True)
+
+
+def test_a_refilling_tune_trial_resumed_from_its_checkpoint_reports_the_same_rows(tune_calls):
+    """Three members, two slots: member 2 waits until 0 and 1 complete, then trains its 2 epochs in a slot
+    (its rows are its own, as alone). Restored from the checkpoint of population epoch 2 (0 and 1 done,
+    2 queued) and of epoch 3 (2 half way), the trial reports the uninterrupted rows from there."""
+    import json
+    import os
+    from dgl_ray import rows as wire
+    from dgl_ray.tune import trainable as tr
+    base = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1", experiment="x")
+    members = [dict(base, **{"lambda": 0.3 + 0.2 * i}, seed=i) for i in range(3)]
+    config = wire.pack_group(members, slots=2)
+    assert config["slots"] == 2 and wire.group_slots(config) == 2 and len(wire.unpack_group(config)) == 3
+    tr.dgl_trainable(config)
+    full = [(r["member"], r["epoch"], r["status"], r["test_error"]) for r in tune_calls["rows"]]
+    assert [m[:3] for m in full] == [(0, 1, "running"), (1, 1, "running"), (0, 2, "completed"),
+                                     (1, 2, "completed"), (2, 1, "running"), (2, 2, "completed")]
+    assert all(r["group_size"] == 3 for r in tune_calls["rows"])
+    ckpts = list(tune_calls["ckpts"])
+    assert len(ckpts) == 4 and "population.json" in os.listdir(ckpts[1])
+    with open(os.path.join(ckpts[1], "population.json")) as fh:
+        assert json.load(fh) == {"layout": [0, 1]}
+    for k, after in ((1, full[4:]), (2, full[5:])):
+        tune_calls["rows"].clear()
+        tune_calls["restore"] = ckpts[k]
+        tr.dgl_trainable(config)
+        assert [(r["member"], r["epoch"], r["status"], r["test_error"]) for r in tune_calls["rows"]] == after
+    tune_calls["rows"].clear()
+    tune_calls["restore"] = None
+    tr.dgl_trainable(dict(members[2]))          # member 2 alone: the same errors
+    assert [r["test_error"] for r in tune_calls["rows"]] == [m[3] for m in full[4:]]
