@@ -205,3 +205,68 @@ def test_a_refilling_tune_trial_resumed_from_its_checkpoint_reports_the_same_row
     tune_calls["restore"] = None
     tr.dgl_trainable(dict(members[2]))          # member 2 alone: the same errors
     assert [r["test_error"] for r in tune_calls["rows"]] == [m[3] for m in full[4:]]
+
+
+# ---- the trial option and the grid searcher ------------------------------------------------------------
+
+def test_a_decided_member_has_ended_for_the_searcher():
+    """The searchers' ENDED is rows.ENDED_STATUSES: a Tune trial whose members are decided or completed
+    settles, the decided member with the error at its decision (never read as a final error there)."""
+    from dgl_ray.rows import ENDED_STATUSES, grouped_result, unpack_group
+    from dgl_ray.tune.searchers import ENDED, GridSearcher
+    assert ENDED == ENDED_STATUSES and "decided" in ENDED
+    from dgl_ray.tune.plan import SizeRule
+    g = GridSearcher([dict(BASE, **{"lambda": 0.3}, seed=s) for s in range(2)])
+    g.pack(SizeRule(given=2, on_gpu=False))
+    members = [m["plan_id"] for m in unpack_group(g.suggest("t0"))]
+    g.on_trial_result("t0", grouped_result([
+        {"plan_id": members[0], "status": "decided", "decided_branch": "H", "p_branch": 0.98, "test_error": 0.7},
+        {"plan_id": members[1], "status": "completed", "test_error": 0.2}]))
+    assert "t0" not in g._state.live and g.done == {members[0]: 0.7, members[1]: 0.2}
+
+
+def test_decide_early_must_be_a_number():
+    from dgl_ray.config import TrialConfig
+    from dgl_ray.errors import ConfigError
+    with pytest.raises(ConfigError, match="decide_early=True must be a number"):
+        TrialConfig.from_dict(dict(BASE, decide_early=True, **{"lambda": 0.3}))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--decide-early", "0.9"], "--decide-early 0.9: must be a number in ["),
+    (["--decide-early", "0.05", "--dataset", "cifar100"], "no calibrated branch classifier for dataset 'cifar100'"),
+])
+def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
+    """``--decide-early δ`` on train and on every family (trial_flags): a δ the calibration does not
+    allow, or a data set without a classifier, is one line, exit 2, before anything trains or Ray starts."""
+    pytest.importorskip("dgl_ray.early")      # the early-decision slice's classifier (merged separately)
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps", "s1", "--dry-run"]):
+        r = subprocess.run([sys.executable, "-m", *cmd, *args], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], \
+            (cmd, r.stderr)
+
+
+def test_a_grid_with_early_decisions_packs_queued_groups():
+    """GridSearcher with ``decide_early``: 2 x G members per Tune trial in G slots (group size 2: 4 members,
+    slots 2); the Tune config each suggest hands out carries its slots; without decide_early, no queue."""
+    pytest.importorskip("dgl_ray.early")
+    from dgl_ray.rows import group_slots, unpack_group
+    from dgl_ray.tune.plan import SizeRule
+    from dgl_ray.tune.searchers import GridSearcher
+    cfgs = [dict(BASE, **{"lambda": 0.3 + 0.02 * i}, seed=0, decide_early=0.05) for i in range(10)]
+    g = GridSearcher(cfgs)
+    note = g.pack(SizeRule(given=2, on_gpu=False))
+    assert "queued" in note[0]
+    handed = [g.suggest(f"t{i}") for i in range(3)]
+    assert [len(unpack_group(c)) for c in handed] == [4, 4, 2]
+    assert [group_slots(c) for c in handed] == [2, 2, None]      # the last group fits its slots
+    assert [m["plan_id"] for c in handed for m in unpack_group(c)] == [f"g{i:05d}" for i in range(10)]
+    plain = GridSearcher([{k: v for k, v in c.items() if k != "decide_early"} for c in cfgs])
+    plain.pack(SizeRule(given=2, on_gpu=False))
+    assert group_slots(plain.suggest("t0")) is None and plain.size == 5
