@@ -236,7 +236,7 @@ def test_decide_early_must_be_a_number():
     (["--decide-early", "0.9"], "--decide-early 0.9: must be a number in ["),
     (["--decide-early", "0.05", "--dataset", "cifar100"], "no calibrated branch classifier for dataset 'cifar100'"),
 ])
-def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
+def test_decide_early_flag_errors_are_one_line_exit_2(args, needle, tmp_path):
     """``--decide-early δ`` on train and on every family (trial_flags): a δ the calibration does not
     allow, or a data set without a classifier, is one line, exit 2, before anything trains or Ray starts."""
     pytest.importorskip("dgl_ray.early")      # the early-decision slice's classifier (merged separately)
@@ -244,7 +244,7 @@ def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
     import sys
     from tests.conftest import ROOT
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps", "s1", "--dry-run"]):
+    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps.scan", "--dry-run", "--storage", str(tmp_path)]):
         r = subprocess.run([sys.executable, "-m", *cmd, *args], cwd=ROOT, capture_output=True, text=True,
                            timeout=300, env=env)
         lines = r.stderr.strip().splitlines()
