@@ -43,7 +43,7 @@ def main(argv=None) -> float:
     set_threads(a.threads)
     from dgl_ray.data import load_digits_data
     data = load_digits_data()
-    configs = [{"dataset": "digits", "lambda": 0.3 + 0.01 * i, "seed": i, "epochs": 1 + a.epochs, "device": "cpu"}
+    configs = [{"dataset": "digits", "lambda": 0.3 + 0.01 * i, "seed": i, "epochs": 2 + a.epochs, "device": "cpu"}
                for i in range(25)]
     frozen, dropped = [], []
     for _ in range(a.repeats):
