@@ -29,6 +29,9 @@ FINAL_STATUSES = ("completed", "diverged")
 # A member whose last row has one of these statuses has ended: it trains and reports no more ("decided":
 # stopped early with its branch, never a final error; "error": the trainable's fatal error row).
 ENDED_STATUSES = ("completed", "diverged", "decided", "error")
+# A run whose last row has one of these statuses needs no more training: finished, or decided early
+# (its branch known, its final error not). A sweep whose runs are all settled is complete (exit 0).
+SETTLED_STATUSES = (*FINAL_STATUSES, "decided")
 
 CKPT_FILE = "trial.pt"          # a single trial's checkpoint file in a Tune checkpoint folder
 

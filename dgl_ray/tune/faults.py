@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 
-from ..rows import trial_id_of
+from ..rows import SETTLED_STATUSES, trial_id_of
 from ..storage import storage_fs
 from .results import collect
 
@@ -265,7 +265,7 @@ def save_results(opts) -> None:
         print(f"results.parquet not written ({cause_of(e)}); --resume writes it", file=sys.stderr, flush=True)
         return
     runs = df.groupby("run")["run_status"].last() if len(df) else []
-    finished = int(sum(s in ("completed", "diverged") for s in runs))
+    finished = int(sum(s in SETTLED_STATUSES for s in runs))
     print(f"results so far: {where} ({finished} trials finished, {len(runs) - finished} not; {len(df)} rows)",
           flush=True)
 

@@ -12,7 +12,7 @@ import tempfile
 import pandas as pd
 
 from ..provenance import attach
-from ..rows import CKPT_FILE, FINAL_STATUSES, member_file, member_run, read_results_parquet, trial_id_of
+from ..rows import CKPT_FILE, SETTLED_STATUSES, member_file, member_run, read_results_parquet, trial_id_of
 from ..storage import Location, join, local_copy as _local_copy, storage_fs, write_parquet_atomic
 from ..tidy import for_parquet, load_experiment, normalise, run_status_of
 from .manifest import part_folders, read_manifest
@@ -165,7 +165,7 @@ def _final_runs(df: pd.DataFrame) -> set[str]:
     if not len(df) or "run" not in df:
         return set()
     status = df["run_status"] if "run_status" in df else run_statuses(df)
-    return set(df.loc[status.isin(FINAL_STATUSES), "run"].astype(str))
+    return set(df.loc[status.isin(SETTLED_STATUSES), "run"].astype(str))     # decided runs are kept too
 
 
 def keep_finished(df: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def drop_superseded_errors(df: pd.DataFrame, status: pd.Series) -> pd.DataFrame:
     such a row (no epoch, when the checkpoint could not be read) is not an evaluation of the run."""
     if "status" not in df:
         return df
-    stale = df["status"].eq("error") & status.isin(FINAL_STATUSES).values
+    stale = df["status"].eq("error") & status.isin(SETTLED_STATUSES).values
     return df[~stale.values].reset_index(drop=True) if stale.any() else df
 
 
@@ -212,6 +212,6 @@ def run_statuses(df: pd.DataFrame, errored_tune_trials: set[str] = frozenset()) 
     ``error`` when its Tune trial errored (or its last row says so), else ``unfinished``."""
     status = run_status_of(df)
     if errored_tune_trials and "tune_trial" in df and len(df):
-        hit = df["tune_trial"].astype(str).isin(errored_tune_trials) & ~status.isin(FINAL_STATUSES)
+        hit = df["tune_trial"].astype(str).isin(errored_tune_trials) & ~status.isin(SETTLED_STATUSES)
         status = status.where(~hit, "error")
     return status

@@ -37,7 +37,7 @@ import re
 import pandas as pd
 
 from ..errors import ConfigError
-from ..rows import FINAL_STATUSES, trial_id_of
+from ..rows import SETTLED_STATUSES, trial_id_of
 from ..storage import Location, join, storage_fs, write_bytes_atomic
 from . import faults
 from .faults import errored_without_rows, resume_command
@@ -454,7 +454,8 @@ def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
     df, where = collect(opts.storage, opts.name, known, errored_trials, checked_parts=ran)
     wall = time.time() - t0
     runs = df.groupby("run")["run_status"].last() if len(df) else pd.Series([], dtype=object)
-    n_final = int(runs.isin(FINAL_STATUSES).sum())
+    n_final = int(runs.isin(SETTLED_STATUSES).sum())        # decided runs are done: their branch is known
+    n_decided = int((runs == "decided").sum())
     n_unfinished = int((runs == "unfinished").sum())
     n_errored = int((runs == "error").sum())
     n_missing = max(0, members - len(runs)) if all(p.spec.searcher.exact_members for p in parts) else 0
@@ -462,7 +463,8 @@ def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
     lost = sum(errored_without_rows(grid, df) for grid in grids)
     n_errored, n_missing = n_errored + lost, max(0, n_missing - lost)
     out = SweepOutcome(df, n_final, n_unfinished, n_errored, n_missing, signum)
-    print(f"\n{spec.family}: {n_final} trials finished, {n_unfinished} unfinished, {n_errored} errored"
+    print(f"\n{spec.family}: {n_final} trials finished" + (f" ({n_decided} decided early)" if n_decided else "")
+          + f", {n_unfinished} unfinished, {n_errored} errored"
           + (f", {n_missing} never started" if n_missing else "")
           + f"; {len(df)} rows, {wall:.0f}s" + (" (resumed)" if restored else ""))
     print(f"results: {where}")
@@ -472,7 +474,7 @@ def _run_sweep(opts, spec: SweepSpec, parts: list) -> SweepOutcome:
         print(line)
     for note in spec.notes:
         print(note)
-    finished = df[df["run_status"].isin(FINAL_STATUSES)] if len(df) else df
+    finished = df[df["run_status"].isin(SETTLED_STATUSES)] if len(df) else df   # the tables leave decided errors out
     if spec.summarize is not None and len(finished):
         try:
             table = spec.summarize(finished)
