@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from dgl_ray import paper
-from dgl_ray.analysis import critical_point, load_legacy
+from dgl_ray.analysis import SkippedFileWarning, critical_point, load_legacy
 from dgl_ray.errors import ConfigError
 from dgl_ray.tune.searchers import BoundaryPolicy
 
@@ -471,7 +472,9 @@ def digits_s1(a, path: Path = POOLS / "s1.parquet") -> Setting:
 def cifar_synthetic(a) -> Setting:
     s1 = critical_point(load_legacy(ARCHIVE / "S1")).iloc[0]
     lambda_c, width = float(s1["lambda_c_logistic"]), float(s1["logistic_width"])
-    s2 = load_legacy(ARCHIVE / "S2").sort_values("epoch")
+    with warnings.catch_warnings():       # the S2 CSVs duplicate its JSONs, which hold the trajectories
+        warnings.simplefilter("ignore", SkippedFileWarning)
+        s2 = load_legacy(ARCHIVE / "S2").sort_values("epoch")
     trajectories = [Run(0.0, None, tuple(int(e) for e in g["epoch"]), tuple(float(e) for e in g["test_error"]))
                     for _, g in s2.groupby("run") if g["test_error"].notna().all()]
     levels = [round(0.42 + 0.02 * i, 2) for i in range(8)]          # the paper's S1 grid
