@@ -20,3 +20,15 @@ DEATH_RUN = 5
 ORDERED_ACCEPT = L_MAX      # ordered checkpoint: error < 0.20
 COLLAPSE_ACCEPT = H_MIN     # collapse checkpoint: error >= 0.40
 TRAP_ACCEPT = T_MIN         # trapped checkpoint (Tδ): error >= 0.85
+
+# A run's boundary outcome (the adaptive design's three outcomes): "T" (trap) is a kind of "H", which the
+# boundary counts as H and the design also models on its own.
+OUTCOMES = ("not_H", "H", "T")
+
+
+def outcome_of(error: float) -> str:
+    """The boundary outcome of a final test error: "T" if >= T_MIN, "H" if >= H_MIN, else "not_H".
+    A diverged run (NaN) has none: ValueError (callers skip diverged runs)."""
+    if error != error:
+        raise ValueError("a diverged run (test error NaN) has no boundary outcome")
+    return "T" if error >= T_MIN else "H" if error >= H_MIN else "not_H"

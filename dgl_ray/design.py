@@ -1,0 +1,286 @@
+"""The adaptive boundary design: a Bayesian logistic model of P(H | λ) and batch proposals that learn
+λ_c and the coexistence width together (numpy only; the searcher and the replay benchmarks share it).
+
+Model. P(H | λ, x) = σ((λ - λ_c(x)) / s), the coexistence width w = 2 s ln 9 (λ at P_H 0.9 minus λ at 0.1,
+as :func:`dgl_ray.boundary.fit_boundary`). One dimension: λ_c(x) = a0. Two dimensions (``axis`` "eta" or
+"width" with its values): λ_c(x) = a0 + a1 u + a2 u² (a2 only with 3 or more values), u the axis value
+scaled to [-1, 1] (log of the width multiplier: widths double), s shared across x: a smooth λ_c(x) that
+pools every outcome. The posterior is held on a grid over (a.., log s): uniform priors on a box (a0 in
+[lo, hi]: λ_c is assumed inside the searched range; a1, a2 within ± the range; s from 1/1000 to 1/2 of
+the range, log-uniform) that narrows around the posterior's bulk as outcomes come in (every outcome is
+kept and the likelihood recomputed on the new grid, so narrowing loses nothing but prior mass outside
+± ZOOM_SD posterior SDs).
+
+Criterion: Bayesian D-optimality. A point's Fisher information for (a.., log s) is p(1-p) g gᵀ with g the
+gradient of the logit; it does not depend on the outcome, so pending points (proposed, not yet settled)
+count exactly. A batch is chosen greedily: each next point maximises the mean over posterior draws of
+log det(M + p(1-p) g gᵀ), M the information of the outcomes, the pending points and the batch so far.
+For one logistic this puts trials near P(H) ≈ 0.18 and 0.82 (the classical D-optimal design), where
+λ_c and the width are learnt together; averaged over the posterior it spreads while λ_c is unknown.
+
+Trap: outcome "T" counts as H for the boundary and on its own as the trap fraction of the H outcomes
+(``p_trap``: posterior mean under a uniform prior, per axis value in two dimensions).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import special
+
+from .errors import ConfigError
+from .paper import OUTCOMES
+
+AXES = ("eta", "width")
+WIDTH_PER_S = 2 * math.log(9)       # coexistence width (P_H 0.1 -> 0.9) per logistic scale s
+S_RANGE = (1 / 1000, 1 / 2)         # prior on s, as fractions of hi - lo
+CELLS = 60_000                      # grid cells of the posterior (split evenly across its dimensions)
+ZOOM_SD = 6.0                       # a narrowed grid spans the posterior mean ± this many SDs per dimension
+DRAWS = 48                          # posterior draws the criterion averages over
+CANDIDATE_STEP = 0.0005             # λ resolution of the proposals when no candidates are given
+MAX_CANDIDATES = 401
+
+
+class BoundaryDesign:
+    """Bayesian logistic boundary in λ (and λ_c smooth across an axis), with batch-aware D-optimal proposals."""
+
+    def __init__(self, lo: float, hi: float, *, axis: str | None = None, axis_values: Sequence[float] = (),
+                 candidates: Sequence[float] | None = None, seed: int = 0):
+        lo, hi = float(lo), float(hi)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigError(f"boundary design: λ range [{lo:g}, {hi:g}]; need finite lo < hi")
+        if axis is not None and axis not in AXES:
+            raise ConfigError(f"boundary design: axis {axis!r}; allowed: None, {', '.join(AXES)}")
+        xs = tuple(sorted({float(v) for v in axis_values}))
+        if axis is None and xs:
+            raise ConfigError("boundary design: axis values given without an axis (eta or width)")
+        if axis is not None and len(xs) < 2:
+            raise ConfigError(f"boundary design: axis {axis} needs at least 2 values, got {list(xs)}")
+        if axis == "width" and min(xs) <= 0:
+            raise ConfigError(f"boundary design: width values {list(xs)} must be > 0")
+        if candidates is not None:
+            cand = sorted({round(float(v), 10) for v in candidates})
+            if not cand or cand[0] < lo or cand[-1] > hi:
+                raise ConfigError(f"boundary design: candidates {cand[:3]}... must lie in [{lo:g}, {hi:g}]")
+        self.lo, self.hi, self.axis, self.axis_values, self.seed = lo, hi, axis, xs, int(seed)
+        self.candidates = None if candidates is None else cand
+        self._obs: dict = {}            # (λ, x) -> [not_H, H, T] counts
+        self._prior_box = self._box0()
+        self._set_grid(self._prior_box)
+
+    # ---- the model -------------------------------------------------------------------------------
+
+    @property
+    def degree(self) -> int:
+        """Polynomial degree of λ_c(u): 0 in one dimension, else 1 (two values) or 2."""
+        return 0 if self.axis is None else min(2, len(self.axis_values) - 1)
+
+    def _u(self, x) -> float:
+        if self.axis is None:
+            return 0.0
+        t = np.log if self.axis == "width" else np.asarray
+        a, b = float(t(self.axis_values[0])), float(t(self.axis_values[-1]))
+        return float(2 * (t(float(x)) - a) / (b - a) - 1)
+
+    def _basis(self, u):
+        """Rows (1, u, u²)[:degree + 1] for each u."""
+        u = np.atleast_1d(np.asarray(u, dtype=float))
+        return np.stack([u ** k for k in range(self.degree + 1)], axis=-1)
+
+    def _box0(self) -> np.ndarray:
+        span = self.hi - self.lo
+        box = [(self.lo, self.hi)] + [(-span, span)] * self.degree
+        box.append((math.log(S_RANGE[0] * span), math.log(S_RANGE[1] * span)))
+        return np.array(box)
+
+    def _set_grid(self, box: np.ndarray) -> None:
+        per = max(9, int(round(CELLS ** (1 / len(box)))))
+        if len(box) == 2:                       # one dimension: λ_c finer than log s
+            sizes = [int(CELLS // 61), 61]
+        else:
+            sizes = [per] * len(box)
+        self._box = np.array(box, dtype=float)
+        self._axes = [np.linspace(a, b, n) for (a, b), n in zip(self._box, sizes)]
+        mesh = np.meshgrid(*self._axes, indexing="ij")
+        self._theta = np.stack([m.ravel() for m in mesh], axis=1)       # cells x (a.., log s)
+        self._loglik = np.zeros(len(self._theta))
+        for (lam, x), counts in self._obs.items():
+            self._loglik += self._point_loglik(lam, x, counts)
+        self._post = None
+
+    def _logit(self, theta: np.ndarray, lam, u) -> np.ndarray:
+        """(λ - λ_c(u)) / s for every row of ``theta`` (and every λ, u given as equal-length arrays)."""
+        c = theta[:, :-1] @ self._basis(u).T                 # cells x points
+        return (np.atleast_1d(lam)[None, :] - c) / np.exp(theta[:, -1:])
+
+    def _point_loglik(self, lam, x, counts) -> np.ndarray:
+        z = self._logit(self._theta, [lam], [self._u(x)])[:, 0]
+        n_low, n_high = counts[0], counts[1] + counts[2]
+        return -n_high * np.logaddexp(0, -z) - n_low * np.logaddexp(0, z)
+
+    def _posterior(self) -> np.ndarray:
+        if self._post is None:
+            w = np.exp(self._loglik - self._loglik.max())
+            self._post = w / w.sum()
+            self._zoom()
+        return self._post
+
+    def _moments(self, post):
+        mean = post @ self._theta
+        sd = np.sqrt(np.maximum(post @ (self._theta - mean) ** 2, 0))
+        return mean, sd
+
+    def _zoom(self) -> None:
+        """Narrow the grid to the posterior's bulk when it fills a small part of it (or widen it, within
+        the prior box, when the bulk reaches an edge); at most a few rounds."""
+        for _ in range(4):
+            mean, sd = self._moments(self._post)
+            step = np.array([a[1] - a[0] for a in self._axes])
+            half = np.maximum(ZOOM_SD * sd, 2 * step)
+            target = np.stack([np.maximum(mean - half, self._prior_box[:, 0]),
+                               np.minimum(mean + half, self._prior_box[:, 1])], axis=1)
+            cur = self._box[:, 1] - self._box[:, 0]
+            narrower = (target[:, 1] - target[:, 0]) < 0.5 * cur
+            outside = (target[:, 0] < self._box[:, 0] - 1e-12) | (target[:, 1] > self._box[:, 1] + 1e-12)
+            if not (narrower.any() or outside.any()):
+                return
+            self._set_grid(np.where((narrower | outside)[:, None], target, self._box))
+            w = np.exp(self._loglik - self._loglik.max())
+            self._post = w / w.sum()
+
+    # ---- outcomes --------------------------------------------------------------------------------
+
+    def _check_x(self, x) -> float | None:
+        if self.axis is None:
+            if x is not None:
+                raise ConfigError(f"boundary design: axis value {x!r} given to a one-dimensional design")
+            return None
+        if x is None or float(x) not in self.axis_values:
+            raise ConfigError(f"boundary design: {self.axis} {x!r}; allowed: {', '.join(f'{v:g}' for v in self.axis_values)}")
+        return float(x)
+
+    def add(self, lam: float, outcome: str, x: float | None = None) -> None:
+        """One settled trial's outcome ("not_H", "H" or "T") at λ (and axis value ``x``)."""
+        if outcome not in OUTCOMES:
+            raise ConfigError(f"boundary design: outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
+        lam = float(lam)
+        if not math.isfinite(lam):
+            raise ConfigError(f"boundary design: λ {lam!r} must be a finite number")
+        key = (round(lam, 10), self._check_x(x))
+        counts = self._obs.setdefault(key, [0, 0, 0])
+        one = [0, 0, 0]
+        one[OUTCOMES.index(outcome)] = 1
+        counts[OUTCOMES.index(outcome)] += 1
+        self._loglik += self._point_loglik(*key, one)
+        self._post = None
+
+    @property
+    def n(self) -> int:
+        return int(sum(sum(c) for c in self._obs.values()))
+
+    def outcomes(self) -> dict:
+        """(λ, x) -> {outcome: count} of the outcomes so far."""
+        return {k: dict(zip(OUTCOMES, c)) for k, c in self._obs.items()}
+
+    # ---- proposals -------------------------------------------------------------------------------
+
+    def _candidates(self) -> list[tuple[float, float | None]]:
+        if self.candidates is not None:
+            lams = self.candidates
+        else:
+            n = min(MAX_CANDIDATES, int(round((self.hi - self.lo) / CANDIDATE_STEP)) + 1)
+            lams = sorted({round(float(v), 4) for v in np.linspace(self.lo, self.hi, n)})
+        xs = self.axis_values or (None,)
+        return [(lam, x) for x in xs for lam in lams]
+
+    def _grads(self, theta: np.ndarray, lams, us):
+        """p(1-p) (draws x points) and the logit's gradient g (draws x points x params)."""
+        z = self._logit(theta, np.asarray(lams, dtype=float), us)
+        p = special.expit(z)
+        basis = self._basis(us)                                         # points x (degree + 1)
+        s = np.exp(theta[:, -1])[:, None, None]
+        g = np.concatenate([np.broadcast_to(-basis[None], (len(theta), *basis.shape)) / s, -z[..., None]], axis=-1)
+        return p * (1 - p), g
+
+    def propose(self, k: int, pending: Sequence[tuple[float, float | None]] = (),
+                exclude: Callable[[float, float | None], bool] | None = None) -> list[tuple[float, float | None]]:
+        """``k`` new (λ, x) points (x None in one dimension), each chosen given the outcomes, the
+        ``pending`` points and the points of this batch before it; ``exclude(λ, x)`` True skips a point."""
+        if int(k) < 0:
+            raise ConfigError(f"boundary design: propose({k}): k must be >= 0")
+        cands = [c for c in self._candidates() if exclude is None or not exclude(*c)]
+        if not cands or not k:
+            return []
+        pending = [(float(lam), self._check_x(x)) for lam, x in pending]
+        post = self._posterior()
+        rng = np.random.default_rng([self.seed, self.n, len(pending)])
+        theta = self._theta[rng.choice(len(post), size=DRAWS, p=post)]
+        known = [(lam, x, sum(c)) for (lam, x), c in self._obs.items()] + [(lam, x, 1) for lam, x in pending]
+        half = (self._prior_box[:, 1] - self._prior_box[:, 0]) / 2
+        info = np.broadcast_to(np.diag(1 / half ** 2), (DRAWS, len(half), len(half))).copy()   # the weak prior
+        if known:
+            lams, xs, ns = zip(*known)
+            q, g = self._grads(theta, lams, [self._u(x) for x in xs])
+            info += np.einsum("dp,dpi,dpj->dij", q * np.asarray(ns, dtype=float), g, g)
+        cq, cg = self._grads(theta, [c[0] for c in cands], [self._u(c[1]) for c in cands])
+        out = []
+        for _ in range(int(k)):
+            inv = np.linalg.inv(info)
+            v = np.einsum("dci,dij,dcj->dc", cg, inv, cg)
+            gain = np.log1p(cq * v).mean(axis=0)
+            best = int(np.argmax(gain))
+            out.append(cands[best])
+            info += cq[:, best, None, None] * np.einsum("di,dj->dij", cg[:, best], cg[:, best])
+        return out
+
+    # ---- estimates -------------------------------------------------------------------------------
+
+    def _summary_at(self, x, post) -> dict:
+        c = self._theta[:, :-1] @ self._basis([self._u(x)])[0]
+        mean = float(post @ c)
+        sd = float(math.sqrt(max(post @ (c - mean) ** 2, 0.0)))
+        widths = WIDTH_PER_S * np.exp(self._axes[-1])
+        marginal = post.reshape([len(a) for a in self._axes]).sum(axis=tuple(range(len(self._axes) - 1)))
+        cdf = np.cumsum(marginal)
+        lo, med, hi = (float(np.interp(q, cdf, widths)) for q in (0.025, 0.5, 0.975))
+        counts = np.zeros(3)
+        for (_, ox), cnt in self._obs.items():
+            if ox == x:
+                counts += cnt
+        return {"lambda_c": mean, "lambda_c_sd": sd, "width": med, "width_ci": (lo, hi),
+                "p_trap": float((counts[2] + 1) / (counts[1] + counts[2] + 2)), "n": int(counts.sum())}
+
+    def summary(self) -> dict:
+        """One dimension: {lambda_c (posterior mean), lambda_c_sd, width (posterior median), width_ci
+        (95%), p_trap, n}; two: {axis value: that dict}."""
+        post = self._posterior()
+        if self.axis is None:
+            return self._summary_at(None, post)
+        return {x: self._summary_at(x, post) for x in self.axis_values}
+
+    def reached(self, target_sd: float, width_rel: float = 0.25) -> bool:
+        """SD(λ_c) <= target_sd and the width's 95% interval within ± width_rel of the width (at every
+        axis value in two dimensions)."""
+        s = self.summary()
+        for d in ([s] if self.axis is None else s.values()):
+            lo, hi = d["width_ci"]
+            if not (d["lambda_c_sd"] <= target_sd and lo >= d["width"] * (1 - width_rel)
+                    and hi <= d["width"] * (1 + width_rel)):
+                return False
+        return True
+
+    # ---- state -----------------------------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        return {"lo": self.lo, "hi": self.hi, "axis": self.axis, "axis_values": list(self.axis_values),
+                "candidates": self.candidates, "seed": self.seed,
+                "outcomes": [[lam, x, list(c)] for (lam, x), c in self._obs.items()]}
+
+    def set_state(self, state: dict) -> None:
+        fresh = BoundaryDesign(state["lo"], state["hi"], axis=state.get("axis"),
+                               axis_values=state.get("axis_values", ()), candidates=state.get("candidates"),
+                               seed=state.get("seed", 0))
+        fresh._obs = {(float(lam), None if x is None else float(x)): list(c) for lam, x, c in state["outcomes"]}
+        fresh._set_grid(fresh._prior_box)
+        self.__dict__.update(fresh.__dict__)
