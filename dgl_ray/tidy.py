@@ -59,6 +59,7 @@ import pandas as pd
 
 from .config import TrialConfig
 from . import provenance
+from .paper import OUTCOMES, outcome_of
 from .rows import (FINAL_STATUSES, flat_config, member_rows, member_run, read_results_parquet, split_config,
                     trial_id_of)
 from .storage import Location
@@ -74,11 +75,14 @@ CATEGORICAL_COLUMNS = ("family", "dataset", "model", "status", "run_status", "ph
 # The values these labels can take, categories even where a frame holds none of them, so that setting
 # one (``df.loc[..., "status"] = "diverged"``) works; values found in the data are added.
 KNOWN_LABELS = {
-    "status": ("running", "completed", "diverged", "error", "pending", "no_evaluation"),
-    "run_status": ("completed", "diverged", "unfinished", "error"),
+    "status": ("running", "completed", "diverged", "decided", "error", "pending", "no_evaluation"),
+    "run_status": ("completed", "diverged", "decided", "unfinished", "error"),
     "direction": ("up", "down"),
     "origin": ("ordered", "collapse"),
 }
+# A run stopped early by the branch classifier (--decide-early): its last row names a branch
+# (``decided_branch``), never a final error. Its run_status is "decided".
+DECIDED = "decided"
 # Free text: pandas' string dtype (as the Parquet stores them), never object.
 STRING_COLUMNS = ("run", "experiment", "noise")
 
@@ -346,7 +350,8 @@ def _never_reported(config: dict, folder_id: str) -> list[dict]:
 
 
 def run_status_of(df: pd.DataFrame) -> pd.Series:
-    """Each row's run status: the run's last status when it is final (completed, diverged), ``error``
+    """Each row's run status: the run's last status when it is final (completed, diverged) or
+    ``decided`` (stopped early by the branch classifier), ``error``
     when any row of the run says so, else ``unfinished``. A stored ``run_status`` (the runner's, which
     also knows Tune's errored trials) wins where it says error.
 
@@ -360,12 +365,13 @@ def run_status_of(df: pd.DataFrame) -> pd.Series:
     order = pd.to_numeric(df["epoch"], errors="coerce") if "epoch" in df else pd.Series(0, index=df.index)
     d = pd.DataFrame({"run": run, "status": status_col.astype(object), "order": order.fillna(-1)})
     last = d.sort_values("order", kind="stable").drop_duplicates("run", keep="last").set_index("run")["status"]
-    per_run = last.where(last.isin(FINAL_STATUSES), "unfinished").astype(object)
+    ended = FINAL_STATUSES + (DECIDED,)
+    per_run = last.where(last.isin(ended), "unfinished").astype(object)
     errored = d.loc[d["status"].eq("error"), "run"].unique()
-    per_run[per_run.index.isin(errored) & ~last.isin(FINAL_STATUSES)] = "error"
+    per_run[per_run.index.isin(errored) & ~last.isin(ended)] = "error"
     out = run.map(per_run)
     if "run_status" in df:
-        out = out.where(~(df["run_status"].eq("error") & ~out.isin(FINAL_STATUSES)), "error")
+        out = out.where(~(df["run_status"].eq("error") & ~out.isin(ended)), "error")
     return out
 
 
@@ -442,7 +448,7 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
     pending = set(df.loc[df["status"].astype(object).eq("pending"), "run"].astype(str)) \
         if len(df) and "status" in df else set()
     started = runs[~runs.index.isin(pending)]
-    counts = {"finished": int(started.isin(FINAL_STATUSES).sum()),
+    counts = {"finished": int(started.isin(FINAL_STATUSES).sum()), "decided": int((started == DECIDED).sum()),
               "unfinished": int((started == "unfinished").sum()),
               "errored": int((started == "error").sum()), "never_started": len(pending) or None}
     try:
@@ -455,8 +461,9 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
 
 
 def missing_trials(df: pd.DataFrame) -> dict:
-    """The counts of :func:`load_experiment` (summed over sweeps): finished, unfinished, errored and
-    never started (None when unknown), and ``missing`` = all but the finished."""
+    """The counts of :func:`load_experiment` (summed over sweeps): finished, decided (stopped early with
+    a branch: not missing, not final), unfinished, errored and never started (None when unknown), and
+    ``missing`` = unfinished + errored + never started."""
     c = dict(df.attrs.get("trials") or {})
     if not c:
         return {}
@@ -558,11 +565,27 @@ def is_sweep_path(path) -> bool:
 
 def not_final(df: pd.DataFrame) -> pd.Series:
     """Rows of runs that have not ended (``run_status`` unfinished or error; a frame without the
-    column, such as the paper's archive, holds ended runs only)."""
+    column, such as the paper's archive, holds ended runs only). Decided runs have ended without a
+    final error: :func:`decided` tells them; :func:`final_rows` leaves them out."""
     if "run_status" not in df:
         return pd.Series(False, index=df.index)
     status = df["run_status"].astype(object)
-    return status.notna() & ~status.isin(FINAL_STATUSES)
+    return status.notna() & ~status.isin(FINAL_STATUSES + (DECIDED,))
+
+
+def decided(df: pd.DataFrame) -> pd.Series:
+    """Rows of runs stopped early by the branch classifier (``run_status`` decided, or a last row with
+    status decided where the frame has no run status)."""
+    if "run_status" in df:
+        return df["run_status"].astype(object).eq(DECIDED)
+    if "status" not in df or not len(df):
+        return pd.Series(False, index=df.index)
+    return df["run"].isin(df.loc[df["status"].astype(object).eq(DECIDED), "run"])
+
+
+def n_decided(df: pd.DataFrame) -> int:
+    """How many runs of ``df`` were decided early (left out of every table of final errors)."""
+    return int(df.loc[decided(df), "run"].nunique()) if len(df) else 0
 
 
 def final_rows(df: pd.DataFrame, by: Iterable[str] = ("run",)) -> pd.DataFrame:
@@ -573,13 +596,42 @@ def final_rows(df: pd.DataFrame, by: Iterable[str] = ("run",)) -> pd.DataFrame:
 
     A run counts as final only when its last row is final (``run_status`` completed or diverged): the
     rows of an unfinished, errored or never-started run get no error (``test_error`` NaN) whatever ``by``
-    holds, so that tables count them as missing, never as a branch.
+    holds, so that tables count them as missing, never as a branch. Decided runs (stopped early with a
+    branch, :func:`decided`) are never returned: their last error is not a final error, and they are
+    not missing either (:func:`outcome_rows` counts their branch; :func:`n_decided` counts them).
     """
+    out = _last_rows(df[~decided(df)], by)
+    if "run" in by and "run_status" in out:     # an unfinished or errored run has no final error:
+        out.loc[not_final(out), "test_error"] = np.nan   # tables count it as missing, never as final
+    return out
+
+
+def _last_rows(df: pd.DataFrame, by: Iterable[str]) -> pd.DataFrame:
+    """The last evaluation (highest epoch; row order breaks ties and NaN epochs) of each group."""
     by = [c for c in by if c in df.columns]
     d = df.copy()
     d["_order"] = np.arange(len(d))
     d = d.sort_values(["epoch", "_order"], na_position="first", kind="stable")
     out = d.groupby(by, dropna=False, sort=False, observed=True).tail(1)
-    if "run" in by and "run_status" in out:     # an unfinished or errored run has no final error:
-        out.loc[not_final(out), "test_error"] = np.nan   # tables count it as missing, never as final
     return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+def outcome_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run that has a boundary outcome (``paper.OUTCOMES``): completed runs with a final
+    error (their outcome from it: not_H, H or T) and decided runs (their ``decided_branch``, H or not_H).
+    Columns of :func:`final_rows` plus ``outcome`` (categorical) and ``decided`` (bool). Diverged,
+    unfinished and errored runs have none and are left out; a decided run's ``test_error`` is the
+    error at its decision, never a final error."""
+    final = final_rows(df, ["run"])
+    final = final[final["test_error"].notna()].copy()
+    final["outcome"] = [outcome_of(e) for e in final["test_error"]]
+    final["decided"] = False
+    early = df[decided(df)]
+    if len(early):
+        early = _last_rows(early, ["run"])
+        early["outcome"] = early["decided_branch"].astype(str)
+        early["decided"] = True
+        final = pd.concat([final, early], ignore_index=True, sort=False)
+    final["outcome"] = final["outcome"].astype(pd.CategoricalDtype(list(OUTCOMES)))
+    final["decided"] = final["decided"].astype(bool)
+    return final.reset_index(drop=True)
