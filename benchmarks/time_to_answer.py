@@ -61,19 +61,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dgl_ray import paper
 from dgl_ray.analysis import SkippedFileWarning, critical_point, load_legacy
+from dgl_ray.design import BoundaryDesign
+from dgl_ray.early import BranchClassifier, check_delta
 from dgl_ray.errors import ConfigError
-from dgl_ray.tune.searchers import BoundaryPolicy
-
-try:    # until the design and early slices merge, the benchmark runs with stand-ins / without decisions
-    from dgl_ray.design import BoundaryDesign
-except ImportError:
-    BoundaryDesign = None
-try:
-    from dgl_ray.early import BranchClassifier, check_delta
-except ImportError:
-    BranchClassifier = check_delta = None
+from dgl_ray.paper import outcome_of
+from dgl_ray.schedules import parse_range
+from dgl_ray.tidy import load_experiment, outcome_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ROOT / "tests" / "data" / "digits-pools"
@@ -100,10 +94,6 @@ class Run:
 def high(outcome: str) -> int:
     """1 for an H outcome (the trap included), 0 for not_H."""
     return 0 if outcome == "not_H" else 1
-
-
-def outcome_of(error: float) -> str:
-    return "T" if error >= paper.T_MIN else "H" if error >= paper.H_MIN else "not_H"
 
 
 def read_pool(path: Path, axis: str | None = None) -> list[Run]:
@@ -320,30 +310,6 @@ def adaptive(source, design, tally: Tally, batch: int, max_trials: int) -> Outco
     return tally.result(False)
 
 
-class PolicyDesign:
-    """Stand-in for dgl_ray.design.BoundaryDesign until it lands: the first-generation rule
-    (:class:`BoundaryPolicy`, one λ at a time on the candidates) per axis value, in turn."""
-
-    def __init__(self, lo, hi, *, axis=None, axis_values=(), candidates=None, seed=0):
-        grid = list(candidates) if candidates is not None else list(np.round(np.arange(lo, hi + 1e-9, 0.01), 4))
-        self.xs = list(axis_values) if axis else [None]
-        self.policies = {x: BoundaryPolicy(grid, min_step=min(np.diff(sorted(grid)))) for x in self.xs}
-        self.outcomes = {x: {} for x in self.xs}
-
-    def add(self, lam, outcome, x=None):
-        self.outcomes[x].setdefault(lam, []).append(high(outcome))
-
-    def propose(self, k, pending=(), exclude=None):
-        points, counts = [], {}
-        for i in range(k):
-            x = self.xs[i % len(self.xs)]
-            used = {lam for lam in self.policies[x].grid if exclude and exclude(lam, x)}
-            lam = self.policies[x].propose(self.outcomes[x], counts.get(x, {}), exclude=used)
-            counts.setdefault(x, {})[lam] = counts.get(x, {}).get(lam, 0) + 1
-            points.append((lam, x))
-        return points
-
-
 # ------------------------------------------------------------------------------------------ comparing
 
 @dataclass
@@ -366,8 +332,8 @@ class Setting:
 
 
 def new_design(s: Setting, seed: int):
-    return (BoundaryDesign or PolicyDesign)(s.lo, s.hi, axis=s.axis, axis_values=s.xs if s.axis else (),
-                                            candidates=s.candidates, seed=seed)
+    return BoundaryDesign(s.lo, s.hi, axis=s.axis, axis_values=s.xs if s.axis else (), candidates=s.candidates,
+                          seed=seed)
 
 
 def trials_needed(o: Outcome, target_sd: float, width_rel: float | None) -> tuple[float, bool]:
@@ -439,24 +405,15 @@ def show(title: str, t: pd.DataFrame) -> None:
 
 # ---------------------------------------------------------------------------------------------- parts
 
-def classifier_for(dataset: str):
-    """The calibrated branch classifier of ``dataset``, or None (said once) when there is none."""
-    if BranchClassifier is None:
-        print(f"(no dgl_ray.early in this checkout: adaptive+early skipped for {dataset})")
-        return None
+def early(dataset: str, delta: float, total_epochs: int, lr_milestones=()) -> EarlyDecisions | None:
+    """Decisions by the calibrated branch classifier of ``dataset`` at ``delta``, or None (said) when it
+    has none or cannot honour ``delta``."""
     try:
-        return BranchClassifier.load(dataset)
+        check_delta(delta, dataset)
     except ConfigError as e:
         print(f"(adaptive+early skipped: {e})")
         return None
-
-
-def early(dataset: str, delta: float, total_epochs: int, lr_milestones=()):
-    c = classifier_for(dataset)
-    if c is None:
-        return None
-    check_delta(delta, dataset)
-    return EarlyDecisions(c, delta, total_epochs, lr_milestones)
+    return EarlyDecisions(BranchClassifier.load(dataset), delta, total_epochs, lr_milestones)
 
 
 def digits_s1(a, path: Path = POOLS / "s1.parquet") -> Setting:
@@ -500,8 +457,47 @@ def digits_eta(a, path: Path = POOLS / "eta.parquet") -> Setting:
 
 # ---------------------------------------------------------------------------------------------- live
 
-def live(a) -> None:
-    print("\n(c) live: not yet (needs the merged package: --target-sd, --decide-early)")
+def sweep(storage: str, name: str, args: list[str]) -> tuple[float, pd.DataFrame]:
+    """One coexistence sweep on the digits default as its own command (Ray start-up included):
+    (wall seconds, its rows)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--storage", storage, "--name", name,
+           "--progress-interval", "600", *args]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=storage, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    return wall, load_experiment(os.path.join(storage, name))
+
+
+def live(a) -> pd.DataFrame:
+    """(c): the grid sweep vs the adaptive sweep to --target-sd (and with --decide-early), each its own
+    command on ``a.num_cpus`` CPUs; trial-epochs = the rows' evaluations; the answer from the rows'
+    outcomes (decided runs by their decided branch) with :func:`estimate`."""
+    lams = a.live_lambdas
+    levels = parse_range(lams, "--live-lambdas")
+    lo, hi = min(levels), max(levels)
+    common = ["--lambdas", lams, "--num-cpus", str(a.num_cpus)]
+    plans = [("grid", ["--n", str(a.live_n)]),
+             ("adaptive", ["--adaptive", str(a.live_budget), "--target-sd", str(a.target_sd)]),
+             ("adaptive+early", ["--adaptive", str(a.live_budget), "--target-sd", str(a.target_sd),
+                                 "--decide-early", str(a.delta)])]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-time-to-answer-") as tmp:
+        for name, extra in plans:
+            wall, df = sweep(tmp, name.replace("+", "-"), common + extra)
+            o = outcome_rows(df)
+            est = estimate(o["lambda"], [high(str(v)) for v in o["outcome"]], lo, hi)
+            epochs = int(df.groupby("run")["epoch"].max().sum())
+            rows.append({"strategy": name, "trials": df["run"].nunique(), "decided": int(o["decided"].sum()),
+                         "trial_epochs": epochs, "wall_s": round(wall, 1), "lambda_c": round(est["lambda_c"], 4),
+                         "sd": round(est["lambda_c_sd"], 4), "width": round(est["width"], 4),
+                         "reached": reached(est, a.target_sd, a.width_rel)})
+    t = pd.DataFrame(rows)
+    t["epochs_vs_grid"] = (t["trial_epochs"].iloc[0] / t["trial_epochs"]).map(lambda v: f"{v:.2f}")
+    t["wall_vs_grid"] = (t["wall_s"].iloc[0] / t["wall_s"]).map(lambda v: f"{v:.2f}")
+    return t
 
 
 # ---------------------------------------------------------------------------------------------- figure
@@ -553,6 +549,10 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="abcd", help="which parts to run (letters of a, b, c, d)")
     ap.add_argument("--skip-live", action="store_true", help="leave out (c), the live sweeps through Ray Tune")
     ap.add_argument("--max-synthetic", type=int, default=3200, help="(b): the most trials a strategy may use")
+    ap.add_argument("--live-lambdas", default="0.36:0.56:0.02", help="(c): the grid's λ and the adaptive range")
+    ap.add_argument("--live-n", type=int, default=40, help="(c): the grid's seeds per λ")
+    ap.add_argument("--live-budget", type=int, default=550, help="(c): the adaptive sweeps' most trials")
+    ap.add_argument("--num-cpus", type=int, default=2, help="(c): CPUs of each sweep's Ray instance")
     ap.add_argument("--figure", type=Path, default=None, help="write (a)'s SD(λ_c) vs trial-epochs PNG here")
     ap.add_argument("--s1", type=Path, default=POOLS / "s1.parquet", help="(a)'s pool")
     ap.add_argument("--eta", type=Path, default=POOLS / "eta.parquet", help="(d)'s pool")
@@ -566,14 +566,13 @@ def main(argv=None) -> int:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {cpu_model()} | load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"# answer: SD(λ_c) <= {a.target_sd} and the width's 95% interval within ±{a.width_rel:.0%}; "
-          f"{a.repeats} repeats, batches of {a.batch}, δ {a.delta}; design: "
-          f"{'dgl_ray.design.BoundaryDesign' if BoundaryDesign else 'stand-in PolicyDesign (no dgl_ray.design)'}")
+          f"{a.repeats} repeats, batches of {a.batch}, δ {a.delta}")
     ratio = math.nan
     if "a" in a.parts:
         s = digits_s1(a, a.s1)
         t, traces = compare(s, a)
         show(f"{s.name}: all {s.max_trials} runs give λ_c {s.reference[None]['lambda_c']:.4f}, "
-             f"width {s.reference[None]['width']:.4f}; {_duration(s.seconds)} per trial-epoch", t)
+             f"width {s.reference[None]['width']:.4f}; {1000 * s.seconds:.1f} ms per trial-epoch on one CPU", t)
         ratio = t["_epochs"].iloc[0] / t["_epochs"].iloc[-1]
         if a.figure:
             sd_curves(traces, a.figure, "digits S1 replay")
@@ -581,7 +580,8 @@ def main(argv=None) -> int:
         s = cifar_synthetic(a)
         show(s.name + f"; wall at {s.seconds:.2f} A100-s per trial-epoch", compare(s, a)[0])
     if "c" in a.parts and not a.skip_live:
-        live(a)
+        show(f"(c) live on digits through Ray Tune ({a.num_cpus} CPUs; grid {a.live_lambdas} x {a.live_n} seeds, "
+             f"adaptive budget {a.live_budget})", live(a))
     if "d" in a.parts:
         if not a.eta.exists():
             print(f"\n(d) skipped: no {a.eta}")
