@@ -41,8 +41,11 @@ seconds per trial-epoch on one CPU (slots stay busy: a decided member's slot is 
 A strategy that does not reach the answer within the pool shows ``>`` and the trials it used; the grid's
 trials needed are then extrapolated as n x (SD / target)² (or the width's, whichever is larger), marked ``~``.
 
-Last line: ``trial-epochs vs grid: X.XX`` = the grid's median trial-epochs to the answer / adaptive+early's
-in (a) (the digits replay).
+Each table ends with ``bound``: the fewest trials any design needs when λ_c and the width are known
+beforehand (:func:`information_bound`, Fisher information; every trial to the end).
+
+Last line: ``trial-epochs vs grid: X.XX`` = the grid's median trial-epochs to the answer / the best adaptive
+strategy's (adaptive+early where the classifier is there) in (a), the digits replay.
 """
 from __future__ import annotations
 
@@ -147,14 +150,19 @@ def estimate(lams, highs, lo: float, hi: float) -> dict:
             "n": int(n.sum())}
 
 
+def width_spread(est: dict) -> float:
+    """How far the width's 95% interval reaches from the width, relative to it (the larger side)."""
+    lo, hi = est["width_ci"]
+    return max(hi / est["width"] - 1, 1 - lo / est["width"])
+
+
 def reached(est: dict, target_sd: float, width_rel: float | None) -> bool:
     """SD(λ_c) <= target_sd and (unless width_rel is None) the width's 95% interval within ±width_rel."""
     if est["lambda_c_sd"] > target_sd:
         return False
     if width_rel is None:
         return True
-    lo, hi = est["width_ci"]
-    return lo >= est["width"] * (1 - width_rel) and hi <= est["width"] * (1 + width_rel)
+    return width_spread(est) <= width_rel
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -247,7 +255,8 @@ class Outcome:
     estimates: dict            # x -> estimate at the stop
     decided: int = 0
     wrong: int = 0             # decided runs whose decided branch is not their final one
-    trace: list = None         # (trial-epochs, the largest SD(λ_c) over x) after each round / batch
+    trace: list = None         # after each round / batch: (trial-epochs, the largest SD(λ_c) over x,
+                               #   the largest relative half-interval of the width over x)
 
 
 class Tally:
@@ -273,7 +282,8 @@ class Tally:
 
     def done(self) -> bool:
         self.estimates = {x: estimate(self.lams[x], self.highs[x], self.lo, self.hi) for x in self.xs}
-        self.trace.append((self.trial_epochs, max(e["lambda_c_sd"] for e in self.estimates.values())))
+        self.trace.append((self.trial_epochs, max(e["lambda_c_sd"] for e in self.estimates.values()),
+                           max(width_spread(e) for e in self.estimates.values())))
         return all(reached(e, self.target_sd, self.width_rel) for e in self.estimates.values())
 
     def result(self, ok: bool) -> Outcome:
@@ -336,6 +346,19 @@ def new_design(s: Setting, seed: int):
                           seed=seed)
 
 
+def information_bound(width: float, target_sd: float, width_rel: float | None) -> float:
+    """The fewest trials any design needs for the answer when λ_c and the width are known beforehand:
+    half the trials at λ_c ± z s, the best z (Fisher information of (λ_c, log s); the width's interval
+    taken as ±1.96 SD of log s against log(1 + width_rel))."""
+    s = width / WIDTH_PER_W
+    z = np.linspace(0.05, 5, 1000)
+    q = 1 / (1 + np.exp(-z)) * (1 / (1 + np.exp(z)))
+    need = s ** 2 / (q * target_sd ** 2)
+    if width_rel is not None:
+        need = np.maximum(need, (1.96 / math.log(1 + width_rel)) ** 2 / (q * z ** 2))
+    return float(need.min())
+
+
 def trials_needed(o: Outcome, target_sd: float, width_rel: float | None) -> tuple[float, bool]:
     """Trials to the answer: measured, or (not reached) extrapolated as 1/√n from where it stopped."""
     if o.reached:
@@ -344,8 +367,7 @@ def trials_needed(o: Outcome, target_sd: float, width_rel: float | None) -> tupl
     for e in o.estimates.values():
         f = max(f, (e["lambda_c_sd"] / target_sd) ** 2)
         if width_rel is not None:
-            lo, hi = e["width_ci"]
-            f = max(f, (max(hi / e["width"] - 1, 1 - lo / e["width"]) / width_rel) ** 2)
+            f = max(f, (width_spread(e) / width_rel) ** 2)
     return o.trials * f, True
 
 
@@ -381,16 +403,23 @@ def compare(s: Setting, a) -> tuple[pd.DataFrame, dict]:
         n_reached = sum(o.reached for o in outs)
         mark = "" if n_reached * 2 > len(outs) else "~"
         decided = sum(o.decided for o in outs)
+        sd_only = [next((p[0] for p in o.trace if p[1] <= a.target_sd), math.nan) for o in outs]
         rows.append({"strategy": name, "reached": f"{n_reached}/{len(outs)}", "trials": f"{mark}{trials:.0f}",
                      "trial_epochs": f"{mark}{epochs:.0f}", "wall": _duration(epochs * s.seconds),
                      "right": f"{sum(right(o, s, a.target_sd) for o in outs if o.reached)}/{n_reached}",
                      "decided": f"{decided / max(1, sum(o.trials for o in outs)):.0%}",
                      "wrong": f"{sum(o.wrong for o in outs)}/{decided}" if decided else "-",
-                     "_trials": trials, "_epochs": epochs})
+                     "sd_only_epochs": f"{np.nanmedian(sd_only):.0f}", "_trials": trials, "_epochs": epochs,
+                     "_sd_only": float(np.nanmedian(sd_only))})
         traces[name] = [o.trace for o in outs]
+    bound = sum(information_bound(r["width"], a.target_sd, s.width_rel) for r in s.reference.values())
+    rows.append({"strategy": "bound", "trials": f"{bound:.0f}", "trial_epochs": f"{bound * s.total_epochs:.0f}",
+                 "wall": _duration(bound * s.total_epochs * s.seconds), "_trials": bound,
+                 "_epochs": bound * s.total_epochs})
     t = pd.DataFrame(rows)
     t["trials_vs_grid"] = (t["_trials"].iloc[0] / t["_trials"]).map(lambda v: f"{v:.2f}")
     t["epochs_vs_grid"] = (t["_epochs"].iloc[0] / t["_epochs"]).map(lambda v: f"{v:.2f}")
+    t["sd_only_vs_grid"] = (t["_sd_only"].iloc[0] / t["_sd_only"]).map(lambda v: "-" if v != v else f"{v:.2f}")
     return t, traces
 
 
@@ -400,7 +429,7 @@ def _duration(sec: float) -> str:
 
 def show(title: str, t: pd.DataFrame) -> None:
     print(f"\n{title}")
-    print(t[[c for c in t.columns if not c.startswith("_")]].to_string(index=False))
+    print(t[[c for c in t.columns if not c.startswith("_")]].fillna("-").to_string(index=False))
 
 
 # ---------------------------------------------------------------------------------------------- parts
@@ -502,29 +531,35 @@ def live(a) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------- figure
 
-def sd_curves(traces: dict, path: Path, title: str) -> None:
-    """SD(λ_c) against trial-epochs per strategy: the median over repeats of each repeat's latest SD."""
+def sd_curves(traces: dict, path: Path, title: str, target_sd: float, width_rel: float) -> None:
+    """SD(λ_c) and the width's relative half-interval against trial-epochs per strategy: the median over
+    the repeats still running of each repeat's latest value (a repeat ends at its answer)."""
     import matplotlib                      # only for --figure: the tables need no plotting library
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     top = max(t[-1][0] for reps in traces.values() for t in reps if t)
     xs = np.geomspace(100, top, 200)
     for name, reps in traces.items():
-        curves = []
-        for t in reps:
-            e, sd = np.array([p[0] for p in t]), np.array([p[1] for p in t])
-            i = np.searchsorted(e, xs, side="right") - 1
-            curves.append(np.where((i >= 0) & (xs <= e[-1]), sd[np.clip(i, 0, None)], np.nan))
-        med = np.nanmedian(np.array(curves), axis=0)
-        ax.plot(xs, med, label=name)
-    ax.axhline(0.005, color="grey", ls=":", label="target SD 0.005")
-    ax.set(xscale="log", yscale="log", xlabel="trial-epochs", ylabel="posterior SD(λ_c) (median over repeats)",
-           title=title)
-    ax.legend()
+        for ax, k in zip(axes, (1, 2)):
+            curves = []
+            for t in reps:
+                e, v = np.array([p[0] for p in t]), np.array([p[k] for p in t])
+                i = np.searchsorted(e, xs, side="right") - 1
+                curves.append(np.where((i >= 0) & (xs <= e[-1]), v[np.clip(i, 0, None)], np.nan))
+            curves = np.array(curves)
+            live = np.isfinite(curves).any(axis=0)
+            ax.plot(xs[live], np.nanmedian(curves[:, live], axis=0), label=name)
+    for ax, line, label in zip(axes, (target_sd, width_rel), (f"SD(λ_c) target {target_sd}",
+                                                            f"width ±{width_rel:.0%}")):
+        ax.axhline(line, color="grey", ls=":", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="trial-epochs")
+        ax.legend(fontsize=8)
+    axes[0].set(ylabel="posterior SD(λ_c)", title=f"{title}: λ_c")
+    axes[1].set(ylabel="width 95% interval / width − 1 (larger side)", title=f"{title}: coexistence width")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"figure: {path}")
 
 
@@ -553,7 +588,7 @@ def main(argv=None) -> int:
     ap.add_argument("--live-n", type=int, default=40, help="(c): the grid's seeds per λ")
     ap.add_argument("--live-budget", type=int, default=550, help="(c): the adaptive sweeps' most trials")
     ap.add_argument("--num-cpus", type=int, default=2, help="(c): CPUs of each sweep's Ray instance")
-    ap.add_argument("--figure", type=Path, default=None, help="write (a)'s SD(λ_c) vs trial-epochs PNG here")
+    ap.add_argument("--figure", type=Path, default=None, help="write (a)'s precision vs trial-epochs PNG here")
     ap.add_argument("--s1", type=Path, default=POOLS / "s1.parquet", help="(a)'s pool")
     ap.add_argument("--eta", type=Path, default=POOLS / "eta.parquet", help="(d)'s pool")
     a = ap.parse_args(argv)
@@ -573,9 +608,10 @@ def main(argv=None) -> int:
         t, traces = compare(s, a)
         show(f"{s.name}: all {s.max_trials} runs give λ_c {s.reference[None]['lambda_c']:.4f}, "
              f"width {s.reference[None]['width']:.4f}; {1000 * s.seconds:.1f} ms per trial-epoch on one CPU", t)
-        ratio = t["_epochs"].iloc[0] / t["_epochs"].iloc[-1]
+        best = t[t["strategy"].isin(["adaptive", "adaptive+early"])]["_epochs"].min()
+        ratio = t["_epochs"].iloc[0] / best
         if a.figure:
-            sd_curves(traces, a.figure, "digits S1 replay")
+            sd_curves(traces, a.figure, "digits S1 replay", a.target_sd, a.width_rel)
     if "b" in a.parts:
         s = cifar_synthetic(a)
         show(s.name + f"; wall at {s.seconds:.2f} A100-s per trial-epoch", compare(s, a)[0])
