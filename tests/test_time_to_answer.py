@@ -11,6 +11,8 @@ import pytest
 from benchmarks import digits_pools
 from benchmarks import time_to_answer as tta
 from dgl_ray.boundary import fit_boundary
+from dgl_ray.early import BranchClassifier
+from dgl_ray.paper import H_MIN, outcome_of
 
 S1 = tta.POOLS / "s1.parquet"
 
@@ -117,3 +119,27 @@ def test_compact_keeps_finished_runs_with_the_pool_columns():
     assert list(out.columns) == digits_pools.COLUMNS and set(out["run"]) == {"a"}
     assert out["test_error"].dtype == np.float32 and out.attrs["command"] == "cmd"
     assert out.attrs["seconds_per_trial_epoch"] == pytest.approx(2.0 / 2)
+
+
+def test_early_decisions_cost_the_epochs_until_the_decision(runs):
+    decide = tta.EarlyDecisions(BranchClassifier.load("digits"), 0.05, 30)
+    tally = tta.Tally([None], 0.36, 0.56, 0.005, 0.25, decide)
+    sample = runs[::5]
+    costs = [decide(r) for r in sample]
+    for r in sample:
+        tally.add(r)
+    decided = [(r, c) for r, c in zip(sample, costs) if c[2]]
+    assert decided and all(e < 30 and o in ("H", "not_H") for _, (e, o, _) in decided)
+    assert all(c == (30, outcome_of(r.final), False) for r, c in zip(sample, costs) if not c[2])
+    assert tally.trial_epochs == sum(c[0] for c in costs) < 30 * len(sample)
+    assert tally.decided == len(decided)
+    assert tally.wrong == sum((o == "not_H") != (r.final < H_MIN) for r, (_, o, _) in decided)
+
+
+def test_the_synthetic_source_follows_the_logistic_with_real_trajectories():
+    traj = [tta.Run(0.0, None, (10, 100), (0.8, e)) for e in (0.1, 0.3, 0.6, 0.9)]
+    src = tta.SyntheticSource(0.5, 0.01, traj, np.random.default_rng(0))
+    assert all(src.take(0.6, None).final >= H_MIN for _ in range(50))
+    assert all(src.take(0.4, None).final < H_MIN for _ in range(50))
+    mid = [src.take(0.5, None) for _ in range(400)]
+    assert 0.4 < np.mean([r.final >= H_MIN for r in mid]) < 0.6 and all(r.lam == 0.5 for r in mid)
