@@ -277,10 +277,13 @@ class BoundaryDesign:
                 "candidates": self.candidates, "seed": self.seed,
                 "outcomes": [[lam, x, list(c)] for (lam, x), c in self._obs.items()]}
 
+    @classmethod
+    def from_state(cls, state: dict) -> "BoundaryDesign":
+        d = cls(state["lo"], state["hi"], axis=state.get("axis"), axis_values=state.get("axis_values", ()),
+                candidates=state.get("candidates"), seed=state.get("seed", 0))
+        d._obs = {(float(lam), None if x is None else float(x)): list(c) for lam, x, c in state["outcomes"]}
+        d._set_grid(d._prior_box)
+        return d
+
     def set_state(self, state: dict) -> None:
-        fresh = BoundaryDesign(state["lo"], state["hi"], axis=state.get("axis"),
-                               axis_values=state.get("axis_values", ()), candidates=state.get("candidates"),
-                               seed=state.get("seed", 0))
-        fresh._obs = {(float(lam), None if x is None else float(x)): list(c) for lam, x, c in state["outcomes"]}
-        fresh._set_grid(fresh._prior_box)
-        self.__dict__.update(fresh.__dict__)
+        self.__dict__.update(BoundaryDesign.from_state(state).__dict__)

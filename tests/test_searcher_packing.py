@@ -159,7 +159,7 @@ def _outcome(rng, lam):                          # true λ_c = 0.47, width ~0.04
 
 def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
     lams = [0.40, 0.44, 0.48, 0.52, 0.56]
-    s = BoundarySearcher({"dataset": "digits", "epochs": 2}, lams, budget=60, n0=2, max_ahead=2)
+    s = BoundarySearcher({"dataset": "digits", "epochs": 2}, 0.40, 0.56, budget=60, start=lams, n0=2, max_ahead=2)
     s.pack_sizes({"tinycnn": 8})
     rng = np.random.default_rng(1)
     design = [s.suggest("d0"), s.suggest("d1")]
@@ -174,7 +174,7 @@ def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
             s.on_trial_result(tid, _row(m, _outcome(rng, m["lambda"])))
             if not restored and len(done) > 20:                      # save/restore inside a population
                 s.save(str(tmp_path / "b.pkl"))
-                s = BoundarySearcher({}, [0.5], budget=1)
+                s = BoundarySearcher({}, 0.4, 0.5, budget=1)
                 s.restore(str(tmp_path / "b.pkl"))
                 s.on_trial_result(tid, _row(m, 0.9))               # the resumed trial reports m again
                 restored = True
@@ -198,11 +198,11 @@ def test_boundary_proposes_batches_and_stays_adaptive(tmp_path):
     assert len(full) >= 5 and sum(len(set(b)) > 1 for b in full) >= 0.75 * len(full)
     lam = np.array([m["lambda"] for m in done[10:]])
     assert ((lam > 0.44) & (lam < 0.52)).mean() > 0.6              # the batches still go to the split region
-    assert abs(s.estimate(n_boot=0)["lambda_c"] - 0.47) < 0.03
+    assert abs(s.summary()["lambda_c"] - 0.47) < 0.03
 
 
 def test_boundary_errored_population_counts_unfinished_members_as_errored():
-    s = BoundarySearcher({"dataset": "digits", "epochs": 2}, [0.4, 0.5], budget=4, n0=2, max_ahead=1)
+    s = BoundarySearcher({"dataset": "digits", "epochs": 2}, 0.4, 0.5, budget=4, start=[0.4, 0.5], n0=2, max_ahead=1)
     s.pack_sizes({"tinycnn": 4})
     g = _members(s.suggest("t0"))
     assert len(g) == 4 and s.pending == {0.4: 2, 0.5: 2}
@@ -214,7 +214,7 @@ def test_boundary_errored_population_counts_unfinished_members_as_errored():
 
 
 def test_boundary_plan_configs_stand_for_the_budget():
-    s = BoundarySearcher({"dataset": "digits", "seed": 3}, [0.4, 0.5], budget=5)
+    s = BoundarySearcher({"dataset": "digits", "seed": 3}, 0.4, 0.5, budget=5, start=[0.4, 0.5])
     cfgs = s.plan_configs()
     assert len(cfgs) == s.members == s.size == 5
     assert [(c["lambda"], c["seed"]) for c in cfgs] == [(0.4, 3), (0.5, 3), (0.4, 4), (0.5, 4), (0.4, 5)]

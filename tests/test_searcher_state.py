@@ -43,14 +43,18 @@ def test_a_stored_grid_state_loads_and_its_progress_is_rebuilt():
 def test_a_stored_adaptive_state_loads_and_rebuilds_pending_seeds_and_grid():
     path, saved = _stored("adaptive")
     old = saved["state"]
-    b = BoundarySearcher({}, [0.5], budget=1)
+    b = BoundarySearcher({}, 0.4, 0.5, budget=1)
     b.restore(str(path))
     assert _fields(b) == _names(BoundaryState) and b.kind == "BoundarySearcher"
     assert b.budget == 6 and b.members == 6 and b.group_size == 2 and b.max_ahead == 2
     assert b.outcomes == old["outcomes"] and sorted(b.done) == ["b00000", "b00001"]
     assert b.pending == old["pending"]               # rebuilt from the proposals and the settled members
-    assert b.policy.grid == old["grid"]               # the start grid and every λ proposed
-    assert len(b.get_state()["state"]["lam_of"]) == old["issued"]
+    # version 3: the proposals keep (λ, axis value, seed), the seeds those versions gave (per λ from the base
+    # seed); the design spans the λ tried (the start grid and every λ proposed, as the old policy's grid)
+    props = b.get_state()["state"]["proposals"]
+    assert len(props) == old["issued"] and sorted({lam for lam, _, _ in props.values()}) == old["grid"]
+    assert (b.summary()["n"], b.get_state()["state"]["design"]["lo"]) == (2, min(old["grid"]))
+    assert sorted(b.seeds) == sorted(s for lam, n in old["seeds"].items() for s in range(n))
     # the next proposal takes the next unused seed at its λ, as the stored seeds say
     b.on_trial_result("2c6aece7", {"rows": [{"plan_id": "b00002", "status": "completed", "test_error": 0.9},
                                             {"plan_id": "b00003", "status": "completed", "test_error": 0.1}]})

@@ -40,6 +40,27 @@ def test_coexistence_adaptive(tmp_path, capsys):
                       "--adaptive-step", "0.05", *TINY) == 0
     df = _check(tmp_path, "coexistence", 5)
     assert "adaptive: λ_c" in capsys.readouterr().out
+    assert set(finals(df)["lambda"].round(6)) <= {round(0.2 + 0.05 * k, 6) for k in range(11)}   # on the step grid
+
+
+@pytest.mark.slow          # ≈ 27 s on the shared 2-core machine (load 14)
+def test_coexistence_adaptive_continuous(tmp_path, capsys):
+    """--adaptive-n0 0 --adaptive-step 0: no initial design, λ continuous in the --lambdas range."""
+    assert run_family("coexistence", tmp_path, "--lambdas", "0.2,0.7", "--adaptive", "8", "--adaptive-n0", "0",
+                      "--adaptive-step", "0", *TINY) == 0
+    df = _check(tmp_path, "coexistence", 8)
+    lams = finals(df)["lambda"]
+    assert lams.between(0.2, 0.7).all() and lams.nunique() >= 4 and finals(df)["seed"].nunique() == 8
+    assert "adaptive: 8 runs with an outcome" in capsys.readouterr().out
+
+
+@pytest.mark.slow          # ≈ 26 s on the shared 2-core machine (load 14)
+def test_scan_adaptive_is_two_dimensional(tmp_path, capsys):
+    assert run_family("scan", tmp_path, "--lambdas", "0.2,0.7", "--etas", "0.2,0.6", "--adaptive", "6", *TINY) == 0
+    df = _check(tmp_path, "scan", 6)
+    assert set(finals(df)["eta"].round(6)) == {0.2, 0.6} and finals(df)["lambda"].between(0.2, 0.7).all()
+    out = capsys.readouterr().out
+    assert "adaptive: λ_c at eta 0.2 = " in out and "adaptive: λ_c at eta 0.6 = " in out
 
 
 def test_bimodality(tmp_path):

@@ -67,7 +67,7 @@ def test_fit_boundary_recovers_lambda_c():
 
 
 def test_boundary_searcher_concentrates_on_the_transition(tmp_path):
-    s = BoundarySearcher({"epochs": 2}, [0.40, 0.44, 0.48, 0.52, 0.56], budget=40, n0=2, min_step=0.01)
+    s = BoundarySearcher({"epochs": 2}, 0.40, 0.56, budget=40, start=[0.40, 0.44, 0.48, 0.52, 0.56], n0=2)
     rng = np.random.default_rng(1)
 
     def outcome(c):                                    # true λ_c = 0.47, width ~0.04
@@ -86,13 +86,13 @@ def test_boundary_searcher_concentrates_on_the_transition(tmp_path):
         i += 1
         if i == 20:                                    # save/restore halfway
             s.save(str(tmp_path / "b.pkl"))
-            s = BoundarySearcher({}, [0.5], budget=1)
+            s = BoundarySearcher({}, 0.4, 0.5, budget=1)
             s.restore(str(tmp_path / "b.pkl"))
     assert len(done) == 40
     lams = np.array([c["lambda"] for c in done])
     assert ((lams > 0.44) & (lams < 0.52)).mean() > 0.6            # most trials inside the split region
-    assert len({(c["lambda"], c["seed"]) for c in done}) == 40         # no (λ, seed) twice
-    est = s.estimate(n_boot=100)
+    assert len({c["seed"] for c in done}) == 40                        # a fresh seed per trial
+    est = s.summary()
     assert abs(est["lambda_c"] - 0.47) < 0.02
 
 

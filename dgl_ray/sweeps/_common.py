@@ -1,9 +1,11 @@
 """Plan builders and summary tables shared by the sweep families."""
 from __future__ import annotations
 
+import argparse
 import itertools
 import math
 
+import numpy as np
 import pandas as pd
 
 from ..analysis.frames import final_rows
@@ -12,8 +14,9 @@ from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
+from ..tune.options import float_list as parse_range
 from ..storage import join, storage_fs
-from ..tune.searchers import ChainedSearcher
+from ..tune.searchers import BoundarySearcher, ChainedSearcher, outcome_of_row
 from .family import get
 
 ALIASES = {"lam": "lambda", "lambdas": "lambda", "seeds": "seed", "etas": "eta", "widths": "width"}
@@ -266,3 +269,67 @@ def with_prep_counts(table_fn):
         print_prep_counts(df)
         return table_fn(df)
     return summarize
+
+
+# ---- the adaptive boundary search (coexistence 1-D; scan λ x η and finite_size λ x width) -------------
+
+def add_adaptive_args(p, budget: bool = True) -> None:
+    """The adaptive search's options. Absent from a plan's options unless given (argparse.SUPPRESS), so
+    the manifests of plans that do not use them stay as they were and their sweeps resume."""
+    if budget:
+        p.add_argument("--adaptive", type=int, default=argparse.SUPPRESS, metavar="BUDGET",
+                       help="adaptive boundary search with at most this many trials instead of the grid "
+                            "(λ within the --lambdas range)")
+    p.add_argument("--target-sd", type=float, default=argparse.SUPPRESS, metavar="SD",
+                   help="adaptive: stop once SD(λ_c) <= SD and the coexistence width's 95%% interval is within "
+                        "±25%% (at every axis value; default: spend the whole budget)")
+
+
+def adaptive_searcher(o, base: dict, lams: list, *, axis: str | None = None, axis_values=(), n0: int = 0,
+                      step: float = 0.0) -> BoundarySearcher:
+    """The family's --adaptive BUDGET search: λ in [min, max] of ``lams`` (continuous, or on a ``step``
+    grid when > 0), ``n0`` trials at each of ``lams`` (x each axis value) first, then D-optimal batches."""
+    budget = getattr(o, "adaptive", None)
+    if budget < 1:
+        raise ConfigError(f"--adaptive={budget}: the budget must be >= 1 trial")
+    target = getattr(o, "target_sd", None)
+    if target is not None and not 0 < target < 1:
+        raise ConfigError(f"--target-sd={target}: the SD of λ_c at which the search stops, in (0, 1)")
+    if step < 0:
+        raise ConfigError(f"--adaptive-step={step}: must be >= 0 (0: continuous λ)")
+    if n0 < 0:
+        raise ConfigError(f"--adaptive-n0={n0}: must be >= 0 (0: no initial design)")
+    lo, hi = min(lams), max(lams)
+    if not lo < hi:
+        raise ConfigError(f"--adaptive searches λ within the --lambdas range; --lambdas gives only {lo:g}: "
+                          f"give at least two values (the bounds)")
+    candidates = None
+    if step > 0:
+        candidates = np.round(lo + step * np.arange(int(math.floor((hi - lo) / step + 1e-9)) + 1), 10).tolist()
+    return BoundarySearcher(base, lo, hi, budget, axis=axis, axis_values=axis_values, target_sd=target,
+                            start=lams, n0=n0, max_ahead=max(2, o.max_concurrent or 2), candidates=candidates)
+
+
+def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:
+    """Print the boundary of the sweep's outcomes (every finished or decided run of the searched cells,
+    a folder's earlier runs included) as the searcher's design estimates it: λ_c ± SD, the width and its
+    95% interval, the trap fraction of H, per axis value in two dimensions."""
+    design = searcher.empty_design()
+    f = final_rows(df, ["run"])
+    cols = [c for c in ("status", "decided_branch", "test_error", "lambda", "eta", "width") if c in f]
+    used = 0
+    for row in f[cols].to_dict("records"):
+        outcome = outcome_of_row(row)
+        if outcome is None or not searcher.models(row):
+            continue
+        design.add(row["lambda"], outcome, None if design.axis is None else row[design.axis])
+        used += 1
+    s = design.summary()
+    cells = [(None, s)] if design.axis is None else list(s.items())
+    for x, d in cells:
+        where = "" if x is None else f" at {design.axis} {x:g}"
+        lo, hi = d["width_ci"]
+        print(f"adaptive: λ_c{where} = {d['lambda_c']:.4f} ± {d['lambda_c_sd']:.4f} (posterior SD), coexistence "
+              f"width {d['width']:.4f} (95% interval {lo:.4f}–{hi:.4f}), P(trap | H) {d['p_trap']:.2f}, "
+              f"{d['n']} trials")
+    print(f"adaptive: {used} runs with an outcome")

@@ -2,31 +2,34 @@
 
     python -m dgl_ray.sweeps.coexistence --lambdas 0.42:0.56:0.02 --n 50
 
-``--adaptive BUDGET`` replaces the uniform grid with the adaptive boundary searcher: it spends BUDGET
-trials where outcomes split between the branches (more seeds, finer λ) and prints λ_c and the
-coexistence width with bootstrap confidence intervals.
+``--adaptive BUDGET`` replaces the uniform grid with the adaptive boundary search (λ within the --lambdas
+range): a Bayesian logistic model of P(H | λ) proposes whole populations where λ_c and the coexistence width
+are learnt together; ``--target-sd SD`` stops it once both are known (SD(λ_c) <= SD, width ±25%). It prints
+λ_c, its posterior SD and the width with its 95% interval.
 """
 import sys
 
-from ..analysis.frames import final_rows
-from ..boundary import fit_boundary
 from ..errors import ConfigError
-from ..paper import H_MIN
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
-from ..tune.searchers import BoundarySearcher, GridSearcher
-from ._common import branch_summary, family_default, grid
+from ..tune.searchers import GridSearcher
+from ._common import add_adaptive_args, adaptive_searcher, adaptive_summary, branch_summary, family_default, grid
 from .family import CampaignStep, Family, register
 
 
 def options(p):
     p.add_argument("--lambdas", default=None,
                    help="λ values, start:stop:step includes stop (paper 0.42:0.56:0.02; digits: the family's digits default, docs/FAMILIES.md)")
+    # --adaptive, --adaptive-n0 and --adaptive-step are in every coexistence manifest since 2026-12: their
+    # defaults stay, so that those sweeps resume; the newer adaptive options are recorded only when given
     p.add_argument("--adaptive", type=int, default=None, metavar="BUDGET",
-                   help="adaptive boundary search with this many trials instead of the grid")
-    p.add_argument("--adaptive-n0", type=int, default=2, help="adaptive: seeds per start λ")
-    p.add_argument("--adaptive-step", type=float, default=0.01, help="adaptive: finest λ step")
+                   help="adaptive boundary search with at most this many trials instead of the grid (λ within the "
+                        "--lambdas range)")
+    p.add_argument("--adaptive-n0", type=int, default=2,
+                   help="adaptive: trials at each --lambdas value first (0: the design starts from its prior)")
+    p.add_argument("--adaptive-step", type=float, default=0.01, help="adaptive: λ step of the proposals (0: continuous)")
+    add_adaptive_args(p, budget=False)
 
 
 def plan(o):
@@ -35,13 +38,10 @@ def plan(o):
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
     if o.adaptive is not None:
-        if o.adaptive < 1:
-            raise ConfigError(f"--adaptive={o.adaptive}: the budget must be >= 1 trial")
         if len(o.eta_list) > 1 or len(o.width_list) > 1:
             raise ConfigError("--adaptive searches one (η, width) cell; give one --etas and one --widths value")
         b = dict(base, eta=o.eta_list[0], width=o.width_list[0], seed=(o.seed_list or [0])[0])
-        s = BoundarySearcher(b, lams, o.adaptive, n0=o.adaptive_n0, min_step=o.adaptive_step,
-                              max_ahead=max(2, o.max_concurrent or 2))
+        s = adaptive_searcher(o, b, lams, n0=o.adaptive_n0, step=o.adaptive_step)
         return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
                 o.order, "seed,lambda,eta,width")
@@ -49,13 +49,7 @@ def plan(o):
 
 
 def _adaptive_summary(df, searcher):
-    f = final_rows(df, ["run"])
-    f = f[f["test_error"].notna()]
-    score = (f["test_error"] >= H_MIN).astype(float)        # H fraction, as analysis.critical_point
-    est = fit_boundary(f["lambda"].to_numpy(), score.to_numpy())
-    print(f"adaptive: λ_c = {est['lambda_c']:.4f} (95% CI {est['lambda_c_ci'][0]:.4f}–{est['lambda_c_ci'][1]:.4f}), "
-          f"coexistence width {est['width']:.4f} (95% CI {est['width_ci'][0]:.4f}–{est['width_ci'][1]:.4f}), "
-          f"{len(f)} trials")
+    adaptive_summary(df, searcher)
     return branch_summary(df)
 
 

@@ -1,29 +1,49 @@
 """Q1 finite-size scaling: the coexistence map at several model widths.
 
     python -m dgl_ray.sweeps.finite_size --widths 0.5,1,2 --lambdas 0.42:0.50:0.02 --n 10
+
+``--adaptive BUDGET`` replaces the grid with the two-dimensional boundary search: λ within the --lambdas
+range at each --widths value, λ_c(width) smooth in log width (quadratic with 3 or more widths, linear with
+2; one logistic width), whole populations proposed where λ_c(width) and the coexistence width are learnt
+most; ``--target-sd SD`` stops it once every width has SD(λ_c) <= SD and the coexistence width is known to ±25%.
 """
 import sys
 
+from ..errors import ConfigError
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import branch_summary, family_default, grid
+from ._common import add_adaptive_args, adaptive_searcher, adaptive_summary, branch_summary, family_default, grid
 from .family import Family, register
 
 
 def options(p):
     p.add_argument("--lambdas", default=None,
                    help="λ values (paper: η=0.4 0.42:0.50:0.02, η=0.8 0.38-0.46; digits: the family's digits default, docs/FAMILIES.md)")
+    add_adaptive_args(p)
 
 
 def plan(o):
     epochs = scaled(o, o.epochs, 100, 30)
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
-    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lambda": parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas"),
+    lams = parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas")
+    if getattr(o, "adaptive", None) is not None:
+        if len(o.eta_list) > 1 or len(o.width_list) < 2:
+            raise ConfigError(f"finite_size --adaptive searches λ x width at one η: give one --etas value and at "
+                              f"least two --widths values (got etas {list(o.eta_list)}, widths {list(o.width_list)})")
+        b = dict(base, eta=o.eta_list[0], seed=(o.seed_list or [0])[0])
+        s = adaptive_searcher(o, b, lams, axis="width", axis_values=o.width_list)
+        return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
+    cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lambda": lams,
                        "eta": o.eta_list}, o.order, "seed,width,lambda,eta")
     return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
+
+
+def _adaptive_summary(df, searcher):
+    adaptive_summary(df, searcher)
+    return branch_summary(df)
 
 
 FAMILY = register(Family(

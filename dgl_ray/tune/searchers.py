@@ -25,8 +25,9 @@ the group sizes (``pack``); unpacked, every searcher hands out one trial per Tun
 - :class:`ChainedSearcher`: preparation trials first (ordered/collapse checkpoints); when one completes
   and passes its acceptance rule (e.g. ordered init error <= 0.30), its follow-up trials are emitted
   with the parent's checkpoint as ``init_checkpoint``.
-- :class:`BoundarySearcher`: adaptive; spends a budget of trials where outcomes are split between the
-  branches (more seeds, finer λ), and estimates λ_c and the coexistence width with bootstrap CIs.
+- :class:`BoundarySearcher`: adaptive; proposes whole populations of λ (continuous in a range, and
+  across η or width in two dimensions) where a Bayesian logistic model of P(H | λ) learns most about λ_c
+  and the coexistence width (:class:`dgl_ray.design.BoundaryDesign`), until a budget or a precision target.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from ..boundary import fit_boundary
+from ..design import BoundaryDesign
 from .. import paper
 from ..batched import group_configs
 from ..config import TrialConfig, shape_key
@@ -145,8 +147,10 @@ def axes_lines(cfgs) -> list[str]:
 # ---- state ---------------------------------------------------------------------------------------
 
 # The stored form's version. 1: the pickled dicts {"cls", "state"} of the releases up to December 2026
-# (no "version" key); 2: {"cls", "version", "state"} with the fields of the dataclasses below.
-STATE_VERSION = 2
+# (no "version" key); 2: {"cls", "version", "state"} with the fields of the dataclasses below; 3: the
+# adaptive search holds a BoundaryDesign's state and its proposals' (λ, axis value, seed) instead of
+# λ per plan id and H/L scores per λ.
+STATE_VERSION = 3
 
 
 @dataclass
@@ -204,11 +208,14 @@ class BoundaryState(SearcherState):
     base: dict = field(default_factory=dict)
     budget: int = 0
     max_ahead: int = 2
-    grid0: list = field(default_factory=list)       # the start grid (the plan's stand-in configs)
-    n_init: int | None = None                       # trials of the initial design (None: start grid x n0)
+    grid0: list = field(default_factory=list)       # the start λ (the initial design; the plan's stand-in configs)
+    n_init: int | None = None                       # trials of the initial design (None: start λ x n0)
     group_size: int = 1
-    lam_of: dict = field(default_factory=dict)      # plan id -> its λ, every proposal in order
-    outcomes: dict = field(default_factory=dict)    # λ -> [1.0 (H) or 0.0 (L)] of the settled members
+    design: dict = field(default_factory=dict)      # the BoundaryDesign's state: range, axis, every outcome
+    proposals: dict = field(default_factory=dict)   # plan id -> [λ, axis value or None, seed], every proposal in order
+    known_seeds: list = field(default_factory=list)  # seeds of the results the search started from (never reused)
+    target_sd: float | None = None                  # stop once SD(λ_c) <= this and the width is known to ± width_rel
+    width_rel: float = 0.25
 
 
 def migrate_state(saved: dict, cls_name: str) -> dict:
@@ -234,7 +241,28 @@ def migrate_state(saved: dict, cls_name: str) -> dict:
             state.pop(gone, None)
         if "preps" in state:
             state["preps"] = [dict(p, group=p.get("group")) for p in state["preps"]]
+    if version < 3 and cls_name == "BoundarySearcher":
+        state = _boundary_v3(state)
     return state
+
+
+def _boundary_v3(state: dict) -> dict:
+    """An adaptive state of versions 1-2 in version 3's form: each proposal's seed as those versions gave it
+    (the base seed plus the proposals at that λ before it), the H/L scores as outcomes of a one-dimensional
+    design over the λ it tried (a score 1.0 is "H": the trap was not told apart)."""
+    lam_of, scores = state.pop("lam_of", {}), state.pop("outcomes", {})
+    seed0, at = int(state.get("base", {}).get("seed", 0)), Counter()
+    proposals = {}
+    for pid, lam in lam_of.items():
+        proposals[pid] = [lam, None, seed0 + at[lam]]
+        at[lam] += 1
+    tried = [*state.get("grid0", []), *lam_of.values(), *scores]
+    lo, hi = (min(tried), max(tried)) if tried else (0.0, 1.0)
+    design = BoundaryDesign(lo, max(hi, lo + 0.01))
+    for lam, sc in scores.items():
+        for v in sc:
+            design.add(lam, "H" if v >= 0.5 else "not_H")
+    return dict(state, proposals=proposals, design=design.get_state())
 
 
 class PlanSearcher(Searcher):
@@ -359,7 +387,8 @@ class PlanSearcher(Searcher):
             pid = row.get("plan_id")
             if pid in members and row.get("status") in ENDED:
                 self._state.ended[pid] = {"status": row["status"], self.metric: row.get(self.metric),
-                                          "test_error": row.get("test_error"), "epoch": row.get("epoch")}
+                                          "test_error": row.get("test_error"), "epoch": row.get("epoch"),
+                                          "decided_branch": row.get("decided_branch")}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         members = self._state.live.get(trial_id)
@@ -792,48 +821,98 @@ class BoundaryPolicy:
 
 
 
+def outcome_of_row(row: dict) -> str | None:
+    """A member's boundary outcome from its last row: a decided member's ``decided_branch``, else the
+    outcome of its final error (:func:`dgl_ray.paper.outcome_of`); None without one (diverged, no error)."""
+    if row.get("status") == "decided":
+        return row.get("decided_branch")
+    err = row.get("test_error")
+    if err is None or (isinstance(err, float) and math.isnan(err)):
+        return None
+    return paper.outcome_of(float(err))
+
+
 class BoundarySearcher(PlanSearcher):
-    """Adaptive λ-boundary search within a budget of trials.
+    """Adaptive λ-boundary search within a budget of trials, on a :class:`dgl_ray.design.BoundaryDesign`.
 
-    ``max_ahead``: after the initial design, at most this many Tune trials run ahead of the results (set
-    it to the number of Tune trials the cluster runs at once). ``base`` is the Tune config shared by all
-    trials (η, epochs, model, ...); trial k gets λ from :class:`BoundaryPolicy` and the next unused seed
-    at that λ. ``estimate()`` gives λ_c and the coexistence width with bootstrap CIs from the completed
-    trials.
+    λ is continuous in [``lo``, ``hi``]; ``axis`` ("eta" or "width", the config key) with ``axis_values``
+    makes it two-dimensional (λ_c smooth across the axis). ``base`` is the Tune config shared by all
+    trials; every trial gets a fresh seed (the smallest from the base seed on that no proposal and no
+    ``known`` result used). ``known``: results already in the sweep's folder, dicts {"lambda", "outcome",
+    "seed", <axis>: value}; they enter the design (in one dimension only those of the base's η and width)
+    and the search starts without an initial design. Otherwise the initial design puts ``n0`` seeds at
+    each λ of ``start`` (and each axis value). Then every round proposes one whole population (G trials,
+    the group size) at once, each point informative given the outcomes and every pending trial, with at
+    most ``max_ahead`` Tune trials ahead of the results. It stops at the budget, or once SD(λ_c) <=
+    ``target_sd`` and the width's 95% interval is within ± ``width_rel`` (at every axis value).
 
-    Packed (``pack``): every Tune trial is a population of up to the group size G, so each round
-    proposes a batch of up to G x ``max_ahead`` trials, one λ at a time with the proposals so far
-    counted as pending (the policy spreads a batch where it gains most, not G copies of one λ). The
-    initial design goes out in ``max_ahead`` populations at most G each, so that every worker starts.
-
-    Stored: the proposals (plan id -> λ) and the settled outcomes; the policy's grid (the start grid
-    and every λ proposed), the seeds used per λ and the pending counts are rebuilt from them."""
+    A member's outcome: "T", "H" or "not_H" from its final error; a decided member's ``decided_branch``;
+    a diverged or errored member has none (its trial is spent)."""
 
     kind = "BoundarySearcher"
     State = BoundaryState
 
-    def __init__(self, base: dict, lambdas, budget: int, n0: int = 2, min_step: float = 0.01,
-                 L: float = paper.L_MAX, H: float = paper.H_MIN, max_ahead: int = 2, metric: str = "test_error",
-                 mode: str = "min"):
+    def __init__(self, base: dict, lo: float, hi: float, budget: int, *, axis: str | None = None,
+                 axis_values=(), target_sd: float | None = None, width_rel: float = 0.25, known=(), start=(),
+                 n0: int = 0, max_ahead: int = 2, candidates=None, metric: str = "test_error", mode: str = "min"):
         super().__init__(metric, mode)
-        if int(budget) < 1 or int(max_ahead) < 1 or int(n0) < 1:
-            raise ValueError(f"BoundarySearcher: budget {budget}, max_ahead {max_ahead}, n0 {n0}: each must be >= 1")
-        self.policy = BoundaryPolicy(lambdas, n0, min_step, L, H)
+        if int(budget) < 1 or int(max_ahead) < 1 or int(n0) < 0:
+            raise ValueError(f"BoundarySearcher: budget {budget}, max_ahead {max_ahead}, n0 {n0}: budget and "
+                             f"max_ahead must be >= 1, n0 >= 0")
+        if target_sd is not None and not target_sd > 0:
+            raise ConfigError(f"--target-sd={target_sd}: must be > 0 (the SD of λ_c at which the search stops)")
+        if not 0 < width_rel:
+            raise ConfigError(f"width_rel={width_rel}: must be > 0")
+        design = BoundaryDesign(lo, hi, axis=axis, axis_values=axis_values, candidates=candidates,
+                                seed=int(base.get("seed", 0)))
         s = self._state
-        s.base, s.budget, s.max_ahead = dict(base), int(budget), max_ahead
-        s.grid0 = list(self.policy.grid)
-        s.n_init = len(self.policy.grid) * self.policy.n0
-        self._rebuild()
+        s.base, s.budget, s.max_ahead = dict(base), int(budget), int(max_ahead)
+        s.target_sd, s.width_rel = target_sd, float(width_rel)
+        s.grid0 = sorted(round(float(v), 10) for v in start) or [
+            round(float(v), 4) for v in np.linspace(design.lo, design.hi, 5)]
+        s.known_seeds = sorted({int(k["seed"]) for k in known if k.get("seed") is not None})
+        for k in known:
+            if self._models(k, design):
+                design.add(k["lambda"], k["outcome"], None if axis is None else k[axis])
+        s.n_init = 0 if design.n or not start else len(s.grid0) * int(n0) * max(1, len(design.axis_values))
+        s.design = design.get_state()
+        self._design = design
+
+    def _models(self, rec: dict, design) -> bool:
+        """Whether a result ({"lambda", <axis>: value, "eta", "width", ...}) is of a cell the design models:
+        two dimensions, at one of its axis values; one, of the base's η and width (a folder may hold others)."""
+        base = self._state.base
+        for key in ("eta", "width"):
+            v = rec.get(key)
+            if key == design.axis:
+                if v is None or float(v) not in design.axis_values:
+                    return False
+            elif v is not None and base.get(key) is not None and float(v) != float(base[key]):
+                return False
+        return True
+
+    def models(self, rec: dict) -> bool:
+        """Whether the result ``rec`` (a row or a known result) is of a cell this search models."""
+        return self._models(rec, self._design)
+
+    def empty_design(self) -> BoundaryDesign:
+        """A design of this search's range and axis without outcomes (to estimate from a sweep's rows)."""
+        return BoundaryDesign.from_state(dict(self._design.get_state(), outcomes=[]))
 
     def _rebuild(self) -> None:
         s = self._state
-        proposed = Counter(s.lam_of.values())
-        settled = Counter(s.lam_of[pid] for pid in (*s.done, *s.errored) if pid in s.lam_of)
-        self._seeds_used = dict(proposed)
-        self._pending = {lam: proposed[lam] - settled[lam] for lam in proposed}
-        self.policy.grid = sorted(set(s.grid0) | set(proposed))
+        self._design = BoundaryDesign.from_state(s.design)
         if s.n_init is None:                # a state saved before it was kept
-            s.n_init = len(s.grid0) * self.policy.n0
+            s.n_init = len(s.grid0) * 2
+
+    def _to_fields(self) -> dict:
+        return dict(super()._to_fields(), design=self._design.get_state())
+
+    def __setstate__(self, d: dict) -> None:
+        st = d.get("_state")
+        if dataclasses.is_dataclass(st) and not hasattr(st, "proposals"):
+            d = dict(d, _state=dict(vars(st)))      # pickled whole by a version-2 release: migrate its fields
+        super().__setstate__(d)
 
     # -- views --
     @property
@@ -849,19 +928,46 @@ class BoundarySearcher(PlanSearcher):
         return self._state.max_ahead
 
     @property
+    def axis(self) -> str | None:
+        return self._design.axis
+
+    @property
     def group_size(self) -> int:
-        """Trials per Tune trial after the initial design (1: unpacked)."""
+        """Trials per Tune trial (1: unpacked)."""
         return self._state.group_size
+
+    def _key(self, lam, x):
+        return lam if x is None else (lam, x)
 
     @property
     def outcomes(self) -> dict:
-        """λ -> outcomes of its settled trials (1.0: H, 0.0: L)."""
-        return {lam: list(v) for lam, v in self._state.outcomes.items()}
+        """λ (two dimensions: (λ, axis value)) -> outcomes of its settled and known trials (1.0: H or T, 0.0: not H)."""
+        return {self._key(lam, x): [0.0] * c["not_H"] + [1.0] * (c["H"] + c["T"])
+                for (lam, x), c in self._design.outcomes().items()}
 
     @property
     def pending(self) -> dict:
-        """λ -> trials proposed there and not settled yet (every λ proposed so far)."""
-        return dict(self._pending)
+        """λ (two dimensions: (λ, axis value)) -> trials proposed there and not settled (every point proposed)."""
+        s = self._state
+        out: dict = {}
+        for pid, (lam, x, _) in s.proposals.items():
+            k = self._key(lam, x)
+            out[k] = out.get(k, 0) + (pid not in s.done and pid not in s.errored)
+        return out
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed used: the known results' and the proposals', in that order."""
+        return [*self._state.known_seeds, *(seed for _, _, seed in self._state.proposals.values())]
+
+    def summary(self) -> dict:
+        """The design's estimate (:meth:`dgl_ray.design.BoundaryDesign.summary`)."""
+        return self._design.summary()
+
+    def reached(self) -> bool:
+        """Whether the target (``target_sd``, ``width_rel``) is reached; False without a target."""
+        s = self._state
+        return s.target_sd is not None and self._design.reached(s.target_sd, s.width_rel)
 
     @property
     def design_chunk(self) -> int:
@@ -873,7 +979,7 @@ class BoundarySearcher(PlanSearcher):
     # -- the contract --
     @property
     def size(self) -> int:
-        """Tune trials: the budget unpacked; packed, the design's populations plus full ones after it."""
+        """Tune trials at most: the budget unpacked; packed, the design's populations plus full ones after it."""
         s = self._state
         if s.group_size <= 1:
             return s.budget
@@ -885,18 +991,30 @@ class BoundarySearcher(PlanSearcher):
         return self._state.budget
 
     def plan_configs(self) -> list[dict]:
-        """``budget`` configs in the initial design's order (λ of the start grid, next seed): the
-        searcher's real λ and seeds depend on the outcomes; these stand for them in validation, the
-        storage estimate and the fingerprint."""
+        """``budget`` configs in the initial design's order (λ of the start grid, next seed; axis values
+        innermost): the searcher's real λ and seeds depend on the outcomes; these stand for them in
+        validation, the storage estimate and the fingerprint."""
         s = self._state
         seed0 = int(s.base.get("seed", 0))
-        return [{**s.base, "lambda": s.grid0[k % len(s.grid0)], "seed": seed0 + k // len(s.grid0)}
-                for k in range(s.budget)]
+        xs = self._design.axis_values
+        if not xs:
+            return [{**s.base, "lambda": s.grid0[k % len(s.grid0)], "seed": seed0 + k // len(s.grid0)}
+                    for k in range(s.budget)]
+        cells = [(lam, x) for lam in s.grid0 for x in xs]
+        return [{**s.base, "lambda": cells[k % len(cells)][0], self.axis: cells[k % len(cells)][1],
+                 "seed": seed0 + k // len(cells)} for k in range(s.budget)]
 
     def describe(self) -> list[str]:
-        p = self.policy
-        return [f"adaptive boundary search: budget {self.members} trials, start grid {p.grid} x {p.n0} seeds, "
-                f"min λ step {p.min_step}", *axes_lines([self._state.base])]
+        s, d = self._state, self._design
+        where = (f"λ in [{d.lo:g}, {d.hi:g}]" if d.axis is None else
+                 f"λ in [{d.lo:g}, {d.hi:g}] x {d.axis} {', '.join(f'{v:g}' for v in d.axis_values)} (λ_c smooth in {d.axis})")
+        init = (f"initial design {s.grid0} x {s.n_init // len(s.grid0)} trials" if s.n_init
+                else f"no initial design ({d.n} known outcomes)" if d.n else "no initial design")
+        stop = (f"stops at SD(λ_c) <= {s.target_sd:g} with the width within ±{s.width_rel:.0%}"
+                if s.target_sd is not None else "no precision target (runs the whole budget)")
+        return [f"adaptive boundary search: budget {self.members} trials, {where}; {init}; then D-optimal "
+                f"batches on a Bayesian logistic posterior of λ_c and the width; {stop}",
+                *axes_lines([s.base])]
 
     def pack(self, size_for) -> list[str]:
         sizes = size_for([self._shapes(c) for c in self.plan_configs()])
@@ -907,13 +1025,13 @@ class BoundarySearcher(PlanSearcher):
         g, ahead = self._state.group_size, self._state.max_ahead
         return [f"adaptive trials packed: the initial design in Tune trials of up to {self.design_chunk}, then each "
                 f"round proposes up to {g} x {ahead} trials (group size {size_for.text(sizes)} on "
-                f"{size_for.device}; {ahead} Tune trials ahead of the results): about {self.size} Tune trials for "
-                f"{self.members} trials"]
+                f"{size_for.device}; {ahead} Tune trials ahead of the results): at most {self.size} Tune trials "
+                f"for {self.members} trials"]
 
     def pack_sizes(self, sizes: dict) -> None:
         """Populations of up to ``sizes[model]`` trials per Tune trial (1 = one each). Before the first suggest."""
         s = self._state
-        if s.lam_of:
+        if s.proposals:
             raise RuntimeError("BoundarySearcher.pack() after trials were handed out: pack a plan before it runs")
         model = self._shapes(self.plan_configs()[0]).model
         g = int(sizes.get(model, 1))
@@ -923,47 +1041,44 @@ class BoundarySearcher(PlanSearcher):
 
     def _next(self):
         s = self._state
-        issued = len(s.lam_of)
-        if issued >= s.budget:
-            return FINISHED if not s.live else None
+        issued = len(s.proposals)
         n_init = min(s.n_init, s.budget)
+        if issued >= s.budget or (issued >= n_init and self.reached()):
+            return FINISHED if not s.live else None
         if issued < n_init:
             k = min(self.design_chunk, n_init - issued)
+            xs = self._design.axis_values or (None,)
+            cells = [(lam, x) for lam in s.grid0 for x in xs]
+            points = [cells[i % len(cells)] for i in range(issued, issued + k)]
         else:
             # a batch barrier keeps the design adaptive: at most max_ahead Tune trials ahead of the results
             if len(s.live) >= s.max_ahead:
                 return None
             k = min(s.group_size, s.budget - issued)
-        return [self._propose() for _ in range(k)]
+            pending = [(lam, x) for pid, (lam, x, _) in s.proposals.items()
+                       if pid not in s.done and pid not in s.errored]
+            points = self._design.propose(k, pending)
+        return [self._issue(lam, x) for lam, x in points]
 
-    def _propose(self):
-        """One trial: the policy's λ given the outcomes and everything pending (this batch included)."""
+    def _issue(self, lam: float, x):
+        """One trial at (λ, x) with the next fresh seed."""
         s = self._state
-        lam = self.policy.propose(s.outcomes, self._pending)
-        seed = self._seeds_used.get(lam, 0)
-        self._seeds_used[lam] = seed + 1
-        self._pending[lam] = self._pending.get(lam, 0) + 1
-        pid = str(PlanId("b", len(s.lam_of)))
-        s.lam_of[pid] = lam
+        used = set(self.seeds)
+        seed = int(s.base.get("seed", 0))
+        while seed in used:
+            seed += 1
+        pid = str(PlanId("b", len(s.proposals)))
+        s.proposals[pid] = [float(lam), x, seed]
         cfg = dict(s.base)
-        cfg.update({"lambda": lam, "seed": int(cfg.get("seed", 0)) + seed})
+        cfg.update({"lambda": float(lam), "seed": seed})
+        if x is not None:
+            cfg[self.axis] = x
         return pid, cfg
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
-        s = self._state
-        lam = s.lam_of.get(plan_id)
-        if lam is None:
+        prop = self._state.proposals.get(plan_id)
+        if prop is None or error:
             return
-        self._pending[lam] = max(0, self._pending.get(lam, 0) - 1)
-        err = result.get("test_error")
-        if not error and err is not None and not (isinstance(err, float) and math.isnan(err)):
-            s.outcomes.setdefault(lam, []).append(self.policy.score(float(err)))
-
-    def estimate(self, **kw) -> dict:
-        lams, ys = [], []
-        for lam, sc in self._state.outcomes.items():
-            for v in sc:
-                if v != 0.5:
-                    lams.append(lam)
-                    ys.append(v)
-        return fit_boundary(lams, ys, **kw)
+        outcome = outcome_of_row(result)
+        if outcome is not None:
+            self._design.add(prop[0], outcome, prop[1])
