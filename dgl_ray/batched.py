@@ -29,6 +29,7 @@ A group shares what fixes the shapes and the lock step (``SHARED``) and whether 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 import warnings
@@ -94,7 +95,8 @@ class Population:
     ``buffers`` are the BatchNorm buffers, each (G, ...); ``step`` is the shared step counter."""
 
     def __init__(self, packed: PackedNet, flat, buffers, mom, gv, gv_norm, has_gv, step: int, K: int,
-                 momentum: float, weight_decay: float, dropout_gens: list, fast: FastPath | None = None):
+                 momentum: float, weight_decay: float, dropout_gens: list, fast: FastPath | None = None,
+                 steps: Sequence[int] | None = None):
         self.packed, self.K, self.momentum, self.weight_decay = packed, K, momentum, weight_decay
         self.fast = fast or FastPath()
         packed.channels_last = self.fast.channels_last
@@ -111,19 +113,23 @@ class Population:
         self.buffers = buffers
         self.mom, self.gv, self.gv_norm = mom, gv, gv_norm
         self.has_gv = list(has_gv)            # host-side: which members hold a g_v (V2 may not yet)
-        self.step = step
+        self.step = step                      # the population's clock: steps it ran
+        # each member's own step counter (its g_v refresh when ITS step % K == 0): a member that joined
+        # a running population (a refilled slot) counts from its own start, as it would alone
+        self.steps = list(steps) if steps is not None else [step] * flat.shape[0]
         self.dropout_gens = dropout_gens
 
     @classmethod
     def from_models(cls, packed: PackedNet, models, K: int, momentum: float, weight_decay: float, dropout_gens,
-                    step: int = 0, moms=None, gvs=None, gv_norms=None, fast: FastPath | None = None) -> "Population":
+                    step: int = 0, moms=None, gvs=None, gv_norms=None, fast: FastPath | None = None,
+                    steps: Sequence[int] | None = None) -> "Population":
         """Stack G models (same architecture, device, dtype) with their SGD momentum buffers (None
-        before the first step: 0·μ + d == d is SGD's first step exactly) and cached g_v (None: none yet)."""
+        before the first step: 0·μ + d == d is SGD's first step exactly) and cached g_v (None: none yet);
+        ``steps``: each member's step counter (default: ``step`` for all)."""
         G = len(models)
         params = [list(m.parameters()) for m in models]
         dtype = params[0][0].dtype
-        row = lambda ts, like: torch.cat([(torch.zeros_like(p) if t is None else t).detach().reshape(-1)
-                                          for t, p in zip(ts, like)]).to(dtype)
+        row = lambda ts, like: _row(ts, like, dtype)
         flat = torch.stack([row(ps, ps) for ps in params])
         buffers = [torch.stack(bs).clone() for bs in zip(*[list(m.buffers()) for m in models])]
         moms = moms or [[None] * len(params[0])] * G
@@ -134,7 +140,23 @@ class Population:
         zero = torch.zeros((), dtype=dtype, device=flat.device)
         gv_norm = torch.stack([gv_norms[g].to(dtype) if has_gv[g] else zero for g in range(G)])
         return cls(packed, flat, buffers, mom, gv, gv_norm, has_gv, step, K, momentum, weight_decay,
-                   list(dropout_gens), fast)
+                   list(dropout_gens), fast, steps)
+
+    @torch.no_grad()
+    def set_member(self, g: int, model, moms, gv, gv_norm, step: int, dropout_gen) -> None:
+        """Put another member into slot g (a refilled slot): its weights, BatchNorm buffers, SGD momentum
+        (None entries before its first step), cached g_v (None: none yet), step counter and dropout
+        generator; every other slot is untouched."""
+        params = list(model.parameters())
+        self.flat[g] = _row(params, params, self.flat.dtype)
+        for pop_buf, buf in zip(self.buffers, model.buffers()):
+            pop_buf[g] = buf
+        self.mom[g] = _row(moms, params, self.flat.dtype)
+        self.has_gv[g] = gv is not None
+        self.gv[g] = _row(gv if gv is not None else [None] * len(params), params, self.flat.dtype)
+        self.gv_norm[g] = gv_norm.to(self.gv_norm.dtype) if gv is not None else 0.0
+        self.steps[g] = step
+        self.dropout_gens[g] = dropout_gen
 
     @property
     def G(self) -> int:
@@ -179,9 +201,16 @@ class Population:
 
     def _gv_rows(self, x, clean, trusted, members: list[int]):
         """Fresh g_v for ``members``: (rows (len, P) or None per member). Without a trusted subset all
-        members at once; with one, member by member on its trusted samples (its own BatchNorm batch)."""
-        if trusted is None and len(members) == self.G:
-            return list(self._loss_grad(self.flat, None, x, clean)[1])
+        members at once (the population's kernels: each member's bits as alone); when only some are due
+        (members on their own step counters), the others' BatchNorm statistics and dropout generators
+        are put back afterwards, so that pass leaves them as if it had not run. With a trusted subset,
+        member by member on its trusted samples (its own BatchNorm batch)."""
+        if trusted is None:
+            others = [g for g in range(self.G) if g not in set(members)]
+            saved = self._member_state(others)
+            rows = self._loss_grad(self.flat, None, x, clean)[1]
+            self._put_member_state(others, saved)
+            return [rows[g] for g in members]
         out = []
         for g in members:
             t = trusted[:, g] if trusted is not None else None
@@ -194,13 +223,31 @@ class Population:
             out.append(self._loss_grad(row, slice(g, g + 1), xs, ys)[1][0])
         return out
 
+    def _member_state(self, members: list[int]):
+        """What a train-mode forward changes of these members: BatchNorm buffers, dropout generators."""
+        if not members:
+            return None
+        idx = torch.tensor(members, device=self.flat.device)
+        gens = [self.dropout_gens[g].get_state() for g in members] if self.packed.dropouts else []
+        return [b.index_select(0, idx) for b in self.buffers], gens
+
+    def _put_member_state(self, members: list[int], saved) -> None:
+        if not members:
+            return
+        idx = torch.tensor(members, device=self.flat.device)
+        bufs, gens = saved
+        for b, s in zip(self.buffers, bufs):
+            b.index_copy_(0, idx, s)
+        for g, state in zip(members, gens):
+            self.dropout_gens[g].set_state(state)
+
     # ---- one step of the rule ----------------------------------------------------------------
     def step_batch(self, x, noisy, clean, lam, lr, trusted=None, fresh_csv: bool = False) -> dict:
         """x (B, G, C, H, W) normalised; noisy, clean (B, G) labels; lam, lr (G,); trusted (B, G)
         bool or None. Returns (G,) tensors: loss_s, gs_norm, gv_norm, cos (and c_sv with fresh_csv)."""
         loss_s, gs = self._loss_grad(self.flat, None, x, noisy)
         G = self.G
-        refresh = list(range(G)) if self.step % self.K == 0 else [g for g in range(G) if not self.has_gv[g]]
+        refresh = [g for g in range(G) if self.steps[g] % self.K == 0 or not self.has_gv[g]]
         refreshed = torch.zeros(G, dtype=torch.bool, device=gs.device)
         if refresh:
             rows = self._gv_rows(x, clean, trusted, refresh)
@@ -231,6 +278,7 @@ class Population:
             self.mom.mul_(self.momentum).add_(mixed)                   # 0·μ + d on the first step: SGD's clone(d)
             self.flat.sub_(self.mom * lr[:, None])
         self.step += 1
+        self.steps = [n + 1 for n in self.steps]
         return out
 
     def _fresh_cos(self, x, clean, trusted, gs, gs_norm):
@@ -245,6 +293,12 @@ class Population:
         for g, r in enumerate(rows):
             out.append(nan if r is None else torch.dot(gs[g], r) / (gs_norm[g] * torch.linalg.vector_norm(r) + EPS))
         return torch.stack(out)
+
+
+def _row(tensors, like, dtype) -> torch.Tensor:
+    """One member's (P,) row of ``tensors`` (a None entry: zeros shaped as that parameter of ``like``)."""
+    return torch.cat([(torch.zeros_like(p) if t is None else t).detach().reshape(-1)
+                      for t, p in zip(tensors, like)]).to(dtype)
 
 
 # the widest float vector of the host's kernels, in bytes (AVX-512): channel-wise CPU kernels (BatchNorm's
@@ -296,21 +350,66 @@ def member_trials(cfgs: Sequence[TrialConfig], data: DataSet, states: Iterable[d
     return trials
 
 
-class BatchedTrials:
-    """G trials trained as one population. ``trials[i]`` is a real ``Trial`` (its config, noisy
-    labels, generators, history, status, model/optimizer for checkpoints) and slot i of the
-    population; ``sync_trials()`` writes the population's state back into them.
+# a decision rule: a running member's Trial at one of its evaluations -> ("H" or "not_H", P(branch)) to
+# stop it there, or None to let it train on
+Decision = Callable[[Trial], "tuple[str, float] | None"]
 
-    The population keeps its size G to the end: a trial that ends early (diverged) keeps its slot,
-    frozen (LR 0, no data drawn from its generators, never reported again), so the kernels the others
-    run, and with them their float32 numbers, do not change when another member diverges."""
+
+@functools.lru_cache(maxsize=None)
+def _classifier(dataset: str):
+    """The calibrated branch classifier of a data set (dgl_ray.early), loaded once per process."""
+    from .early import BranchClassifier    # another slice's module, merged later (the coordinator may move it up)
+    return BranchClassifier.load(dataset)
+
+
+def calibrated_decision(trial: Trial) -> tuple[str, float] | None:
+    """The default decision rule: for a trial with ``decide_early`` δ, its data set's calibrated branch
+    classifier on the test errors evaluated so far decides once P(branch) >= 1 - δ (docs/SWEEPS.md);
+    a trial without ``decide_early`` is never decided."""
+    delta = trial.cfg.decide_early
+    if delta is None:
+        return None
+    seen = [r for r in trial.history if math.isfinite(r["test_error"])]
+    return _classifier(trial.cfg.dataset).decide([r["epoch"] for r in seen], [r["test_error"] for r in seen],
+                                                  trial.cfg.epochs, list(trial.cfg.lr_milestones), delta)
+
+
+class BatchedTrials:
+    """G trials (members) trained as one population. ``trials[i]`` is a real ``Trial`` (its config,
+    noisy labels, generators, history, status, clock, model/optimizer for checkpoints); ``layout[s]``
+    is the member that holds slot s of the population; ``sync_trials()`` writes the population's state
+    back into the members.
+
+    Each member keeps its own clock: its epoch (``Trial.epoch``: its λ and LR schedules, its evaluations)
+    and its step counter (``Population.steps``: its g_v refresh), so a member that starts later trains
+    exactly as alone.
+
+    Slots and a queue (refill): with ``slots=S`` fewer than the members, S members train and the others
+    wait, in member order; when a member ends (completed, diverged or decided) the next queued member
+    takes its slot at the next epoch boundary, with its own init, labels, data order, schedules, step
+    counter and RNGs, as alone. Once the queue is empty such a population shrinks: at an epoch boundary
+    where its running members fit a smaller padded size it is rebuilt with them only (docs/PACKING.md,
+    "Refilled slots", measures frozen against dropped slots). Without ``slots`` the population keeps its
+    size G to the end: a trial that ends early keeps its slot, frozen (LR 0, no data drawn from its
+    generators, never reported again), so the kernels the others run, and with them their float32
+    numbers on a GPU, do not change when another member ends.
+
+    Early decisions: at each evaluation of a running member before its last epoch, ``decider(trial)``
+    (default :func:`calibrated_decision`: only members with ``decide_early``) may stop it: its row gets
+    status "decided", ``decided_branch`` and ``p_branch``, and it ends there."""
 
     def __init__(self, configs: Sequence[TrialConfig | dict] | None = None, data: DataSet | None = None,
-                 trials: Sequence[Trial] | None = None):
+                 trials: Sequence[Trial] | None = None, *, slots: int | None = None,
+                 layout: Sequence[int] | None = None, decider: Decision | None = None):
         """Build G fresh trials from ``configs``, or continue ``trials`` (e.g. each restored with
-        ``Trial.load_state_dict``): weights, BatchNorm statistics, momentum, cached g_v, step counter
-        and epoch are stacked as they are. Trials that already ended keep a frozen slot.
-        The device fast path is the configs' (``FastPath.of``: one of the fields a group shares)."""
+        ``Trial.load_state_dict``, each at its own epoch and step): weights, BatchNorm statistics,
+        momentum, cached g_v and step counter are stacked as they are; trials that ended keep a frozen
+        slot (without ``slots``). ``slots``: how many members train at once (the rest queue);
+        ``layout``: the member of each slot when continuing a refilling population (its
+        :attr:`layout` when it stopped; default: the running members that started, then the queue).
+        ``decider``: the decision rule for every running member (tests inject one); default
+        :func:`calibrated_decision`. The device fast path is the configs' (``FastPath.of``: one of the
+        fields a group shares)."""
         if trials is None:
             cfgs = [TrialConfig.from_dict(c) if isinstance(c, dict) else c.resolved() for c in configs]
             _check_group(cfgs)
@@ -318,17 +417,21 @@ class BatchedTrials:
             trials = member_trials(cfgs, data)          # each draws its own init, labels, generators
         else:
             _check_group([t.cfg for t in trials])
-            running = [t for t in trials if t.status == STATUS_RUNNING]
-            if len({(t.epoch, t.stepper.step) for t in running}) > 1:
-                raise ConfigError("trials continued as one group must stand at the same epoch and step")
+        if slots is not None and not (isinstance(slots, int) and not isinstance(slots, bool) and slots >= 1):
+            raise ConfigError(f"slots={slots!r} must be an integer >= 1 (or None: a slot per member)")
         self.trials = list(trials)
+        self.refills = slots is not None
+        self.decider = decider or calibrated_decision
         t0 = self.trials[0]
         for t in self.trials[1:]:       # continued trials moved their data each (the same data set: SHARED)
             t.data = t0.data
         self.cfg, self.data, self.device, self.dtype = t0.cfg, t0.data, t0.device, t0.dtype
-        self.active = [i for i, t in enumerate(self.trials) if t.status == STATUS_RUNNING]
-        live = [self.trials[i] for i in self.active] or self.trials
-        self.epoch = live[0].epoch
+        self.layout = self._checked_layout(layout) if layout is not None else self._first_layout(slots)
+        placed = set(self.layout)
+        self.queue = [i for i, t in enumerate(self.trials) if t.status == STATUS_RUNNING and i not in placed]
+        live = [self.trials[m] for m in self.layout if self.trials[m].status == STATUS_RUNNING]
+        first = (live or [self.trials[self.layout[0]]])[0]
+        self.epoch = first.epoch        # the population's clock: epochs it ran (each member has its own)
         self.wall_time = max(t.wall_time for t in self.trials)
         self.fast = FastPath.of(self.cfg)
         if self.fast.tf32 and self.device.type != "cuda":
@@ -338,12 +441,7 @@ class BatchedTrials:
             keep_freed_memory()      # reuse freed activation buffers instead of page-faulting fresh ones
         self._set_math_modes()
         self.packed = PackedNet(t0.model, self.cfg.model)
-        # frozen copies of the first running member fill the population up to a size whose channels
-        # fill whole vectors (``padded_size``): then no member's channels sit in a vector tail
-        self.pad = padded_size(self.G, self.cfg.model, self.packed.channel_counts, self.dtype, self.device) - self.G
-        self._slots = self.trials + [live[0]] * self.pad
-        self.pop = self._population(self._slots, live[0].stepper.step)
-        self._sums = self._new_sums()     # per slot, summed over the steps since the last evaluation
+        self._build(first.stepper.step)
         # (C, 1, 1): broadcast over any leading axes, (N, C, H, W) and (B, G, C, H, W) alike
         self._mean = torch.tensor(self.data.mean, dtype=self.dtype, device=self.device).view(-1, 1, 1)
         self._std = torch.tensor(self.data.std, dtype=self.dtype, device=self.device).view(-1, 1, 1)
@@ -353,6 +451,38 @@ class BatchedTrials:
         small = x.numel() * torch.finfo(self.dtype).bits // 8 <= NORMALISED_COPY_MAX_BYTES
         self._x_train = self._normalise(x) if not self.cfg.augment and small else None
 
+    def _first_layout(self, slots: int | None) -> list[int]:
+        """Without slots: member i in slot i. With S slots: the running members that started (a
+        continued population), then those that did not, S at most; all ended: the first S members."""
+        everyone = list(range(len(self.trials)))
+        if slots is None:
+            return everyone
+        running = [i for i in everyone if self.trials[i].status == STATUS_RUNNING]
+        started = [i for i in running if self.trials[i].epoch > 0]
+        if len(started) > slots:
+            raise ConfigError(f"{len(started)} members have started, more than slots={slots}; continue them "
+                              f"with their layout or more slots")
+        return (started + [i for i in running if self.trials[i].epoch == 0])[:slots] or everyone[:slots]
+
+    def _checked_layout(self, layout: Sequence[int]) -> list[int]:
+        out = [int(m) for m in layout]
+        if not out or len(set(out)) != len(out) or not all(0 <= m < len(self.trials) for m in out):
+            raise ConfigError(f"layout={list(layout)!r}: each slot must hold a different member 0..{len(self.trials) - 1}")
+        return out
+
+    def _build(self, clock: int) -> None:
+        """The population of the layout's members, padded: frozen copies of the first running member fill
+        it up to a size whose channels fill whole vectors (``padded_size``): then no member's channels sit
+        in a vector tail."""
+        occupants = [self.trials[m] for m in self.layout]
+        live = [t for t in occupants if t.status == STATUS_RUNNING] or occupants
+        self.pad = padded_size(len(occupants), self.cfg.model, self.packed.channel_counts, self.dtype,
+                               self.device) - len(occupants)
+        self._slots = occupants + [live[0]] * self.pad
+        self.pop = self._population(self._slots, clock)
+        self._sums = self._new_sums()      # per slot, summed over the steps since its last evaluation
+        self._since = [0] * len(self._slots)     # per slot: steps since its member's last evaluation
+
     def _normalise(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw images (any leading axes) -> the population's dtype, normalised: DataSet.normalise's
         arithmetic with the mean/std tensors made once, not per batch."""
@@ -360,7 +490,23 @@ class BatchedTrials:
 
     @property
     def G(self) -> int:
+        """The members (queued ones included)."""
         return len(self.trials)
+
+    @property
+    def n_slots(self) -> int:
+        """The slots that hold a member (the population has ``pad`` more: frozen padding)."""
+        return len(self.layout)
+
+    @property
+    def active(self) -> list[int]:
+        """The members training now (running, in a slot), in member order."""
+        return sorted(m for m in self.layout if self.trials[m].status == STATUS_RUNNING)
+
+    @property
+    def done(self) -> bool:
+        """Every member ended: none running, none queued."""
+        return not self.active and not self.queue
 
     def _set_math_modes(self) -> None:
         """TF32 and cudnn autotuning are process-wide switches: set to this population's at construction
@@ -372,31 +518,72 @@ class BatchedTrials:
 
     @property
     def step(self) -> int:
+        """The population's clock in steps (each member's own counter: ``pop.steps``)."""
         return self.pop.step
 
-    def _population(self, trials: list[Trial], step: int) -> Population:
-        moms = [[t.opt.state.get(p, {}).get("momentum_buffer") for p in t.model.parameters()] for t in trials]
-        gens = [t.dropout_gen for t in trials[:self.G]]
-        gens += [torch.Generator(device=self.device).manual_seed(0) for _ in trials[self.G:]]   # padding's own
+    def _population(self, trials: list[Trial], clock: int) -> Population:
+        moms = [_momentum(t) for t in trials]
+        n = self.n_slots
+        gens = [t.dropout_gen for t in trials[:n]]
+        gens += [torch.Generator(device=self.device).manual_seed(0) for _ in trials[n:]]   # padding's own
         return Population.from_models(
             self.packed, [t.model for t in trials], self.cfg.K, self.cfg.momentum, self.cfg.weight_decay,
-            gens, step=step, moms=moms,
+            gens, step=clock, moms=moms,
             gvs=[t.stepper.cached_gv for t in trials], gv_norms=[t.stepper.cached_gv_norm for t in trials],
-            fast=self.fast)
+            fast=self.fast, steps=[t.stepper.step for t in trials])
 
     def _new_sums(self) -> dict:
-        zeros = lambda: torch.zeros(self.G + self.pad, dtype=torch.float64, device=self.device)
-        return {"loss": zeros(), "cos": zeros(), "gs": zeros(), "gv": zeros(), "csv": zeros(), "csv_n": zeros(),
-                "steps": 0}
+        zeros = lambda: torch.zeros(len(self._slots), dtype=torch.float64, device=self.device)
+        return {"loss": zeros(), "cos": zeros(), "gs": zeros(), "gv": zeros(), "csv": zeros(), "csv_n": zeros()}
+
+    # ---- slots: refill and shrink ---------------------------------------------------------------------
+    def _refill(self) -> None:
+        """At an epoch boundary: each slot whose member ended takes the next queued member; a refilling
+        population whose queue is empty drops its ended slots once that makes it smaller."""
+        for s, m in enumerate(self.layout):
+            if self.queue and self.trials[m].status != STATUS_RUNNING:
+                self.layout[s] = self.queue.pop(0)
+                self._join(s, self.trials[self.layout[s]])
+        if not self.refills or self.queue:
+            return
+        running = [s for s, m in enumerate(self.layout) if self.trials[m].status == STATUS_RUNNING]
+        if running and padded_size(len(running), self.cfg.model, self.packed.channel_counts, self.dtype,
+                                   self.device) < len(self._slots):
+            self._shrink(running)
+
+    def _join(self, s: int, t: Trial) -> None:
+        """Member ``t`` takes slot s: its own weights, buffers, momentum, g_v, step counter, generators."""
+        self.pop.set_member(s, t.model, _momentum(t), t.stepper.cached_gv, t.stepper.cached_gv_norm,
+                            t.stepper.step, t.dropout_gen)
+        self._slots[s] = t
+        self._reset_sums(s)
+
+    def _shrink(self, keep: list[int]) -> None:
+        """Rebuild the population with the members of slots ``keep`` only, their sums since their last
+        evaluation carried over."""
+        self.sync_trials()
+        sums = {k: v[keep].clone() for k, v in self._sums.items()}
+        since = [self._since[s] for s in keep]
+        self.layout = [self.layout[s] for s in keep]
+        self._build(self.pop.step)
+        for k, v in sums.items():
+            self._sums[k][:len(keep)] = v
+        self._since[:len(keep)] = since
+
+    def _reset_sums(self, s: int) -> None:
+        for v in self._sums.values():
+            v[s] = 0
+        self._since[s] = 0
 
     # ---- one epoch of every slot ------------------------------------------------------------------------
     def train_epoch(self) -> None:
+        """One epoch of every running member, each at its own epoch of its schedules."""
         cfg, data = self.cfg, self.data
-        slots = self._slots                       # the trials, then the padding (frozen: never live)
-        live = [t.status == STATUS_RUNNING for t in self.trials] + [False] * self.pad
-        lam = torch.tensor([t.plans[self.epoch].lam if ok else 0.0 for t, ok in zip(slots, live)],
+        slots = self._slots                       # the members, then the padding (frozen: never live)
+        live = [t.status == STATUS_RUNNING for t in slots[:self.n_slots]] + [False] * self.pad
+        lam = torch.tensor([t.plans[t.epoch].lam if ok else 0.0 for t, ok in zip(slots, live)],
                            dtype=self.dtype, device=self.device)
-        lr = torch.tensor([t.lr(self.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
+        lr = torch.tensor([t.lr(t.epoch) if ok else 0.0 for t, ok in zip(slots, live)],
                           dtype=self.dtype, device=self.device)
         n_train = len(data.y_train)
         # each trial's data order from its own generator, as a trial alone draws it (frozen slots: none)
@@ -406,6 +593,7 @@ class BatchedTrials:
         noisy = torch.stack([t.y_noisy for t in slots], 1)                                               # (N, G)
         trusted = None if cfg.trusted_fraction is None else torch.stack([t.trusted for t in slots], 1)
         sums = self._sums
+        steps = 0
         for start in range(0, n_train, cfg.batch_size):      # no drop_last, as the paper's DataLoader
             idx = perms[start:start + cfg.batch_size]        # (B, G)
             if cfg.augment:   # per trial, in batch order: the same draws from each generator as alone
@@ -428,11 +616,12 @@ class BatchedTrials:
                 ok = torch.isfinite(out["c_sv"])
                 sums["csv"] += torch.where(ok, out["c_sv"], 0.0)
                 sums["csv_n"] += ok
-            sums["steps"] += 1
+            steps += 1
         self.epoch += 1
-        for t, ok in zip(self.trials, live):
+        self._since = [n + steps for n in self._since]
+        for t, ok in zip(slots, live):
             if ok:
-                t.epoch = self.epoch
+                t.epoch += 1
 
     def _finite(self) -> torch.Tensor:
         sums = self._sums
@@ -441,9 +630,9 @@ class BatchedTrials:
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
-        """Test errors (G,) of every trial's slot, eval mode (each member's running statistics)."""
+        """Test errors (n_slots,) of every slot's member, eval mode (each member's running statistics)."""
         d = self.data
-        slots = self.G + self.pad
+        slots = len(self._slots)
         wrong = torch.zeros(slots, dtype=torch.int64, device=self.device)
         # on the host, test images x members per forward as a training batch of 64 members holds: the
         # whole digits test set x 25 members made 18 MB activations, which glibc then kept (allocator.py)
@@ -452,47 +641,53 @@ class BatchedTrials:
             x = self._normalise(d.x_test[s:s + n].unsqueeze(1))
             logits = self.pop.logits(x.expand(-1, slots, *x.shape[2:]), training=False)
             wrong += (logits.argmax(2) != d.y_test[s:s + n, None]).sum(0)
-        return wrong[:self.G].double() / len(d.y_test)
+        return wrong[:self.n_slots].double() / len(d.y_test)
 
     # ---- the loop -------------------------------------------------------------------------------------
     def run(self, on_eval: Callable[[dict, int], None] | None = None, max_epochs: int | None = None) -> list[dict]:
-        """Train every trial to the end of its schedule (or ``max_epochs`` more epochs), evaluating every
-        ``eval_every`` epochs and at the end. ``on_eval(metrics, i)`` gets trial i's metrics dict for each
-        evaluation, after trial i's state was written back (``trials[i].save`` checkpoints it). A trial
+        """Train every member to the end of its schedule (or ``max_epochs`` more epochs of the
+        population), queued members as slots free up; each member is evaluated every ``eval_every`` of
+        its own epochs and at its end. ``on_eval(metrics, i)`` gets member i's metrics dict for each
+        evaluation, after member i's state was written back (``trials[i].save`` checkpoints it). A member
         whose loss, gradient norms or weights are not finite at the end of an epoch is reported
-        'diverged' (test_error NaN) and its slot is frozen; the others go on. Returns one
-        ``summary()`` per trial, in config order."""
+        'diverged' (test_error NaN) and ends; one the decision rule stops is reported 'decided' and
+        ends; the others go on. Returns one ``summary()`` per member, in config order."""
         cfg = self.cfg
-        stop_at = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
         self._set_math_modes()
-        while self.active and self.epoch < stop_at:
+        ran = 0
+        while not self.done and (max_epochs is None or ran < max_epochs):
+            self._refill()
             t0 = time.perf_counter()
+            live = [s for s, m in enumerate(self.layout) if self.trials[m].status == STATUS_RUNNING]
             self.train_epoch()
-            last = self.epoch == cfg.epochs
+            ran += 1
             finite = self._finite().tolist()                          # the one host sync of the epoch
-            evaluating = last or self.epoch % cfg.eval_every == 0
-            if not evaluating and all(finite[i] for i in self.active):
-                self.wall_time += time.perf_counter() - t0
-                continue
-            report = [i for i in self.active if evaluating or not finite[i]]
-            test_errors = self.evaluate().cpu().tolist() if evaluating else [0.0] * self.G
-            sums = {k: self._sums[k].tolist() for k in ("loss", "cos", "gs", "gv", "csv", "csv_n")}
-            steps = self._sums["steps"]
-            self.wall_time += time.perf_counter() - t0
+            due = {s: self._slots[s].epoch == cfg.epochs or self._slots[s].epoch % cfg.eval_every == 0 for s in live}
+            report = [s for s in live if due[s] or not finite[s]]
+            evaluating = any(due[s] for s in report)
+            test_errors = self.evaluate().cpu().tolist() if evaluating else [float("nan")] * self.n_slots
+            sums = {k: v.tolist() for k, v in self._sums.items()}
             epoch_time = time.perf_counter() - t0
-            self.sync_trials(report)
+            self.wall_time += epoch_time
+            for s in live:
+                self._slots[s].wall_time += epoch_time
+            if not report:
+                continue
+            self.sync_trials([self.layout[s] for s in report])
             rows = []
-            for i in report:
-                t = self.trials[i]
-                t.status = STATUS_DIVERGED if not finite[i] else STATUS_COMPLETED if last else STATUS_RUNNING
-                t.wall_time = self.wall_time
-                row = metrics_row(t, {k: sums[k][i] for k in sums}, steps,
-                                  test_errors[i] if finite[i] else float("nan"), epoch_time)
+            for s in report:
+                t = self._slots[s]
+                last = t.epoch == cfg.epochs
+                t.status = STATUS_DIVERGED if not finite[s] else STATUS_COMPLETED if last else STATUS_RUNNING
+                row = metrics_row(t, {k: sums[k][s] for k in sums}, self._since[s],
+                                  test_errors[s] if finite[s] else float("nan"), epoch_time)
                 t.history.append(row)
-                rows.append((row, i))
-            if evaluating:
-                self._sums = self._new_sums()
-            self.active = [i for i in self.active if self.trials[i].status == STATUS_RUNNING]
+                decision = self.decider(t) if t.status == STATUS_RUNNING and due[s] else None
+                if decision is not None:
+                    t.decide(*decision)
+                    row.update(status=t.status, decided_branch=t.decided_branch, p_branch=t.p_branch)
+                rows.append((row, self.layout[s]))
+                self._reset_sums(s)
             if on_eval is not None:
                 for row, i in rows:
                     on_eval(row, i)
@@ -501,28 +696,34 @@ class BatchedTrials:
     # ---- per-trial state ----------------------------------------------------------------------------
     @torch.no_grad()
     def sync_trials(self, members: list[int] | None = None) -> None:
-        """Write the population's state of these trials (indices; the running ones by default) into
+        """Write the population's state of these members (indices; the running ones by default) into
         their ``Trial`` objects: weights, BatchNorm buffers, SGD momentum, cached g_v, step counter."""
         pop = self.pop
-        params_of = self.packed.views(pop.flat.detach())     # per parameter: (G, *shape)
+        params_of = self.packed.views(pop.flat.detach())     # per parameter: (slots, *shape)
         moms_of = self.packed.views(pop.mom)
         gvs_of = self.packed.views(pop.gv)
+        slot_of = {m: s for s, m in enumerate(self.layout)}
         for i in (self.active if members is None else members):
-            t = self.trials[i]
+            t, s = self.trials[i], slot_of[i]
             params = list(t.model.parameters())
             for param, rows in zip(params, params_of):
-                param.copy_(rows[i])
+                param.copy_(rows[s])
             for buf, pop_buf in zip(t.model.buffers(), pop.buffers):
-                buf.copy_(pop_buf[i])
-            if pop.step:
+                buf.copy_(pop_buf[s])
+            if pop.steps[s]:
                 for param, rows in zip(params, moms_of):
-                    t.opt.state[param]["momentum_buffer"] = rows[i].clone()
+                    t.opt.state[param]["momentum_buffer"] = rows[s].clone()
             for group in t.opt.param_groups:
-                group["lr"] = t.lr(max(self.epoch - 1, 0))
-            t.stepper.step = pop.step
-            if pop.has_gv[i]:
-                t.stepper.cached_gv = [rows[i].clone() for rows in gvs_of]
-                t.stepper.cached_gv_norm = pop.gv_norm[i].clone()
+                group["lr"] = t.lr(max(t.epoch - 1, 0))
+            t.stepper.step = pop.steps[s]
+            if pop.has_gv[s]:
+                t.stepper.cached_gv = [rows[s].clone() for rows in gvs_of]
+                t.stepper.cached_gv_norm = pop.gv_norm[s].clone()
+
+
+def _momentum(t: Trial) -> list:
+    """A trial's SGD momentum buffers per parameter (None before its first step)."""
+    return [t.opt.state.get(p, {}).get("momentum_buffer") for p in t.model.parameters()]
 
 
 def metrics_row(trial: Trial, sums: dict[str, float], steps: int, test_error: float, epoch_time: float) -> dict:

@@ -114,6 +114,10 @@ class TrialConfig:
     eval_every: int = field(default=1, metadata=flag("evaluate every N epochs", RUN, sweep=True))
     # W1: also log c_sv = cos(g_s, a FRESH g_v) every step
     fresh_csv: bool = field(default=False, metadata=flag("W1: log c_sv with a fresh g_v every step", RUN))
+    # δ: stop a run once the data set's calibrated branch classifier gives its final branch a probability
+    # >= 1 - δ (status "decided": a branch, never a final error; dgl_ray.early, docs/SWEEPS.md)
+    decide_early: float | None = field(default=None, metadata=flag(
+        "δ: stop a run once P(its final branch) >= 1 - δ (calibrated classifier; default off)", RUN, sweep=True))
     # start from a saved model (ordered/collapse preparation runs): fresh optimizer at `lr`,
     # step counter and cache reset, as the paper's T/W protocols do
     init_checkpoint: str | None = field(default=None, metadata=flag(
@@ -277,6 +281,12 @@ class TrialConfig:
              "tf32=True has no effect on device='cpu' (TF32 is a math mode of NVIDIA GPUs); drop it or use "
              "device cuda (with device auto on a machine without a GPU it is a no-op, with a warning)")
         need(self.origin in (None, "ordered", "collapse"), f"origin={self.origin!r}; allowed: ordered, collapse or unset")
+        need(self.decide_early is None or (isinstance(self.decide_early, (int, float))
+                                           and not isinstance(self.decide_early, bool)),
+             f"decide_early={self.decide_early!r} must be a number δ (or unset)")
+        if self.decide_early is not None:
+            from .early import check_delta     # another slice's module, merged later (the coordinator may move it up)
+            check_delta(float(self.decide_early), self.dataset)
         need(isinstance(self.synthetic_size, (list, tuple)) and len(self.synthetic_size) == 2
              and all(isinstance(n, int) and n >= 1 for n in self.synthetic_size),
              f"synthetic_size={self.synthetic_size!r} must be [n_train, n_test], both >= 1")

@@ -26,6 +26,9 @@ from .noise import make_noisy_labels, trusted_mask
 from .schedules import expand_lambda_schedule, lr_at
 
 STATUS_RUNNING, STATUS_COMPLETED, STATUS_DIVERGED = "running", "completed", "diverged"
+# stopped early by a calibrated decision on its final branch: its last error is NOT a final error
+STATUS_DECIDED = "decided"
+BRANCHES = ("H", "not_H")        # a decided trial's branch (dgl_ray.paper.OUTCOMES without the trap)
 # dropout masks come from a generator of their own (not the global RNG): the same masks alone and packed
 DROPOUT_SEED_OFFSET = 0x5EED_D0
 
@@ -119,24 +122,35 @@ class Trial:
         self.history: list[dict] = []
         self.status = STATUS_RUNNING
         self.wall_time = 0.0
+        self.decided_branch: str | None = None     # set with status "decided" (``decide``)
+        self.p_branch: float | None = None
 
     def lr(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (0-based) under the trial's LR schedule."""
         cfg = self.cfg
         return lr_at(epoch, cfg.lr, cfg.lr_milestones, cfg.lr_gamma, cfg.lr_multiplier)
 
+    def decide(self, branch: str, p: float) -> None:
+        """End this trial early on a decision: its final branch is ``branch`` with probability ``p``."""
+        if branch not in BRANCHES:
+            raise ValueError(f"decided branch {branch!r}; allowed: {', '.join(BRANCHES)}")
+        self.status, self.decided_branch, self.p_branch = STATUS_DECIDED, branch, float(p)
+
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
         cfg = self.cfg
         err = last.get("test_error")
+        final = self.status != STATUS_DECIDED and not (err is None or (isinstance(err, float) and math.isnan(err)))
         out = {
             "status": self.status,
-            "final_error": None if err is None or (isinstance(err, float) and math.isnan(err)) else err,
+            "final_error": err if final else None,
             "lambda": last.get("lambda", self.plans[0].lam),
             "eta": cfg.eta, "seed": cfg.seed, "epochs": self.epoch, "epochs_planned": cfg.epochs,
             "dataset": cfg.dataset, "synthetic": bool(self.data.synthetic), "model": cfg.model, "width": cfg.width,
             "K": cfg.K, "noise": cfg.noise, "global_step": self.stepper.step, "wall_time": round(self.wall_time, 3),
         }
+        if self.status == STATUS_DECIDED:
+            out.update(decided_branch=self.decided_branch, p_branch=self.p_branch, decided_error=err)
         if self.status == STATUS_DIVERGED:
             out["reason"] = f"non-finite loss, gradient norm or weights in epoch {self.epoch}"
         if cfg.origin:
@@ -156,6 +170,7 @@ class Trial:
             "epoch": self.epoch,
             "history": list(self.history),
             "status": self.status,
+            "decision": {"branch": self.decided_branch, "p": self.p_branch},
             "wall_time": self.wall_time,
             "rng": {
                 "python": random.getstate(),
@@ -179,6 +194,8 @@ class Trial:
         self.stepper.load_state_dict(stepper)
         self.epoch, self.history, self.status = state["epoch"], list(state["history"]), state["status"]
         self.wall_time = state["wall_time"]
+        decision = state.get("decision") or {}      # absent in checkpoints written before early decisions
+        self.decided_branch, self.p_branch = decision.get("branch"), decision.get("p")
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])

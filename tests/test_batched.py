@@ -131,12 +131,20 @@ def test_a_group_stopped_and_continued_as_a_group_gives_the_same_numbers(digits,
         _same_rows(alone[i].history, b2.trials[i].history)
 
 
-def test_continuing_a_group_that_disagrees_on_the_epoch_is_refused(digits):
+def test_members_at_different_epochs_continue_each_on_its_own_clock(digits, alone):
+    """Per-member clocks (issue 19): a member one epoch ahead and one at epoch 0 (22 steps an epoch, K 4:
+    their g_v refreshes fall on different steps) continue as one population; each is the trial alone,
+    bit for bit (it was refused before members had their own epoch and step counter)."""
     a = Trial(CONFIGS[0], data=digits)
     b = Trial(CONFIGS[1], data=digits)
     run_trial(a, max_epochs=1)
-    with pytest.raises(ConfigError, match="same epoch and step"):
-        BatchedTrials(trials=[a, b])
+    group = BatchedTrials(trials=[a, b])
+    assert group.pop.steps[:2] == [22, 0]
+    group.run()
+    for i, t in ((0, a), (1, b)):
+        assert _strip_time(t.history) == _strip_time(alone[i].history)
+        for (k, x), y in zip(alone[i].model.state_dict().items(), t.model.state_dict().values()):
+            assert torch.equal(x, y), (i, k)
 
 
 def test_float32_default_path_close_to_trial(digits):
