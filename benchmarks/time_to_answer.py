@@ -259,21 +259,48 @@ class Outcome:
                                #   the largest relative half-interval of the width over x)
 
 
-class Tally:
-    """The outcomes so far per x, the costs, and the stopping rule."""
+class PerAxisPosterior:
+    """The estimator of every table: :func:`estimate` at each x on its own outcomes."""
 
-    def __init__(self, xs, lo, hi, target_sd, width_rel, cost):
-        self.xs, self.lo, self.hi, self.target_sd, self.width_rel, self.cost = list(xs), lo, hi, target_sd, width_rel, cost
-        self.lams = {x: [] for x in self.xs}
-        self.highs = {x: [] for x in self.xs}
+    def __init__(self, xs, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+        self.lams = {x: [] for x in xs}
+        self.highs = {x: [] for x in xs}
+
+    def add(self, lam: float, outcome: str, x) -> None:
+        self.lams[x].append(lam)
+        self.highs[x].append(high(outcome))
+
+    def estimates(self) -> dict:
+        return {x: estimate(self.lams[x], self.highs[x], self.lo, self.hi) for x in self.lams}
+
+
+class SmoothPosterior:
+    """Two dimensions, the second estimator of (d): the 2-D design's own posterior (λ_c(x) smooth across
+    x, one width), fed with the outcomes; SD(λ_c) at each x from it."""
+
+    def __init__(self, xs, lo: float, hi: float, axis: str):
+        self.design = BoundaryDesign(lo, hi, axis=axis, axis_values=xs)
+
+    def add(self, lam: float, outcome: str, x) -> None:
+        self.design.add(lam, outcome, x)
+
+    def estimates(self) -> dict:
+        return self.design.summary()
+
+
+class Tally:
+    """The outcomes so far (in the estimator), the costs, and the stopping rule."""
+
+    def __init__(self, estimator, target_sd, width_rel, cost):
+        self.estimator, self.target_sd, self.width_rel, self.cost = estimator, target_sd, width_rel, cost
         self.trials = self.trial_epochs = self.decided = self.wrong = 0
         self.trace = []
         self.estimates = {}
 
     def add(self, run: Run) -> str:
         epochs, outcome, decided = self.cost(run)
-        self.lams[run.x].append(run.lam)
-        self.highs[run.x].append(high(outcome))
+        self.estimator.add(run.lam, outcome, run.x)
         self.trials += 1
         self.trial_epochs += epochs
         self.decided += decided
@@ -281,7 +308,7 @@ class Tally:
         return outcome
 
     def done(self) -> bool:
-        self.estimates = {x: estimate(self.lams[x], self.highs[x], self.lo, self.hi) for x in self.xs}
+        self.estimates = self.estimator.estimates()
         self.trace.append((self.trial_epochs, max(e["lambda_c_sd"] for e in self.estimates.values()),
                            max(width_spread(e) for e in self.estimates.values())))
         return all(reached(e, self.target_sd, self.width_rel) for e in self.estimates.values())
@@ -290,10 +317,10 @@ class Tally:
         return Outcome(ok, self.trials, self.trial_epochs, self.estimates, self.decided, self.wrong, self.trace)
 
 
-def grid(source, levels, tally: Tally, max_rounds: int) -> Outcome:
+def grid(source, levels, xs, tally: Tally, max_rounds: int) -> Outcome:
     """One seed more at every (λ, x) of the grid per round until the rule holds or the pool is used up."""
     for _ in range(max_rounds):
-        for x in tally.xs:
+        for x in xs:
             for lam in levels:
                 if source.remaining(lam, x) <= 0:
                     return tally.result(False)
@@ -305,7 +332,6 @@ def grid(source, levels, tally: Tally, max_rounds: int) -> Outcome:
 
 def adaptive(source, design, tally: Tally, batch: int, max_trials: int) -> Outcome:
     """Batches of ``batch`` proposals (each informative given the others), outcomes after each batch."""
-    axis = tally.xs != [None]
     while tally.trials < max_trials:
         points = design.propose(min(batch, max_trials - tally.trials),
                                 exclude=lambda lam, x: source.remaining(lam, x) <= 0)
@@ -314,7 +340,7 @@ def adaptive(source, design, tally: Tally, batch: int, max_trials: int) -> Outco
             break
         for r in runs:
             outcome = tally.add(r)
-            design.add(r.lam, outcome, *([r.x] if axis else []))
+            design.add(r.lam, outcome, r.x)
         if tally.done():
             return tally.result(True)
     return tally.result(False)
@@ -382,18 +408,20 @@ def right(o: Outcome, s: Setting, target_sd: float) -> bool:
     return True
 
 
-def compare(s: Setting, a) -> tuple[pd.DataFrame, dict]:
-    """Every strategy over ``a.repeats`` repeats: a row each (medians) and the repeats' SD traces."""
+def compare(s: Setting, a, smooth: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Every strategy over ``a.repeats`` repeats: a row each (medians) and the repeats' traces; the
+    estimator :class:`PerAxisPosterior`, or with ``smooth`` (two dimensions) :class:`SmoothPosterior`."""
     strategies = [("grid", None), ("adaptive", None)] + ([("adaptive+early", s.decide)] if s.decide else [])
     rows, traces = [], {}
     for name, decide in strategies:
         outs = []
         for k in range(a.repeats):
             rng = np.random.default_rng(1000 + k)
-            tally = Tally(s.xs, s.lo, s.hi, a.target_sd, s.width_rel, decide or FullRuns(s.total_epochs))
+            estimator = SmoothPosterior(s.xs, s.lo, s.hi, s.axis) if smooth else PerAxisPosterior(s.xs, s.lo, s.hi)
+            tally = Tally(estimator, a.target_sd, s.width_rel, decide or FullRuns(s.total_epochs))
             src = s.source(rng)
             if name == "grid":
-                outs.append(grid(src, s.levels, tally, max_rounds=s.max_trials // (len(s.levels) * len(s.xs))))
+                outs.append(grid(src, s.levels, s.xs, tally, max_rounds=s.max_trials // (len(s.levels) * len(s.xs))))
             else:
                 outs.append(adaptive(src, new_design(s, k), tally, a.batch, s.max_trials))
         need = [trials_needed(o, a.target_sd, s.width_rel) for o in outs]
@@ -624,7 +652,9 @@ def main(argv=None) -> int:
         else:
             s = digits_eta(a, a.eta)
             refs = "; ".join(f"η {x}: {e['lambda_c']:.3f}" for x, e in s.reference.items())
-            show(f"{s.name}: all-runs λ_c {refs}", compare(s, a)[0])
+            show(f"{s.name}: all-runs λ_c {refs}; per-η posterior", compare(s, a)[0])
+            show(f"{s.name}: the smooth λ_c(η) posterior (the 2-D design's model) for every strategy",
+                 compare(s, a, smooth=True)[0])
     print(f"trial-epochs vs grid: {ratio:.2f}")
     return 0
 

@@ -59,8 +59,8 @@ def test_reached_needs_both_the_sd_and_the_width_interval():
 
 def test_the_grid_counts_every_trial_epoch_and_stops_at_the_rule(runs):
     levels = sorted({r.lam for r in runs})
-    tally = tta.Tally([None], 0.36, 0.56, 0.01, None, tta.FullRuns(30))
-    out = tta.grid(tta.ReplayPool(runs, np.random.default_rng(0)), levels, tally, max_rounds=50)
+    tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.01, None, tta.FullRuns(30))
+    out = tta.grid(tta.ReplayPool(runs, np.random.default_rng(0)), levels, [None], tally, max_rounds=50)
     assert out.reached and out.trials % len(levels) == 0 and out.trials < len(runs)
     assert out.trial_epochs == out.trials * 30
     assert out.estimates[None]["lambda_c_sd"] <= 0.01
@@ -70,8 +70,8 @@ def test_the_grid_counts_every_trial_epoch_and_stops_at_the_rule(runs):
 
 def test_a_grid_that_uses_the_pool_up_does_not_claim_the_answer(runs):
     levels = sorted({r.lam for r in runs})
-    tally = tta.Tally([None], 0.36, 0.56, 1e-5, 0.25, tta.FullRuns(30))
-    out = tta.grid(tta.ReplayPool(runs, np.random.default_rng(0)), levels, tally, max_rounds=10 ** 6)
+    tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 1e-5, 0.25, tta.FullRuns(30))
+    out = tta.grid(tta.ReplayPool(runs, np.random.default_rng(0)), levels, [None], tally, max_rounds=10 ** 6)
     assert not out.reached and out.trials == len(runs)
     need, extrapolated = tta.trials_needed(out, 1e-5, 0.25)
     assert extrapolated and need > len(runs)
@@ -88,7 +88,7 @@ def test_adaptive_search_reaches_the_answer_on_the_pool(runs):
     levels = sorted({r.lam for r in runs})
     s = tta.Setting("t", lambda rng: tta.ReplayPool(runs, rng), levels, [None], None, 0.36, 0.56, 30, {}, 1.0,
                     levels, len(runs), None)
-    tally = tta.Tally([None], 0.36, 0.56, 0.01, None, tta.FullRuns(30))
+    tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.01, None, tta.FullRuns(30))
     out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(2)), tta.new_design(s, 0), tally, 25, len(runs))
     assert out.reached and out.trials <= len(runs) and out.trial_epochs == out.trials * 30
 
@@ -123,7 +123,7 @@ def test_compact_keeps_finished_runs_with_the_pool_columns():
 
 def test_early_decisions_cost_the_epochs_until_the_decision(runs):
     decide = tta.EarlyDecisions(BranchClassifier.load("digits"), 0.05, 30)
-    tally = tta.Tally([None], 0.36, 0.56, 0.005, 0.25, decide)
+    tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.005, 0.25, decide)
     sample = runs[::5]
     costs = [decide(r) for r in sample]
     for r in sample:
@@ -143,3 +143,19 @@ def test_the_synthetic_source_follows_the_logistic_with_real_trajectories():
     assert all(src.take(0.4, None).final < H_MIN for _ in range(50))
     mid = [src.take(0.5, None) for _ in range(400)]
     assert 0.4 < np.mean([r.final >= H_MIN for r in mid]) < 0.6 and all(r.lam == 0.5 for r in mid)
+
+
+def test_two_dimensions_every_axis_value_must_reach_the_answer():
+    runs = tta.read_pool(tta.POOLS / "eta.parquet", axis="eta")
+    xs = sorted({r.x for r in runs})
+    levels = sorted({r.lam for r in runs})
+    assert len(runs) == 1560 and xs == [0.2, 0.3, 0.4, 0.5, 0.6] and len(levels) == 26
+    s = tta.Setting("t", None, levels, xs, "eta", 0.2, 0.7, 30, {}, 1.0, levels, len(runs), None)
+    tally = tta.Tally(tta.PerAxisPosterior(xs, 0.2, 0.7), 0.02, None, tta.FullRuns(30))
+    out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(3)), tta.new_design(s, 0), tally, 25, len(runs))
+    assert out.reached and set(out.estimates) == set(xs)
+    assert all(e["lambda_c_sd"] <= 0.02 for e in out.estimates.values())
+    # the grid's smooth estimator is the 2-D design's model: one λ_c per η, the same shape
+    smooth = tta.Tally(tta.SmoothPosterior(xs, 0.2, 0.7, "eta"), 0.02, None, tta.FullRuns(30))
+    g = tta.grid(tta.ReplayPool(runs, np.random.default_rng(3)), levels, xs, smooth, max_rounds=2)
+    assert g.trials % (len(levels) * len(xs)) == 0 and set(g.estimates) == set(xs)
