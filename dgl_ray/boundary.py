@@ -1,8 +1,10 @@
 """The λ boundary fit: P(H | λ) = 1 / (1 + exp(-(λ - λ_c) / w)) by maximum likelihood, and its bootstrap.
 
-One fit for the two places that estimate λ_c: the adaptive searcher (:class:`dgl_ray.tune.searchers.BoundaryPolicy`,
-through :func:`fit_boundary`) and :func:`dgl_ray.analysis.critical_point` (through :func:`fit_logistic` and
-:func:`resample_within_levels`), so that both give the same λ_c on the same outcomes.
+One fit for the places that estimate λ_c by maximum likelihood: :func:`dgl_ray.analysis.critical_point`
+(through :func:`fit_logistic` and :func:`resample_within_levels`), the version-2 adaptive rule
+(:class:`dgl_ray.tune.searchers.BoundaryPolicy`, kept for ``benchmarks/boundary_search.py``) and the replay
+benchmarks (:func:`fit_boundary`), so that all give the same λ_c on the same outcomes. The adaptive search
+itself holds a Bayesian posterior of the same logistic model (:class:`dgl_ray.design.BoundaryDesign`).
 
 The likelihood is binomial per λ level (k H outcomes of n runs), the same as the Bernoulli likelihood of the
 single runs. The scale ``w`` is bounded below by 1/20 of the smallest step between the λ levels: the data

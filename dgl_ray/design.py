@@ -35,7 +35,7 @@ from .paper import OUTCOMES
 AXES = ("eta", "width")
 WIDTH_PER_S = 2 * math.log(9)       # coexistence width (P_H 0.1 -> 0.9) per logistic scale s
 S_RANGE = (1 / 1000, 1 / 2)         # prior on s, as fractions of hi - lo
-CELLS = 60_000                      # grid cells of the posterior (split evenly across its dimensions)
+CELLS = 40_000                      # grid cells of the posterior (split evenly across its dimensions)
 ZOOM_SD = 6.0                       # a narrowed grid spans the posterior mean ± this many SDs per dimension
 DRAWS = 48                          # posterior draws the criterion averages over
 CANDIDATE_STEP = 0.0005             # λ resolution of the proposals when no candidates are given
@@ -104,9 +104,11 @@ class BoundaryDesign:
         self._axes = [np.linspace(a, b, n) for (a, b), n in zip(self._box, sizes)]
         mesh = np.meshgrid(*self._axes, indexing="ij")
         self._theta = np.stack([m.ravel() for m in mesh], axis=1)       # cells x (a.., log s)
+        self._inv_s = np.exp(-self._theta[:, -1])
+        xs = self.axis_values or (None,)
+        self._c_at = dict(zip(xs, (self._theta[:, :-1] @ self._basis([self._u(x) for x in xs]).T).T))
         self._loglik = np.zeros(len(self._theta))
-        for (lam, x), counts in self._obs.items():
-            self._loglik += self._point_loglik(lam, x, counts)
+        self._unseen = {k: list(c) for k, c in self._obs.items()}      # outcomes not yet in _loglik
         self._post = None
 
     def _logit(self, theta: np.ndarray, lam, u) -> np.ndarray:
@@ -114,14 +116,19 @@ class BoundaryDesign:
         c = theta[:, :-1] @ self._basis(u).T                 # cells x points
         return (np.atleast_1d(lam)[None, :] - c) / np.exp(theta[:, -1:])
 
-    def _point_loglik(self, lam, x, counts) -> np.ndarray:
-        z = self._logit(self._theta, [lam], [self._u(x)])[:, 0]
-        n_low, n_high = counts[0], counts[1] + counts[2]
-        return -n_high * np.logaddexp(0, -z) - n_low * np.logaddexp(0, z)
+    def _loglik_now(self) -> np.ndarray:
+        """The log-likelihood on the grid, the outcomes added since it was last read included."""
+        for (lam, x), (n_low, n_high, n_trap) in self._unseen.items():
+            z = (lam - self._c_at[x]) * self._inv_s
+            log_p = -np.logaddexp(0, -z)                    # log P(H); log P(not H) = log_p - z
+            self._loglik += (n_low + n_high + n_trap) * log_p - n_low * z
+        self._unseen = {}
+        return self._loglik
 
     def _posterior(self) -> np.ndarray:
         if self._post is None:
-            w = np.exp(self._loglik - self._loglik.max())
+            loglik = self._loglik_now()
+            w = np.exp(loglik - loglik.max())
             self._post = w / w.sum()
             self._zoom()
         return self._post
@@ -146,7 +153,8 @@ class BoundaryDesign:
             if not (narrower.any() or outside.any()):
                 return
             self._set_grid(np.where((narrower | outside)[:, None], target, self._box))
-            w = np.exp(self._loglik - self._loglik.max())
+            loglik = self._loglik_now()
+            w = np.exp(loglik - loglik.max())
             self._post = w / w.sum()
 
     # ---- outcomes --------------------------------------------------------------------------------
@@ -168,11 +176,8 @@ class BoundaryDesign:
         if not math.isfinite(lam):
             raise ConfigError(f"boundary design: λ {lam!r} must be a finite number")
         key = (round(lam, 10), self._check_x(x))
-        counts = self._obs.setdefault(key, [0, 0, 0])
-        one = [0, 0, 0]
-        one[OUTCOMES.index(outcome)] = 1
-        counts[OUTCOMES.index(outcome)] += 1
-        self._loglik += self._point_loglik(*key, one)
+        self._obs.setdefault(key, [0, 0, 0])[OUTCOMES.index(outcome)] += 1
+        self._unseen.setdefault(key, [0, 0, 0])[OUTCOMES.index(outcome)] += 1
         self._post = None
 
     @property

@@ -286,9 +286,10 @@ def add_adaptive_args(p, budget: bool = True) -> None:
 
 
 def adaptive_searcher(o, base: dict, lams: list, *, axis: str | None = None, axis_values=(), n0: int = 0,
-                      step: float = 0.0) -> BoundarySearcher:
+                      step: float = 0.0, known=()) -> BoundarySearcher:
     """The family's --adaptive BUDGET search: λ in [min, max] of ``lams`` (continuous, or on a ``step``
-    grid when > 0), ``n0`` trials at each of ``lams`` (x each axis value) first, then D-optimal batches."""
+    grid when > 0), ``n0`` trials at each of ``lams`` (x each axis value) first, then D-optimal batches;
+    ``known``: the results already in the sweep's folder (BoundarySearcher's ``known``)."""
     budget = getattr(o, "adaptive", None)
     if budget < 1:
         raise ConfigError(f"--adaptive={budget}: the budget must be >= 1 trial")
@@ -307,7 +308,8 @@ def adaptive_searcher(o, base: dict, lams: list, *, axis: str | None = None, axi
     if step > 0:
         candidates = np.round(lo + step * np.arange(int(math.floor((hi - lo) / step + 1e-9)) + 1), 10).tolist()
     return BoundarySearcher(base, lo, hi, budget, axis=axis, axis_values=axis_values, target_sd=target,
-                            start=lams, n0=n0, max_ahead=max(2, o.max_concurrent or 2), candidates=candidates)
+                            known=known, start=lams, n0=n0, max_ahead=max(2, o.max_concurrent or 2),
+                            candidates=candidates)
 
 
 def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:

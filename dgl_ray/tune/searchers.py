@@ -761,7 +761,9 @@ class ChainedSearcher(PlanSearcher):
 # --------------------------------------------------------------------------------------------------
 
 class BoundaryPolicy:
-    """The adaptive rule, Ray-free (the searcher and the offline benchmark share it).
+    """The version-2 adaptive rule (one λ at a time on a grid), kept as the baseline that
+    ``benchmarks/boundary_search.py`` and ``benchmarks/design_replay.py`` compare against; the searcher
+    runs :class:`dgl_ray.design.BoundaryDesign`.
 
     Start: ``n0`` seeds at every λ of a coarse grid. Then, batch after batch, give the next seeds to
     the λ whose outcomes are most split (largest binomial variance p(1-p) of the H fraction, with a
@@ -1023,7 +1025,8 @@ class BoundarySearcher(PlanSearcher):
             return self._unpacked_note(size_for)
         self.pack_sizes(sizes)
         g, ahead = self._state.group_size, self._state.max_ahead
-        return [f"adaptive trials packed: the initial design in Tune trials of up to {self.design_chunk}, then each "
+        init = f"the initial design in Tune trials of up to {self.design_chunk}, then " if self._state.n_init else ""
+        return [f"adaptive trials packed: {init}each "
                 f"round proposes up to {g} x {ahead} trials (group size {size_for.text(sizes)} on "
                 f"{size_for.device}; {ahead} Tune trials ahead of the results): at most {self.size} Tune trials "
                 f"for {self.members} trials"]
