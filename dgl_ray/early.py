@@ -408,6 +408,17 @@ def table(fits: dict) -> str:
     return "\n".join(lines)
 
 
+def frac_h_table(fits: dict, delta: float) -> str:
+    """P(H | λ) per (η, λ) on held-out seeds at one δ: all runs to their end beside decided + final
+    outcomes (decided runs by their branch): the decisions' bias on the boundary, measured."""
+    lines = [f"{'family':<8} {'η':>4} {'λ':>6} {'runs':>5} {'P(H) final':>10} {'P(H) decided+final':>18}"]
+    for name, fam in fits["families"].items():
+        for eta, lam, n, final, mixed in fam["calibration"][str(delta)]["held_out"]["frac_h"]:
+            lines.append(f"{name:<8} {eta if eta is not None else float('nan'):>4g} {lam:>6g} {n:>5} {final:>10.3f} "
+                         f"{mixed:>18.3f}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse     # command line only
     p = argparse.ArgumentParser(prog="python -m dgl_ray.early", description=__doc__.split("\n\n")[0])
@@ -416,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--cifar", type=Path, default=CIFAR_S2, help="folder of the paper's S2*_results.json")
     fit.add_argument("--digits", type=Path, default=DIGITS_POOLS, help="folder of digits Parquet pools")
     fit.add_argument("--out", type=Path, default=MODELS_FILE, help="where to write the fits")
-    sub.add_parser("report", help="print the stored calibration table")
+    report = sub.add_parser("report", help="print the stored calibration table")
+    report.add_argument("--per-lambda", type=float, metavar="DELTA", choices=DELTAS,
+                        help="also P(H | λ) on held-out seeds at this δ: all-final beside decided + final")
     args = p.parse_args(argv)
     if args.command == "fit":
         fits = fit_all(args.cifar, args.digits)
@@ -425,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         fits = json.loads(MODELS_FILE.read_text())
     print(table(fits))
+    if getattr(args, "per_lambda", None):
+        print("\n" + frac_h_table(fits, args.per_lambda))
     return 0
 
 

@@ -32,6 +32,7 @@ _EXPORTS = {
     'missing_trials': 'frames',
     'SkippedFileWarning': 'frames',
     'final_rows': 'frames',
+    'outcome_rows': 'frames',
     'is_sweep_path': 'frames',
     'load': 'frames',
     'load_experiment': 'frames',

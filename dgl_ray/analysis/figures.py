@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..paper import DEATH_MIN, DEATH_RUN, H_MIN, L_MAX, T_MIN
 from . import tables as T
-from .frames import final_rows
+from .frames import decided, final_rows
 
 
 _TARGET: list = []   # a SubFigure to draw into (side_by_side), else a new Figure
@@ -42,6 +42,7 @@ PALETTE = {
 }
 BRANCH_COLORS = {b: PALETTE[b] for b in ("L", "intermediate", "H")}
 MISSING_HATCH = "///"
+DECIDED_HATCH = "xx"     # runs decided early (--decide-early): a branch without a final error
 # sources of a comparison: neither blue nor red, told apart by marker and line style as well
 SOURCE_STYLES = [dict(color="black", marker="o", ls="-"), dict(color="#2ca02c", marker="s", ls="--"),
                  dict(color="#ff7f0e", marker="D", ls=":"), dict(color="#8c564b", marker="^", ls="-.")]
@@ -121,13 +122,13 @@ def wilson_ci(k, n, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
 def h_fraction_table(df: pd.DataFrame, *, H: float = H_MIN, axes=T.DEFAULT_AXES,
                      diverged_as_H: bool = True) -> pd.DataFrame:
     """Per λ (and varying axis): ``k`` runs on H (error >= ``H``; diverged runs too when
-    ``diverged_as_H``, as :func:`critical_point` counts them), ``n`` runs with a final state
-    (unfinished and never-evaluated runs are missing, not counted), ``frac_H`` = k/n and its 95%
-    Wilson interval ``ci_low``, ``ci_high``."""
+    ``diverged_as_H``, as :func:`critical_point` counts them; runs decided H early too), ``n`` runs
+    with a final state or a decided branch (unfinished and never-evaluated runs are missing, not
+    counted), ``frac_H`` = k/n and its 95% Wilson interval ``ci_low``, ``ci_high``."""
     b = T.branch_table(df, H=H, axes=axes)
     if b.empty:
         return b.assign(k=[], n_final=[], frac=[], ci_low=[], ci_high=[])
-    k = b["H"] + (b["n_diverged"] if diverged_as_H else 0)
+    k = b["H"] + b["decided_H"] + (b["n_diverged"] if diverged_as_H else 0)
     n = b["n"] - b["n_missing"] - (0 if diverged_as_H else b["n_diverged"])
     lo, hi = wilson_ci(k, n)
     return b.assign(k=k.to_numpy(), n_final=n.to_numpy(),
@@ -188,8 +189,10 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
                        max_panels: int = 12) -> Figure:
     """Test error against epoch for every run, one panel per λ: thin lines coloured by the run's
     branch (final error: L <= 0.20 blue, intermediate grey, H >= 0.40 red) and the median over runs
-    at each epoch (black). The paper's error-trajectory figures."""
+    at each epoch (black). The paper's error-trajectory figures. A run decided early (``--decide-early``)
+    is dotted, in the colour of its decided branch (H red, not_H blue): its last error is no final error."""
     d = df.dropna(subset=["test_error", "epoch"]) if len(df) else df
+    early = set(d.loc[decided(d), "run"]) if len(d) else set()
     lams = sorted(d["lambda"].dropna().unique()) if len(d) else []
     if len(lams) > max_panels:           # keep the figure readable: evenly spaced λ
         lams = [lams[i] for i in np.linspace(0, len(lams) - 1, max_panels).round().astype(int)]
@@ -198,18 +201,24 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         _empty(flat[0], "evaluations")
     for ax, lam in zip(flat, lams):
         g = d[d["lambda"] == lam].sort_values("epoch")
-        counts = {"L": 0, "intermediate": 0, "H": 0}
-        for _, r in g.groupby("run", sort=False):
-            b = _branch(float(r["test_error"].iloc[-1]), L, H)
-            counts[b] += 1
+        counts = {"L": 0, "intermediate": 0, "H": 0, "decided": 0}
+        for run, r in g.groupby("run", sort=False):
+            if run in early:
+                counts["decided"] += 1
+                b = "H" if str(r["decided_branch"].iloc[-1]) == "H" else "L"
+            else:
+                b = _branch(float(r["test_error"].iloc[-1]), L, H)
+                counts[b] += 1
             ax.plot(r["epoch"], r["test_error"], color=BRANCH_COLORS[b], lw=0.6, alpha=0.5,
+                    ls=":" if run in early else "-",
                     marker="." if len(r) == 1 else None)   # a run with one evaluation is a point
         med = g.groupby("epoch")["test_error"].median()
         ax.plot(med.index, med.to_numpy(), color="black", lw=1.6, label="median")
         _threshold_lines(ax, L, H, labels=False)
         ax.set_ylim(0, 1)
         ax.set_title(f"λ={lam:g}: {_runs_word(sum(counts.values()))} "
-                     f"(L {counts['L']}, mid {counts['intermediate']}, H {counts['H']})", fontsize=8)
+                     f"(L {counts['L']}, mid {counts['intermediate']}, H {counts['H']}"
+                     + (f", decided {counts['decided']}" if counts["decided"] else "") + ")", fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel(ERROR_LABEL, fontsize=7)
     if lams:
@@ -287,7 +296,8 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = L_
     """Stacked bars per λ (one panel per varying-axis cell), from :func:`branch_table`: from the
     bottom the trap (dark red, a part of H), the rest of H (red), intermediate, L (blue), diverged
     (black) and runs without a final error (hatched grey), so that the top of the red is the H
-    fraction; its 95% Wilson interval is drawn there."""
+    fraction; its 95% Wilson interval is drawn there. Runs decided early (``--decide-early``) are hatched
+    in their branch's colour: decided H on top of H (inside the H fraction), decided not_H above L."""
     b = T.branch_table(df, L=L, H=H, **kw)
     cells = [c for c in b.columns if c in T.DEFAULT_AXES]
     groups = list(b.groupby(cells, dropna=False)) if cells else [((), b)]
@@ -301,17 +311,21 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = L_
         n = g["n"].to_numpy(dtype=float)
         share = lambda v: np.asarray(v, dtype=float) / np.where(n > 0, n, 1)
         segments = [("T", g["T"], PALETTE["T"], None), ("H", g["H"] - g["T"], PALETTE["H"], None),
+                    ("decided H", g["decided_H"], PALETTE["H"], DECIDED_HATCH),
                     ("intermediate", g["intermediate"], PALETTE["intermediate"], None),
-                    ("L", g["L"], PALETTE["L"], None), ("diverged", g["n_diverged"], PALETTE["diverged"], None),
+                    ("L", g["L"], PALETTE["L"], None),
+                    ("decided not_H", g["decided"] - g["decided_H"], PALETTE["L"], DECIDED_HATCH),
+                    ("diverged", g["n_diverged"], PALETTE["diverged"], None),
                     ("missing", g["n_missing"], PALETTE["missing"], MISSING_HATCH)]
         bottom = np.zeros(len(g))
         for _, v, color, hatch in segments:
             ax.bar(x, share(v), bottom=bottom, color=color, hatch=hatch, edgecolor="white" if not hatch
                    else "#999999", lw=0.3)
             bottom += share(v)
-        k, n_final = g["H"].to_numpy(float), (g["n"] - g["n_missing"] - g["n_diverged"]).to_numpy(float)
+        k = (g["H"] + g["decided_H"]).to_numpy(float)
+        n_final = (g["n"] - g["n_missing"] - g["n_diverged"]).to_numpy(float)
         lo, hi = wilson_ci(k, n_final)
-        top = share(g["H"])
+        top = share(k)
         ax.errorbar(x, top, yerr=[top - lo, hi - top], fmt="none", ecolor="black", elinewidth=1,
                     capsize=3)
         ax.set_xticks(x, [f"{v:g}" for v in g["lambda"]], rotation=45, fontsize=7)
@@ -329,6 +343,9 @@ def coexistence_map(df: pd.DataFrame, *, title: str | None = None, L: float = L_
                Patch(facecolor=PALETTE["missing"], hatch=MISSING_HATCH, edgecolor="#999999",
                      label="no final error (unfinished)"),
                Line2D([], [], color="black", lw=1, marker="|", label="H fraction: 95% Wilson CI")]
+    if len(b) and b["decided"].sum():
+        handles += [Patch(facecolor=PALETTE[c], hatch=DECIDED_HATCH, edgecolor="white", label=f"decided {w} early")
+                    for c, w in (("H", "H"), ("L", "not_H"))]
     _figure_legend(fig, handles, ncols=4 if len(groups) > 1 else 3)   # the legend fits a lone panel
     fig.suptitle("Branch of each run's final error per λ", fontsize=10)
     return fig

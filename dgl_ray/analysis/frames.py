@@ -19,14 +19,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..tidy import (CATEGORICAL_COLUMNS, CORE_COLUMNS, DamagedLineWarning, InvalidValueWarning, SkippedFileWarning,
-                    final_rows, for_parquet, is_sweep_path, load_experiment, missing_trials, normalise, not_final,
-                    run_status_of)
+                    decided, final_rows, for_parquet, is_sweep_path, load_experiment, missing_trials, n_decided,
+                    normalise, not_final, outcome_rows, run_status_of)
 from .archive import read_folder
 
 # the analysis API: the two readers here, and the tidy frame's names that the analysis reads from here
 __all__ = ["CATEGORICAL_COLUMNS", "CORE_COLUMNS", "DamagedLineWarning", "InvalidValueWarning", "SkippedFileWarning",
-           "final_rows", "for_parquet", "is_sweep_path", "load", "load_experiment", "load_legacy", "missing_trials",
-           "normalise", "not_final", "run_status_of"]
+           "decided", "final_rows", "for_parquet", "is_sweep_path", "load", "load_experiment", "load_legacy",
+           "missing_trials", "n_decided", "normalise", "not_final", "outcome_rows", "run_status_of"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -41,9 +41,9 @@ import pandas as pd
 
 from ..provenance import describe
 from . import figures as F
-from .frames import final_rows
-from .report_parts import (ARCHIVE_SECTIONS, GENERAL_SECTION, MIN_LAMBDAS, MIN_RUNS_PER_LAMBDA, ReportPart,
-                           SectionSpec)
+from .frames import final_rows, n_decided, outcome_rows
+from .report_parts import (ARCHIVE_SECTIONS, DECIDED_NOTE, GENERAL_SECTION, MIN_LAMBDAS, MIN_RUNS_PER_LAMBDA,
+                           ReportPart, SectionSpec)
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -175,10 +175,14 @@ def _fresh_decisions(plan: SectionPlan) -> None:
     if not len(many):
         plan.declined["bimodality"] = (f"no λ has >= {MIN_RUNS_PER_LAMBDA} runs "
                                        f"(most: {int(per_lam.max()) if len(per_lam) else 0})")
-    crit = len(many) >= MIN_LAMBDAS
+    # the critical point's logistic fit also counts decided runs, by their branch
+    early = outcome_rows(f)
+    early = early[early["decided"]].groupby("lambda")["run"].nunique()
+    n_crit = int((per_lam.add(early, fill_value=0) >= MIN_RUNS_PER_LAMBDA).sum())
+    crit = n_crit >= MIN_LAMBDAS
     if not crit:
         plan.declined["critical_point"] = (f"needs >= {MIN_LAMBDAS} λ with >= "
-                                           f"{MIN_RUNS_PER_LAMBDA} runs each; here {len(many)}")
+                                           f"{MIN_RUNS_PER_LAMBDA} runs each; here {n_crit}")
     main = f[~f["phase"].eq("init")] if "phase" in f else f  # a preparation is not a run to time
     evals = main[main["test_error"].notna()].groupby("run").size()
     slowing = bool(len(evals)) and (evals > 1).mean() >= 0.5
@@ -227,6 +231,8 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
     if source:
         md.append(f"Source: `{source}`\n")
     md.append(f"{df['run'].nunique()} runs, {len(df)} evaluations.\n")
+    if n_decided(df):
+        md.append(f"{n_decided(df)} runs {DECIDED_NOTE}.\n")
     prov = describe(df.attrs.get("provenance") or [])
     if prov:                                   # which code, packages and machines made these rows
         md.extend(["Provenance:\n", *prov, ""])
@@ -257,7 +263,8 @@ def build_report(df: pd.DataFrame, out_dir: str | Path, *, title: str = "dgl_ray
     for section, d in df.groupby(_section_key(df), sort=True):
         md.append(f"## {section}\n")
         n_noeval = d.loc[d["status"].astype(object).eq("no_evaluation"), "run"].nunique()
-        md.append(f"{d['run'].nunique()} runs ({n_noeval} without any evaluation); experiments: "
+        early = f", {n_decided(d)} decided early" if n_decided(d) else ""
+        md.append(f"{d['run'].nunique()} runs ({n_noeval} without any evaluation{early}); experiments: "
                   f"{', '.join(sorted(map(str, d['experiment'].dropna().unique())))}\n")
         fam = d["family"].dropna().iloc[0] if d["family"].notna().any() else None
         spec = specs.get(str(fam), GENERAL_SECTION) if fam is not None else GENERAL_SECTION
@@ -296,7 +303,9 @@ class _SectionWriter:
         noeval = sub.loc[sub["status"].astype(object).eq("no_evaluation"), "run"].nunique() \
             if "status" in sub else 0
         self.used.update(sub["run"])
-        return f"Uses {n} runs" + (f" ({noeval} without evaluation, counted)" if noeval else "") + \
+        early = n_decided(sub)
+        counted = [f"{noeval} without evaluation, counted"] * bool(noeval) + [f"{early} decided early"] * bool(early)
+        return f"Uses {n} runs" + (f" ({'; '.join(counted)})" if counted else "") + \
             (f"; {extra}" if extra else "") + "."
 
     def draw(self, part: ReportPart, rows: pd.DataFrame, plan: SectionPlan) -> None:

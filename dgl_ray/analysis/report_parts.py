@@ -19,6 +19,9 @@ from ..paper import CONVERGED_BELOW, DEATH_MIN, DEATH_RUN, ESCAPE_BELOW, H_MIN, 
 
 MIN_RUNS_PER_LAMBDA = 5  # a dip test or a variance peak needs many seeds at each λ
 MIN_LAMBDAS = 3          # ... and a critical point several λ
+# what a decided run (--decide-early) is to every table: said once, in the report and under the tables
+DECIDED_NOTE = ("decided early (--decide-early: stopped once the branch classifier was sure of the final "
+                "branch; their branch counts in n, frac_H and λ_c, never as a final error)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,12 @@ def _bimodality(many, ctx):
     return _tables().bimodality(many)
 
 
+def _decided_note(t) -> str:
+    """The branch table's word on decided runs, where it has any."""
+    n = int(t["decided"].sum()) if "decided" in t else 0
+    return f"; {n} runs {DECIDED_NOTE}: column decided, decided_H" if n else ""
+
+
 def _critical_point(f, ctx):
     return _tables().critical_point(f, n_boot=ctx.n_boot)
 
@@ -106,6 +115,12 @@ def _width_notes(cp) -> str:
     return "".join(f" Logistic width {n}: a mixed λ holds both L and H runs, and with fewer than two "
                    "the fit only returns its lower bound (1/20 of the λ step), so logistic_width is "
                    "left empty." for n in notes)
+
+
+def _decided_fit_note(cp) -> str:
+    n = int(cp["n_decided"].sum()) if "n_decided" in cp else 0
+    return (f" {n} runs decided early count in the logistic fit by their branch (n_decided), not in the "
+            "variance peak (no final error).") if n else ""
 
 
 def _convergence_table(f, ctx):
@@ -169,7 +184,8 @@ ESCAPE_TABLE = ReportPart(
 FRESH_PARTS = (
     ReportPart("branch_table", "fresh", _branch_table,
                note=lambda f, t, ctx: ctx.runs_note(f, f"final error of each run; L <= {L_MAX:.2f}, "
-                                                       f"H >= {H_MIN:.2f}, T >= {T_MIN:.2f} (T counted in H)")),
+                                                       f"H >= {H_MIN:.2f}, T >= {T_MIN:.2f} (T counted in H)"
+                                                       + _decided_note(t))),
     ReportPart("coexistence_map", "fresh", _figure("coexistence_map"), figure=True),
     ReportPart("error_histograms", "fresh", _figure("error_histograms"), figure=True),
     ReportPart("error_trajectories", "fresh", _figure("error_trajectories", _has_history), figure=True),
@@ -179,7 +195,7 @@ FRESH_PARTS = (
                                          f"({many['run'].nunique()} runs)."),
     ReportPart("critical_point", "critical", _critical_point,
                note=lambda f, cp, ctx: f"Variance peak and logistic fit of the H fraction; {ctx.n_boot} "
-                                       "bootstrap draws." + _width_notes(cp)),
+                                       "bootstrap draws." + _width_notes(cp) + _decided_fit_note(cp)),
     ReportPart("convergence_table", "slowing", _convergence_table,
                note=lambda f, t, ctx: f"Critical slowing: first epoch with error < {CONVERGED_BELOW:.2f} "
                                       "(from each run's history)."),

@@ -15,6 +15,11 @@ final (``run_status`` completed or diverged, :func:`.frames.final_rows`); the ot
 errored, never started) are counted as missing (``n_missing``, or excluded with the reason), never
 as a branch. Runs without a λ (a failed initialisation of an archived ladder) cannot be placed on
 the λ axis: they are left out of the rows and counted in the table's ``attrs["n_without_lambda"]``.
+
+Decided runs (stopped early by the branch classifier, ``--decide-early``; :func:`.frames.decided`) have a
+branch but no final error: :func:`branch_table` and :func:`critical_point`'s logistic fit count their
+branch (:func:`.frames.outcome_rows`); every table of final errors or trajectories leaves them out and
+says how many in ``attrs["n_decided"]``; they are never counted as missing.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ..boundary import fit_logistic, resample_within_levels
-from .frames import final_rows, not_final
+from .frames import decided, final_rows, not_final, outcome_rows
 
 # The paper's thresholds: one home, dgl_ray.paper (re-exported here for tables' callers)
 from ..paper import (DEATH_MIN, DEATH_RUN, H_MIN, L_MAX, SPINODAL_DOWN, SPINODAL_RUN, SPINODAL_UP,  # noqa: F401
@@ -92,9 +97,21 @@ def _placed(f: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return f[~lost], int(f.loc[lost, "run"].nunique())
 
 
-def _with_unplaced(out: pd.DataFrame, n_without_lambda: int) -> pd.DataFrame:
+def _with_unplaced(out: pd.DataFrame, n_without_lambda: int, left_decided: int = 0) -> pd.DataFrame:
     out.attrs["n_without_lambda"] = n_without_lambda
+    return _noting_decided(out, left_decided)
+
+
+def _noting_decided(out: pd.DataFrame, left_decided: int) -> pd.DataFrame:
+    out.attrs["n_decided"] = left_decided      # decided runs left out of a table of final errors
     return out
+
+
+def _without_decided(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(the rows of runs that were not decided early, how many runs were): a decided run's trajectory
+    stops at its decision, so it has neither a final error nor a whole history."""
+    out = decided(df)
+    return df[~out], int(df.loc[out, "run"].nunique()) if out.any() else 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,21 +129,35 @@ def branch_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN, T: flo
     ``n_diverged``, ``n_missing`` (error NaN without a diverged status), ``frac_L``, ``frac_H``,
     ``mean_error`` and ``std_error`` (``ddof``, over runs with an error; 1 by default, the
     critical-point rule of the paper for the spread of final errors at one λ).
+
+    Decided runs (``--decide-early``) count in ``n`` and, by their decided branch, in ``frac_H``; the
+    ``decided`` column counts them and ``decided_H`` those decided H. They are never in the error columns
+    (L, intermediate, H, T, mean_error, std_error); ``frac_L`` is L over the runs with a final outcome
+    (n − decided), since a run decided not_H may end L or intermediate.
     """
     by = ["run", "lambda", "direction"] if per_step else ["run"]
     f, unplaced = _placed(final_rows(_drop_phases(df, ("init",)) if per_step else df, by))
-    keys = varying_axes(f, axes) + ["lambda"]
+    early = outcome_rows(df) if not per_step else f.iloc[:0]
+    early, unplaced_early = _placed(early[early["decided"]] if len(early) else early)
+    keys = varying_axes(pd.concat([f, early], sort=False) if len(early) else f, axes) + ["lambda"]
+    f = f.assign(_decided=False, _decided_h=False)
+    if len(early):
+        f = pd.concat([f, early.assign(_decided=True, _decided_h=early["outcome"].astype(str).ne("not_H"),
+                                       test_error=np.nan)], ignore_index=True, sort=False)
     rows = []
     for k, g in _groups(f, keys):
-        e = g["test_error"]
-        n = len(g)
+        fin = g[~g["_decided"].astype(bool)]
+        e = fin["test_error"]
+        n, n_dec, n_dec_h = len(g), int(g["_decided"].sum()), int(g["_decided_h"].sum())
         rec = dict(zip(keys, k))
         rec.update(n=n, L=int((e <= L).sum()), intermediate=int(((e > L) & (e < H)).sum()),
-                   H=int((e >= H).sum()), T=int((e >= T).sum()), **_diverged_and_missing(g, e))
-        rec.update(frac_L=rec["L"] / n if n else np.nan, frac_H=rec["H"] / n if n else np.nan,
+                   H=int((e >= H).sum()), T=int((e >= T).sum()), **_diverged_and_missing(fin, e))
+        rec.update(decided=n_dec, decided_H=n_dec_h,
+                   frac_L=rec["L"] / (n - n_dec) if n > n_dec else np.nan,
+                   frac_H=(rec["H"] + n_dec_h) / n if n else np.nan,
                    mean_error=e.mean(), std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan)
         rows.append(rec)
-    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced)
+    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced + unplaced_early)
 
 
 def _lambda_path(df: pd.DataFrame) -> pd.Series:
@@ -149,6 +180,7 @@ def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), 
     A frame without any ``by`` column (fresh runs, the archive's sub-experiments) is grouped by each
     run's ``lambda_path`` (its λ, or its ladder's first and last λ) instead: runs of different λ are
     different protocols, never one row."""
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     f = final_rows(df, ["run"])
     by = [c for c in by if c in f.columns and f[c].notna().any()]
     if not by:
@@ -164,10 +196,9 @@ def final_error_table(df: pd.DataFrame, by: Sequence[str] = ("schedule_kind",), 
                    std_error=e.std(ddof=ddof) if e.notna().sum() > ddof else np.nan,
                    min_error=e.min(), max_error=e.max(), **_diverged_and_missing(g, e))
         rows.append(rec)
-    return _sort(pd.DataFrame(rows, columns=keys + [
+    return _noting_decided(_sort(pd.DataFrame(rows, columns=keys + [
         "n", "L", "intermediate", "H", "mean_error", "std_error", "min_error", "max_error",
-        "n_missing", "n_diverged"]), keys)
-
+        "n_missing", "n_diverged"]), keys), left_decided)
 
 # --------------------------------------------------------------------------------------------------
 # gap table
@@ -202,6 +233,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
     (origin|branch), ``n_diverged``, ``n_missing`` (no error, not diverged: e.g. never evaluated),
     and the paired columns (NaN where nothing pairs).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     f, unplaced = _placed(final_rows(_drop_phases(df, exclude_phases), ["run", "lambda", "direction"]))
     f = f.assign(_side=_side(f, L, H), _div=_diverged(f))
     keys = varying_axes(f, axes) + ["lambda"]
@@ -234,7 +266,7 @@ def gap_table(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         rows.append(rec)
     cols = keys + ["n_L", "n_H", "mean_L", "mean_H", "gap", "basis", "n_diverged", "n_missing", "n_pairs",
                    "paired_gap_mean", "paired_gap_std", "paired_gap_max"]
-    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced)
+    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced, left_decided)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -266,6 +298,7 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
     collapsed checkpoint and up from an ordered one), else the up leg: the R1 archive gives the
     paper's H(λ↑)/L(λ↓)/gap table (note its λ↑ at 0.22 is taken after only 2 global epochs).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     d = _drop_phases(df, exclude_phases)
     d = d[d["direction"].isin(["up", "down"])]
     f, unplaced = _placed(final_rows(d, ["run", "lambda", "direction"]))
@@ -285,7 +318,7 @@ def hysteresis_table(df: pd.DataFrame, *, axes: Iterable[str] = DEFAULT_AXES,
         rows.append(rec)
     cols = keys + ["n_up", "up", "up_std", "n_down", "down", "down_std", "H_leg", "gap",
                    "up_minus_down", "n_diverged", "n_missing"]
-    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced)
+    return _with_unplaced(_sort(pd.DataFrame(rows, columns=cols), keys), unplaced, left_decided)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,6 +340,7 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
     (a leg with no ladder step, ``spinodal_lambda`` NaN, or, with ``require_init_success``, a leg
     whose run's ``init_success`` is False: counted, not averaged).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     every_leg = df[df["direction"].isin(["up", "down"])]
     d = _drop_phases(df, ("init",))
     d = d[d["direction"].isin(["up", "down"]) & ~d["status"].astype(object).eq("no_evaluation")] \
@@ -348,8 +382,9 @@ def spinodal_points(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = 
                        spinodal_lambda=np.nan, censored=False, n_steps=0, diverged=False,
                        excluded=True)
             rows.append(rec)
-    return pd.DataFrame(rows, columns=ax + ["run", "direction", "seed", "spinodal_lambda",
-                                            "censored", "n_steps", "diverged", "excluded"])
+    out = pd.DataFrame(rows, columns=ax + ["run", "direction", "seed", "spinodal_lambda",
+                                           "censored", "n_steps", "diverged", "excluded"])
+    return _noting_decided(out, left_decided)
 
 
 def spinodal_table(df: pd.DataFrame, *, up: float = SPINODAL_UP, down: float = SPINODAL_DOWN,
@@ -418,6 +453,7 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
     run: axes, ``lambda``, ``seed``, ``time`` (lifetime or censoring time), ``died``, ``diverged``,
     ``excluded``, ``exclusion``, ``final_error`` (last evaluation).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     d = df
     use_phase = phase is not None and "phase" in d and d["phase"].eq(phase).any()
     ax = [a for a in axes if a in d.columns]
@@ -465,8 +501,9 @@ def survival_runs(df: pd.DataFrame, *, threshold: float = DEATH_MIN, consecutive
                    final_error=obs["test_error"].dropna().iloc[-1] if obs["test_error"].notna().any()
                    else np.nan)
         rows.append(rec)
-    return pd.DataFrame(rows, columns=ax + ["run", "lambda", "seed", "time", "died", "diverged",
-                                            "excluded", "exclusion", "final_error"])
+    out = pd.DataFrame(rows, columns=ax + ["run", "lambda", "seed", "time", "died", "diverged",
+                                           "excluded", "exclusion", "final_error"])
+    return _noting_decided(out, left_decided)
 
 
 def survival_table(df: pd.DataFrame, *, threshold: float = DEATH_MIN,
@@ -552,6 +589,7 @@ def convergence_table(df: pd.DataFrame, *, threshold: float = CONVERGED_BELOW,
     ``mean``, ``min``, ``max`` of the first epoch of the converged runs, ``n_no_history``,
     ``n_diverged``, ``n_missing`` (runs not ended: unfinished, errored or never started, not timed).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     d = _drop_phases(df, exclude_phases)
     col = column or next((c for c in CONVERGENCE_COLUMNS if c in d.columns), None)
     ax = varying_axes(d, axes)
@@ -584,7 +622,8 @@ def convergence_table(df: pd.DataFrame, *, threshold: float = CONVERGED_BELOW,
                    n_diverged=int(g["diverged"].sum()), n_missing=int(g["missing"].sum()))
         rows.append(rec)
     return _with_unplaced(_sort(pd.DataFrame(rows, columns=keys + [
-        "n", "n_converged", "mean", "min", "max", "n_no_history", "n_diverged", "n_missing"]), keys), unplaced)
+        "n", "n_converged", "mean", "min", "max", "n_no_history", "n_diverged", "n_missing"]), keys), unplaced,
+        left_decided)
 
 
 def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
@@ -599,6 +638,7 @@ def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
     Uses the rows of ``phase`` when the frame has any (a trap sweep also holds the runs that made
     the trapped checkpoints), else every non-init row.
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     d = df[df["phase"].eq(phase)] if phase is not None and "phase" in df and df["phase"].eq(phase).any() \
         else _drop_phases(df, ("init",))
     f = final_rows(d, ["run"])
@@ -611,23 +651,29 @@ def escape_table(df: pd.DataFrame, *, escape_below: float = ESCAPE_BELOW,
                    escape_fraction=float((e < escape_below).mean()) if len(g) else np.nan,
                    final_error_mean=e.mean(), final_error_min=e.min(), **_diverged_and_missing(g, e))
         rows.append(rec)
-    return _sort(pd.DataFrame(rows, columns=keys + ["n", "escaped", "escape_fraction",
+    return _noting_decided(_sort(pd.DataFrame(rows, columns=keys + ["n", "escaped", "escape_fraction",
                                                     "final_error_mean", "final_error_min",
-                                                    "n_missing", "n_diverged"]), keys)
-
+                                                    "n_missing", "n_diverged"]), keys), left_decided)
 
 # --------------------------------------------------------------------------------------------------
 # critical point and bimodality
 # --------------------------------------------------------------------------------------------------
 
 def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
-               ddof: int = 1) -> tuple[float, float, float]:
-    """(λ at the std peak, logistic λ_c, logistic width) from per-run final errors."""
+               ddof: int = 1, high: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(λ at the std peak, logistic λ_c, logistic width) from per-run final errors.
+
+    ``high`` (default: err >= H) is each run's H outcome for the logistic fit; runs decided early
+    have one but no final error (err NaN) and stay out of the std."""
+    high = err >= H if high is None else high
     levels, inv, n = np.unique(lam, return_inverse=True, return_counts=True)
-    std = np.array([np.std(err[inv == i], ddof=ddof) if n[i] > max(ddof, 1) else np.nan
-                    for i in range(len(levels))])
+    std = []
+    for i in range(len(levels)):
+        e = err[(inv == i) & np.isfinite(err)]
+        std.append(np.std(e, ddof=ddof) if len(e) > max(ddof, 1) else np.nan)
+    std = np.array(std)
     peak = levels[np.nanargmax(std)] if np.isfinite(std).any() else np.nan
-    n_high = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
+    n_high = np.bincount(inv, weights=high.astype(float), minlength=len(levels))
     lambda_c, w = fit_logistic(levels, n_high, n)
     return float(peak), lambda_c, w
 
@@ -635,10 +681,11 @@ def _estimates(lam: np.ndarray, err: np.ndarray, H: float,
 MIN_MIXED_FOR_WIDTH = 2   # a logistic width needs >= 2 λ where both L and H runs occur
 
 
-def _n_mixed(lam: np.ndarray, err: np.ndarray, H: float) -> int:
-    """How many λ have both runs below and at or above ``H`` (0 < H fraction < 1)."""
+def _n_mixed(lam: np.ndarray, err: np.ndarray, H: float, high: np.ndarray | None = None) -> int:
+    """How many λ have both runs below and at or above ``H`` (0 < H fraction < 1); ``high`` as in
+    :func:`_estimates`."""
     levels, inv = np.unique(lam, return_inverse=True)
-    high = np.bincount(inv, weights=(err >= H).astype(float), minlength=len(levels))
+    high = np.bincount(inv, weights=(err >= H if high is None else high).astype(float), minlength=len(levels))
     n = np.bincount(inv, minlength=len(levels))
     return int(((high > 0) & (high < n)).sum())
 
@@ -666,9 +713,10 @@ def final_errors_for_fit(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES):
 
 
 def bootstrap_estimates(lam: np.ndarray, err: np.ndarray, H: float, ddof: int, n_boot: int,
-                        rng: np.random.Generator) -> np.ndarray:
+                        rng: np.random.Generator, high: np.ndarray | None = None) -> np.ndarray:
     """``n_boot`` × 3 draws of :func:`_estimates` (std peak, λ_c, width), resampling runs within λ."""
-    boots = [_estimates(lam[idx], err[idx], H, ddof) for idx in resample_within_levels(lam, n_boot, rng)]
+    high = err >= H if high is None else high
+    boots = [_estimates(lam[idx], err[idx], H, ddof, high[idx]) for idx in resample_within_levels(lam, n_boot, rng)]
     return np.array(boots) if boots else np.full((0, 3), np.nan)
 
 
@@ -698,18 +746,28 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     ``width_ci_low``, ``width_ci_high``, ``n_mixed`` (λ with both L and H runs),
     ``width_identifiable`` and ``width_note`` (with fewer than 2 mixed λ the width is NaN and the
     note says why: the fit would only return its lower bound), ``n_runs``, ``n_lambda``,
-    ``n_missing`` (runs of the cell without a final error or λ, not used).
+    ``n_missing`` (runs of the cell without a final error or λ, not used), ``n_decided`` (runs decided
+    early, ``--decide-early``: their branch counts in the logistic fit and its bootstrap, never in the
+    std of final errors; ``n_runs`` includes them).
     """
     f, keys, missing = final_errors_for_fit(df, axes)
+    f = f.assign(_high=f["_e"] >= H)
+    early = outcome_rows(df)
+    early = early[early["decided"] & early["lambda"].notna()]
+    if len(early):
+        keys = varying_axes(pd.concat([f, early], sort=False), axes)
+        f = pd.concat([f, early.assign(_e=np.nan, _high=early["outcome"].astype(str).ne("not_H"))],
+                      ignore_index=True, sort=False)
     rng = np.random.default_rng(seed)
     rows = []
     for k, g in _groups(f, keys):
         lam = g["lambda"].to_numpy(dtype=float)
         err = g["_e"].to_numpy(dtype=float)
-        peak, x0, w = _estimates(lam, err, H, ddof)
-        b = bootstrap_estimates(lam, err, H, ddof, n_boot, rng)
+        high = g["_high"].to_numpy(dtype=bool)
+        peak, x0, w = _estimates(lam, err, H, ddof, high)
+        b = bootstrap_estimates(lam, err, H, ddof, n_boot, rng, high)
         (vl, vh), (ll, lh) = percentile_ci(b[:, 0], ci), percentile_ci(b[:, 1], ci)
-        n_mixed = _n_mixed(lam, err, H)
+        n_mixed = _n_mixed(lam, err, H, high)
         note = width_identifiability(n_mixed)
         wl, wh = percentile_ci(b[:, 2], ci) if not note else (np.nan, np.nan)
         rec = dict(zip(keys, k))
@@ -717,7 +775,8 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
                    logistic_width=w if not note else np.nan, logistic_ci_low=ll,
                    logistic_ci_high=lh, width_ci_low=wl, width_ci_high=wh, n_mixed=n_mixed,
                    width_identifiable=not note, width_note=note, n_runs=len(g),
-                   n_lambda=len(np.unique(lam)), n_missing=_count_cell(missing, keys, k))
+                   n_lambda=len(np.unique(lam)), n_missing=_count_cell(missing, keys, k),
+                   n_decided=int(np.isnan(err).sum()))
         rows.append(rec)
     return pd.DataFrame(rows)
 
@@ -743,6 +802,7 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
     ``bimodal``, ``sarle``, ``sarle_bimodal``, ``n_diverged`` and ``n_missing`` (runs without a
     final error: not in the test, counted in ``n``).
     """
+    df, left_decided = _without_decided(df)     # no final error, no whole history
     import diptest  # imported here so that the rest of the package works without it
 
     f, unplaced = _placed(final_rows(df, ["run"]))
@@ -760,4 +820,4 @@ def bimodality(df: pd.DataFrame, *, alpha: float = 0.05,
                    sarle=b, sarle_bimodal=bool(b > 5 / 9) if np.isfinite(b) else False,
                    **_diverged_and_missing(g))
         rows.append(rec)
-    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced)
+    return _with_unplaced(_sort(pd.DataFrame(rows), keys), unplaced, left_decided)

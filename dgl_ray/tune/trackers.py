@@ -121,11 +121,21 @@ def scheduled_keys(params: dict) -> frozenset:
 
 def measured(row: dict, params: dict, scheduled=frozenset()) -> dict:
     """The numbers of a result row that were measured (test_error, train_loss, avg_cos, norms,
-    times, ...) or follow a schedule (``scheduled``): never a config value, an id or a step."""
+    times, ...) or follow a schedule (``scheduled``): never a config value, an id or a step.
+
+    The row of a run decided early (``--decide-early``, status "decided") logs its error as
+    ``test_error_at_decision`` and its branch as ``decided_H`` (1 or 0, with ``p_branch``): a
+    tracker's last ``test_error`` (W&B's summary, MLflow's latest value) is read as a final error, and
+    a decided run has none."""
     skip = NOT_MEASURED | _auto_result_keys()
-    return {k: v for k, v in row.items()
-            if (k in scheduled or (k not in params and k not in skip))
-            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = {k: v for k, v in row.items()
+           if (k in scheduled or (k not in params and k not in skip))
+           and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if row.get("status") == "decided":
+        if "test_error" in out:
+            out["test_error_at_decision"] = out.pop("test_error")
+        out["decided_H"] = float(row.get("decided_branch") == "H")
+    return out
 
 
 def run_name(params: dict, vary: tuple = ()) -> str:
