@@ -50,6 +50,8 @@ def label_fields() -> tuple[str, ...]:
     """Every label a trial config may carry: the core ones and those of the registered families."""
     return LABEL_FIELDS + tuple(_FAMILY_LABELS)
 RUNTIME_FIELDS = ("export_checkpoint", "checkpoint_every", "fail_at_epoch")
+# a packed Tune config's own keys (dgl_ray.rows.pack_group): its members, and its slots when some queue
+PACKING_KEYS = ("group", "slots")
 
 DATASET_DEFAULTS = {name: entry.defaults for name, entry in registry.DATASETS.items()}
 
@@ -164,7 +166,7 @@ class TrialConfig:
         nearest allowed name as a hint); a ``group`` config is checked member by member."""
         if "group" in d:
             for m in d["group"]:
-                cls.check_tune_config({**{k: v for k, v in d.items() if k != "group"}, **m})
+                cls.check_tune_config({**{k: v for k, v in d.items() if k not in PACKING_KEYS}, **m})
             return
         allowed_set = _tune_keys()
         if allowed_set.issuperset(d):

@@ -21,11 +21,14 @@ import warnings
 
 import pandas as pd
 
-from .config import RUNTIME_FIELDS, config_keys
+from .config import PACKING_KEYS, RUNTIME_FIELDS, config_keys
 
 # A run whose last row has one of these statuses is finished; any other run is unfinished (a sweep
 # still running, stopped or crashed) or errored, and no table may count it as final.
 FINAL_STATUSES = ("completed", "diverged")
+# A member whose last row has one of these statuses has ended: it trains and reports no more ("decided":
+# stopped early with its branch, never a final error; "error": the trainable's fatal error row).
+ENDED_STATUSES = ("completed", "diverged", "decided", "error")
 
 CKPT_FILE = "trial.pt"          # a single trial's checkpoint file in a Tune checkpoint folder
 
@@ -36,8 +39,9 @@ TRIAL_DIR = re.compile(r"^(?P<trainable>.+?)_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5
 # The top-level metrics of a grouped Tune trial's result (besides ``epoch``). Each numeric top-level
 # key costs Tune state per trial (its metric analysis keeps max/min/avg/last of every one), so a
 # handful only; the per-(λ, seed) numbers are the member rows.
-GROUP_METRICS = ("test_error", "test_error_median", "n_members", "n_final", "n_diverged", "n_error")
+GROUP_METRICS = ("test_error", "test_error_median", "n_members", "n_final", "n_diverged", "n_decided", "n_error")
 GROUP_KEYS = ("rows", "shared", "epoch")        # a grouped result's own keys, besides GROUP_METRICS
+SLOTS_KEY = PACKING_KEYS[1]    # a packed Tune config's slot count, when it holds more members than slots
 
 # what every row of a results.parquet has (one row per trial per evaluation: which trial, when, what error)
 REQUIRED_RESULT_COLUMNS = ("run", "epoch", "test_error")
@@ -71,26 +75,36 @@ def flat_config(cfg) -> dict:
     return {key: column_value(value) for key, value in cfg.to_dict().items() if key != "lambda"}
 
 
-def pack_group(configs: list[dict]) -> dict:
+def pack_group(configs: list[dict], slots: int | None = None) -> dict:
     """The Tune config of a group of trial configs trained as one population: the fields every member
     shares (same key, same value) once at the top level, each member's own fields in ``group``.
     Tune stores a trial's config in its experiment state, in each result (``config``) and in the
     searcher's state: with a group of 25 digits trials the shared fields were 90% of it.
-    :func:`unpack_group` gives the members back, each with every field."""
+    ``slots``: fewer slots than members: the first ``slots`` members start, the others queue and take
+    the slots of members that end (dgl_ray.batched.BatchedTrials; docs/PACKING.md, "Refilled slots").
+    :func:`unpack_group` gives the members back, each with every field; :func:`group_slots` the slots."""
     first, rest = configs[0], configs[1:]
     shared = {k: v for k, v in first.items()
-              if k != "group" and all(k in c and c[k] == v and type(c[k]) is type(v) for c in rest)}
-    return {**shared, "group": [{k: v for k, v in c.items() if k not in shared} for c in configs]}
+              if k not in PACKING_KEYS and all(k in c and c[k] == v and type(c[k]) is type(v) for c in rest)}
+    out = {**shared, "group": [{k: v for k, v in c.items() if k not in shared} for c in configs]}
+    if slots is not None and slots < len(configs):
+        out[SLOTS_KEY] = int(slots)
+    return out
 
 
 def unpack_group(config: dict) -> list[dict]:
     """The member trial configs of a Tune config: ``[config]`` for a single trial, else each member of
     ``group`` with the group's top-level fields (:func:`pack_group`; a group whose members hold every
-    field, as older sweeps stored it, reads the same)."""
+    field, as older sweeps stored it, reads the same), queued members included."""
     if "group" not in config:
         return [config]
-    shared = {k: v for k, v in config.items() if k != "group"}
+    shared = {k: v for k, v in config.items() if k not in PACKING_KEYS}
     return [{**shared, **m} for m in config["group"]]
+
+
+def group_slots(config: dict) -> int | None:
+    """The slots of a packed Tune config that queues members (:func:`pack_group`), else None: a slot each."""
+    return config.get(SLOTS_KEY) if "group" in config else None
 
 
 # ------------------------------------------------------------------------------------------ names
@@ -120,9 +134,10 @@ def _finite(v) -> bool:
 def group_metrics(rows: list[dict], statuses: list[str] | None = None) -> dict:
     """A packed Tune trial's own metrics for one evaluated epoch: ``test_error`` = the best (lowest)
     member error of the epoch (None when no member has one: all diverged or errored),
-    ``test_error_median``, ``n_members`` (the population's size), ``n_final`` (members ended completed
-    or diverged), ``n_diverged`` and ``n_error`` (fatal error rows). ``statuses`` are every member's
-    statuses (members that ended before this epoch report no row); without them, the rows' own."""
+    ``test_error_median``, ``n_members`` (the group's members, queued ones included), ``n_final``
+    (members ended completed or diverged), ``n_diverged``, ``n_decided`` (stopped early with their
+    branch) and ``n_error`` (fatal error rows). ``statuses`` are every member's statuses (members that
+    ended before this epoch report no row); without them, the rows' own."""
     errors = sorted(float(r["test_error"]) for r in rows if _finite(r.get("test_error")))
     statuses = list(statuses) if statuses is not None else [r.get("status") for r in rows]
     n_error = sum(r.get("status") == "error" for r in rows)
@@ -133,7 +148,7 @@ def group_metrics(rows: list[dict], statuses: list[str] | None = None) -> dict:
     return {"test_error": errors[0] if errors else None, "test_error_median": median,
             "n_members": max(len(statuses), int(rows[0].get("group_size") or 0)),
             "n_final": sum(s in FINAL_STATUSES for s in statuses), "n_diverged": sum(s == "diverged" for s in statuses),
-            "n_error": max(n_error, sum(s == "error" for s in statuses))}
+            "n_decided": sum(s == "decided" for s in statuses), "n_error": max(n_error, sum(s == "error" for s in statuses))}
 
 
 def grouped_result(rows: list[dict], statuses: list[str] | None = None) -> dict:

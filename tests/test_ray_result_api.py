@@ -51,6 +51,8 @@ def test_group_metrics_of_an_epoch():
     m = group_metrics(rows, statuses=["running", "completed", "diverged", "completed"])
     assert set(m) == set(GROUP_METRICS)
     assert m == dict(test_error=0.1, test_error_median=pytest.approx(0.2), n_members=4, n_final=3,
-                     n_diverged=1, n_error=0)
+                     n_diverged=1, n_decided=0, n_error=0)
+    decided = group_metrics(rows[:2], statuses=["running", "completed", "decided", "decided"])
+    assert decided["n_decided"] == 2 and decided["n_final"] == 1       # a decided member is not a final one
     err = group_metrics([dict(test_error=None, status="error", group_size=2)])
     assert err["test_error"] is None and err["n_error"] == 1 and err["n_members"] == 2

@@ -27,9 +27,9 @@ def decide_at(plan: dict):
 @pytest.fixture(scope="module")
 def alone(digits):
     out = []
-    for c in MEMBERS:
+    for c, epochs in zip(MEMBERS, (1, 2, 2, None, None)):    # as far as the refill test's members train
         t = Trial(c, data=digits)
-        run_trial(t)
+        run_trial(t, max_epochs=epochs)
         out.append(t)
     return out
 
@@ -141,3 +141,132 @@ def test_slots_and_layout_are_checked(digits):
     t = [Trial(m, data=digits) for m in MEMBERS[:2]]
     with pytest.raises(ConfigError, match=r"layout=\[1, 1\]"):
         BatchedTrials(trials=t, slots=2, layout=[1, 1])
+
+
+# ---- the Tune trainable: a packed config with slots ------------------------------------------------------
+
+@pytest.fixture
+def tune_calls(monkeypatch):
+    """Tune's session functions replaced by a recorder (as tests/test_trainable.py): rows and each
+    checkpoint, copied, so that a later call can be restored from any of them."""
+    import os
+    import shutil
+    import tempfile
+    import types
+    from ray import tune
+    from dgl_ray import rows as wire
+    from dgl_ray.tune import trainable as tr
+    keep = tempfile.mkdtemp(prefix="refill-ckpts-")
+    rec = {"rows": [], "ckpts": [], "restore": None}
+
+    def report(result, checkpoint=None):
+        rec["rows"].extend(dict(r) for r in wire.result_rows(result))
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                rec["ckpts"].append(shutil.copytree(d, os.path.join(keep, f"checkpoint_{len(rec['ckpts']):06d}")))
+
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: rec["restore"] and tune.Checkpoint.from_directory(rec["restore"]))
+    monkeypatch.setattr(tr, "_node_info", lambda: {"host": "h", "worker_pid": 1, "node_id": None})
+    monkeypatch.setattr(tune, "get_context", lambda: types.SimpleNamespace(get_trial_id=lambda: "abc_00001"))
+    n = torch.get_num_threads()
+    yield rec
+    torch.set_num_threads(n)
+    shutil.rmtree(keep, ignore_errors=True)
+
+
+def test_a_refilling_tune_trial_resumed_from_its_checkpoint_reports_the_same_rows(tune_calls):
+    """Three members, two slots: member 2 waits until 0 and 1 complete, then trains its 2 epochs in a slot
+    (its rows are its own, as alone). Restored from the checkpoint of population epoch 2 (0 and 1 done,
+    2 queued) and of epoch 3 (2 half way), the trial reports the uninterrupted rows from there."""
+    import json
+    import os
+    from dgl_ray import rows as wire
+    from dgl_ray.tune import trainable as tr
+    base = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1", experiment="x")
+    members = [dict(base, **{"lambda": 0.3 + 0.2 * i}, seed=i) for i in range(3)]
+    config = wire.pack_group(members, slots=2)
+    assert config["slots"] == 2 and wire.group_slots(config) == 2 and len(wire.unpack_group(config)) == 3
+    tr.dgl_trainable(config)
+    full = [(r["member"], r["epoch"], r["status"], r["test_error"]) for r in tune_calls["rows"]]
+    assert [m[:3] for m in full] == [(0, 1, "running"), (1, 1, "running"), (0, 2, "completed"),
+                                     (1, 2, "completed"), (2, 1, "running"), (2, 2, "completed")]
+    assert all(r["group_size"] == 3 for r in tune_calls["rows"])
+    ckpts = list(tune_calls["ckpts"])
+    assert len(ckpts) == 4 and "population.json" in os.listdir(ckpts[1])
+    with open(os.path.join(ckpts[1], "population.json")) as fh:
+        assert json.load(fh) == {"layout": [0, 1]}
+    for k, after in ((1, full[4:]), (2, full[5:])):
+        tune_calls["rows"].clear()
+        tune_calls["restore"] = ckpts[k]
+        tr.dgl_trainable(config)
+        assert [(r["member"], r["epoch"], r["status"], r["test_error"]) for r in tune_calls["rows"]] == after
+    tune_calls["rows"].clear()
+    tune_calls["restore"] = None
+    tr.dgl_trainable(dict(members[2]))          # member 2 alone: the same errors
+    assert [r["test_error"] for r in tune_calls["rows"]] == [m[3] for m in full[4:]]
+
+
+# ---- the trial option and the grid searcher ------------------------------------------------------------
+
+def test_a_decided_member_has_ended_for_the_searcher():
+    """The searchers' ENDED is rows.ENDED_STATUSES: a Tune trial whose members are decided or completed
+    settles, the decided member with the error at its decision (never read as a final error there)."""
+    from dgl_ray.rows import ENDED_STATUSES, grouped_result, unpack_group
+    from dgl_ray.tune.searchers import ENDED, GridSearcher
+    assert ENDED == ENDED_STATUSES and "decided" in ENDED
+    from dgl_ray.tune.plan import SizeRule
+    g = GridSearcher([dict(BASE, **{"lambda": 0.3}, seed=s) for s in range(2)])
+    g.pack(SizeRule(given=2, on_gpu=False))
+    members = [m["plan_id"] for m in unpack_group(g.suggest("t0"))]
+    g.on_trial_result("t0", grouped_result([
+        {"plan_id": members[0], "status": "decided", "decided_branch": "H", "p_branch": 0.98, "test_error": 0.7},
+        {"plan_id": members[1], "status": "completed", "test_error": 0.2}]))
+    assert "t0" not in g._state.live and g.done == {members[0]: 0.7, members[1]: 0.2}
+
+
+def test_decide_early_must_be_a_number():
+    from dgl_ray.config import TrialConfig
+    from dgl_ray.errors import ConfigError
+    with pytest.raises(ConfigError, match="decide_early=True must be a number"):
+        TrialConfig.from_dict(dict(BASE, decide_early=True, **{"lambda": 0.3}))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--decide-early", "0.9"], "--decide-early 0.9: must be a number in ["),
+    (["--decide-early", "0.05", "--dataset", "cifar100"], "no calibrated branch classifier for dataset 'cifar100'"),
+])
+def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
+    """``--decide-early δ`` on train and on every family (trial_flags): a δ the calibration does not
+    allow, or a data set without a classifier, is one line, exit 2, before anything trains or Ray starts."""
+    pytest.importorskip("dgl_ray.early")      # the early-decision slice's classifier (merged separately)
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps", "s1", "--dry-run"]):
+        r = subprocess.run([sys.executable, "-m", *cmd, *args], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], \
+            (cmd, r.stderr)
+
+
+def test_a_grid_with_early_decisions_packs_queued_groups():
+    """GridSearcher with ``decide_early``: 2 x G members per Tune trial in G slots (group size 2: 4 members,
+    slots 2); the Tune config each suggest hands out carries its slots; without decide_early, no queue."""
+    pytest.importorskip("dgl_ray.early")
+    from dgl_ray.rows import group_slots, unpack_group
+    from dgl_ray.tune.plan import SizeRule
+    from dgl_ray.tune.searchers import GridSearcher
+    cfgs = [dict(BASE, **{"lambda": 0.3 + 0.02 * i}, seed=0, decide_early=0.05) for i in range(10)]
+    g = GridSearcher(cfgs)
+    note = g.pack(SizeRule(given=2, on_gpu=False))
+    assert "queued" in note[0]
+    handed = [g.suggest(f"t{i}") for i in range(3)]
+    assert [len(unpack_group(c)) for c in handed] == [4, 4, 2]
+    assert [group_slots(c) for c in handed] == [2, 2, None]      # the last group fits its slots
+    assert [m["plan_id"] for c in handed for m in unpack_group(c)] == [f"g{i:05d}" for i in range(10)]
+    plain = GridSearcher([{k: v for k, v in c.items() if k != "decide_early"} for c in cfgs])
+    plain.pack(SizeRule(given=2, on_gpu=False))
+    assert group_slots(plain.suggest("t0")) is None and plain.size == 5

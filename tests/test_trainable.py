@@ -191,7 +191,8 @@ def test_restored_members_share_one_copy_of_the_data(tmp_path):
     trials = [Trial(c) for c in cfgs]
     for i, t in enumerate(trials):
         t.save(str(tmp_path / wire.member_file(i)))
-    restored = tr._restore_members(tune.Checkpoint.from_directory(str(tmp_path)), cfgs,
-                                   [wire.member_file(i) for i in range(3)], trials[0].data)
+    restored, layout = tr._restore_members(tune.Checkpoint.from_directory(str(tmp_path)), cfgs,
+                                           [wire.member_file(i) for i in range(3)], trials[0].data)
+    assert layout is None           # no population.json: a slot per member
     assert len(restored) == 3 and all(t.data is restored[0].data for t in restored)
     assert [t.cfg.seed for t in restored] == [0, 1, 2]

@@ -31,6 +31,7 @@ the group sizes (``pack``); unpacked, every searcher hands out one trial per Tun
 """
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import json
@@ -49,11 +50,15 @@ from .. import paper
 from ..batched import group_configs
 from ..config import TrialConfig, shape_key
 from ..errors import ConfigError
-from ..rows import pack_group, result_rows, split_config, unpack_group
+from ..rows import ENDED_STATUSES, group_slots, pack_group, result_rows, split_config, unpack_group
 
 FINISHED = Searcher.FINISHED
-# a member's last row has one of these statuses ("error": the trainable's fatal error row)
-ENDED = ("completed", "diverged", "error")
+# a grid with early decisions packs this many times the group size into a Tune trial, the group size
+# being its slots: decided members end early, and their slots take queued members instead of idling
+QUEUE_FACTOR = 2
+# a member's last row has one of these statuses ("error": the trainable's fatal error row; "decided": stopped
+# early with its branch, which is its outcome for a searcher)
+ENDED = ENDED_STATUSES
 
 
 def trial_fields(cfg: dict) -> dict:
@@ -377,7 +382,7 @@ class PlanSearcher(Searcher):
             c = copy.deepcopy(cfg)
             c["plan_id"] = pid
             cfgs.append(c)
-        return cfgs[0] if len(cfgs) == 1 else pack_group(cfgs)
+        return cfgs[0] if len(cfgs) == 1 else pack_group(cfgs, slots=self._slots_for([pid for pid, _ in items]))
 
     def _note_end(self, members: list, result: dict) -> None:
         """Keep a member's last row (status completed, diverged or error) until its Tune trial settles;
@@ -435,6 +440,11 @@ class PlanSearcher(Searcher):
     # subclass hooks
     def _next(self):
         raise NotImplementedError
+
+    def _slots_for(self, plan_ids: list[str]) -> int | None:
+        """The slots of the Tune trial that ``_next`` handed out with these members: fewer than the
+        members when some queue for the slots that decided or finished members free (None: a slot each)."""
+        return None
 
     def _complete(self, plan_id: str, result: dict, error: bool) -> None:
         pass
@@ -500,11 +510,19 @@ class GridSearcher(PlanSearcher):
         if max(sizes.values()) <= 1:
             return ([f"one trial per Tune trial (default group size 1 for {', '.join(sizes)} on {size_for.device})"]
                     if size_for.auto else [])
-        groups = pack_indices(trial_cfgs, sizes)
-        self._state.configs = [cfgs[g[0]] if len(g) == 1 else pack_group([cfgs[i] for i in g]) for g in groups]
+        # with early decisions a Tune trial holds QUEUE_FACTOR x G members in G slots: a decided or
+        # finished member's slot takes the next one (docs/PACKING.md, "Refilled slots")
+        queued = any(t.decide_early is not None for t in trial_cfgs)
+        factor = QUEUE_FACTOR if queued else 1
+        groups = pack_indices(trial_cfgs, {m: factor * g for m, g in sizes.items()})
+        self._state.configs = [
+            cfgs[g[0]] if len(g) == 1 else
+            pack_group([cfgs[i] for i in g], slots=sizes[trial_cfgs[g[0]].model] if queued else None)
+            for g in groups]
         self._rebuild()
         return [f"{len(cfgs)} trials packed into {len(self._state.configs)} Tune trials (group size "
-                f"{size_for.text(sizes)} on {size_for.device})"]
+                f"{size_for.text(sizes)} on {size_for.device})"
+                + (f", up to {factor}x as many members queued for the slots decided runs free" if queued else "")]
 
     def _next(self):
         s = self._state
@@ -514,6 +532,10 @@ class GridSearcher(PlanSearcher):
         s.next += 1
         m = self._first_member[i]
         return [(str(PlanId("g", m + j)), mc) for j, mc in enumerate(unpack_group(s.configs[i]))]
+
+    def _slots_for(self, plan_ids: list[str]) -> int | None:
+        # a grid member's plan id is its place in the plan: the Tune config that holds it
+        return group_slots(self._state.configs[bisect.bisect_right(self._first_member, int(plan_ids[0][1:])) - 1])
 
 
 class ChainedSearcher(PlanSearcher):

@@ -25,6 +25,7 @@ Every RNG is re-seeded per trial by :class:`Trial` itself, so reused actors are 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -40,12 +41,15 @@ from ..batched import BatchedTrials, member_trials
 from ..config import TrialConfig
 from ..data import load_dataset
 from ..errors import ConfigError
-from ..rows import (CKPT_FILE, column_value, flat_config, grouped_result, member_file, member_run, split_config,
-                    unpack_group)
+from ..rows import (CKPT_FILE, column_value, flat_config, group_slots, grouped_result, member_file, member_run,
+                    split_config, unpack_group)
 # checkpoint export/fetch for chained protocols: dgl_ray.storage (atomic on every filesystem)
 from ..storage import Location, export_file, fetch_file
 
 _DATA_CACHE: dict = {}
+# a grouped checkpoint's population layout: the member of each slot (dgl_ray.batched.BatchedTrials.layout),
+# so that a restored refilling population puts every member back in its slot and the queue after them
+LAYOUT_FILE = "population.json"
 
 
 class InjectedFailure(RuntimeError):
@@ -82,6 +86,8 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0, retry_errored:
     trial is a population of one, the same code). Every member's evaluation is its own row with that
     member's config only; a grouped member's ``run`` is ``<tune trial id>_<member>`` and its row
     records the population it ran in (``group``: the Tune trial id, ``group_size``, ``member``).
+    A group with ``slots`` (:func:`dgl_ray.rows.pack_group`) trains that many members at once; the
+    others queue and take the slots of members that end (docs/PACKING.md, "Refilled slots").
     A checkpoint holds one dgl_ray trial checkpoint per member (``trial.pt`` for a single trial); a
     restored Tune trial continues from them as one population.
 
@@ -109,15 +115,17 @@ def dgl_trainable(config: dict, cpus: float = 1, gpus: float = 0, retry_errored:
         bases.append(b)
     group = None
     restored = tune.get_checkpoint()
+    slots = group_slots(config)
     with tempfile.TemporaryDirectory(prefix="dgl-init-") as fetch_dir:
         try:
             cfgs = [_resolved(trial_cfg, fetch_dir) for trial_cfg, _, _ in parts]
             data = _data_for(cfgs[0])
-            trials = _restore_members(restored, cfgs, files, data, retry_errored) if restored is not None else None
-            if trials is not None:
-                group = BatchedTrials(trials=trials)
+            back = _restore_members(restored, cfgs, files, data, retry_errored) if restored is not None else None
+            if back is not None:
+                trials, layout = back
+                group = BatchedTrials(trials=trials, slots=slots, layout=layout)
             else:
-                group = BatchedTrials(cfgs, data=data)
+                group = BatchedTrials(cfgs, data=data, slots=slots)
             for i, (t, (trial_cfg, _, _)) in enumerate(zip(group.trials, parts)):
                 bases[i] = {**flat_config(t.cfg), **bases[i]}
                 if trial_cfg.get("init_checkpoint"):
@@ -150,8 +158,9 @@ def report_rows(rows: list[dict], grouped: bool, checkpoint=None, statuses: list
     tune.report(grouped_result(rows, statuses), **kw)   # the fields every row shares once, in "shared"
 
 
-def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -> list | None:
-    """The members' trials from Tune's checkpoint to restore, or, when a member's file there cannot be
+def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -> tuple[list, list | None] | None:
+    """The members' trials from Tune's checkpoint to restore, with the population's layout (the member of
+    each slot; None in a checkpoint without one: a slot per member, or one written before refills), or, when a member's file there cannot be
     read (truncated, overwritten), from the newest older checkpoint of the same trial folder that reads
     (kept with ``--keep-checkpoints`` >= 2), with a warning on stderr: the trial then reports those
     epochs again (the results path keeps the last report of each epoch). Each Tune checkpoint is its
@@ -164,6 +173,7 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
         try:
             with c.as_directory() as d:
                 trials = member_trials(cfgs, data, (ckpt.load(os.path.join(d, f)) for f in files))
+                layout = _read_layout(d)
         except (ConfigError, OSError) as e:       # OSError: a checkpoint folder that is gone
             first_error = first_error or (e if isinstance(e, ConfigError) else
                                           ConfigError(f"checkpoint {c.path!r} cannot be read ({type(e).__name__}: {e})"))
@@ -172,12 +182,20 @@ def _restore_members(restored, cfgs, files, data, retry_errored: bool = False) -
             which = "older" if os.path.basename(c.path) < os.path.basename(restored.path.rstrip("/")) else "newer"
             print(f"warning: {first_error}; continuing from the {which} checkpoint {c.path!r} "
                   f"(epoch {trials[0].epoch})", file=sys.stderr, flush=True)
-        return trials
+        return trials, layout
     if retry_errored:
         print(f"warning: {first_error}; --retry-errored: this trial starts again from epoch 0",
               file=sys.stderr, flush=True)
         return None
     raise ConfigError(f"{first_error}; resume with --retry-errored to start this trial again from epoch 0")
+
+
+def _read_layout(folder: str) -> list | None:
+    path = os.path.join(folder, LAYOUT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)["layout"]
 
 
 def _checkpoints_to_try(restored):
@@ -200,10 +218,11 @@ def _checkpoints_to_try(restored):
 
 def _train(group, bases, files, runtimes, every, fail_at, restored, grouped) -> None:
     """Epoch by epoch: the rows of an evaluated epoch are reported (:func:`report_rows`) with the
-    checkpoint of every member every ``every`` evaluations and at the end."""
+    checkpoint of every member (queued ones too) and the population's layout every ``every``
+    evaluations and at the end."""
     from ray import tune
     n_eval = 0
-    while group.active and group.epoch < group.cfg.epochs:
+    while not group.done:
         rows = []
         group.run(on_eval=lambda m, i: rows.append({**bases[i], **m}), max_epochs=1)   # one epoch
         if not rows:
@@ -211,11 +230,14 @@ def _train(group, bases, files, runtimes, every, fail_at, restored, grouped) -> 
         if fail_at is not None and not restored and group.epoch > int(fail_at):
             raise InjectedFailure(f"fail_at_epoch={fail_at}: injected failure in epoch {group.epoch} (test only)")
         n_eval += 1
-        last = not group.active or group.epoch >= group.cfg.epochs
+        last = group.done
         if last or n_eval % every == 0:
             with tempfile.TemporaryDirectory(prefix="dgl-ckpt-") as d:
                 for t, f in zip(group.trials, files):
                     t.save(os.path.join(d, f))
+                if group.refills:
+                    with open(os.path.join(d, LAYOUT_FILE), "w") as fh:
+                        json.dump({"layout": group.layout}, fh)
                 for f, rt in zip(files, runtimes):
                     if last and rt.get("export_checkpoint"):
                         export_file(os.path.join(d, f), rt["export_checkpoint"])
