@@ -36,7 +36,7 @@ AXES = ("eta", "width")
 WIDTH_PER_S = 2 * math.log(9)       # coexistence width (P_H 0.1 -> 0.9) per logistic scale s
 S_RANGE = (1 / 1000, 1 / 2)         # prior on s, as fractions of hi - lo
 CELLS = 40_000                      # grid cells of the posterior (split evenly across its dimensions)
-ZOOM_SD = 6.0                       # a narrowed grid spans the posterior mean ± this many SDs per dimension
+ZOOM_SD = 6.0                       # the grid keeps the posterior mean ± this many SDs per dimension (a new one: 1.5x)
 DRAWS = 48                          # posterior draws the criterion averages over
 CANDIDATE_STEP = 0.0005             # λ resolution of the proposals when no candidates are given
 MAX_CANDIDATES = 401
@@ -144,12 +144,15 @@ class BoundaryDesign:
         for _ in range(4):
             mean, sd = self._moments(self._post)
             step = np.array([a[1] - a[0] for a in self._axes])
-            half = np.maximum(ZOOM_SD * sd, 2 * step)
-            target = np.stack([np.maximum(mean - half, self._prior_box[:, 0]),
-                               np.minimum(mean + half, self._prior_box[:, 1])], axis=1)
+
+            def box(n_sd):
+                half = np.maximum(n_sd * sd, 2 * step)
+                return np.stack([np.maximum(mean - half, self._prior_box[:, 0]),
+                                 np.minimum(mean + half, self._prior_box[:, 1])], axis=1)
+            need, target = box(ZOOM_SD), box(1.5 * ZOOM_SD)     # regrid with room: fewer regrids as it moves
             cur = self._box[:, 1] - self._box[:, 0]
             narrower = (target[:, 1] - target[:, 0]) < 0.5 * cur
-            outside = (target[:, 0] < self._box[:, 0] - 1e-12) | (target[:, 1] > self._box[:, 1] + 1e-12)
+            outside = (need[:, 0] < self._box[:, 0] - 1e-12) | (need[:, 1] > self._box[:, 1] + 1e-12)
             if not (narrower.any() or outside.any()):
                 return
             self._set_grid(np.where((narrower | outside)[:, None], target, self._box))
@@ -227,16 +230,16 @@ class BoundaryDesign:
         if known:
             lams, xs, ns = zip(*known)
             q, g = self._grads(theta, lams, [self._u(x) for x in xs])
-            info += np.einsum("dp,dpi,dpj->dij", q * np.asarray(ns, dtype=float), g, g)
+            info += np.matmul((g * (q * np.asarray(ns, dtype=float))[..., None]).transpose(0, 2, 1), g)
         cq, cg = self._grads(theta, [c[0] for c in cands], [self._u(c[1]) for c in cands])
         out = []
         for _ in range(int(k)):
             inv = np.linalg.inv(info)
-            v = np.einsum("dci,dij,dcj->dc", cg, inv, cg)
+            v = (np.matmul(cg, inv) * cg).sum(axis=-1)                     # g' M^-1 g per draw and candidate
             gain = np.log1p(cq * v).mean(axis=0)
             best = int(np.argmax(gain))
             out.append(cands[best])
-            info += cq[:, best, None, None] * np.einsum("di,dj->dij", cg[:, best], cg[:, best])
+            info += cq[:, best, None, None] * (cg[:, best, :, None] * cg[:, best, None, :])
         return out
 
     # ---- estimates -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dgl_ray.boundary import fit_boundary
+from dgl_ray.rows import unpack_group
 from dgl_ray.tune import searchers
 from dgl_ray.tune.searchers import FINISHED, BoundaryPolicy, BoundarySearcher, ChainedSearcher, GridSearcher
 
@@ -111,7 +112,7 @@ def _row(m, err, status="completed", **extra):
 
 
 def _members(cfg):
-    return cfg.get("group", [cfg])
+    return unpack_group(cfg)            # a population's shared fields (λ too, if all share one) once at the top
 
 
 def _run(s, outcome, max_rounds=200):
@@ -224,3 +225,15 @@ def test_boundary_state_of_version_2_migrates(tmp_path):
     r = BoundarySearcher({}, 0.0, 1.0, budget=1)
     r.restore(str(tmp_path / "v3.pkl"))
     assert r.get_state() == s.get_state()
+
+
+def test_boundary_with_early_decisions_queues_a_second_population_behind_the_slots():
+    s = BoundarySearcher({"seed": 0, "decide_early": 0.05}, 0.36, 0.56, budget=40, max_ahead=1)
+    s.pack_sizes({"tinycnn": 4})
+    assert s.per_trial == 8 and s.size == 5
+    cfg = s.suggest("t0")
+    assert cfg["slots"] == 4 and len(unpack_group(cfg)) == 8        # 4 start, 4 wait for a freed slot
+    assert all(m["decide_early"] == 0.05 for m in unpack_group(cfg))
+    plain = BoundarySearcher({"seed": 0}, 0.36, 0.56, budget=40, max_ahead=1)
+    plain.pack_sizes({"tinycnn": 4})
+    assert "slots" not in plain.suggest("t0") and plain.per_trial == 4

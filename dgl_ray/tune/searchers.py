@@ -845,6 +845,11 @@ class BoundaryPolicy:
 
 
 
+# With early decisions, a packed adaptive Tune trial carries this many populations' worth of trials: the
+# slots of decided members take the queued ones, so the freed device time trains the next proposals.
+QUEUED_POPULATIONS = 2
+
+
 def outcome_of_row(row: dict) -> str | None:
     """A member's boundary outcome from its last row: a decided member's ``decided_branch``, else the
     outcome of its final error (:func:`dgl_ray.paper.outcome_of`); None without one (diverged, no error)."""
@@ -1008,7 +1013,7 @@ class BoundarySearcher(PlanSearcher):
         if s.group_size <= 1:
             return s.budget
         n_init = min(s.n_init, s.budget)
-        return -(-n_init // self.design_chunk) + -(-(s.budget - n_init) // s.group_size)
+        return -(-n_init // self.design_chunk) + -(-(s.budget - n_init) // self.per_trial)
 
     @property
     def members(self) -> int:
@@ -1046,10 +1051,12 @@ class BoundarySearcher(PlanSearcher):
         if max(sizes.values()) <= 1:
             return self._unpacked_note(size_for)
         self.pack_sizes(sizes)
-        g, ahead = self._state.group_size, self._state.max_ahead
+        g, ahead = self.per_trial, self._state.max_ahead
         init = f"the initial design in Tune trials of up to {self.design_chunk}, then " if self._state.n_init else ""
+        queued = (f", each Tune trial's trials beyond its {self._state.group_size} slots queued for the slots "
+                  f"that early decisions free" if g > self._state.group_size else "")
         return [f"adaptive trials packed: {init}each "
-                f"round proposes up to {g} x {ahead} trials (group size {size_for.text(sizes)} on "
+                f"round proposes up to {g} x {ahead} trials{queued} (group size {size_for.text(sizes)} on "
                 f"{size_for.device}; {ahead} Tune trials ahead of the results): at most {self.size} Tune trials "
                 f"for {self.members} trials"]
 
@@ -1064,11 +1071,25 @@ class BoundarySearcher(PlanSearcher):
             raise ValueError(f"group size {g} for {model}: must be >= 1")
         s.group_size = g
 
+    @property
+    def per_trial(self) -> int:
+        """Trials per Tune trial after the initial design: the group size, or with early decisions
+        (``decide_early`` in the base config) QUEUED_POPULATIONS times it, the trials beyond the slots
+        queued to take the slots that decided members free (``slots`` of the packed config, rows.pack_group)."""
+        g = self._state.group_size
+        return g * QUEUED_POPULATIONS if g > 1 and self._state.base.get("decide_early") is not None else g
+
+    def suggest(self, trial_id: str):
+        cfg = super().suggest(trial_id)
+        if isinstance(cfg, dict) and len(cfg.get("group", ())) > self._state.group_size:
+            cfg["slots"] = self._state.group_size       # the members beyond the slots wait in its queue
+        return cfg
+
     def _next(self):
         s = self._state
         issued = len(s.proposals)
         n_init = min(s.n_init, s.budget)
-        if issued >= s.budget or (issued >= n_init and self.reached()):
+        if issued >= s.budget:
             return FINISHED if not s.live else None
         if issued < n_init:
             k = min(self.design_chunk, n_init - issued)
@@ -1079,7 +1100,9 @@ class BoundarySearcher(PlanSearcher):
             # a batch barrier keeps the design adaptive: at most max_ahead Tune trials ahead of the results
             if len(s.live) >= s.max_ahead:
                 return None
-            k = min(s.group_size, s.budget - issued)
+            if self.reached():
+                return FINISHED if not s.live else None
+            k = min(self.per_trial, s.budget - issued)
             pending = [(lam, x) for pid, (lam, x, _) in s.proposals.items()
                        if pid not in s.done and pid not in s.errored]
             points = self._design.propose(k, pending)
