@@ -12,9 +12,9 @@ The model (one per data set family, :data:`FAMILY_OF`): a ridge logistic regress
 relative time (fraction of the run done, last error, mean error over the last tenth of the run, lowest
 error so far, recent slope, whether the first LR milestone has passed, and their products with time and
 with that phase). Decisions are allowed per tenth of the run (:data:`BINS` bins of relative time) and per
-δ of :data:`DELTAS`: a bin is allowed when, on held-out seeds, the decisions first made there were wrong
-at a rate <= δ and the upper bound (Wilson, one-sided 90%) of the misclassification of all decisions
-made so far stays <= δ. A δ between two of :data:`DELTAS` uses the calibration of the largest one below it.
+δ of :data:`DELTAS`: a bin is allowed when, on held-out seeds, the upper bound (Wilson, one-sided 90%)
+of the misclassification of the decisions first made there, and that of all decisions made so far,
+stay <= δ. A δ between two of :data:`DELTAS` uses the calibration of the largest one below it.
 
 Cross-validation is grouped by seed (all of a seed's runs are held out together; fold = seed mod
 :data:`FOLDS`) and nested: the bins of each outer fold are chosen on the inner held-out predictions of
@@ -28,8 +28,10 @@ numpy only at import (the config layer validates ``--decide-early`` with :func:`
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -147,8 +149,8 @@ def first_decisions(P: np.ndarray, B: np.ndarray, delta: float, allowed) -> tupl
 
 def choose_bins(P: np.ndarray, B: np.ndarray, y: np.ndarray, delta: float) -> list[int]:
     """The bins where decisions at level δ are allowed, chosen on held-out predictions, earliest first:
-    a bin joins when the decisions first made there are wrong at a rate <= δ and the Wilson upper bound
-    of the misclassification of all decisions so far stays <= δ."""
+    a bin joins when the Wilson upper bound of the misclassification of the decisions first made there,
+    and that of all decisions so far, stay <= δ."""
     allowed: set[int] = set()
     for b in range(BINS):
         branch, at = first_decisions(P, B, delta, allowed | {b})
@@ -157,8 +159,8 @@ def choose_bins(P: np.ndarray, B: np.ndarray, y: np.ndarray, delta: float) -> li
         if not here.any():
             continue
         wrong = branch != y
-        if (wrong & here).sum() <= delta * here.sum() and wilson_upper(int((wrong & decided).sum()),
-                                                                       int(decided.sum())) <= delta:
+        if (wilson_upper(int((wrong & here).sum()), int(here.sum())) <= delta
+                and wilson_upper(int((wrong & decided).sum()), int(decided.sum())) <= delta):
             allowed.add(b)
     return sorted(allowed)
 
@@ -211,14 +213,10 @@ class BranchClassifier:
         return _branch(self.p_high(epochs, errors, total_epochs, lr_milestones), self.level(delta))
 
 
-_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _stored() -> dict:
     """The fitted models by data set family (read once per process)."""
-    if "models" not in _CACHE:
-        _CACHE["models"] = json.loads(MODELS_FILE.read_text())["families"]
-    return _CACHE["models"]
+    return json.loads(MODELS_FILE.read_text())["families"]
 
 
 def check_delta(delta: float, dataset: str) -> None:
@@ -387,9 +385,9 @@ def fit_all(cifar: Path = CIFAR_S2, digits: Path = DIGITS_POOLS) -> dict:
             families[name] = fit_family(runs)
     return {"about": "BranchClassifier fits: dgl_ray/early.py (python -m dgl_ray.early fit)",
             "cv": f"grouped by seed (fold = seed mod {FOLDS}), nested: each outer fold's allowed bins are "
-                  f"chosen on the inner held-out predictions of the other folds; a bin is allowed when its "
-                  f"decisions' held-out misclassification <= δ and the Wilson {WILSON_Z:g}σ upper bound of all "
-                  f"decisions so far <= δ",
+                  f"chosen on the inner held-out predictions of the other folds; a bin is allowed when the Wilson "
+                  f"{WILSON_Z:g}σ upper bounds of its decisions' held-out misclassification and of all decisions "
+                  f"so far are <= δ",
             "outcome": f"H: final test error >= {H_MIN}", "bins": BINS, "deltas": list(DELTAS),
             "not_fitted": NOT_FITTED, "families": families}
 
@@ -419,6 +417,12 @@ def frac_h_table(fits: dict, delta: float) -> str:
     return "\n".join(lines)
 
 
+def _dumps(fits: dict) -> str:
+    """The fits as JSON, each list of numbers on one line (the held-out decisions are long lists)."""
+    text = json.dumps(fits, indent=1)
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse     # command line only
     p = argparse.ArgumentParser(prog="python -m dgl_ray.early", description=__doc__.split("\n\n")[0])
@@ -433,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "fit":
         fits = fit_all(args.cifar, args.digits)
-        args.out.write_text(json.dumps(fits, indent=1) + "\n")
+        args.out.write_text(_dumps(fits) + "\n")
         print(f"wrote {args.out}")
     else:
         fits = json.loads(MODELS_FILE.read_text())

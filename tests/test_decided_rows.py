@@ -22,7 +22,7 @@ DECIDED_RUN = "6ec4f3a5_000"       # λ 0.3, seed 1: 0.909, 0.516, (0.375 at epo
 
 
 @pytest.fixture(scope="module")
-def frame(tmp_path_factory) -> pd.DataFrame:
+def sweep(tmp_path_factory) -> Path:
     sweep = tmp_path_factory.mktemp("decided") / "grid"
     shutil.copytree(GRID, sweep, ignore=shutil.ignore_patterns("dgl_trainable_*"))
     rows = pd.read_parquet(sweep / "results.parquet")
@@ -34,6 +34,11 @@ def frame(tmp_path_factory) -> pd.DataFrame:
     rows["decided_branch"] = pd.Series(np.where(last, "not_H", None), index=rows.index, dtype=object)
     rows["p_branch"] = np.where(last, 0.993, np.nan)
     rows.to_parquet(sweep / "results.parquet")
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def frame(sweep) -> pd.DataFrame:
     return load_experiment(sweep)
 
 
@@ -76,8 +81,11 @@ def test_branch_table_counts_decided_runs_in_n_and_frac_h_only(frame):
 def test_h_fraction_and_map_count_the_decided_branch(frame):
     h = figures.h_fraction_table(frame).set_index("lambda")
     assert (h.loc[0.3, "k"], h.loc[0.3, "n_final"]) == (1, 2)
-    figures.coexistence_map(frame)
-    figures.error_trajectories(frame)
+    legend = lambda fig: {t.get_text() for leg in fig.legends for t in leg.get_texts()}
+    assert {"decided H early", "decided not_H early"} <= legend(figures.coexistence_map(frame))
+    traj = figures.error_trajectories(frame)
+    assert "decided early (its branch's colour)" in legend(traj)
+    assert any("decided 1" in ax.get_title() for ax in traj.axes)
 
 
 def test_critical_point_fits_the_decided_branch_but_not_its_error(frame):
@@ -85,6 +93,12 @@ def test_critical_point_fits_the_decided_branch_but_not_its_error(frame):
     assert cp["n_decided"] == 1 and cp["n_runs"] == 4 and cp["n_missing"] == 0
     # the fit sees 1 of 2 H at λ 0.3 (the decided run as not_H; its 0.516 would have made it H): a mixed λ
     assert cp["n_mixed"] == 1
+
+
+def test_the_comparison_of_two_sweeps_fits_decided_branches_too(frame):
+    from dgl_ray.analysis.compare import lambda_c_comparison
+    lc = lambda_c_comparison({"a": frame, "b": frame}, n_boot=10)
+    assert list(lc["n_runs"][:2]) == [4, 4] and list(lc["n_mixed"][:2]) == [1, 1]
 
 
 def test_tables_of_final_errors_leave_decided_runs_out_and_say_so(frame):
@@ -103,8 +117,30 @@ def test_report_says_how_many_runs_were_decided(frame, tmp_path):
     assert "0.516" not in rep.tables[next(k for k in rep.tables if k.endswith("branch_table"))].to_string()
 
 
+def test_the_report_command_counts_decided_runs_apart_from_missing_ones(sweep, tmp_path, capsys):
+    from dgl_ray.analysis.__main__ import main
+    assert main(["report", str(sweep), "--out", str(tmp_path), "--no-figures", "--n-boot", "10", "--no-html"]) == 0
+    assert "2 trial(s) missing from the tables: 0 unfinished, 0 errored, 2 never started (3 finished, 1 decided " \
+           "early)" in capsys.readouterr().out
+
+
 def test_trackers_never_log_a_decided_error_as_test_error():
     from dgl_ray.tune.trackers import measured
     row = {"status": "decided", "decided_branch": "not_H", "p_branch": 0.99, "test_error": 0.05, "epoch": 9}
     assert measured(row, {}) == {"test_error_at_decision": 0.05, "decided_H": 0.0, "p_branch": 0.99}
     assert measured({**row, "status": "running"}, {}) == {"test_error": 0.05, "p_branch": 0.99}
+
+
+def test_the_progress_line_counts_a_decided_member_as_done_but_not_as_a_final_error():
+    import io
+    from types import SimpleNamespace as NS
+    from dgl_ray.tune.progress import ProgressLine
+    buf = io.StringIO()
+    g = ProgressLine(total=1, interval=0, stream=buf, members=3)
+    t = NS(trial_id="g0", config={}, last_result={}, status="RUNNING")
+    g.on_trial_result(0, [t], t, {"run": "g0_000", "status": "completed", "test_error": 0.1, "lambda": 0.3, "seed": 0})
+    g.on_trial_result(0, [t], t, {"run": "g0_001", "status": "decided", "decided_branch": "H", "test_error": 0.95,
+                                  "lambda": 0.6, "seed": 0})
+    g.print_line([t])
+    line = buf.getvalue()
+    assert "done 2/3 trials (decided early 1)" in line and "0.950" not in line and "worst 0.100" in line

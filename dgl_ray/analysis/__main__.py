@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         never = counts["never_started"]
         print(f"\n{counts['missing']} trial(s) missing from the tables: {counts['unfinished']} unfinished, "
               f"{counts['errored']} errored" + (f", {never} never started" if never else "")
-              + f" ({counts['finished']} finished)")
+              + f" ({counts['finished']} finished"
+              + (f", {counts['decided']} decided early" if counts.get("decided") else "") + ")")
     print(f"\nwrote {rep.path} ({len(rep.tables)} tables, {len(rep.figures)} figures)")
     return 0
 

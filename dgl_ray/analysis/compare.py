@@ -69,9 +69,9 @@ def lambda_c_comparison(frames: dict, *, n_boot: int = 200, ci: float = 0.95, se
     rows, draws = [], []
     for i, (label, d) in enumerate(frames.items()):
         cp = T.critical_point(d, H=H, n_boot=n_boot, ci=ci, seed=seed + i, axes=())
-        f, _, _ = T.final_errors_for_fit(d, axes=())
-        lam, err = f["lambda"].to_numpy(float), f["_e"].to_numpy(float)
-        draws.append(T.bootstrap_estimates(lam, err, H, 1, n_boot, np.random.default_rng(seed + i))[:, 1]
+        f, _, _ = T.outcomes_for_fit(d, H, axes=())       # decided runs by their branch, as critical_point
+        lam, err, high = f["lambda"].to_numpy(float), f["_e"].to_numpy(float), f["_high"].to_numpy(bool)
+        draws.append(T.bootstrap_estimates(lam, err, H, 1, n_boot, np.random.default_rng(seed + i), high)[:, 1]
                      if len(f) else np.full(n_boot, np.nan))
         r = cp.iloc[0] if len(cp) else pd.Series(dtype=object)
         rows.append(dict(source=label, lambda_c=r.get("lambda_c_logistic", np.nan),

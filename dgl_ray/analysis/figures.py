@@ -225,6 +225,8 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         handles = [Line2D([], [], color=c, lw=1, label=f"{b} branch (final error)")
                    for b, c in BRANCH_COLORS.items()]
         handles.append(Line2D([], [], color="black", lw=1.6, label="median over runs"))
+        if early:
+            handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="decided early (its branch's colour)"))
         handles += [Line2D([], [], color=PALETTE["L"], ls="--", lw=0.9, label=f"L threshold {L:g}"),
                     Line2D([], [], color=PALETTE["H"], ls="--", lw=0.9, label=f"H threshold {H:g}")]
         _figure_legend(fig, handles)

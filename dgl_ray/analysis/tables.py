@@ -712,6 +712,21 @@ def final_errors_for_fit(df: pd.DataFrame, axes: Iterable[str] = DEFAULT_AXES):
     return f.dropna(subset=["_e", "lambda"]), keys, missing
 
 
+def outcomes_for_fit(df: pd.DataFrame, H: float = H_MIN, axes: Iterable[str] = DEFAULT_AXES):
+    """:func:`final_errors_for_fit` with the runs decided early (``--decide-early``) added: ``_high`` is
+    each run's H outcome (final error >= ``H``, diverged counted H; a decided run's branch) and ``_e``
+    its final error (NaN for a decided run: it enters the logistic fit, never the std of errors)."""
+    f, keys, missing = final_errors_for_fit(df, axes)
+    f = f.assign(_high=f["_e"] >= H)
+    early = outcome_rows(df)
+    early = early[early["decided"] & early["lambda"].notna()]
+    if len(early):
+        keys = varying_axes(pd.concat([f, early], sort=False), axes)
+        f = pd.concat([f, early.assign(_e=np.nan, _high=early["outcome"].astype(str).ne("not_H"))],
+                      ignore_index=True, sort=False)
+    return f, keys, missing
+
+
 def bootstrap_estimates(lam: np.ndarray, err: np.ndarray, H: float, ddof: int, n_boot: int,
                         rng: np.random.Generator, high: np.ndarray | None = None) -> np.ndarray:
     """``n_boot`` × 3 draws of :func:`_estimates` (std peak, λ_c, width), resampling runs within λ."""
@@ -750,14 +765,7 @@ def critical_point(df: pd.DataFrame, *, H: float = H_MIN, n_boot: int = 500, ci:
     early, ``--decide-early``: their branch counts in the logistic fit and its bootstrap, never in the
     std of final errors; ``n_runs`` includes them).
     """
-    f, keys, missing = final_errors_for_fit(df, axes)
-    f = f.assign(_high=f["_e"] >= H)
-    early = outcome_rows(df)
-    early = early[early["decided"] & early["lambda"].notna()]
-    if len(early):
-        keys = varying_axes(pd.concat([f, early], sort=False), axes)
-        f = pd.concat([f, early.assign(_e=np.nan, _high=early["outcome"].astype(str).ne("not_H"))],
-                      ignore_index=True, sort=False)
+    f, keys, missing = outcomes_for_fit(df, H, axes)
     rng = np.random.default_rng(seed)
     rows = []
     for k, g in _groups(f, keys):

@@ -46,6 +46,7 @@ class ProgressLine(Callback):
         self.members = members if members and members > total else None
         self.member_done: set = set()
         self.member_errored: set = set()   # members ended by a fatal error row (status "error")
+        self.member_decided: set = set()   # members stopped early with a branch (--decide-early): done
         self.t0 = time.monotonic()
         self.last = 0.0
         self.done, self.errored, self.running = set(), set(), set()
@@ -139,6 +140,10 @@ class ProgressLine(Callback):
         if row.get("status") == "error":     # a member's fatal error row: ended, counted as errored
             self.member_errored.add(row.get("run") or trial.trial_id)
             return
+        if row.get("status") == "decided":   # ended with a branch: done, never a final error
+            self.member_decided.add(row.get("run") or trial.trial_id)
+            self.member_done.add(row.get("run") or trial.trial_id)
+            return
         if row.get("status") not in ("completed", "diverged"):
             return
         self.member_done.add(row.get("run") or trial.trial_id)
@@ -177,6 +182,7 @@ class ProgressLine(Callback):
             eta = (self.members - m_done) / m_rate if m_rate > 0 else float("nan")
             head = (f"done {m_done}/{self.members} trials"
                     + (f" (errored {len(self.member_errored)})" if self.member_errored else "")
+                    + (f" (decided early {len(self.member_decided)})" if self.member_decided else "")
                     + f" ({n_done}/{self.total} Tune trials)")
             run_s = f"Tune trials running {running}, pending {pending}"
             rate_s = f"{m_rate:.2f} trials/s"
@@ -197,8 +203,9 @@ class ProgressLine(Callback):
         d["stream"] = None
         return d
 
-    def __setstate__(self, state):     # a sweep saved before retries were counted resumes too
+    def __setstate__(self, state):     # a sweep saved before retries (decisions) were counted resumes too
         state.setdefault("retried", {})
+        state.setdefault("member_decided", set())
         self.__dict__.update(state)
 
 
