@@ -198,7 +198,8 @@ def main(argv=None) -> int:
 
     summary = run_trial(trial, on_eval=on_eval)
     print(json.dumps(summary), flush=True)
-    return 0 if summary["status"] == "completed" else 1
+    # a run stopped by --decide-early ended as asked (its branch is its answer); a diverged one did not
+    return 0 if summary["status"] in ("completed", "decided") else 1
 
 
 if __name__ == "__main__":

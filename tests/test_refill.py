@@ -77,6 +77,26 @@ def _unstatused(history):
     return [{k: v for k, v in r.items() if k not in drop} for r in _no_time(history)]
 
 
+def test_a_refilled_resnet_slot_with_v2_and_w1_trains_as_alone():
+    """A CIFAR-shaped model (not padded; V2: g_v member by member on its trusted samples; W1: fresh c_sv
+    with BatchNorm statistics put back; augmentation; an LR milestone) refilled at the population's
+    second epoch: the joining member is the trial alone (float64, to 1e-9)."""
+    cifar = dict(dataset="synthetic-cifar", synthetic_size=[32, 16], batch_size=16, epochs=2, K=3, dtype="float64",
+                 lr_milestones=[1], device="cpu", model="resnet18", width=0.125, trusted_fraction=0.2, fresh_csv=True)
+    cfgs = [dict(cifar, **{"lambda": 0.3 + 0.2 * i}, seed=i) for i in range(3)]
+    b = BatchedTrials(cfgs, slots=2, decider=decide_at({0: (1, "H")}))
+    b.run()
+    assert b.layout == [2] and [t.status for t in b.trials] == ["decided", "completed", "completed"]   # shrunk: 1 left
+    t = Trial(cfgs[2])
+    run_trial(t)
+    for (k, x), y in zip(t.model.state_dict().items(), b.trials[2].model.state_dict().values()):
+        assert torch.allclose(x.double(), y.double(), rtol=1e-9, atol=1e-11), k
+    for r1, r2 in zip(t.history, b.trials[2].history, strict=True):
+        assert r1["test_error"] == r2["test_error"] and r1["global_step"] == r2["global_step"]
+        for k in ("train_loss", "avg_cos", "gs_norm", "gv_norm", "c_sv", "lr", "lambda"):
+            assert r1[k] == pytest.approx(r2[k], rel=1e-9, abs=1e-12), k
+
+
 def test_a_decided_member_reports_its_branch_then_nothing(digits, tmp_path):
     rows = []
     b = BatchedTrials(MEMBERS[:2], data=digits, decider=decide_at({1: (1, "H")}))
@@ -236,7 +256,7 @@ def test_decide_early_must_be_a_number():
     (["--decide-early", "0.9"], "--decide-early 0.9: must be a number in ["),
     (["--decide-early", "0.05", "--dataset", "cifar100"], "no calibrated branch classifier for dataset 'cifar100'"),
 ])
-def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
+def test_decide_early_flag_errors_are_one_line_exit_2(args, needle, tmp_path):
     """``--decide-early δ`` on train and on every family (trial_flags): a δ the calibration does not
     allow, or a data set without a classifier, is one line, exit 2, before anything trains or Ray starts."""
     pytest.importorskip("dgl_ray.early")      # the early-decision slice's classifier (merged separately)
@@ -244,7 +264,7 @@ def test_decide_early_flag_errors_are_one_line_exit_2(args, needle):
     import sys
     from tests.conftest import ROOT
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps", "s1", "--dry-run"]):
+    for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps.scan", "--dry-run", "--storage", str(tmp_path)]):
         r = subprocess.run([sys.executable, "-m", *cmd, *args], cwd=ROOT, capture_output=True, text=True,
                            timeout=300, env=env)
         lines = r.stderr.strip().splitlines()

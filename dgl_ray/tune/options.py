@@ -114,6 +114,7 @@ class SweepOptions:
     bf16: bool | None = trial_option("bf16")
     tf32: bool | None = trial_option("tf32")
     compile: bool | None = trial_option("compile")
+    decide_early: float | None = trial_option("decide_early")
     # the sweep
     storage: str = option("./results", "local path or a URI pyarrow understands (s3://, gs://, ...)", run=True)
     name: str = option(None, "experiment name (default: the family's name)", run=True)
@@ -502,7 +503,7 @@ def scaled(o: SweepOptions, value, paper, digits_value):
 # given (None: the trial config's or the family's default). The plan's fingerprint hashes the configs'
 # repr, so this order is part of every stored sweep: a new trial option goes at the end of PLAN_GIVEN.
 PLAN_ALWAYS = ("dataset", "data_root", "noise", "K", "device")
-PLAN_GIVEN = ("model", "batch_size", "lr", "lr_milestones", "eval_every")
+PLAN_GIVEN = ("model", "batch_size", "lr", "lr_milestones", "eval_every", "decide_early")
 
 
 def base_config(o: SweepOptions, **extra) -> dict:
