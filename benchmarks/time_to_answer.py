@@ -535,7 +535,7 @@ def live(a) -> pd.DataFrame:
     lams = a.live_lambdas
     levels = parse_range(lams, "--live-lambdas")
     lo, hi = min(levels), max(levels)
-    common = ["--lambdas", lams, "--num-cpus", str(a.num_cpus)]
+    common = ["--lambdas", lams, "--num-cpus", str(a.num_cpus)] + (["--epochs", str(a.live_epochs)] if a.live_epochs else [])
     plans = [("grid", ["--n", str(a.live_n)]),
              ("adaptive", ["--adaptive", str(a.live_budget), "--target-sd", str(a.target_sd)]),
              ("adaptive+early", ["--adaptive", str(a.live_budget), "--target-sd", str(a.target_sd),
@@ -615,6 +615,7 @@ def main(argv=None) -> int:
     ap.add_argument("--live-lambdas", default="0.36:0.56:0.02", help="(c): the grid's λ and the adaptive range")
     ap.add_argument("--live-n", type=int, default=40, help="(c): the grid's seeds per λ")
     ap.add_argument("--live-budget", type=int, default=550, help="(c): the adaptive sweeps' most trials")
+    ap.add_argument("--live-epochs", type=int, default=None, help="(c): epochs per trial (default: digits' 30)")
     ap.add_argument("--num-cpus", type=int, default=2, help="(c): CPUs of each sweep's Ray instance")
     ap.add_argument("--figure", type=Path, default=None, help="write (a)'s precision vs trial-epochs PNG here")
     ap.add_argument("--s1", type=Path, default=POOLS / "s1.parquet", help="(a)'s pool")
