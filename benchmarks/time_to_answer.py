@@ -1,7 +1,7 @@
 """Time to answer: trial-epochs and wall time until λ_c and the coexistence width are known.
 
-    python -m benchmarks.time_to_answer                    # parts (a), (b), (d); (c) too unless --skip-live
-    python -m benchmarks.time_to_answer --skip-live --repeats 5      # a quick look
+    python -m benchmarks.time_to_answer                    # parts (a)-(d); --skip-live leaves out (c)
+    python -m benchmarks.time_to_answer --skip-live --repeats 5      # a quick look (about a minute)
 
 The answer: SD(λ_c) <= ``--target-sd`` (0.005) and the coexistence width's 95% interval within
 ±``--width-rel`` (25%) of the width estimate (the rule :meth:`BoundaryDesign.reached` applies live). Three
@@ -21,7 +21,8 @@ One estimator for all three (:func:`estimate`): the Bayesian posterior of the lo
 2.5-97.5% quantiles of 2 w ln 9. Each strategy checks the rule after each round / batch and stops at the
 first that meets it; the tables give medians over ``--repeats`` (20) repeats, the fraction of repeats
 whose λ_c at the stop is within 2 SD (2 x 0.005) of the all-runs value and whose width is within ±25% of
-it ("right"), and the decided runs' misclassification. Wall time = trial-epochs x the pool's measured
+it ("right"), the decided runs' misclassification ("wrong"), and the trial-epochs to SD(λ_c) <= target
+alone ("sd_only_epochs"). Wall time = trial-epochs x the pool's measured
 seconds per trial-epoch on one CPU (slots stay busy: a decided member's slot is refilled).
 
 (a) replay on the digits S1 pool (tests/data/digits-pools/s1.parquet: 11 λ x 50 seeds, 30 epochs, every
@@ -36,10 +37,12 @@ seconds per trial-epoch on one CPU (slots stay busy: a decided member's slot is 
     ``--decide-early``), each its own command; wall time measured, trial-epochs from the rows.
 (d) two dimensions on the digits λ x η pool (tests/data/digits-pools/eta.parquet: 5 η x 26 λ x 12 seeds):
     λ_c at every η to SD <= target (the width not required), the grid (n seeds at every (η, λ)) vs the
-    2-D design (λ_c(η) smooth across η).
+    2-D design (λ_c(η) smooth across η); a second table judges every strategy with the 2-D design's own
+    smooth posterior (:class:`SmoothPosterior`) instead of one posterior per η.
 
-A strategy that does not reach the answer within the pool shows ``>`` and the trials it used; the grid's
-trials needed are then extrapolated as n x (SD / target)² (or the width's, whichever is larger), marked ``~``.
+A repeat that does not reach the answer within the pool (or ``--max-synthetic``) counts the trials it used
+extrapolated as n x (SD / target)² (or the width's spread / width-rel, squared, whichever is larger); a
+median that rests on half or more such repeats is marked ``~``.
 
 Each table ends with ``bound``: the fewest trials any design needs when λ_c and the width are known
 beforehand (:func:`information_bound`, Fisher information; every trial to the end).
