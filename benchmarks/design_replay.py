@@ -136,15 +136,40 @@ def two_dimensions(a) -> None:
     print("trials to RMSE(λ_c) <= 0.005 at every η: " + ", ".join(f"{k} {v}" for k, v in first.items()))
 
 
+def to_target(a) -> None:
+    """Trials until the design's own stop (SD(λ_c) <= 0.005 and the width's 95% interval within ±25%, at every
+    η in two dimensions), unaimed (D-optimal) and aimed at that target (BoundaryDesign.aim)."""
+    cases = {"λ": (lambda seed: BoundaryDesign(GRID[0], GRID[-1], seed=seed), lambda rng, lam, x: draw(rng, lam)),
+             "λ x η": (lambda seed: BoundaryDesign(GRID_2D[0], GRID_2D[-1], axis="eta", axis_values=ETAS, seed=seed),
+                       lambda rng, lam, x: draw_2d(rng, lam, x))}
+    for case, (make, outcome) in cases.items():
+        for aimed in (False, True):
+            n = []
+            for r in range(a.reps):
+                rng = np.random.default_rng([a.seed, 3, r])
+                d = make(int(rng.integers(1 << 30)))
+                d.aim(0.005 if aimed else None)
+                while d.n < 2000 and not d.reached(0.005):
+                    for lam, x in d.propose(a.batch):
+                        d.add(lam, "H" if outcome(rng, lam, x) else "not_H", x=x)
+                n.append(d.n)
+            print(f"{case:<6} {'aimed' if aimed else 'D-optimal':<10} trials to the stop: median {np.median(n):.0f}, "
+                  f"mean {np.mean(n):.0f} ({a.reps} repeats)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--two-d", action="store_true", help="the λ x η case instead (the scan family's axis)")
+    ap.add_argument("--to-target", action="store_true",
+                    help="trials to the design's own stop (--target-sd 0.005), D-optimal vs aimed")
     a = ap.parse_args(argv)
     if a.two_d:
         return two_dimensions(a)
+    if a.to_target:
+        return to_target(a)
     strategies = {"grid 8λ": run_grid, "v2 policy": run_policy, "v3 design": run_design}
     curves = {}
     print(f"{'strategy':<22} {'trials':>6} {'RMSE λ_c':>9} {'width ±25%':>10}")

@@ -17,6 +17,10 @@ count exactly. A batch is chosen greedily: each next point maximises the mean ov
 log det(M + p(1-p) g gᵀ), M the information of the outcomes, the pending points and the batch so far.
 For one logistic this puts trials near P(H) ≈ 0.18 and 0.82 (the classical D-optimal design), where
 λ_c and the width are learnt together; averaged over the posterior it spreads while λ_c is unknown.
+Aimed at a precision target (:meth:`BoundaryDesign.aim`: the searcher's --target-sd), each next point is
+instead the one that most lowers tr(L M⁻¹), the variances of λ_c (at every axis value) and of log s, each
+divided by its target variance and weighted by how far it still is from it: the trials go to whichever
+target binds (measured: fewer trials to the stop, benchmarks/design_replay.py --to-target).
 
 Trap: outcome "T" counts as H for the boundary and on its own as the trap fraction of the H outcomes
 (``p_trap``: posterior mean under a uniform prior, per axis value in two dimensions).
@@ -66,6 +70,7 @@ class BoundaryDesign:
         self.lo, self.hi, self.axis, self.axis_values, self.seed = lo, hi, axis, xs, int(seed)
         self.candidates = None if candidates is None else cand
         self._obs: dict = {}            # (λ, x) -> [not_H, H, T] counts
+        self.target = None              # (target SD of λ_c, width_rel) once aimed (aim): the criterion's targets
         self._prior_box = self._box0()
         self._set_grid(self._prior_box)
 
@@ -235,12 +240,38 @@ class BoundaryDesign:
         out = []
         for _ in range(int(k)):
             inv = np.linalg.inv(info)
-            v = (np.matmul(cg, inv) * cg).sum(axis=-1)                     # g' M^-1 g per draw and candidate
-            gain = np.log1p(cq * v).mean(axis=0)
+            a = np.matmul(cg, inv)                                          # M^-1 g per draw and candidate
+            v = (a * cg).sum(axis=-1)                                       # g' M^-1 g
+            if self.target is None:                                         # D-optimal: log det(M + q g g')
+                gain = np.log1p(cq * v).mean(axis=0)
+            else:                                       # the targets' weighted variance, tr(L M^-1), falls most
+                gain = (cq * (np.matmul(a, self._target_weights(inv)) * a).sum(axis=-1) / (1 + cq * v)).mean(axis=0)
             best = int(np.argmax(gain))
             out.append(cands[best])
             info += cq[:, best, None, None] * (cg[:, best, :, None] * cg[:, best, None, :])
         return out
+
+    def aim(self, target_sd: float | None, width_rel: float = 0.25) -> None:
+        """Propose for a precision target (None: D-optimal): each next point is the one that most lowers
+        the posterior variances of λ_c (at every axis value) and of log width, each relative to its target
+        (SD ``target_sd``; the width's 95% interval within ± ``width_rel``: SD of log width log(1 + width_rel)
+        / 1.96), weighted by how far each still is from it, so the trials go to whichever target binds."""
+        if target_sd is not None and not (target_sd > 0 and width_rel > 0):
+            raise ConfigError(f"boundary design: target SD {target_sd} and width_rel {width_rel} must be > 0")
+        self.target = None if target_sd is None else (float(target_sd), float(width_rel))
+
+    def _target_weights(self, inv: np.ndarray) -> np.ndarray:
+        """L of the criterion tr(L M^-1): Σ_j w_j l_j l_j' / T_j², l_j the gradient of λ_c at each axis value
+        and of log s, T_j their target SDs, w_j ∝ their current variance / T_j² (mean over the draws)."""
+        target_sd, width_rel = self.target
+        xs = self.axis_values or (None,)
+        rows = np.zeros((len(xs) + 1, inv.shape[-1]))
+        rows[:-1, :-1] = self._basis([self._u(x) for x in xs])
+        rows[-1, -1] = 1.0
+        sds = np.array([target_sd] * len(xs) + [math.log(1 + width_rel) / 1.96])
+        var = np.einsum("ji,dik,jk->j", rows, inv, rows) / DRAWS
+        w = var / sds ** 2
+        return (rows.T * (w / w.sum() / sds ** 2)) @ rows
 
     # ---- estimates -------------------------------------------------------------------------------
 
@@ -282,7 +313,7 @@ class BoundaryDesign:
 
     def get_state(self) -> dict:
         return {"lo": self.lo, "hi": self.hi, "axis": self.axis, "axis_values": list(self.axis_values),
-                "candidates": self.candidates, "seed": self.seed,
+                "candidates": self.candidates, "seed": self.seed, "target": self.target,
                 "outcomes": [[lam, x, list(c)] for (lam, x), c in self._obs.items()]}
 
     @classmethod
@@ -290,6 +321,7 @@ class BoundaryDesign:
         d = cls(state["lo"], state["hi"], axis=state.get("axis"), axis_values=state.get("axis_values", ()),
                 candidates=state.get("candidates"), seed=state.get("seed", 0))
         d._obs = {(float(lam), None if x is None else float(x)): list(c) for lam, x, c in state["outcomes"]}
+        d.aim(*(state.get("target") or (None,)))
         d._set_grid(d._prior_box)
         return d
 

@@ -121,14 +121,34 @@ def test_reached_needs_both_targets():
     assert not d.reached(0.005, width_rel=tight)
 
 
+def test_aimed_proposals_go_where_the_binding_target_gains():
+    """λ_c binding (tiny SD target, loose width): trials near λ_c; width binding: on the far flanks;
+    unaimed (D-optimal): between, near P_H 0.18 and 0.82."""
+    rng = np.random.default_rng(8)
+    d = BoundaryDesign(0.36, 0.56, seed=2)
+    for _ in range(200):
+        lam = float(rng.choice(np.arange(0.40, 0.5001, 0.01)))
+        d.add(lam, _outcome(rng, lam))
+    c = d.summary()["lambda_c"]
+
+    def spread(*aim):
+        d.aim(*aim)
+        return float(np.mean([abs(lam - c) for lam, _ in d.propose(16)]))
+    centre, flanks, dopt = spread(1e-4, 100.0), spread(1.0, 0.01), spread(None)
+    assert centre < dopt < flanks, (centre, dopt, flanks)
+    with pytest.raises(ConfigError, match="must be > 0"):
+        d.aim(0.0)
+
+
 def test_state_round_trip():
     rng = np.random.default_rng(7)
     d = BoundaryDesign(0.3, 0.6, axis="eta", axis_values=(0.2, 0.4, 0.6), seed=3)
     for _ in range(50):
         lam, eta = float(rng.uniform(0.3, 0.6)), float(rng.choice([0.2, 0.4, 0.6]))
         d.add(lam, _outcome(rng, lam), x=eta)
+    d.aim(0.005, 0.3)
     r = BoundaryDesign.from_state(d.get_state())
-    assert r.summary() == d.summary() and r.propose(5) == d.propose(5) and r.n == 50
+    assert r.summary() == d.summary() and r.propose(5) == d.propose(5) and r.n == 50 and r.target == (0.005, 0.3)
     e = BoundaryDesign(0, 1)
     e.set_state(d.get_state())
     assert e.summary() == d.summary()

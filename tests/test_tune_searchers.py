@@ -237,3 +237,29 @@ def test_boundary_with_early_decisions_queues_a_second_population_behind_the_slo
     plain = BoundarySearcher({"seed": 0}, 0.36, 0.56, budget=40, max_ahead=1)
     plain.pack_sizes({"tinycnn": 4})
     assert "slots" not in plain.suggest("t0") and plain.per_trial == 4
+
+
+def test_adaptive_summary_counts_decided_runs_by_their_branch_and_only_the_searched_cell(capsys):
+    import pandas as pd
+    from dgl_ray.sweeps._common import adaptive_summary
+    s = BoundarySearcher({"eta": 0.4, "width": 1.0}, 0.36, 0.56, budget=4)
+    df = pd.DataFrame({"run": ["a", "a", "b", "c", "d", "e"], "epoch": [1, 2, 2, 1, 2, 2],
+                       "status": ["running", "completed", "completed", "decided", "completed", "completed"],
+                       "decided_branch": [None, None, None, "H", None, None],
+                       "test_error": [0.5, 0.9, 0.1, 0.2, math.nan, 0.9],
+                       "lambda": [0.5, 0.5, 0.4, 0.46, 0.45, 0.5], "eta": [0.4, 0.4, 0.4, 0.4, 0.4, 0.8],
+                       "width": [1.0] * 6})
+    adaptive_summary(df, s)
+    out = capsys.readouterr().out
+    # a: T, b: not_H, c: decided H (its error 0.2 is no final error), d: diverged (none), e: another η
+    assert "adaptive: 3 runs with an outcome" in out and "P(trap | H) 0.50" in out and "3 trials" in out
+
+
+def test_boundary_searcher_pickles_its_design_as_state_not_its_grid():
+    import pickle
+    s = BoundarySearcher({"seed": 0, "eta": 0.4}, 0.36, 0.56, budget=8, target_sd=0.01)
+    _run(s, _logistic(np.random.default_rng(4)))
+    blob = pickle.dumps(s)
+    assert len(blob) < 50_000                                     # the posterior grid alone is megabytes
+    r = pickle.loads(blob)
+    assert r.get_state() == s.get_state() and r.summary() == s.summary() and r.suggest("x") is FINISHED

@@ -894,6 +894,7 @@ class BoundarySearcher(PlanSearcher):
             raise ConfigError(f"width_rel={width_rel}: must be > 0")
         design = BoundaryDesign(lo, hi, axis=axis, axis_values=axis_values, candidates=candidates,
                                 seed=int(base.get("seed", 0)))
+        design.aim(target_sd, width_rel)            # with a target, trials go where the binding one gains most
         s = self._state
         s.base, s.budget, s.max_ahead = dict(base), int(budget), int(max_ahead)
         s.target_sd, s.width_rel = target_sd, float(width_rel)
@@ -937,11 +938,19 @@ class BoundarySearcher(PlanSearcher):
     def _to_fields(self) -> dict:
         return dict(super()._to_fields(), design=self._design.get_state())
 
+    def __getstate__(self) -> dict:
+        # Tune pickles the searcher whole (tuner.pkl): its design goes as its state, not its grid (megabytes)
+        d = dict(self.__dict__)
+        d["_state"] = dataclasses.replace(self._state, design=d.pop("_design").get_state())
+        return d
+
     def __setstate__(self, d: dict) -> None:
         st = d.get("_state")
         if dataclasses.is_dataclass(st) and not hasattr(st, "proposals"):
             d = dict(d, _state=dict(vars(st)))      # pickled whole by a version-2 release: migrate its fields
         super().__setstate__(d)
+        if "_design" not in self.__dict__:
+            self._rebuild()
 
     # -- views --
     @property
