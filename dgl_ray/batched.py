@@ -242,12 +242,16 @@ class Population:
             self.dropout_gens[g].set_state(state)
 
     # ---- one step of the rule ----------------------------------------------------------------
-    def step_batch(self, x, noisy, clean, lam, lr, trusted=None, fresh_csv: bool = False) -> dict:
+    def step_batch(self, x, noisy, clean, lam, lr, trusted=None, fresh_csv: bool = False,
+                   live: Sequence[bool] | None = None) -> dict:
         """x (B, G, C, H, W) normalised; noisy, clean (B, G) labels; lam, lr (G,); trusted (B, G)
-        bool or None. Returns (G,) tensors: loss_s, gs_norm, gv_norm, cos (and c_sv with fresh_csv)."""
+        bool or None; ``live``: which slots train (None: all), the others frozen (ended members,
+        padding). Returns (G,) tensors: loss_s, gs_norm, gv_norm, cos (and c_sv with fresh_csv)."""
         loss_s, gs = self._loss_grad(self.flat, None, x, noisy)
         G = self.G
-        refresh = [g for g in range(G) if self.steps[g] % self.K == 0 or not self.has_gv[g]]
+        due = [g for g in range(G) if self.steps[g] % self.K == 0 or not self.has_gv[g]]
+        # only a training member's refresh is worth a g_v pass (frozen slots keep their own step phase)
+        refresh = due if live is None or any(live[g] for g in due) else []
         refreshed = torch.zeros(G, dtype=torch.bool, device=gs.device)
         if refresh:
             rows = self._gv_rows(x, clean, trusted, refresh)
@@ -607,7 +611,7 @@ class BatchedTrials:
             # gathers along dim 0 (index_select / gather), not advanced indexing: 4x cheaper on the host
             out = self.pop.step_batch(x, noisy.gather(0, idx), _rows(data.y_train, idx), lam, lr,
                                       trusted=None if trusted is None else trusted.gather(0, idx),
-                                      fresh_csv=cfg.fresh_csv)
+                                      fresh_csv=cfg.fresh_csv, live=live)
             sums["loss"] += out["loss_s"]
             sums["cos"] += out["cos"]
             sums["gs"] += out["gs_norm"]

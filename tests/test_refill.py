@@ -290,3 +290,47 @@ def test_a_grid_with_early_decisions_packs_queued_groups():
     plain = GridSearcher([{k: v for k, v in c.items() if k != "decide_early"} for c in cfgs])
     plain.pack(SizeRule(given=2, on_gpu=False))
     assert group_slots(plain.suggest("t0")) is None and plain.size == 5
+
+
+# ---- real Ray: a refilling sweep killed and resumed ----------------------------------------------------
+
+def _refill_sweep(storage, name):
+    import sys
+    return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.40,0.50", "--n", "4", "--epochs", "4",
+            "--decide-early", "0.05", "--group-size", "2", "--checkpoint-every", "1", "--num-cpus", "2",
+            "--max-failures", "0", "--progress-interval", "2", "--storage", str(storage), "--name", name]
+
+
+@pytest.mark.slow
+def test_a_refilling_sweep_interrupted_and_resumed_reports_the_rows_of_one_that_ran_through(tmp_path):
+    """A grid with --decide-early: 8 digits trials in 2 Tune trials of 4 members and 2 slots. Interrupted
+    (SIGINT) once a Tune trial's queued members train, then resumed: every (plan trial, epoch) has the
+    status and error of the same sweep run through, each trial ended once (slow: about 2 minutes)."""
+    pytest.importorskip("dgl_ray.early")
+    import os
+    import signal
+    import subprocess
+    from tests._sweep_helpers import ROOT, finals, interrupt_sweep, parquet
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    r = subprocess.run(_refill_sweep(tmp_path, "through"), cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+    def queued_training() -> bool:     # a population has reported a queued member's epoch (member >= 2)
+        for rj in (tmp_path / "cut").glob("*/result.json"):
+            if '"member": 2' in rj.read_text() or '"member": 3' in rj.read_text():
+                return True
+        return False
+
+    rc, out = interrupt_sweep(_refill_sweep(tmp_path, "cut"), queued_training, signal.SIGINT)
+    assert rc == 130, out[-3000:]
+    r = subprocess.run(_refill_sweep(tmp_path, "cut") + ["--resume"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    key = lambda df: df.set_index(["plan_id", "epoch"])[["status", "test_error"]].sort_index()
+    through, cut = parquet(tmp_path, "through"), parquet(tmp_path, "cut")
+    assert cut.groupby(["run", "epoch"]).size().max() == 1              # no epoch of a run reported twice
+    assert key(cut).equals(key(through))
+    end = finals(cut)
+    assert len(end) == 8 and end["plan_id"].nunique() == 8 and (end["group_size"] == 4).all()
+    assert set(end["status"]) <= {"completed", "decided"}

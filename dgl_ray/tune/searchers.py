@@ -18,7 +18,9 @@ grouped trial's holding one row per member, ``trainable.result_rows``; ``on_tria
 Tune trial's last result) and settles a Tune trial's members together, once all of them have ended
 (for chained plans: after the trial exported every member's checkpoint) or when the Tune trial
 completes or errors (a member without a final row then counts as errored). ``plan.pack_plan`` sets
-the group sizes (``pack``); unpacked, every searcher hands out one trial per Tune trial.
+the group sizes (``pack``); unpacked, every searcher hands out one trial per Tune trial. A packed config
+may hold more members than slots (``{"group": [...], "slots": G}``, ``_slots_for``): the queued members
+take the slots that decided or finished members free (docs/PACKING.md, "Refilled slots").
 
 - :class:`GridSearcher`: a fixed list of configs (λ ladders x seeds x η x width x ...), in the order the
   plan gives (e.g. every λ of seed 0 first, so partial results already show the whole curve).
