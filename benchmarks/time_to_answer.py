@@ -8,8 +8,9 @@ The answer: SD(λ_c) <= ``--target-sd`` (0.005) and the coexistence width's 95% 
 strategies reach it:
 
 - **grid**: n seeds at every λ of the pool's grid, n = 1, 2, ... (one more seed everywhere per round);
-- **adaptive**: the boundary design (:class:`dgl_ray.design.BoundaryDesign`) proposes batches of
-  ``--batch`` (25, a digits population) trials at once, outcomes revealed after each batch;
+- **adaptive**: the boundary design (:class:`dgl_ray.design.BoundaryDesign`, aimed at the targets as
+  ``--target-sd`` aims it live) proposes batches of ``--batch`` (25, a digits population) trials at once,
+  outcomes revealed after each batch;
 - **adaptive+early**: the same, each trial stopped at the first evaluation where
   :meth:`dgl_ray.early.BranchClassifier.decide` with δ = ``--delta`` (0.05) returns a branch; it costs the
   epochs until then and its outcome is the decided branch (a misclassified run counts against the
@@ -79,6 +80,7 @@ ROOT = Path(__file__).resolve().parent.parent
 POOLS = ROOT / "tests" / "data" / "digits-pools"
 ARCHIVE = ROOT / "tests" / "data" / "paper-results"
 WIDTH_PER_W = 2 * math.log(9)           # coexistence width (P_H 0.1 -> 0.9) = 2 w ln 9
+LOOSE_WIDTH_REL = 10.0                  # the design's width target where a part asks for λ_c only
 CIFAR_SECONDS_PER_TRIAL_EPOCH = 72 * 3600 / (400 * 100)   # the issue: S1 = 400 trials x 100 epochs, 72 A100-h
 
 
@@ -370,9 +372,13 @@ class Setting:
     decide: object = None          # EarlyDecisions or None
 
 
-def new_design(s: Setting, seed: int):
-    return BoundaryDesign(s.lo, s.hi, axis=s.axis, axis_values=s.xs if s.axis else (), candidates=s.candidates,
-                          seed=seed)
+def new_design(s: Setting, seed: int, target_sd: float):
+    """The design as ``--target-sd`` runs it live: aimed at the targets (a part without a width target
+    gives it a loose one, so that λ_c's variance drives the proposals)."""
+    d = BoundaryDesign(s.lo, s.hi, axis=s.axis, axis_values=s.xs if s.axis else (), candidates=s.candidates,
+                       seed=seed)
+    d.aim(target_sd, s.width_rel if s.width_rel is not None else LOOSE_WIDTH_REL)
+    return d
 
 
 def information_bound(width: float, target_sd: float, width_rel: float | None) -> float:
@@ -426,7 +432,7 @@ def compare(s: Setting, a, smooth: bool = False) -> tuple[pd.DataFrame, dict]:
             if name == "grid":
                 outs.append(grid(src, s.levels, s.xs, tally, max_rounds=s.max_trials // (len(s.levels) * len(s.xs))))
             else:
-                outs.append(adaptive(src, new_design(s, k), tally, a.batch, s.max_trials))
+                outs.append(adaptive(src, new_design(s, k, a.target_sd), tally, a.batch, s.max_trials))
         need = [trials_needed(o, a.target_sd, s.width_rel) for o in outs]
         per_trial = [o.trial_epochs / o.trials for o in outs]
         trials = float(np.median([n for n, _ in need]))

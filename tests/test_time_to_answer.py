@@ -89,7 +89,7 @@ def test_adaptive_search_reaches_the_answer_on_the_pool(runs):
     s = tta.Setting("t", lambda rng: tta.ReplayPool(runs, rng), levels, [None], None, 0.36, 0.56, 30, {}, 1.0,
                     levels, len(runs), None)
     tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.01, None, tta.FullRuns(30))
-    out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(2)), tta.new_design(s, 0), tally, 25, len(runs))
+    out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(2)), tta.new_design(s, 0, 0.01), tally, 25, len(runs))
     assert out.reached and out.trials <= len(runs) and out.trial_epochs == out.trials * 30
 
 
@@ -152,7 +152,7 @@ def test_two_dimensions_every_axis_value_must_reach_the_answer():
     assert len(runs) == 1560 and xs == [0.2, 0.3, 0.4, 0.5, 0.6] and len(levels) == 26
     s = tta.Setting("t", None, levels, xs, "eta", 0.2, 0.7, 30, {}, 1.0, levels, len(runs), None)
     tally = tta.Tally(tta.PerAxisPosterior(xs, 0.2, 0.7), 0.02, None, tta.FullRuns(30))
-    out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(3)), tta.new_design(s, 0), tally, 25, len(runs))
+    out = tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(3)), tta.new_design(s, 0, 0.02), tally, 25, len(runs))
     assert out.reached and set(out.estimates) == set(xs)
     assert all(e["lambda_c_sd"] <= 0.02 for e in out.estimates.values())
     # the grid's smooth estimator is the 2-D design's model: one λ_c per η, the same shape
