@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..analysis.frames import final_rows
+from ..analysis.frames import final_rows, outcome_rows
 from ..analysis.tables import branch_table
 from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
@@ -317,7 +317,7 @@ def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:
     a folder's earlier runs included) as the searcher's design estimates it: λ_c ± SD, the width and its
     95% interval, the trap fraction of H, per axis value in two dimensions."""
     design = searcher.empty_design()
-    f = final_rows(df, ["run"])
+    f = outcome_rows(df)      # decided runs too (final_rows leaves them out: they have no final error)
     cols = [c for c in ("status", "decided_branch", "test_error", "lambda", "eta", "width") if c in f]
     used = 0
     for row in f[cols].to_dict("records"):
