@@ -7,7 +7,7 @@ per-member running statistics, batched matmuls).
 
 The update rule (PROTOCOLS.md) per member g, on (G, P) rows that hold each member's parameters:
   g_s = grad CE(model_g(x_g), noisy_g);  g_v = grad CE(model_g(x_g), clean_g) on the same batch (a
-  second forward in train mode), recomputed when step % K == 0 and cached otherwise (V2: on the
+  second forward in train mode), recomputed when the member's own step % K == 0 and cached otherwise (V2: on the
   member's trusted samples only; none in the batch -> keep the old g_v);
   d = (1-λ_g)·g_s/(‖g_s‖+ε) + λ_g·g_v/(‖g_v‖+ε) + wd·θ;  m = μ·m + d;  θ -= lr_g·m  (torch's SGD).
 The loss is the SUM of the members' mean losses, so its gradient with respect to the (G, P) rows is,
@@ -92,7 +92,8 @@ class Population:
     """The update rule and SGD for G members of one architecture, held as (G, P) rows.
 
     ``flat`` (parameters), ``mom`` (momentum), ``gv`` (cached g_v, zeros before the first) are (G, P);
-    ``buffers`` are the BatchNorm buffers, each (G, ...); ``step`` is the shared step counter."""
+    ``buffers`` are the BatchNorm buffers, each (G, ...); ``step`` is the population's step clock and
+    ``steps`` each member's own step counter."""
 
     def __init__(self, packed: PackedNet, flat, buffers, mom, gv, gv_norm, has_gv, step: int, K: int,
                  momentum: float, weight_decay: float, dropout_gens: list, fast: FastPath | None = None,

@@ -2,13 +2,30 @@
 freed slot trains as alone (float64, bit for bit on the host), decided members end with their branch,
 queued members join in order, a refilling population shrinks once its queue is empty, and one stopped
 and continued gives the rows of one that ran through."""
+import json
 import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import types
 
 import pytest
 import torch
+from ray import tune
 
+from dgl_ray import rows as wire
 from dgl_ray.batched import BatchedTrials, run_trial
+from dgl_ray.config import TrialConfig
+from dgl_ray.errors import ConfigError
+from dgl_ray.rows import ENDED_STATUSES, group_slots, grouped_result, unpack_group
 from dgl_ray.trainer import STATUS_COMPLETED, STATUS_DECIDED, Trial
+from dgl_ray.tune import trainable as tr
+from dgl_ray.tune.plan import SizeRule
+from dgl_ray.tune.searchers import ENDED, GridSearcher
+from tests._sweep_helpers import ROOT, finals, interrupt_sweep, parquet
 
 BASE = dict(dataset="digits", epochs=3, K=4, dtype="float64", batch_size=64, device="cpu")
 MEMBERS = [dict(BASE, **{"lambda": 0.3 + 0.05 * i}, seed=i, eta=0.4 - 0.05 * (i % 2)) for i in range(5)]
@@ -155,7 +172,6 @@ def test_a_refilling_population_stopped_and_continued_gives_the_same_rows(digits
 
 
 def test_slots_and_layout_are_checked(digits):
-    from dgl_ray.errors import ConfigError
     with pytest.raises(ConfigError, match="slots=0 must be an integer >= 1"):
         BatchedTrials(MEMBERS[:2], data=digits, slots=0)
     t = [Trial(m, data=digits) for m in MEMBERS[:2]]
@@ -169,13 +185,6 @@ def test_slots_and_layout_are_checked(digits):
 def tune_calls(monkeypatch):
     """Tune's session functions replaced by a recorder (as tests/test_trainable.py): rows and each
     checkpoint, copied, so that a later call can be restored from any of them."""
-    import os
-    import shutil
-    import tempfile
-    import types
-    from ray import tune
-    from dgl_ray import rows as wire
-    from dgl_ray.tune import trainable as tr
     keep = tempfile.mkdtemp(prefix="refill-ckpts-")
     rec = {"rows": [], "ckpts": [], "restore": None}
 
@@ -199,14 +208,10 @@ def test_a_refilling_tune_trial_resumed_from_its_checkpoint_reports_the_same_row
     """Three members, two slots: member 2 waits until 0 and 1 complete, then trains its 2 epochs in a slot
     (its rows are its own, as alone). Restored from the checkpoint of population epoch 2 (0 and 1 done,
     2 queued) and of epoch 3 (2 half way), the trial reports the uninterrupted rows from there."""
-    import json
-    import os
-    from dgl_ray import rows as wire
-    from dgl_ray.tune import trainable as tr
     base = dict(dataset="digits", epochs=2, batch_size=128, device="cpu", family="s1", experiment="x")
     members = [dict(base, **{"lambda": 0.3 + 0.2 * i}, seed=i) for i in range(3)]
     config = wire.pack_group(members, slots=2)
-    assert config["slots"] == 2 and wire.group_slots(config) == 2 and len(wire.unpack_group(config)) == 3
+    assert config["slots"] == 2 and group_slots(config) == 2 and len(unpack_group(config)) == 3
     tr.dgl_trainable(config)
     full = [(r["member"], r["epoch"], r["status"], r["test_error"]) for r in tune_calls["rows"]]
     assert [m[:3] for m in full] == [(0, 1, "running"), (1, 1, "running"), (0, 2, "completed"),
@@ -232,10 +237,7 @@ def test_a_refilling_tune_trial_resumed_from_its_checkpoint_reports_the_same_row
 def test_a_decided_member_has_ended_for_the_searcher():
     """The searchers' ENDED is rows.ENDED_STATUSES: a Tune trial whose members are decided or completed
     settles, the decided member with the error at its decision (never read as a final error there)."""
-    from dgl_ray.rows import ENDED_STATUSES, grouped_result, unpack_group
-    from dgl_ray.tune.searchers import ENDED, GridSearcher
     assert ENDED == ENDED_STATUSES and "decided" in ENDED
-    from dgl_ray.tune.plan import SizeRule
     g = GridSearcher([dict(BASE, **{"lambda": 0.3}, seed=s) for s in range(2)])
     g.pack(SizeRule(given=2, on_gpu=False))
     members = [m["plan_id"] for m in unpack_group(g.suggest("t0"))]
@@ -246,8 +248,6 @@ def test_a_decided_member_has_ended_for_the_searcher():
 
 
 def test_decide_early_must_be_a_number():
-    from dgl_ray.config import TrialConfig
-    from dgl_ray.errors import ConfigError
     with pytest.raises(ConfigError, match="decide_early=True must be a number"):
         TrialConfig.from_dict(dict(BASE, decide_early=True, **{"lambda": 0.3}))
 
@@ -260,9 +260,6 @@ def test_decide_early_flag_errors_are_one_line_exit_2(args, needle, tmp_path):
     """``--decide-early δ`` on train and on every family (trial_flags): a δ the calibration does not
     allow, or a data set without a classifier, is one line, exit 2, before anything trains or Ray starts."""
     pytest.importorskip("dgl_ray.early")      # the early-decision slice's classifier (merged separately)
-    import subprocess
-    import sys
-    from tests.conftest import ROOT
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     for cmd in (["dgl_ray.train", "--lambda", "0.3"], ["dgl_ray.sweeps.scan", "--dry-run", "--storage", str(tmp_path)]):
         r = subprocess.run([sys.executable, "-m", *cmd, *args], cwd=ROOT, capture_output=True, text=True,
@@ -276,9 +273,6 @@ def test_a_grid_with_early_decisions_packs_queued_groups():
     """GridSearcher with ``decide_early``: 2 x G members per Tune trial in G slots (group size 2: 4 members,
     slots 2); the Tune config each suggest hands out carries its slots; without decide_early, no queue."""
     pytest.importorskip("dgl_ray.early")
-    from dgl_ray.rows import group_slots, unpack_group
-    from dgl_ray.tune.plan import SizeRule
-    from dgl_ray.tune.searchers import GridSearcher
     cfgs = [dict(BASE, **{"lambda": 0.3 + 0.02 * i}, seed=0, decide_early=0.05) for i in range(10)]
     g = GridSearcher(cfgs)
     note = g.pack(SizeRule(given=2, on_gpu=False))
@@ -295,7 +289,6 @@ def test_a_grid_with_early_decisions_packs_queued_groups():
 # ---- real Ray: a refilling sweep killed and resumed ----------------------------------------------------
 
 def _refill_sweep(storage, name):
-    import sys
     return [sys.executable, "-m", "dgl_ray.sweeps.coexistence", "--lambdas", "0.40,0.50", "--n", "4", "--epochs", "4",
             "--decide-early", "0.05", "--group-size", "2", "--checkpoint-every", "1", "--num-cpus", "2",
             "--max-failures", "0", "--progress-interval", "2", "--storage", str(storage), "--name", name]
@@ -307,10 +300,6 @@ def test_a_refilling_sweep_interrupted_and_resumed_reports_the_rows_of_one_that_
     (SIGINT) once a Tune trial's queued members train, then resumed: every (plan trial, epoch) has the
     status and error of the same sweep run through, each trial ended once (slow: about 2 minutes)."""
     pytest.importorskip("dgl_ray.early")
-    import os
-    import signal
-    import subprocess
-    from tests._sweep_helpers import ROOT, finals, interrupt_sweep, parquet
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     r = subprocess.run(_refill_sweep(tmp_path, "through"), cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=600)
