@@ -14,7 +14,6 @@ from ..errors import ConfigError
 from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
-from ..tune.options import float_list as parse_range
 from ..storage import join, storage_fs
 from ..tune.searchers import BoundarySearcher, ChainedSearcher
 from .family import get
@@ -317,7 +316,7 @@ def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:
     a folder's earlier runs included) as the searcher's design estimates it: λ_c ± SD, the width and its
     95% interval, the trap fraction of H, per axis value in two dimensions."""
     design = searcher.empty_design()
-    f = outcome_rows(df)
+    f = outcome_rows(df)      # decided runs too (final_rows leaves them out: they have no final error)
     cols = [c for c in ("outcome", "lambda", "eta", "width") if c in f]
     used = 0
     for row in f[cols].to_dict("records"):
