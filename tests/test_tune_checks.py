@@ -256,7 +256,7 @@ def test_load_experiment_of_a_crashed_sweep_counts_missing(tmp_path, capsys):
     (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 3}))
     df = load_experiment(exp)
     assert dict(df.groupby("run")["run_status"].first()) == {"aaaa0001": "completed", "aaaa0002": "unfinished"}
-    assert missing_trials(df) == {"finished": 1, "unfinished": 1, "errored": 0, "never_started": 1, "missing": 2}
+    assert missing_trials(df) == {"finished": 1, "decided": 0, "unfinished": 1, "errored": 0, "never_started": 1, "missing": 2}
     bt = branch_table(df)
     assert bt[["n", "L", "n_missing"]].values.tolist() == [[2, 1, 1]]     # the epoch-2 run is not counted as L
     from dgl_ray.analysis.__main__ import main
