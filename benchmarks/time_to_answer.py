@@ -70,7 +70,7 @@ import pandas as pd
 
 from dgl_ray.analysis import SkippedFileWarning, critical_point, load_legacy
 from dgl_ray.design import BoundaryDesign
-from dgl_ray.early import BranchClassifier, check_delta
+from dgl_ray.early import FOLDS, BranchClassifier, check_delta, cifar_runs, digits_runs, fit_family
 from dgl_ray.errors import ConfigError
 from dgl_ray.paper import outcome_of
 from dgl_ray.schedules import parse_range
@@ -93,6 +93,7 @@ class Run:
     x: float | None
     epochs: tuple[int, ...]
     errors: tuple[float, ...]
+    seed: int = 0           # its fold for the held-out early decisions (seed mod dgl_ray.early.FOLDS)
 
     @property
     def final(self) -> float:
@@ -113,7 +114,8 @@ def read_pool(path: Path, axis: str | None = None) -> list[Run]:
         if str(g["status"].iloc[-1]) != "completed" or not np.isfinite(g["test_error"].iloc[-1]):
             continue
         runs.append(Run(round(float(g["lambda"].iloc[0]), 6), None if axis is None else round(float(g[axis].iloc[0]), 6),
-                        tuple(int(e) for e in g["epoch"]), tuple(float(e) for e in g["test_error"])))
+                        tuple(int(e) for e in g["epoch"]), tuple(float(e) for e in g["test_error"]),
+                        int(g["seed"].iloc[0])))
     return runs
 
 
@@ -207,7 +209,7 @@ class SyntheticSource:
     def take(self, lam: float, x: float | None) -> Run:
         h = int(self.rng.random() < 1 / (1 + math.exp(-(lam - self.lambda_c) / self.w)))
         t = self.by_branch[h][self.rng.integers(len(self.by_branch[h]))]
-        return Run(lam, x, t.epochs, t.errors)
+        return Run(lam, x, t.epochs, t.errors, t.seed)
 
 
 # ---------------------------------------------------------------------------------------------- costs
@@ -226,24 +228,29 @@ class FullRuns:
 class EarlyDecisions:
     """A trial stopped at its first evaluation where the classifier decides with ``delta``: (epochs spent,
     decided branch, True), else (all epochs, final outcome, False). Cached per run (a pool's run is
-    judged the same way in every repeat)."""
+    judged the same way in every repeat).
+
+    Held out: the shipped classifier was fitted on these very pools and trajectories, so a replayed run is
+    judged by ``classifiers[run.seed % FOLDS]``, fitted and calibrated without that fold's seeds
+    (:func:`held_out_classifiers`): the replay's misclassification is measured on seeds no model saw."""
     decides = True
 
-    def __init__(self, classifier, delta: float, total_epochs: int, lr_milestones=()):
-        self.classifier, self.delta = classifier, delta
+    def __init__(self, classifiers: dict, delta: float, total_epochs: int, lr_milestones=()):
+        self.classifiers, self.delta = classifiers, delta
         self.total_epochs, self.milestones = total_epochs, list(lr_milestones)
         self.cache: dict[tuple, tuple[int, str, bool]] = {}
 
     def __call__(self, run: Run) -> tuple[int, str, bool]:
-        key = (run.epochs, run.errors)
+        key = (run.epochs, run.errors, run.seed % FOLDS)
         if key not in self.cache:
             self.cache[key] = self._judge(run)
         return self.cache[key]
 
     def _judge(self, run: Run) -> tuple[int, str, bool]:
+        classifier = self.classifiers[run.seed % FOLDS]
         for i in range(1, len(run.epochs)):             # the last evaluation is the end: nothing to save
-            d = self.classifier.decide(run.epochs[:i], run.errors[:i], self.total_epochs, self.milestones,
-                                       self.delta)
+            d = classifier.decide(run.epochs[:i], run.errors[:i], self.total_epochs, self.milestones,
+                                  self.delta)
             if d is not None:
                 return run.epochs[i - 1], d[0], True
         return self.total_epochs, outcome_of(run.final), False
@@ -479,7 +486,16 @@ def early(dataset: str, delta: float, total_epochs: int, lr_milestones=()) -> Ea
     except ConfigError as e:
         print(f"(adaptive+early skipped: {e})")
         return None
-    return EarlyDecisions(BranchClassifier.load(dataset), delta, total_epochs, lr_milestones)
+    return EarlyDecisions(held_out_classifiers(BranchClassifier.load(dataset).dataset), delta, total_epochs,
+                          lr_milestones)
+
+
+def held_out_classifiers(family: str) -> dict[int, BranchClassifier]:
+    """Per seed fold k, the branch classifier of data set ``family`` fitted and calibrated (nested, as
+    ``python -m dgl_ray.early fit``) on the runs of every other fold: {k: classifier}."""
+    runs = digits_runs() if family == "digits" else cifar_runs()
+    return {k: BranchClassifier(family, fit_family([r for r in runs if r["seed"] % FOLDS != k]))
+            for k in range(FOLDS)}
 
 
 def digits_s1(a, path: Path = POOLS / "s1.parquet") -> Setting:
@@ -498,7 +514,8 @@ def cifar_synthetic(a) -> Setting:
     with warnings.catch_warnings():       # the S2 CSVs duplicate its JSONs, which hold the trajectories
         warnings.simplefilter("ignore", SkippedFileWarning)
         s2 = load_legacy(ARCHIVE / "S2").sort_values("epoch")
-    trajectories = [Run(0.0, None, tuple(int(e) for e in g["epoch"]), tuple(float(e) for e in g["test_error"]))
+    trajectories = [Run(0.0, None, tuple(int(e) for e in g["epoch"]), tuple(float(e) for e in g["test_error"]),
+                        int(g["seed"].iloc[0]))
                     for _, g in s2.groupby("run") if g["test_error"].notna().all()]
     levels = [round(0.42 + 0.02 * i, 2) for i in range(8)]          # the paper's S1 grid
     lo, hi = levels[0], levels[-1]

@@ -122,7 +122,7 @@ def test_compact_keeps_finished_runs_with_the_pool_columns():
 
 
 def test_early_decisions_cost_the_epochs_until_the_decision(runs):
-    decide = tta.EarlyDecisions(BranchClassifier.load("digits"), 0.05, 30)
+    decide = tta.EarlyDecisions({k: BranchClassifier.load("digits") for k in range(tta.FOLDS)}, 0.05, 30)
     tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.005, 0.25, decide)
     sample = runs[::5]
     costs = [decide(r) for r in sample]
