@@ -4,7 +4,7 @@ in populations of ``--batch`` trials (outcomes revealed per population, as a pac
 
     python -m benchmarks.design_replay --reps 40
 
-The pool: P(H | λ) logistic with the CIFAR S1 fit's λ_c 0.45 and width 0.0555 (λ at P_H 0.1 to 0.9), any λ
+The pool: P(H | λ) logistic with the digits S1 fit's λ_c 0.45 and width 0.0555 (λ at P_H 0.1 to 0.9), any λ
 in [0.42, 0.56] (the paper's S1 range). Each strategy runs ``--reps`` times; at each budget the table gives
 the spread of its λ_c estimates over the replicates (RMSE against the true λ_c: the SD a researcher would
 see) and the share of replicates whose width is within ±25% of the true one. Estimates: the maximum-likelihood

@@ -57,7 +57,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .config import TrialConfig
+from .config import PACKING_KEYS, TrialConfig
 from . import provenance
 from .paper import OUTCOMES, outcome_of
 from .rows import (FINAL_STATUSES, flat_config, member_rows, member_run, read_results_parquet, split_config,
@@ -339,7 +339,7 @@ def _never_reported(config: dict, folder_id: str) -> list[dict]:
             members = None
     if not isinstance(members, list):
         return [{**_resolved_columns(config), **config, "run": folder_id, "status": "pending"}]
-    shared = {k: v for k, v in config.items() if k != "group"}
+    shared = {k: v for k, v in config.items() if k not in PACKING_KEYS}    # "slots" is the group's, no column
     rows = []
     for i, m in enumerate(members):
         member = {**shared, **_flatten(m if isinstance(m, dict) else {})}
