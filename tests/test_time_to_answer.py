@@ -93,6 +93,7 @@ def test_adaptive_search_reaches_the_answer_on_the_pool(runs):
     assert out.reached and out.trials <= len(runs) and out.trial_epochs == out.trials * 30
 
 
+@pytest.mark.slow      # ≈ 10 s: the benchmark's main on the pools (the parts are tested above)
 def test_the_last_line_is_the_ratio(tmp_path, capsys):
     path = small_pool(tmp_path, seeds=12)
     assert tta.main(["--parts", "a", "--repeats", "2", "--s1", str(path), "--target-sd", "0.02",

@@ -63,7 +63,8 @@ def _cmd(storage, extra=(), n=6):
             "--checkpoint-every", "1", "--progress-interval", "2", *extra]
 
 
-@pytest.mark.parametrize("group_size", [1, 2])
+@pytest.mark.parametrize("group_size", [pytest.param(1, marks=pytest.mark.slow),   # ≈ 60-75 s; the packed
+                                        2])                                          # case runs by default
 def test_sigkill_driver_then_resume(tmp_path, group_size):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     exp = tmp_path / "killme"
