@@ -15,6 +15,7 @@ from ..paper import COLLAPSE_ACCEPT, ORDERED_ACCEPT
 from ..trial_flags import parse_milestones
 from ..tune.options import check_plan_size, scaled, seeds
 from ..storage import join, storage_fs
+from ..tune.runner import SweepSpec
 from ..tune.searchers import BoundarySearcher, ChainedSearcher
 from .family import get
 
@@ -309,6 +310,40 @@ def adaptive_searcher(o, base: dict, lams: list, *, axis: str | None = None, axi
     return BoundarySearcher(base, lo, hi, budget, axis=axis, axis_values=axis_values, target_sd=target,
                             known=known, start=lams, n0=n0, max_ahead=max(2, o.max_concurrent or 2),
                             candidates=candidates)
+
+
+# the second axis of a two-dimensional --adaptive search: its config key -> (its name in prose, its option)
+AXIS_OPTIONS = {"eta": ("η", "etas"), "width": ("width", "widths")}
+
+
+def adaptive_plan(family: str, o, base: dict, lams: list, *, axis: str | None = None, n0: int = 0,
+                  step: float = 0.0) -> SweepSpec:
+    """A family's --adaptive plan: one (η, width) cell in one dimension; in two, ``axis`` ("eta" or
+    "width") over its given values at one value of the other. Its summary prints the design's boundary
+    (:func:`adaptive_summary`), then the branch table."""
+    lists = {"eta": list(o.eta_list), "width": list(o.width_list)}
+    if axis is None:
+        if len(lists["eta"]) > 1 or len(lists["width"]) > 1:
+            raise ConfigError("--adaptive searches one (η, width) cell; give one --etas and one --widths value")
+        b = dict(base, eta=lists["eta"][0], width=lists["width"][0], seed=(o.seed_list or [0])[0])
+        # the folder's results of this cell (--extend)
+        known = [k for k in o.known if math.isclose(k["eta"], b["eta"]) and math.isclose(k["width"], b["width"])]
+        s = adaptive_searcher(o, b, lams, n0=n0, step=step, known=known)
+    else:
+        other = next(k for k in AXIS_OPTIONS if k != axis)
+        (name, flag), (other_name, other_flag) = AXIS_OPTIONS[axis], AXIS_OPTIONS[other]
+        if len(lists[other]) > 1 or len(lists[axis]) < 2:
+            raise ConfigError(f"{family} --adaptive searches λ x {name} at one {other_name}: give one --{other_flag} "
+                              f"value and at least two --{flag} values (got {other_flag} {lists[other]}, "
+                              f"{flag} {lists[axis]})")
+        b = dict(base, **{other: lists[other][0]}, seed=(o.seed_list or [0])[0])
+        s = adaptive_searcher(o, b, lams, axis=axis, axis_values=tuple(lists[axis]), n0=n0, step=step,
+                              known=o.known)
+
+    def summarize(df):
+        adaptive_summary(df, s)
+        return branch_summary(df)
+    return SweepSpec(family, s, summarize=summarize)
 
 
 def adaptive_summary(df: pd.DataFrame, searcher: BoundarySearcher) -> None:

@@ -7,15 +7,13 @@ range): a Bayesian logistic model of P(H | λ) proposes whole populations where 
 are learnt together; ``--target-sd SD`` stops it once both are known (SD(λ_c) <= SD, width ±25%). It prints
 λ_c, its posterior SD and the width with its 95% interval.
 """
-import math
 import sys
 
-from ..errors import ConfigError
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import add_adaptive_args, adaptive_searcher, adaptive_summary, branch_summary, family_default, grid
+from ._common import add_adaptive_args, adaptive_plan, branch_summary, family_default, grid
 from .family import CampaignStep, Family, register
 
 
@@ -39,20 +37,11 @@ def plan(o):
     base = base_config(o, epochs=epochs)
     base.setdefault("checkpoint_every", 10)
     if o.adaptive is not None:
-        if len(o.eta_list) > 1 or len(o.width_list) > 1:
-            raise ConfigError("--adaptive searches one (η, width) cell; give one --etas and one --widths value")
-        b = dict(base, eta=o.eta_list[0], width=o.width_list[0], seed=(o.seed_list or [0])[0])
-        known = [k for k in o.known if math.isclose(k["eta"], b["eta"]) and math.isclose(k["width"], b["width"])]
-        s = adaptive_searcher(o, b, lams, n0=o.adaptive_n0, step=o.adaptive_step, known=known)
-        return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
+        return adaptive_plan(FAMILY.name, o, base, lams, n0=o.adaptive_n0, step=o.adaptive_step)
     cfgs = grid(base, {"seed": seeds(o, 50), "lambda": lams, "eta": o.eta_list, "width": o.width_list},
                 o.order, "seed,lambda,eta,width")
     return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
-
-def _adaptive_summary(df, searcher):
-    adaptive_summary(df, searcher)
-    return branch_summary(df)
 
 
 FAMILY = register(Family(

@@ -9,12 +9,11 @@ most; ``--target-sd SD`` stops it once every width has SD(λ_c) <= SD and the co
 """
 import sys
 
-from ..errors import ConfigError
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import add_adaptive_args, adaptive_searcher, adaptive_summary, branch_summary, family_default, grid
+from ._common import add_adaptive_args, adaptive_plan, branch_summary, family_default, grid
 from .family import Family, register
 
 
@@ -30,20 +29,11 @@ def plan(o):
     base.setdefault("checkpoint_every", 10)
     lams = parse_range(family_default(o, "lambdas", "0.42:0.50:0.02"), "--lambdas")
     if getattr(o, "adaptive", None) is not None:
-        if len(o.eta_list) > 1 or len(o.width_list) < 2:
-            raise ConfigError(f"finite_size --adaptive searches λ x width at one η: give one --etas value and at "
-                              f"least two --widths values (got etas {list(o.eta_list)}, widths {list(o.width_list)})")
-        b = dict(base, eta=o.eta_list[0], seed=(o.seed_list or [0])[0])
-        s = adaptive_searcher(o, b, lams, axis="width", axis_values=o.width_list, known=o.known)
-        return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
+        return adaptive_plan(FAMILY.name, o, base, lams, axis="width")
     cfgs = grid(base, {"seed": seeds(o, 10), "width": o.width_list, "lambda": lams,
                        "eta": o.eta_list}, o.order, "seed,width,lambda,eta")
     return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
-
-def _adaptive_summary(df, searcher):
-    adaptive_summary(df, searcher)
-    return branch_summary(df)
 
 
 FAMILY = register(Family(

@@ -9,12 +9,11 @@ stops it once every η has SD(λ_c) <= SD and the width is known to ±25%.
 """
 import sys
 
-from ..errors import ConfigError
 from ..tune.options import base_config, scaled, seeds
 from ..tune.options import float_list as parse_range
 from ..tune.runner import SweepSpec
 from ..tune.searchers import GridSearcher
-from ._common import add_adaptive_args, adaptive_searcher, adaptive_summary, branch_summary, grid
+from ._common import add_adaptive_args, adaptive_plan, branch_summary, grid
 from .family import Family, register
 
 
@@ -29,20 +28,11 @@ def plan(o):
     base.setdefault("checkpoint_every", 10)
     lams = parse_range(o.lambdas, "--lambdas")
     if getattr(o, "adaptive", None) is not None:
-        if len(o.width_list) > 1 or len(o.eta_list) < 2:
-            raise ConfigError(f"scan --adaptive searches λ x η at one width: give one --widths value and at least "
-                              f"two --etas values (got widths {list(o.width_list)}, etas {list(o.eta_list)})")
-        b = dict(base, width=o.width_list[0], seed=(o.seed_list or [0])[0])
-        s = adaptive_searcher(o, b, lams, axis="eta", axis_values=o.eta_list, known=o.known)
-        return SweepSpec(FAMILY.name, s, summarize=lambda df: _adaptive_summary(df, s))
+        return adaptive_plan(FAMILY.name, o, base, lams, axis="eta")
     cfgs = grid(base, {"seed": seeds(o, 5), "eta": o.eta_list, "lambda": lams,
                        "width": o.width_list}, o.order, "seed,eta,lambda,width")
     return SweepSpec(FAMILY.name, GridSearcher(cfgs), summarize=branch_summary)
 
-
-def _adaptive_summary(df, searcher):
-    adaptive_summary(df, searcher)
-    return branch_summary(df)
 
 
 FAMILY = register(Family(
