@@ -38,15 +38,13 @@ def decisions(df, delta: float) -> dict:
         milestones = [] if ms is None else [int(m) for m in ms]
         out["runs"] += 1
         out["total"] += total
-        for i in range(1, len(ep)):          # the last evaluation is the end: nothing to decide
-            d = clf.decide(ep[:i], err[:i], total, milestones, delta)
-            if d is not None:
-                out["decided"] += 1
-                out["wrong"] += (d[0] == "H") != (err[-1] >= H_MIN)
-                out["spent"] += ep[i - 1]
-                break
-        else:
+        d = clf.first_decision(ep, err, total, milestones, delta)
+        if d is None:
             out["spent"] += total
+            continue
+        out["decided"] += 1
+        out["wrong"] += (d[1] == "H") != (err[-1] >= H_MIN)
+        out["spent"] += d[0]
     return out
 
 

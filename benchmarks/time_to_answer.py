@@ -247,13 +247,9 @@ class EarlyDecisions:
         return self.cache[key]
 
     def _judge(self, run: Run) -> tuple[int, str, bool]:
-        classifier = self.classifiers[run.seed % FOLDS]
-        for i in range(1, len(run.epochs)):             # the last evaluation is the end: nothing to save
-            d = classifier.decide(run.epochs[:i], run.errors[:i], self.total_epochs, self.milestones,
-                                  self.delta)
-            if d is not None:
-                return run.epochs[i - 1], d[0], True
-        return self.total_epochs, outcome_of(run.final), False
+        d = self.classifiers[run.seed % FOLDS].first_decision(run.epochs, run.errors, self.total_epochs,
+                                                              self.milestones, self.delta)
+        return (*d, True) if d is not None else (self.total_epochs, outcome_of(run.final), False)
 
 
 # ------------------------------------------------------------------------------------------ strategies

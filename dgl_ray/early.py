@@ -212,6 +212,17 @@ class BranchClassifier:
             return None
         return _branch(self.p_high(epochs, errors, total_epochs, lr_milestones), self.level(delta))
 
+    def first_decision(self, epochs: Sequence[int], errors: Sequence[float], total_epochs: int,
+                       lr_milestones: Sequence[int], delta: float) -> tuple[int, str] | None:
+        """(epoch, branch) of the first evaluation of a whole trajectory at which :meth:`decide` decides,
+        as a live ``--decide-early`` member would stop there; None when it never does (the last evaluation
+        is the run's end: nothing to decide)."""
+        for i in range(1, len(epochs)):
+            d = self.decide(epochs[:i], errors[:i], total_epochs, lr_milestones, delta)
+            if d is not None:
+                return int(epochs[i - 1]), d[0]
+        return None
+
 
 @functools.lru_cache(maxsize=1)
 def _stored() -> dict:
