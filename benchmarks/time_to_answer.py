@@ -313,6 +313,7 @@ class Tally:
         self.trial_epochs += epochs
         self.decided += decided
         self.wrong += decided and high(outcome) != high(outcome_of(run.final))
+        self.last_cost = epochs / self.cost.total_epochs
         return outcome
 
     def done(self) -> bool:
@@ -338,8 +339,10 @@ def grid(source, levels, xs, tally: Tally, max_rounds: int) -> Outcome:
     return tally.result(False)
 
 
-def adaptive(source, design, tally: Tally, batch: int, max_trials: int) -> Outcome:
-    """Batches of ``batch`` proposals (each informative given the others), outcomes after each batch."""
+def adaptive(source, design, tally: Tally, batch: int, max_trials: int, cost_aware: bool = True) -> Outcome:
+    """Batches of ``batch`` proposals (each informative given the others), outcomes after each batch; the
+    design told each trial's cost (its fraction of the epochs: below 1 when decided early) unless not
+    ``cost_aware``."""
     while tally.trials < max_trials:
         points = design.propose(min(batch, max_trials - tally.trials),
                                 exclude=lambda lam, x: source.remaining(lam, x) <= 0)
@@ -348,7 +351,7 @@ def adaptive(source, design, tally: Tally, batch: int, max_trials: int) -> Outco
             break
         for r in runs:
             outcome = tally.add(r)
-            design.add(r.lam, outcome, r.x)
+            design.add(r.lam, outcome, r.x, cost=tally.last_cost if cost_aware else 1.0)
         if tally.done():
             return tally.result(True)
     return tally.result(False)

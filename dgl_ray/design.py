@@ -22,6 +22,14 @@ instead the one that most lowers tr(L M⁻¹), the variances of λ_c (at every a
 divided by its target variance and weighted by how far it still is from it: the trials go to whichever
 target binds (measured: fewer trials to the stop, benchmarks/design_replay.py --to-target).
 
+Cost: with early decisions (``--decide-early``) a trial costs the fraction of its epochs it trained
+(``add(..., cost=)``), and runs far from λ_c are decided sooner. Once a cost below 1 is known, each next
+point maximises the criterion's gain per expected cost instead (:meth:`BoundaryDesign.expected_cost`: the
+mean cost of the settled trials, kernel-weighted by their distance to the point in units of the logistic
+scale, z = (λ - λ_c)/s, under each posterior draw, with one pseudo-trial at full cost): the trials go
+where an answer costs the fewest trial-epochs (measured: benchmarks/time_to_answer.py, adaptive+early).
+Without decisions every cost is 1 and the proposals are the same as before.
+
 Trap: outcome "T" counts as H for the boundary and on its own as the trap fraction of the H outcomes
 (``p_trap``: posterior mean under a uniform prior, per axis value in two dimensions).
 """
@@ -44,6 +52,8 @@ ZOOM_SD = 6.0                       # the grid keeps the posterior mean ± this 
 DRAWS = 48                          # posterior draws the criterion averages over
 CANDIDATE_STEP = 0.0005             # λ resolution of the proposals when no candidates are given
 MAX_CANDIDATES = 401
+COST_BANDWIDTH = 1.0                # the cost model's kernel width in z = (λ - λ_c)/s
+COST_PRIOR = 1.0                    # pseudo-trials at full cost in every kernel average (unseen z: cost 1)
 
 
 class BoundaryDesign:
@@ -70,6 +80,7 @@ class BoundaryDesign:
         self.lo, self.hi, self.axis, self.axis_values, self.seed = lo, hi, axis, xs, int(seed)
         self.candidates = None if candidates is None else cand
         self._obs: dict = {}            # (λ, x) -> [not_H, H, T] counts
+        self._cost: dict = {}           # (λ, x) -> summed cost (fraction of the run trained) of its outcomes
         self.target = None              # (target SD of λ_c, width_rel) once aimed (aim): the criterion's targets
         self._prior_box = self._box0()
         self._set_grid(self._prior_box)
@@ -176,15 +187,19 @@ class BoundaryDesign:
             raise ConfigError(f"boundary design: {self.axis} {x!r}; allowed: {', '.join(f'{v:g}' for v in self.axis_values)}")
         return float(x)
 
-    def add(self, lam: float, outcome: str, x: float | None = None) -> None:
-        """One settled trial's outcome ("not_H", "H" or "T") at λ (and axis value ``x``)."""
+    def add(self, lam: float, outcome: str, x: float | None = None, cost: float = 1.0) -> None:
+        """One settled trial's outcome ("not_H", "H" or "T") at λ (and axis value ``x``); ``cost``: the
+        fraction of its epochs it trained (1: to the end; less: decided early)."""
         if outcome not in OUTCOMES:
             raise ConfigError(f"boundary design: outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
-        lam = float(lam)
+        lam, cost = float(lam), float(cost)
         if not math.isfinite(lam):
             raise ConfigError(f"boundary design: λ {lam!r} must be a finite number")
+        if not 0 < cost <= 1:
+            raise ConfigError(f"boundary design: cost {cost!r}; allowed: a fraction of the run in (0, 1]")
         key = (round(lam, 10), self._check_x(x))
         self._obs.setdefault(key, [0, 0, 0])[OUTCOMES.index(outcome)] += 1
+        self._cost[key] = self._cost.get(key, 0.0) + cost
         self._unseen.setdefault(key, [0, 0, 0])[OUTCOMES.index(outcome)] += 1
         self._post = None
 
@@ -237,6 +252,7 @@ class BoundaryDesign:
             q, g = self._grads(theta, lams, [self._u(x) for x in xs])
             info += np.matmul((g * (q * np.asarray(ns, dtype=float))[..., None]).transpose(0, 2, 1), g)
         cq, cg = self._grads(theta, [c[0] for c in cands], [self._u(c[1]) for c in cands])
+        cost = self.expected_cost(cands, theta)                             # None: every trial costs 1
         out = []
         for _ in range(int(k)):
             inv = np.linalg.inv(info)
@@ -246,10 +262,30 @@ class BoundaryDesign:
                 gain = np.log1p(cq * v).mean(axis=0)
             else:                                       # the targets' weighted variance, tr(L M^-1), falls most
                 gain = (cq * (np.matmul(a, self._target_weights(inv)) * a).sum(axis=-1) / (1 + cq * v)).mean(axis=0)
-            best = int(np.argmax(gain))
+            best = int(np.argmax(gain if cost is None else gain / cost))
             out.append(cands[best])
             info += cq[:, best, None, None] * (cg[:, best, :, None] * cg[:, best, None, :])
         return out
+
+    def expected_cost(self, points: Sequence[tuple[float, float | None]], theta: np.ndarray | None = None):
+        """The expected cost (fraction of a run) of a trial at each (λ, x) of ``points``, averaged over the
+        posterior draws ``theta`` (default: the posterior mean), or None while every settled trial cost 1.
+        Under a draw each settled cell sits at z = (λ - λ_c(x))/s; a point's cost is the kernel-weighted
+        (Gaussian, width COST_BANDWIDTH in z) mean of the cells' costs, with COST_PRIOR pseudo-trials at
+        cost 1 (a point unlike every settled trial costs a whole run)."""
+        n = {k: sum(c) for k, c in self._obs.items()}
+        if all(self._cost[k] >= n[k] - 1e-9 for k in n):
+            return None
+        if theta is None:
+            theta = (self._posterior() @ self._theta)[None, :]
+        keys = list(n)
+        z_obs = self._logit(theta, [k[0] for k in keys], [self._u(k[1]) for k in keys])     # draws x cells
+        z_pts = self._logit(theta, [p[0] for p in points], [self._u(p[1]) for p in points])  # draws x points
+        w = np.exp(-0.5 * ((z_pts[:, :, None] - z_obs[:, None, :]) / COST_BANDWIDTH) ** 2)
+        counts = np.array([n[k] for k in keys], dtype=float)
+        costs = np.array([self._cost[k] for k in keys])
+        c = (w @ costs + COST_PRIOR) / (w @ counts + COST_PRIOR)                       # draws x points
+        return c.mean(axis=0)
 
     def aim(self, target_sd: float | None, width_rel: float = 0.25) -> None:
         """Propose for a precision target (None: D-optimal): each next point is the one that most lowers
@@ -314,13 +350,16 @@ class BoundaryDesign:
     def get_state(self) -> dict:
         return {"lo": self.lo, "hi": self.hi, "axis": self.axis, "axis_values": list(self.axis_values),
                 "candidates": self.candidates, "seed": self.seed, "target": self.target,
-                "outcomes": [[lam, x, list(c)] for (lam, x), c in self._obs.items()]}
+                "outcomes": [[lam, x, list(c)] for (lam, x), c in self._obs.items()],
+                "costs": [[lam, x, c] for (lam, x), c in self._cost.items()]}
 
     @classmethod
     def from_state(cls, state: dict) -> "BoundaryDesign":
         d = cls(state["lo"], state["hi"], axis=state.get("axis"), axis_values=state.get("axis_values", ()),
                 candidates=state.get("candidates"), seed=state.get("seed", 0))
         d._obs = {(float(lam), None if x is None else float(x)): list(c) for lam, x, c in state["outcomes"]}
+        d._cost = {k: float(sum(c)) for k, c in d._obs.items()}     # a state without costs: every trial cost 1
+        d._cost.update({(float(lam), None if x is None else float(x)): float(c) for lam, x, c in state.get("costs", ())})
         d.aim(*(state.get("target") or (None,)))
         d._set_grid(d._prior_box)
         return d

@@ -170,3 +170,39 @@ def test_bad_input_is_one_line(make, match):
     with pytest.raises(ConfigError, match=match) as e:
         make()
     assert "\n" not in str(e.value)
+
+
+def _fed(costs):
+    """A design with 200 outcomes around λ_c 0.45; ``costs(lam)``: each trial's cost (fraction of its run)."""
+    rng = np.random.default_rng(8)
+    d = BoundaryDesign(0.36, 0.56, seed=2)
+    for _ in range(200):
+        lam = float(rng.choice(np.arange(0.40, 0.5001, 0.01)))
+        d.add(lam, _outcome(rng, lam), cost=costs(lam))
+    return d
+
+
+def test_cost_aware_proposals_go_where_answers_come_cheap():
+    """Every trial at full cost: no cost model, the proposals of a design told nothing. Runs far from λ_c
+    decided early (cheap): the proposals move out to the flanks; the low side cheap: more trials there."""
+    full, told = _fed(lambda lam: 1.0), BoundaryDesign.from_state(dict(_fed(lambda lam: 1.0).get_state(), costs=[]))
+    assert full.expected_cost([(0.45, None)]) is None and full.propose(16) == told.propose(16)
+    c = full.summary()["lambda_c"]
+
+    def spread(d):
+        return np.array([lam - c for lam, _ in d.propose(16)])
+    far_cheap = _fed(lambda lam: 1.0 if abs(lam - LAMBDA_C) < 0.02 else 0.1)
+    est = far_cheap.expected_cost([(0.45, None), (0.40, None), (0.50, None)])
+    assert est[0] > 0.8 and est[1] < 0.3 and est[2] < 0.3, est
+    assert np.abs(spread(far_cheap)).mean() > np.abs(spread(full)).mean() + 0.005
+    low_cheap = _fed(lambda lam: 0.1 if lam < LAMBDA_C else 1.0)
+    assert (spread(low_cheap) < 0).mean() > (spread(full) < 0).mean()
+    r = BoundaryDesign.from_state(far_cheap.get_state())                       # costs kept in the state
+    assert r.propose(8) == far_cheap.propose(8) and r.expected_cost([(0.40, None)]) == pytest.approx(est[1:2])
+
+
+@pytest.mark.parametrize("cost", [0.0, 1.5, math.nan])
+def test_a_cost_outside_a_run_is_one_line(cost):
+    with pytest.raises(ConfigError, match=r"allowed: a fraction of the run in \(0, 1\]") as e:
+        BoundaryDesign(0.3, 0.6).add(0.4, "H", cost=cost)
+    assert "\n" not in str(e.value)

@@ -262,3 +262,18 @@ def test_a_result_without_an_outcome_is_no_outcome_and_old_states_restore(tmp_pa
     r.restore(str(tmp_path / "old.pkl"))
     r.on_trial_result("t9", {"plan_id": "p0001", "status": "completed", "test_error": 0.9})
     assert r.accepted == [("p0001", 0.9)] and r.suggest("k")["parent"] == "p0001"
+
+
+def test_boundary_learns_the_cost_of_decided_members():
+    """A decided member costs the design the fraction of its epochs it trained; a completed one 1."""
+    s = BoundarySearcher({"dataset": "digits", "epochs": 30, "decide_early": 0.05}, 0.4, 0.5, budget=4,
+                         start=[0.4, 0.5], n0=2, max_ahead=1)
+    s.pack_sizes({"tinycnn": 4})
+    g = _members(s.suggest("t0"))
+    s.on_trial_result("t0", {**_row(g[0], 0.05, status="decided", epoch=6), "decided_branch": "not_H"})
+    s.on_trial_result("t0", {**_row(g[1], 0.9, status="decided", epoch=3), "decided_branch": "H"})
+    for m in g[2:]:
+        s.on_trial_result("t0", _row(m, 0.05, epoch=30))
+    state = s._design.get_state()
+    assert sorted(state["costs"]) == [[0.4, None, 0.2 + 1.0], [0.5, None, 0.1 + 1.0]], state["costs"]
+    assert s._design.expected_cost([(0.4, None)]) is not None

@@ -66,15 +66,21 @@ def rows_of(storage: str, name: str) -> pd.DataFrame:
 
 def known_outcomes(df: pd.DataFrame) -> tuple:
     """The boundary outcomes of the sweep's ended runs (:func:`dgl_ray.tidy.outcome_rows`): {"lambda",
-    "outcome", "seed", "eta", "width"}. A completed run's outcome is T, H or not_H from its final error; a
-    run decided early has its ``decided_branch``; unfinished and diverged runs have none. The search picks
-    the (η, width) cells it searches."""
+    "outcome", "seed", "eta", "width", "cost"}. A completed run's outcome is T, H or not_H from its final
+    error and its cost 1; a run decided early has its ``decided_branch`` and costs the fraction of its
+    epochs it trained (the design's cost, :meth:`dgl_ray.design.BoundaryDesign.add`); unfinished and
+    diverged runs have none. The search picks the (η, width) cells it searches."""
     if not len(df):
         return ()
     f = outcome_rows(df)
     width = f["width"].astype(float).fillna(1.0) if "width" in f else pd.Series(1.0, index=f.index)
-    return tuple({"lambda": float(lam), "outcome": str(o), "seed": int(seed), "eta": float(eta), "width": float(w)}
-                 for lam, o, seed, eta, w in zip(f["lambda"], f["outcome"], f["seed"], f["eta"], width))
+    cost = pd.Series(1.0, index=f.index)         # the fraction of its epochs a run trained (decided: less)
+    if "epochs" in f and f["decided"].any():
+        frac = (f["epoch"].astype(float) / f["epochs"].astype(float)).clip(1e-3, 1.0)
+        cost = cost.where(~f["decided"] | frac.isna(), frac)
+    return tuple({"lambda": float(lam), "outcome": str(o), "seed": int(seed), "eta": float(eta), "width": float(w),
+                  "cost": float(c)}
+                 for lam, o, seed, eta, w, c in zip(f["lambda"], f["outcome"], f["seed"], f["eta"], width, cost))
 
 
 def _remaining(spec, seen: set):

@@ -905,7 +905,7 @@ class BoundarySearcher(PlanSearcher):
         s.known_seeds = sorted({int(k["seed"]) for k in known if k.get("seed") is not None})
         for k in known:
             if self._models(k, design):
-                design.add(k["lambda"], k["outcome"], None if axis is None else k[axis])
+                design.add(k["lambda"], k["outcome"], None if axis is None else k[axis], cost=k.get("cost", 1.0))
         s.n_init = 0 if design.n or not start else len(s.grid0) * int(n0) * max(1, len(design.axis_values))
         s.design = design.get_state()
         self._design = design
@@ -1140,4 +1140,12 @@ class BoundarySearcher(PlanSearcher):
             return
         outcome = outcome_of_row(result)
         if outcome is not None:
-            self._design.add(prop[0], outcome, prop[1])
+            self._design.add(prop[0], outcome, prop[1], cost=self._cost_of(result))
+
+    def _cost_of(self, result: dict) -> float:
+        """A settled member's cost for the design: the fraction of its epochs it trained (a decided member
+        less than 1, so the design learns where answers come cheap); 1 without an epoch to go by."""
+        epoch, epochs = result.get("epoch"), self._state.base.get("epochs")
+        if result.get("status") != "decided" or not epoch or not epochs:
+            return 1.0
+        return min(1.0, max(float(epoch) / float(epochs), 1e-3))
