@@ -27,8 +27,11 @@ alone ("sd_only_epochs"). Wall time = trial-epochs x the pool's measured
 seconds per trial-epoch on one CPU (slots stay busy: a decided member's slot is refilled).
 
 (a) replay on the digits S1 pool (tests/data/digits-pools/s1.parquet: 11 λ x 50 seeds, 30 epochs, every
-    epoch's error): λ restricted to the pool's levels, runs drawn without replacement, their real
-    trajectories for the decisions.
+    epoch's error) and the replay-only pool tests/data/digits-replay/s1dense.parquet (17 λ every 0.01 in
+    0.37…0.53 x 150 more seeds): the grid draws at its 11 levels, the design at any level of either
+    (live, λ is continuous; held to the grid's levels and their 50 runs, the design ran out of runs
+    where it samples most: ``--grid-levels-only`` replays that), runs drawn without replacement, their
+    real trajectories for the decisions.
 (b) synthetic: outcomes drawn from the logistic with the CIFAR S1 fit's λ_c and width
     (dgl_ray.analysis.critical_point on tests/data/paper-results/S1), λ continuous, the grid the paper's
     8 λ (0.42…0.56); each run's trajectory (for the decisions) drawn from the archive's S2 CIFAR
@@ -36,7 +39,9 @@ seconds per trial-epoch on one CPU (slots stay busy: a decided member's slot is 
     72 A100-hours / 40,000 trial-epochs.
 (c) live on digits through Ray Tune: the grid sweep vs ``coexistence --adaptive ... --target-sd`` (+
     ``--decide-early``), each its own command; wall time measured, trial-epochs from the rows.
-(d) two dimensions on the digits λ x η pool (tests/data/digits-pools/eta.parquet: 5 η x 26 λ x 12 seeds):
+(d) two dimensions on the digits λ x η pool (tests/data/digits-pools/eta.parquet: 5 η x 26 λ x 12 seeds;
+    the design also at the levels of tests/data/digits-replay/etadense.parquet, λ every 0.01 in 0.36…0.53
+    x 30 more seeds):
     λ_c at every η to SD <= target (the width not required), the grid (n seeds at every (η, λ)) vs the
     2-D design (λ_c(η) smooth across η); a second table judges every strategy with the 2-D design's own
     smooth posterior (:class:`SmoothPosterior`) instead of one posterior per η.
@@ -78,6 +83,7 @@ from dgl_ray.tidy import load_experiment, outcome_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ROOT / "tests" / "data" / "digits-pools"
+REPLAY = ROOT / "tests" / "data" / "digits-replay"       # replay-only pools: λ every 0.01 in the band
 ARCHIVE = ROOT / "tests" / "data" / "paper-results"
 WIDTH_PER_W = 2 * math.log(9)           # coexistence width (P_H 0.1 -> 0.9) = 2 w ln 9
 LOOSE_WIDTH_REL = 10.0                  # the design's width target where a part asks for λ_c only
@@ -497,14 +503,28 @@ def held_out_classifiers(family: str) -> dict[int, BranchClassifier]:
             for k in range(FOLDS)}
 
 
-def digits_s1(a, path: Path = POOLS / "s1.parquet") -> Setting:
-    runs = read_pool(path)
-    levels = sorted({r.lam for r in runs})
+def with_replay_pool(runs: list[Run], dense: Path | None, axis: str | None = None) -> tuple[list[Run], str]:
+    """``runs`` and, where ``dense`` exists, its runs (λ every 0.01 across the band, seeds no classifier
+    saw): the design's candidates are every level of both, the grid keeps its own levels; and a phrase
+    that says which."""
+    if dense is None or not dense.exists():
+        return runs, "the grid's levels only"
+    more = read_pool(dense, axis)
+    return runs + more, f"+ {len(more)} runs of {dense.name} (λ step 0.01 in the band)"
+
+
+def digits_s1(a, path: Path = POOLS / "s1.parquet", dense: Path | None = REPLAY / "s1dense.parquet") -> Setting:
+    grid_runs = read_pool(path)
+    levels = sorted({r.lam for r in grid_runs})
+    runs, more = with_replay_pool(grid_runs, dense)
     lo, hi = levels[0], levels[-1]
+    runs = [r for r in runs if lo <= r.lam <= hi]
     ref = estimate([r.lam for r in runs], [high(outcome_of(r.final)) for r in runs], lo, hi)
-    return Setting("(a) replay on the digits S1 pool", lambda rng: ReplayPool(runs, rng), levels, [None], None, lo, hi,
-                   max(len(r.epochs) for r in runs), {None: ref}, seconds_per_trial_epoch(path), levels, len(runs),
-                   a.width_rel, early("digits", a.delta, max(r.epochs[-1] for r in runs)))
+    return Setting(f"(a) replay on the digits S1 pool ({len(grid_runs)} runs {more})",
+                   lambda rng: ReplayPool(runs, rng), levels, [None], None, lo, hi,
+                   max(len(r.epochs) for r in runs), {None: ref}, seconds_per_trial_epoch(path),
+                   sorted({r.lam for r in runs}), len(runs), a.width_rel,
+                   early("digits", a.delta, max(r.epochs[-1] for r in runs)))
 
 
 def cifar_synthetic(a) -> Setting:
@@ -524,16 +544,18 @@ def cifar_synthetic(a) -> Setting:
                    a.max_synthetic, a.width_rel, early("cifar10", a.delta, 100, [50, 75]))
 
 
-def digits_eta(a, path: Path = POOLS / "eta.parquet") -> Setting:
-    runs = read_pool(path, axis="eta")
-    levels = sorted({r.lam for r in runs})
-    xs = sorted({r.x for r in runs})
+def digits_eta(a, path: Path = POOLS / "eta.parquet", dense: Path | None = REPLAY / "etadense.parquet") -> Setting:
+    grid_runs = read_pool(path, axis="eta")
+    levels = sorted({r.lam for r in grid_runs})
+    xs = sorted({r.x for r in grid_runs})
+    runs, more = with_replay_pool(grid_runs, dense, axis="eta")
     lo, hi = levels[0], levels[-1]
+    runs = [r for r in runs if lo <= r.lam <= hi and r.x in xs]
     ref = {x: estimate([r.lam for r in runs if r.x == x], [high(outcome_of(r.final)) for r in runs if r.x == x], lo, hi)
            for x in xs}
-    return Setting(f"(d) two dimensions: the digits λ x η pool ({len(xs)} η x {len(levels)} λ)",
+    return Setting(f"(d) two dimensions: the digits λ x η pool ({len(xs)} η x {len(levels)} λ, {len(grid_runs)} runs {more})",
                    lambda rng: ReplayPool(runs, rng), levels, xs, "eta", lo, hi, max(len(r.epochs) for r in runs),
-                   ref, seconds_per_trial_epoch(path), levels, len(runs), None,
+                   ref, seconds_per_trial_epoch(path), sorted({r.lam for r in runs}), len(runs), None,
                    early("digits", a.delta, max(r.epochs[-1] for r in runs)))
 
 
@@ -645,6 +667,10 @@ def main(argv=None) -> int:
     ap.add_argument("--figure", type=Path, default=None, help="write (a)'s precision vs trial-epochs PNG here")
     ap.add_argument("--s1", type=Path, default=POOLS / "s1.parquet", help="(a)'s pool")
     ap.add_argument("--eta", type=Path, default=POOLS / "eta.parquet", help="(d)'s pool")
+    ap.add_argument("--replay", type=Path, default=REPLAY,
+                    help="folder of the replay-only pools s1dense/etadense.parquet (λ every 0.01 in the band)")
+    ap.add_argument("--grid-levels-only", action="store_true",
+                    help="(a), (d): replay the grid's pools alone (the design held to the grid's levels)")
     a = ap.parse_args(argv)
     bad = set(a.parts) - set("abcd")
     if bad or a.repeats < 1 or a.batch < 1 or not 0 < a.target_sd < 1 or not 0 < a.width_rel < 1:
@@ -658,7 +684,7 @@ def main(argv=None) -> int:
           f"{a.repeats} repeats, batches of {a.batch}, δ {a.delta}")
     ratio = math.nan
     if "a" in a.parts:
-        s = digits_s1(a, a.s1)
+        s = digits_s1(a, a.s1, None if a.grid_levels_only else a.replay / "s1dense.parquet")
         t, traces = compare(s, a)
         show(f"{s.name}: all {s.max_trials} runs give λ_c {s.reference[None]['lambda_c']:.4f}, "
              f"width {s.reference[None]['width']:.4f}; {1000 * s.seconds:.1f} ms per trial-epoch on one CPU", t)
@@ -676,7 +702,7 @@ def main(argv=None) -> int:
         if not a.eta.exists():
             print(f"\n(d) skipped: no {a.eta}")
         else:
-            s = digits_eta(a, a.eta)
+            s = digits_eta(a, a.eta, None if a.grid_levels_only else a.replay / "etadense.parquet")
             refs = "; ".join(f"η {x}: {e['lambda_c']:.3f}" for x, e in s.reference.items())
             show(f"{s.name}: all-runs λ_c {refs}; per-η posterior", compare(s, a)[0])
             show(f"{s.name}: the smooth λ_c(η) posterior (the 2-D design's model) for every strategy",

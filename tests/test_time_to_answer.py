@@ -160,3 +160,52 @@ def test_two_dimensions_every_axis_value_must_reach_the_answer():
     smooth = tta.Tally(tta.SmoothPosterior(xs, 0.2, 0.7, "eta"), 0.02, None, tta.FullRuns(30))
     g = tta.grid(tta.ReplayPool(runs, np.random.default_rng(3)), levels, xs, smooth, max_rounds=2)
     assert g.trials % (len(levels) * len(xs)) == 0 and set(g.estimates) == set(xs)
+
+
+DENSE = tta.REPLAY / "s1dense.parquet"
+
+
+@pytest.mark.skipif(not DENSE.exists(), reason="tests/data/digits-replay not in this checkout")
+def test_the_replay_pools_hold_seeds_no_classifier_saw():
+    """The replay-only pools sit outside the classifier's training folder (python -m dgl_ray.early fit reads
+    every Parquet under tests/data/digits-pools), their seeds are in no training pool, λ every 0.01."""
+    trained = pd.concat([pd.read_parquet(p) for p in tta.POOLS.glob("*.parquet")])
+    for name in ("s1dense", "etadense"):
+        df = pd.read_parquet(tta.REPLAY / f"{name}.parquet")
+        assert not set(df["seed"]) & set(trained["seed"]), name
+        steps = np.diff(sorted(df["lambda"].unique()))
+        assert np.allclose(steps, 0.01), name
+        assert df.attrs["seconds_per_trial_epoch"] > 0 and df["test_error"].dtype == np.float32
+    assert digits_pools.FOLDER["s1dense"] != digits_pools.FOLDER["s1"] == tta.POOLS.name
+
+
+@pytest.mark.skipif(not DENSE.exists(), reason="tests/data/digits-replay not in this checkout")
+def test_the_grid_keeps_its_levels_and_the_design_gets_the_band():
+    a = type("A", (), {"width_rel": 0.25, "delta": 0.05})()
+    s = tta.digits_s1(a)
+    grid_only = tta.digits_s1(a, dense=None)
+    assert s.levels == grid_only.levels == [round(0.36 + 0.02 * i, 2) for i in range(11)]
+    assert set(s.candidates) >= {round(0.37 + 0.01 * i, 2) for i in range(17)} and grid_only.candidates == s.levels
+    assert s.max_trials == 550 + 2550 and "s1dense" in s.name
+
+
+def test_the_replayed_design_is_told_each_trials_cost(runs):
+    """adaptive+early tells the design what a decided trial cost (its fraction of the epochs)."""
+    class Half:
+        decides, total_epochs = True, 30
+
+        def __call__(self, run):
+            return 15, outcome_of(run.final), True
+    levels = sorted({r.lam for r in runs})
+    s = tta.Setting("t", None, levels, [None], None, 0.36, 0.56, 30, {}, 1.0, levels, len(runs), None)
+    d = tta.new_design(s, 0, 0.01)
+    tally = tta.Tally(tta.PerAxisPosterior([None], 0.36, 0.56), 0.01, None, Half())
+    tta.adaptive(tta.ReplayPool(runs, np.random.default_rng(2)), d, tally, 25, 50)
+    costs = d.get_state()["costs"]
+    assert sum(c for *_, c in costs) == pytest.approx(0.5 * d.n) and d.n == 50
+
+
+def test_digits_pools_refuses_an_unknown_pool(capsys):
+    assert digits_pools.main(["--pools", "s1,s2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pools 's1,s2'" in err[0] and "s1dense" in err[0]

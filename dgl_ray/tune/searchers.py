@@ -223,6 +223,8 @@ class BoundaryState(SearcherState):
     known_seeds: list = field(default_factory=list)  # seeds of the results the search started from (never reused)
     target_sd: float | None = None                  # stop once SD(λ_c) <= this and the width is known to ± width_rel
     width_rel: float = 0.25
+    queued: int | None = None                       # populations' worth of trials per Tune trial with early
+                                                    # decisions (None: a state saved before: QUEUED_POPULATIONS)
 
 
 def migrate_state(saved: dict, cls_name: str) -> dict:
@@ -847,8 +849,12 @@ class BoundaryPolicy:
 
 
 
-# With early decisions, a packed adaptive Tune trial carries this many populations' worth of trials: the
-# slots of decided members take the queued ones, so the freed device time trains the next proposals.
+# With early decisions on a GPU, a packed adaptive Tune trial carries this many populations' worth of
+# trials: the slots of decided members take the queued ones, so the freed device time trains the next
+# proposals (a GPU's epoch takes about as long for a few members as for G). On CPUs a population's epoch
+# time is proportional to its members (measured 3.13x: docs/PACKING.md), so a shrinking population frees
+# that time by itself, and one population per Tune trial keeps the proposals close to the outcomes (the
+# queued ones were chosen a population earlier; measured live: more trials to the same answer).
 QUEUED_POPULATIONS = 2
 
 
@@ -1062,10 +1068,13 @@ class BoundarySearcher(PlanSearcher):
         if max(sizes.values()) <= 1:
             return self._unpacked_note(size_for)
         self.pack_sizes(sizes)
+        self._state.queued = QUEUED_POPULATIONS if size_for.on_gpu else 1
         g, ahead = self.per_trial, self._state.max_ahead
         init = f"the initial design in Tune trials of up to {self.design_chunk}, then " if self._state.n_init else ""
         queued = (f", each Tune trial's trials beyond its {self._state.group_size} slots queued for the slots "
-                  f"that early decisions free" if g > self._state.group_size else "")
+                  f"that early decisions free" if g > self._state.group_size else
+                  ", a population shrinking as early decisions end its members (on CPUs: its epochs speed up)"
+                  if self._state.base.get("decide_early") is not None else "")
         return [f"adaptive trials packed: {init}each "
                 f"round proposes up to {g} x {ahead} trials{queued} (group size {size_for.text(sizes)} on "
                 f"{size_for.device}; {ahead} Tune trials ahead of the results): at most {self.size} Tune trials "
@@ -1087,8 +1096,9 @@ class BoundarySearcher(PlanSearcher):
         """Trials per Tune trial after the initial design: the group size, or with early decisions
         (``decide_early`` in the base config) QUEUED_POPULATIONS times it, the trials beyond the slots
         queued to take the slots that decided members free (``slots`` of the packed config, rows.pack_group)."""
-        g = self._state.group_size
-        return g * QUEUED_POPULATIONS if g > 1 and self._state.base.get("decide_early") is not None else g
+        s = self._state
+        g, queued = s.group_size, QUEUED_POPULATIONS if s.queued is None else s.queued
+        return g * queued if g > 1 and s.base.get("decide_early") is not None else g
 
     def suggest(self, trial_id: str):
         cfg = super().suggest(trial_id)
