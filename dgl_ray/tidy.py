@@ -456,7 +456,14 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
     except (OSError, ValueError):
         manifest = {}
     if isinstance(manifest, dict) and manifest.get("plan_kind") == "grid" and "members" in manifest:
-        counts["never_started"] = max(0, int(manifest["members"]) - len(started))
+        # an adaptive extension's trials are proposed as it runs and it may stop at its target before its
+        # budget: its unspent budget is never "never started", and its runs (plan ids "b...") are not the grid's
+        adaptive = [e for e in manifest.get("extensions", []) if e.get("plan_kind", "grid") != "grid"]
+        planned = int(manifest["members"]) - sum(int(e.get("added", 0)) for e in adaptive)
+        if adaptive and len(started) and "plan_id" in df:
+            plan_ids = df.groupby(df["run"].astype(str))["plan_id"].last().reindex(started.index).astype(str)
+            started = started[~plan_ids.str.startswith("b")]
+        counts["never_started"] = max(0, planned - len(started))
     return counts
 
 

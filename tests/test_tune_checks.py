@@ -297,3 +297,23 @@ def test_a_sweep_without_address_starts_its_own_ray_and_reads_RAY_ADDRESS(monkey
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert options.parse(coexistence.FAMILY, []).address == "10.0.0.1:6379"
     assert options.parse(coexistence.FAMILY, ["--address", "auto"]).address == "auto"
+
+
+def test_an_adaptive_extension_that_stopped_at_its_target_misses_nothing(tmp_path):
+    """A grid of 2 trials grown by an adaptive search of budget 50 that stopped at its target after 1 trial:
+    nothing is missing (the manifest's members, 52, counts the adaptive budget); a grid trial that never
+    started still is."""
+    from dgl_ray.analysis import load_experiment
+    from dgl_ray.analysis.frames import missing_trials
+    exp = tmp_path / "grown"
+    row = dict(family="coexistence", dataset="digits", eta=0.4, width=1.0, epoch=3, test_error=0.1, status="completed")
+    _trial_folder(exp, "aaaa0001", [dict(row, seed=0, plan_id="g00000", **{"lambda": 0.3})])
+    _trial_folder(exp, "aaaa0002", [dict(row, seed=1, plan_id="g00001", **{"lambda": 0.3})])
+    _trial_folder(exp, "aaaa0003", [dict(row, seed=2, plan_id="b00000", **{"lambda": 0.45})])
+    ext = {"plan_kind": "BoundarySearcher", "added": 50, "folder": "extend-1"}
+    (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 52,
+                                                    "extensions": [ext]}))
+    assert missing_trials(load_experiment(exp))["missing"] == 0
+    (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 53,
+                                                    "extensions": [ext]}))
+    assert missing_trials(load_experiment(exp))["never_started"] == 1
