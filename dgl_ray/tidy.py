@@ -400,8 +400,30 @@ def _experiment_dirs(root, depth: int = 2) -> list:
     return found
 
 
-def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFrame:
+def _manifest(folder) -> dict:
+    """The sweep's ``dgl_sweep.json`` (dgl_ray/tune/manifest.py), {} when it has none or it is unreadable."""
+    try:
+        manifest = json.loads((folder / "dgl_sweep.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _part_trial_dirs(folder) -> list:
+    """The trial folders of every part of the sweep: its own and, for a sweep grown in place (--extend),
+    those of each extension's Tune experiment (``<name>/extend-<k>/``, listed in the manifest)."""
     trials = _trial_dirs(folder)
+    for ext in _manifest(folder).get("extensions") or ():
+        part = folder / str(ext.get("folder", ""))
+        if ext.get("folder") and part.exists() and part.is_dir():
+            trials += _trial_dirs(part)
+    return trials
+
+
+def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFrame:
+    # every part's trial folders: while an extension runs (or after its driver was killed) results.parquet
+    # holds the earlier parts only, and the extension's runs come from its folders
+    trials = _part_trial_dirs(folder)
     frames = []
     have: dict[str, float] = {}
     errored: set[str] = set()
@@ -451,11 +473,8 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
     counts = {"finished": int(started.isin(FINAL_STATUSES).sum()), "decided": int((started == DECIDED).sum()),
               "unfinished": int((started == "unfinished").sum()),
               "errored": int((started == "error").sum()), "never_started": len(pending) or None}
-    try:
-        manifest = json.loads((folder / "dgl_sweep.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    if isinstance(manifest, dict) and manifest.get("plan_kind") == "grid" and "members" in manifest:
+    manifest = _manifest(folder)
+    if manifest.get("plan_kind") == "grid" and "members" in manifest:
         # an adaptive extension's trials are proposed as it runs and it may stop at its target before its
         # budget: its unspent budget is never "never started", and its runs (plan ids "b...") are not the grid's
         adaptive = [e for e in manifest.get("extensions", []) if e.get("plan_kind", "grid") != "grid"]

@@ -317,3 +317,25 @@ def test_an_adaptive_extension_that_stopped_at_its_target_misses_nothing(tmp_pat
     (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 53,
                                                     "extensions": [ext]}))
     assert missing_trials(load_experiment(exp))["never_started"] == 1
+
+
+def test_a_running_extension_reads_with_its_rows(tmp_path):
+    """While an extension runs (or after its driver was killed), results.parquet holds the earlier part only:
+    load_experiment adds the runs of the extension's trial folders (<name>/extend-1/), none twice."""
+    from dgl_ray.analysis import load_experiment
+    from dgl_ray.analysis.frames import missing_trials
+    from dgl_ray.tidy import for_parquet
+    exp = tmp_path / "grown"
+    row = dict(family="coexistence", dataset="digits", eta=0.4, width=1.0, test_error=0.1, **{"lambda": 0.3})
+    _trial_folder(exp, "aaaa0001", [dict(row, seed=0, epoch=e, status="running" if e < 2 else "completed")
+                                    for e in (1, 2)])
+    (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 1}))
+    for_parquet(load_experiment(exp)).to_parquet(exp / "results.parquet", index=False)
+    _trial_folder(exp / "extend-1", "bbbb0001", [dict(row, seed=1, epoch=e, status="running") for e in (1,)])
+    (exp / "dgl_sweep.json").write_text(json.dumps({"tool": "dgl_ray", "plan_kind": "grid", "members": 2, "extensions": [
+        {"folder": "extend-1", "plan_kind": "grid", "added": 1}]}))
+    df = load_experiment(exp)
+    assert sorted(df.groupby("run")["epoch"].max().items()) == [("aaaa0001", 2), ("bbbb0001", 1)]
+    assert set(df["experiment"]) == {"grown"}
+    assert missing_trials(df) == {"finished": 1, "decided": 0, "unfinished": 1, "errored": 0, "never_started": 0,
+                                  "missing": 1}
