@@ -86,6 +86,12 @@ def test_h_fraction_and_map_count_the_decided_branch(frame):
     traj = figures.error_trajectories(frame)
     assert "decided early (its branch's colour)" in legend(traj)
     assert any("decided 1" in ax.get_title() for ax in traj.axes)
+    # the median line of the panel with the decided run stops where that run stopped; the survivors' goes on dashed
+    assert "median of the runs still training (others decided or unfinished)" in legend(traj)
+    ax = next(ax for ax in traj.axes if "decided 1" in ax.get_title())
+    whole = next(l for l in ax.lines if l.get_label() == "median")
+    rest = next(l for l in ax.lines if l.get_label() == "median of the runs still training")
+    assert max(whole.get_xdata()) == 2 == min(rest.get_xdata()) and rest.get_linestyle() == "--"
 
 
 def test_critical_point_fits_the_decided_branch_but_not_its_error(frame):

@@ -189,8 +189,10 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
                        max_panels: int = 12) -> Figure:
     """Test error against epoch for every run, one panel per λ: thin lines coloured by the run's
     branch (final error: L <= 0.20 blue, intermediate grey, H >= 0.40 red) and the median over runs
-    at each epoch (black). The paper's error-trajectory figures. A run decided early (``--decide-early``)
-    is dotted, in the colour of its decided branch (H red, not_H blue): its last error is no final error."""
+    at each epoch (black; dashed past the first run that stopped, decided early or unfinished: there it is
+    the median of the runs still training, which a decision leaves near λ_c). The paper's error-trajectory
+    figures. A run decided early (``--decide-early``) is dotted, in the colour of its decided branch (H red,
+    not_H blue): its last error is no final error."""
     d = df.dropna(subset=["test_error", "epoch"]) if len(df) else df
     early = set(d.loc[decided(d), "run"]) if len(d) else set()
     lams = sorted(d["lambda"].dropna().unique()) if len(d) else []
@@ -199,6 +201,7 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
     fig, flat = _grid(len(lams), extra_h=0.8)
     if not lams:
         _empty(flat[0], "evaluations")
+    survivors = False
     for ax, lam in zip(flat, lams):
         g = d[d["lambda"] == lam].sort_values("epoch")
         counts = {"L": 0, "intermediate": 0, "H": 0, "decided": 0}
@@ -212,8 +215,16 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
             ax.plot(r["epoch"], r["test_error"], color=BRANCH_COLORS[b], lw=0.6, alpha=0.5,
                     ls=":" if run in early else "-",
                     marker="." if len(r) == 1 else None)   # a run with one evaluation is a point
-        med = g.groupby("epoch")["test_error"].median()
-        ax.plot(med.index, med.to_numpy(), color="black", lw=1.6, label="median")
+        # the median over every run of the panel while each still has an error; past the first run that
+        # stopped (decided early, or unfinished) it is the survivors' median, dashed: not the panel's
+        med = g.groupby("epoch")["test_error"].agg(["median", "count"])
+        whole = med["count"].to_numpy() >= g["run"].nunique()
+        last = int(np.flatnonzero(whole)[-1]) if whole.any() else -1
+        ax.plot(med.index[:last + 1], med["median"].to_numpy()[:last + 1], color="black", lw=1.6, label="median")
+        if last + 1 < len(med):
+            survivors = True
+            ax.plot(med.index[max(last, 0):], med["median"].to_numpy()[max(last, 0):], color="black", lw=1,
+                    ls="--", label="median of the runs still training")
         _threshold_lines(ax, L, H, labels=False)
         ax.set_ylim(0, 1)
         ax.set_title(f"λ={lam:g}: {_runs_word(sum(counts.values()))} "
@@ -225,6 +236,9 @@ def error_trajectories(df: pd.DataFrame, *, L: float = L_MAX, H: float = H_MIN,
         handles = [Line2D([], [], color=c, lw=1, label=f"{b} branch (final error)")
                    for b, c in BRANCH_COLORS.items()]
         handles.append(Line2D([], [], color="black", lw=1.6, label="median over runs"))
+        if survivors:
+            handles.append(Line2D([], [], color="black", lw=1, ls="--",
+                                  label="median of the runs still training (others decided or unfinished)"))
         if early:
             handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="decided early (its branch's colour)"))
         handles += [Line2D([], [], color=PALETTE["L"], ls="--", lw=0.9, label=f"L threshold {L:g}"),
