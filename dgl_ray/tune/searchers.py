@@ -1102,8 +1102,13 @@ class BoundarySearcher(PlanSearcher):
 
     def suggest(self, trial_id: str):
         cfg = super().suggest(trial_id)
-        if isinstance(cfg, dict) and len(cfg.get("group", ())) > self._state.group_size:
+        members = len(cfg.get("group", ())) if isinstance(cfg, dict) else 0
+        if members > self._state.group_size:
             cfg["slots"] = self._state.group_size       # the members beyond the slots wait in its queue
+        elif members > 1 and self._state.base.get("decide_early") is not None:
+            # a slot each, none queued: with slots the population drops its decided members' slots (it
+            # shrinks, and its epochs speed up on CPUs) instead of training them frozen to the end
+            cfg["slots"] = members
         return cfg
 
     def _next(self):
