@@ -267,7 +267,7 @@ def test_boundary_searcher_pickles_its_design_as_state_not_its_grid():
 
 @pytest.mark.parametrize("on_gpu, per_trial, slots", [(False, 4, 4), (True, 8, 4)])
 def test_adaptive_early_decisions_shrink_on_cpus_and_queue_on_gpus(on_gpu, per_trial, slots):
-    """On CPUs a population's epoch time follows its members, so a population shrinks as its members are
+    """On CPUs a population's epoch time falls with its members, so a population shrinks as its members are
     decided (its proposals stay one population from the outcomes: a slot each, and ``slots`` so that the
     trainable drops the decided members' slots); on a GPU the freed slots take a second, queued population."""
     from dgl_ray.tune.plan import SizeRule

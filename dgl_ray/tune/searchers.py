@@ -852,8 +852,8 @@ class BoundaryPolicy:
 # With early decisions on a GPU, a packed adaptive Tune trial carries this many populations' worth of
 # trials: the slots of decided members take the queued ones, so the freed device time trains the next
 # proposals (a GPU's epoch takes about as long for a few members as for G). On CPUs a population's epoch
-# time is proportional to its members (measured 3.13x: docs/PACKING.md), so a shrinking population frees
-# that time by itself, and one population per Tune trial keeps the proposals close to the outcomes (the
+# time falls with its members (measured: 3.13x for 5 of 25 members, docs/PACKING.md; 0.36 s -> 0.15 s for
+# 3 of 25 live, docs/SWEEPS.md "Time to answer"), so a shrinking population frees that time by itself, and one population per Tune trial keeps the proposals close to the outcomes (the
 # queued ones were chosen a population earlier; measured live: more trials to the same answer).
 QUEUED_POPULATIONS = 2
 
