@@ -126,3 +126,28 @@ def test_a_progress_line_saved_before_retries_were_counted_still_counts_them():
     q = ProgressLine.__new__(ProgressLine)
     q.__setstate__(state)
     assert q.fault_lines() == [] and pickle.loads(pickle.dumps(q)).retried == {}
+
+
+def test_a_resumed_sweep_counts_the_tune_trials_it_had_finished():
+    """Restored from its saved experiment (pickled before any trial ran, or by an older release without
+    the new fields), the line of a resumed sweep counts the Tune trials already TERMINATED, members
+    included: not "done 0/24" at the start, not "20/24" at the end."""
+    old = ProgressLine(total=6, interval=0, members=24)
+    for k in ("members_before", "_restored_seen"):
+        del old.__dict__[k]                                       # as an older release pickled it
+    p = pickle.loads(pickle.dumps(old))
+    buf = io.StringIO()
+    p.stream = buf
+    group = {"group": [{"seed": i} for i in range(4)], "lambda": 0.4}
+    trials = [NS(trial_id=f"t{i}", config=group, last_result={}, status="TERMINATED" if i == 0 else "PENDING")
+              for i in range(6)]
+    p.on_step_begin(0, trials)
+    p.print_line(trials)
+    assert "done 4/24 trials (1/6 Tune trials)" in buf.getvalue() and "pending 5" in buf.getvalue()
+    p.on_step_begin(1, trials)                                    # counted once
+    trials[1].status = "RUNNING"
+    for i in range(4):
+        p.on_trial_result(1, trials, trials[1], {"run": f"t1_{i}", "status": "completed", "test_error": 0.1})
+    p.on_trial_complete(1, trials, trials[1])
+    p.print_line(trials)
+    assert "done 8/24 trials (2/6 Tune trials)" in buf.getvalue().splitlines()[-1]

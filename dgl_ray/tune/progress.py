@@ -29,7 +29,7 @@ os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 
 from ray.tune import Callback
 
-from ..rows import result_rows
+from ..rows import result_rows, unpack_group
 
 
 def _fmt_s(s: float) -> str:
@@ -51,6 +51,8 @@ class ProgressLine(Callback):
         self.last = 0.0
         self.done, self.errored, self.running = set(), set(), set()
         self.already_done = already_done
+        self.members_before = 0            # members of the Tune trials a resumed sweep had finished already
+        self._restored_seen = False
         self.best = self.worst = None
         self.retried: dict = {}            # Tune trial id -> its failures: [cause, resumed-from epoch or None]
 
@@ -65,6 +67,19 @@ class ProgressLine(Callback):
         if lam is not None:
             bits.append(f"(λ={lam:g} s={c.get('seed')})")
         return " ".join(bits)
+
+    def on_step_begin(self, iteration, trials, **info):
+        if not self._restored_seen:
+            self._count_restored(trials)
+
+    def _count_restored(self, trials) -> None:
+        """A resumed sweep: the Tune trials it had finished before (restored as TERMINATED, never reported
+        to this driver) count as done, with their members, so the line does not start at 0 of N."""
+        self._restored_seen = True
+        for t in trials:
+            if t.status == "TERMINATED" and t.trial_id not in self.done:
+                self.already_done += 1
+                self.members_before += len(unpack_group(t.config or {}))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
@@ -177,8 +192,9 @@ class ProgressLine(Callback):
         rate = len(self.done) / el if el > 0 and self.done else 0.0
         eta = (pending + running) / rate if rate > 0 else float("nan")
         if self.members is not None:
-            m_done = len(self.member_done)
-            m_rate = m_done / el if el > 0 and m_done else 0.0
+            m_now = len(self.member_done)               # this driver's; the rate counts only these
+            m_done = m_now + self.members_before
+            m_rate = m_now / el if el > 0 and m_now else 0.0
             eta = (self.members - m_done) / m_rate if m_rate > 0 else float("nan")
             head = (f"done {m_done}/{self.members} trials"
                     + (f" (errored {len(self.member_errored)})" if self.member_errored else "")
@@ -203,9 +219,11 @@ class ProgressLine(Callback):
         d["stream"] = None
         return d
 
-    def __setstate__(self, state):     # a sweep saved before retries (decisions) were counted resumes too
+    def __setstate__(self, state):     # a sweep saved before retries (decisions, restored trials) were counted resumes too
         state.setdefault("retried", {})
         state.setdefault("member_decided", set())
+        state.setdefault("members_before", 0)
+        state.setdefault("_restored_seen", False)
         self.__dict__.update(state)
 
 
