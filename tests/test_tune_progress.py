@@ -151,3 +151,14 @@ def test_a_resumed_sweep_counts_the_tune_trials_it_had_finished():
     p.on_trial_complete(1, trials, trials[1])
     p.print_line(trials)
     assert "done 8/24 trials (2/6 Tune trials)" in buf.getvalue().splitlines()[-1]
+
+
+def test_a_restored_trial_that_ended_with_an_error_row_stays_errored():
+    buf = io.StringIO()
+    p = ProgressLine(total=3, interval=0, stream=buf)
+    trials = [NS(trial_id="a", config={"lambda": 0.3, "seed": 0}, last_result={"status": "completed"}, status="TERMINATED"),
+              NS(trial_id="b", config={"lambda": 0.3, "seed": 1}, last_result={"status": "error"}, status="TERMINATED"),
+              NS(trial_id="c", config={"lambda": 0.3, "seed": 2}, last_result={}, status="PENDING")]
+    p.on_step_begin(0, trials)
+    p.print_line(trials)
+    assert "done 1/3 (errored 1)" in buf.getvalue() and "pending 1" in buf.getvalue()

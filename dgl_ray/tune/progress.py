@@ -77,9 +77,13 @@ class ProgressLine(Callback):
         to this driver) count as done, with their members, so the line does not start at 0 of N."""
         self._restored_seen = True
         for t in trials:
-            if t.status == "TERMINATED" and t.trial_id not in self.done:
-                self.already_done += 1
-                self.members_before += len(unpack_group(t.config or {}))
+            if t.status != "TERMINATED" or t.trial_id in self.done or t.trial_id in self.errored:
+                continue
+            if self.members is None and (getattr(t, "last_result", None) or {}).get("status") == "error":
+                self.errored.add(t.trial_id)          # ended by a fatal error row: errored, as it was then
+                continue
+            self.already_done += 1
+            self.members_before += len(unpack_group(t.config or {}))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
