@@ -131,13 +131,13 @@ def test_sweep_refuses_tf32_on_cpu_before_ray(tmp_path, capsys, no_ray):
 
 def test_sweep_resume_with_another_switch_is_refused(tmp_path, capsys, no_ray):
     """The options are plan options: the manifest's check names a changed switch."""
-    from dgl_ray.tune import cli, options, runner
+    from dgl_ray.tune import cli, manifest, options
     import importlib
     mod = importlib.import_module("dgl_ray.sweeps.coexistence")
     argv = ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", str(tmp_path), "--name", "s"]
     opts = options.parse(mod.FAMILY, argv)
     spec = mod.plan(opts)
-    runner.write_manifest(opts.storage, opts.name, cli.sweep_manifest(opts, spec))
+    manifest.write_manifest(opts.storage, opts.name, cli.sweep_manifest(opts, spec))
     assert run_family("coexistence", tmp_path, "--lambdas", "0.3", "--n", "1", "--epochs", "1", "--resume",
                       "--bf16", name="s") == 2
     assert "--bf16 True (stored: None)" in one_line_error(capsys)

@@ -69,13 +69,13 @@ def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_r
 
 def _start(tmp_path, family, name, *args):
     import importlib
-    from dgl_ray.tune import cli, options, plan, runner
+    from dgl_ray.tune import cli, manifest, options, plan
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
     spec = mod.plan(o)
     spec, group_size = plan.pack_plan(spec, o)
     o = o.replace(group_size=group_size)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
+    manifest.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / name / "experiment_state-x.json").write_text("{}")
 
 

@@ -232,13 +232,13 @@ def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
     assert "trial size: 5 Tune trials (40 trials packed)" in out
     # the resolved packing is part of the stored plan: a resume that would pack otherwise is refused
     import importlib
-    from dgl_ray.tune import cli, options, plan, runner
+    from dgl_ray.tune import cli, manifest, options, plan
     mod = importlib.import_module("dgl_ray.sweeps.trap")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
     spec = mod.plan(o)
     spec, group_size = plan.pack_plan(spec, o)
     o = o.replace(group_size=group_size)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
+    manifest.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / "trap" / "experiment_state-x.json").write_text("{}")
     assert run_family("trap", tmp_path, "--n", "5", "--resume", "--dry-run") == 0
     capsys.readouterr()

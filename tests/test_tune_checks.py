@@ -110,14 +110,14 @@ def test_storage_estimate_of_a_resnet_checkpoint():
 def _sweep_folder(tmp_path, family="coexistence", *args):
     """Write the manifest a real start writes (cli.main does it right before Ray starts)."""
     import importlib
-    from dgl_ray.tune import cli, options, plan, runner
+    from dgl_ray.tune import cli, manifest, options, plan
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(tmp_path), "--name", family, *args]
     o = options.parse(mod.FAMILY, argv)
     spec = mod.plan(o)
     spec, group_size = plan.pack_plan(spec, o)
     o = o.replace(group_size=group_size)
-    runner.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
+    manifest.write_manifest(o.storage, o.name, cli.sweep_manifest(o, spec))
     (tmp_path / family / "experiment_state-x.json").write_text("{}")
 
 

@@ -40,7 +40,7 @@ def main(family, argv=None) -> int:
                     part.run = False
             if opts.extend and not added:
                 print(f"{family.name}: nothing to add: every trial of this plan is already in "
-                      f"{_where(opts)} (--resume continues its unfinished trials)")
+                      f"{preflight.sweep_path(opts)} (--resume continues its unfinished trials)")
                 return 0
         preflight.validate_configs(spec.searcher.plan_configs())
         if spec.searcher.size < 1:
@@ -65,8 +65,8 @@ def main(family, argv=None) -> int:
         return 2
     if opts.dry_run:
         if opts.extend:
-            print(f"{family.name}: --extend {_where(opts)}: adds {added} trials ({parts[-1].folder}) to the "
-                  f"{manifest['members'] - added} planned there; nothing there reruns (finished trials are "
+            print(f"{family.name}: --extend {preflight.sweep_path(opts)}: adds {added} trials ({parts[-1].folder}) "
+                  f"to the {manifest['members'] - added} planned there; nothing there reruns (finished trials are "
                   f"kept, unfinished ones resume in their own part)")
         print_plan(spec, opts)
         print_estimate(spec, opts)
@@ -96,19 +96,16 @@ def main(family, argv=None) -> int:
     return outcome.exit_code
 
 
-def _where(opts) -> str:
-    return f"{opts.storage.rstrip('/')}/{opts.name}"
-
-
 def _parts(family, opts, stored: dict, spec, rows):
     """An extended sweep's parts (``--extend``: the stored ones and the new one, checked: only the extensible
     options changed, a plan kind that can grow, an adaptive one from settled outcomes); -> (parts, trials the
     last one adds)."""
     if opts.extend:
-        extend.check_kinds(_where(opts), stored, spec.searcher.kind)
-        extend.check_axes_only(_where(opts), stored, opts)
+        where = preflight.sweep_path(opts)
+        extend.check_kinds(where, stored, spec.searcher.kind)
+        extend.check_axes_only(where, stored, opts)
         if spec.searcher.kind != "grid":
-            extend.check_settled(_where(opts), rows)
+            extend.check_settled(where, rows)
     return extend.plan_parts(family, opts, stored, spec if opts.extend else None)
 
 

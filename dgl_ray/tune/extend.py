@@ -19,7 +19,7 @@ from ..config import RUNTIME_FIELDS
 from ..errors import ConfigError
 from ..storage import Location
 from ..tidy import load_experiment, missing_trials, outcome_rows
-from .manifest import Part, extensions, next_folder
+from .manifest import Part, extensions, latest_part, next_folder
 from .options import EXTENSIBLE, plan_options, with_axes
 from .searchers import GridSearcher
 
@@ -142,4 +142,4 @@ def plan_parts(family, opts, manifest: dict, new_spec=None) -> tuple[list[Part],
 
 def check_axes_only(where: str, manifest: dict, opts) -> None:
     """``--extend``: the command's plan options are the stored ones of the latest part, but the extensible."""
-    check_unchanged(where, stored_parts(manifest)[-1][1], plan_options(opts))
+    check_unchanged(where, latest_part(manifest).get("options", {}), plan_options(opts))

@@ -37,6 +37,12 @@ def extensions(manifest: dict | None) -> list[dict]:
     return list((manifest or {}).get("extensions", []))
 
 
+def latest_part(manifest: dict) -> dict:
+    """The plan record of the sweep's latest part: its last extension entry, or the manifest itself (the first
+    part's options, fingerprint and command are its own top-level fields)."""
+    return (extensions(manifest) or [manifest])[-1]
+
+
 def part_folders(manifest: dict | None) -> list[str]:
     """The Tune experiment folders of the sweep's parts, relative to ``<name>/`` ("" = the folder itself)."""
     return ["", *(e["folder"] for e in extensions(manifest))]

@@ -20,9 +20,14 @@ from ..registry import data_folder, missing_files
 from .options import SweepOptions, plan_options
 from ..storage import experiment_exists, storage_fs
 from .extend import changed_axes
-from .manifest import MANIFEST, read_manifest, write_manifest
+from .manifest import MANIFEST, latest_part, read_manifest, write_manifest
 from .runner import make_manifest, plan_fingerprint
 from .trainable import unpack_group
+
+
+def sweep_path(o) -> str:
+    """The sweep folder as the user named it, ``<storage>/<name>``, for messages."""
+    return f"{o.storage.rstrip('/')}/{o.name}"
 
 
 def sweep_manifest(opts: SweepOptions, configs: list[dict]) -> dict:
@@ -73,7 +78,7 @@ def check_storage(o) -> None:
         exists = experiment_exists(o.storage, o.name)
     except OSError as e:
         raise ConfigError(f"--storage {o.storage!r}: {e}") from None
-    where = f"{o.storage.rstrip('/')}/{o.name}"
+    where = sweep_path(o)
     if exists and not (o.resume or o.extend or o.dry_run):
         raise ConfigError(f"{where} already holds a sweep; add --resume to continue it, --extend to add trials "
                           f"to it, or pick another --name")
@@ -88,7 +93,7 @@ def stored_sweep(o) -> dict | None:
         return None
     stored = read_manifest(o.storage, o.name)
     if o.extend:
-        where = f"{o.storage.rstrip('/')}/{o.name}"
+        where = sweep_path(o)
         if stored is None:
             raise ConfigError(f"--extend: no sweep at {where} (no {MANIFEST}); drop --extend to start the sweep")
         if not stored or stored.get("tool") != "dgl_ray":
@@ -103,7 +108,7 @@ def extended_manifest(stored: dict, opts: SweepOptions, part: dict, folder: str,
     """The stored manifest with one more extension: its time, command, the trials it adds, the extensible
     options it changed ({option: [old, new]}), and the new part's own plan record (folder, options,
     fingerprint, kind, size) that --resume compares. ``members`` becomes the sweep's total."""
-    before = (stored.get("extensions") or [stored])[-1].get("options", {})
+    before = latest_part(stored).get("options", {})
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "command": shlex.join([sys.executable, "-m", f"dgl_ray.sweeps.{opts.family}", *opts.argv]),
              "added": added, "changed": changed_axes(before, part["options"]), "folder": folder,
@@ -118,7 +123,7 @@ def record_extension(opts, manifest: dict) -> None:
     try:
         write_manifest(opts.storage, opts.name, manifest)
     except OSError as e:
-        raise ConfigError(f"cannot extend the sweep: writing {opts.storage.rstrip('/')}/{opts.name}/{MANIFEST} "
+        raise ConfigError(f"cannot extend the sweep: writing {sweep_path(opts)}/{MANIFEST} "
                           f"failed ({e.strerror or e}); nothing was run") from None
 
 
@@ -152,7 +157,7 @@ def start_manifest(opts, manifest: dict) -> None:
                 os.rmdir(folder)        # only when empty: this start made it
             except OSError:
                 pass
-        raise ConfigError(f"cannot start the sweep: writing {opts.storage.rstrip('/')}/{opts.name}/{MANIFEST} "
+        raise ConfigError(f"cannot start the sweep: writing {sweep_path(opts)}/{MANIFEST} "
                           f"failed ({e.strerror or e}); nothing was run") from None
 
 
@@ -209,7 +214,7 @@ def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> N
     """--resume continues only a sweep of this tool with the same plan; a new sweep needs a new folder.
     The fingerprint leaves out the sweep's name (a renamed grid folder resumes); ``plan_configs`` (the
     plan with its name) also matches the fingerprints that versions before that wrote."""
-    where = f"{o.storage.rstrip('/')}/{o.name}"
+    where = sweep_path(o)
     if not o.resume:
         return
     if not experiment_exists(o.storage, o.name):
@@ -221,7 +226,7 @@ def check_resume(o, manifest: dict, plan_configs: list[dict] | None = None) -> N
     if stored.get("family") != manifest["family"]:
         raise ConfigError(f"--resume: {where} is a {stored.get('family')} sweep, not {manifest['family']}")
     # an extended sweep resumes with its latest command, whose plan (less the earlier parts') is the last part's
-    latest = (stored.get("extensions") or [stored])[-1]
+    latest = latest_part(stored)
     old, new = latest.get("options", {}), manifest["options"]
     diff = [f"--{k.replace('_', '-')} {new.get(k)!r} (stored: {old.get(k)!r})"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

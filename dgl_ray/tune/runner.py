@@ -42,7 +42,7 @@ from ..storage import Location, join, storage_fs, write_bytes_atomic
 from . import faults
 from .faults import errored_without_rows, resume_command
 from .lock import sweep_lock
-from .manifest import Part, write_manifest  # noqa: F401 - write_manifest: the tests write a manifest through the runner
+from .manifest import Part
 from .results import collect
 from .trackers import print_dashboard, tracker_callbacks
 from .trainable import any_trainable
