@@ -409,11 +409,11 @@ def _manifest(folder) -> dict:
     return manifest if isinstance(manifest, dict) else {}
 
 
-def _part_trial_dirs(folder) -> list:
+def _part_trial_dirs(folder, manifest: dict) -> list:
     """The trial folders of every part of the sweep: its own and, for a sweep grown in place (--extend),
     those of each extension's Tune experiment (``<name>/extend-<k>/``, listed in the manifest)."""
     trials = _trial_dirs(folder)
-    for ext in _manifest(folder).get("extensions") or ():
+    for ext in manifest.get("extensions") or ():
         part = folder / str(ext.get("folder", ""))
         if ext.get("folder") and part.exists() and part.is_dir():
             trials += _trial_dirs(part)
@@ -423,7 +423,8 @@ def _part_trial_dirs(folder) -> list:
 def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFrame:
     # every part's trial folders: while an extension runs (or after its driver was killed) results.parquet
     # holds the earlier parts only, and the extension's runs come from its folders
-    trials = _part_trial_dirs(folder)
+    manifest = _manifest(folder)        # read once: the parts' folders and the planned trials
+    trials = _part_trial_dirs(folder, manifest)
     frames = []
     have: dict[str, float] = {}
     errored: set[str] = set()
@@ -458,13 +459,14 @@ def _load_one_experiment(folder, trial_folders_only: bool = False) -> pd.DataFra
         df["experiment"] = folder.name
     df["experiment"] = df["experiment"].fillna(folder.name)
     df["run_status"] = run_status_of(df).values if len(df) else []
-    df.attrs["trials"] = _trial_counts(df, folder)
+    df.attrs["trials"] = _trial_counts(df, folder, manifest)
     return df
 
 
-def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
+def _trial_counts(df: pd.DataFrame, folder: Path, manifest: dict | None = None) -> dict:
     """How many (λ, seed) trials of the sweep are finished, unfinished, errored and never started
-    (the plan's size comes from the sweep's ``dgl_sweep.json``; without it, never-started is unknown)."""
+    (the plan's size comes from the sweep's ``dgl_sweep.json``, ``manifest`` when already read; without
+    it, never-started is unknown)."""
     runs = df.groupby(df["run"].astype(str))["run_status"].last() if len(df) else pd.Series([], dtype=object)
     # a Tune trial that has not reported yet gives its trials one pending row each: never started
     pending = set(df.loc[df["status"].astype(object).eq("pending"), "run"].astype(str)) \
@@ -473,7 +475,7 @@ def _trial_counts(df: pd.DataFrame, folder: Path) -> dict:
     counts = {"finished": int(started.isin(FINAL_STATUSES).sum()), "decided": int((started == DECIDED).sum()),
               "unfinished": int((started == "unfinished").sum()),
               "errored": int((started == "error").sum()), "never_started": len(pending) or None}
-    manifest = _manifest(folder)
+    manifest = _manifest(folder) if manifest is None else manifest
     if manifest.get("plan_kind") == "grid" and "members" in manifest:
         # an adaptive extension's trials are proposed as it runs and it may stop at its target before its
         # budget: its unspent budget is never "never started", and its runs (plan ids "b...") are not the grid's
