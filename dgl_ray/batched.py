@@ -394,10 +394,11 @@ class BatchedTrials:
     takes its slot at the next epoch boundary, with its own init, labels, data order, schedules, step
     counter and RNGs, as alone. Once the queue is empty such a population shrinks: at an epoch boundary
     where its running members fit a smaller padded size it is rebuilt with them only (docs/PACKING.md,
-    "Refilled slots", measures frozen against dropped slots). Without ``slots`` the population keeps its
-    size G to the end: a trial that ends early keeps its slot, frozen (LR 0, no data drawn from its
-    generators, never reported again), so the kernels the others run, and with them their float32
-    numbers on a GPU, do not change when another member ends.
+    "Refilled slots", measures frozen against dropped slots). So does a population without ``slots`` whose
+    members may be decided early (``decide_early``): a decision is there to free the device time. Without
+    either the population keeps its size G to the end: a trial that ends early keeps its slot, frozen (LR 0,
+    no data drawn from its generators, never reported again), so the kernels the others run, and with them
+    their float32 numbers on a GPU, do not change when another member ends.
 
     Early decisions: at each evaluation of a running member before its last epoch, ``decider(trial)``
     (default :func:`calibrated_decision`: only members with ``decide_early``) may stop it: its row gets
@@ -425,7 +426,9 @@ class BatchedTrials:
         if slots is not None and not (isinstance(slots, int) and not isinstance(slots, bool) and slots >= 1):
             raise ConfigError(f"slots={slots!r} must be an integer >= 1 (or None: a slot per member)")
         self.trials = list(trials)
-        self.refills = slots is not None
+        # a population that refills, or whose members may be decided early, drops ended members' slots
+        # (it shrinks); others keep them, frozen, so a member's float32 kernels never change mid-run
+        self.refills = slots is not None or any(t.cfg.decide_early is not None for t in self.trials)
         self.decider = decider or calibrated_decision
         t0 = self.trials[0]
         for t in self.trials[1:]:       # continued trials moved their data each (the same data set: SHARED)

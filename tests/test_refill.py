@@ -326,16 +326,19 @@ def test_a_refilling_sweep_interrupted_and_resumed_reports_the_rows_of_one_that_
 
 
 def test_a_population_with_a_slot_each_drops_its_decided_members(digits, alone):
-    """slots = members (an adaptive population with early decisions on CPUs: none queued): decided members'
-    slots are dropped at the next epoch boundary (the population shrinks, as a refilling one does once its
-    queue is empty); without slots they stay, frozen, to the end. The survivors train as alone."""
+    """Members that may be decided early (``decide_early``: an adaptive population on CPUs, a grid's last Tune
+    trial), a slot each, none queued: decided members' slots are dropped at the next epoch boundary (the
+    population shrinks, as a refilling one does once its queue is empty), with ``slots`` given or not;
+    without decide_early they stay, frozen, to the end. The survivor trains as alone."""
     rule = {0: (1, "not_H"), 1: (1, "H"), 2: (1, "not_H")}
-    b = BatchedTrials(MEMBERS[:4], data=digits, slots=4, decider=decide_at(rule))
-    assert b.queue == [] and b.pop.G == 4
-    b.run(max_epochs=2)
-    assert b.layout == [3] and b.pop.G == 2                  # padded to 2 on the host (batched.padded_size)
+    early = [dict(c, decide_early=0.05) for c in MEMBERS[:4]]
+    for slots in (4, None):
+        b = BatchedTrials(early, data=digits, slots=slots, decider=decide_at(rule))
+        assert b.queue == [] and b.pop.G == 4 and b.refills
+        b.run(max_epochs=2)
+        assert b.layout == [3] and b.pop.G == 2              # padded to 2 on the host (batched.padded_size)
     b.run()
     _as_alone(b.trials[3], alone[3])
     frozen = BatchedTrials(MEMBERS[:4], data=digits, decider=decide_at(rule))
     frozen.run(max_epochs=2)
-    assert frozen.layout == [0, 1, 2, 3] and frozen.pop.G == 4
+    assert frozen.layout == [0, 1, 2, 3] and frozen.pop.G == 4 and not frozen.refills

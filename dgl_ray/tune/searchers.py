@@ -853,8 +853,10 @@ class BoundaryPolicy:
 # trials: the slots of decided members take the queued ones, so the freed device time trains the next
 # proposals (a GPU's epoch takes about as long for a few members as for G). On CPUs a population's epoch
 # time falls with its members (measured: 3.13x for 5 of 25 members, docs/PACKING.md; 0.36 s -> 0.15 s for
-# 3 of 25 live, docs/SWEEPS.md "Time to answer"), so a shrinking population frees that time by itself, and one population per Tune trial keeps the proposals close to the outcomes (the
-# queued ones were chosen a population earlier; measured live: more trials to the same answer).
+# 3 of 25 live, docs/SWEEPS.md "Time to answer"), so a population that drops its decided members' slots
+# (dgl_ray.batched.BatchedTrials) frees that time by itself, and one population per Tune trial keeps the
+# proposals close to the outcomes (the queued ones were chosen a population earlier; measured live: more
+# trials to the same answer).
 QUEUED_POPULATIONS = 2
 
 
@@ -1102,13 +1104,8 @@ class BoundarySearcher(PlanSearcher):
 
     def suggest(self, trial_id: str):
         cfg = super().suggest(trial_id)
-        members = len(cfg.get("group", ())) if isinstance(cfg, dict) else 0
-        if members > self._state.group_size:
+        if isinstance(cfg, dict) and len(cfg.get("group", ())) > self._state.group_size:
             cfg["slots"] = self._state.group_size       # the members beyond the slots wait in its queue
-        elif members > 1 and self._state.base.get("decide_early") is not None:
-            # a slot each, none queued: with slots the population drops its decided members' slots (it
-            # shrinks, and its epochs speed up on CPUs) instead of training them frozen to the end
-            cfg["slots"] = members
         return cfg
 
     def _next(self):
