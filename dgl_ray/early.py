@@ -11,7 +11,8 @@ P(H | λ) of decided + final outcomes beside the all-final one on held-out seeds
 The model (one per data set family, :data:`FAMILY_OF`): a ridge logistic regression on features in
 relative time (fraction of the run done, last error, mean error over the last tenth of the run, lowest
 error so far, recent slope, whether the first LR milestone has passed, and their products with time and
-with that phase). Decisions are allowed per tenth of the run (:data:`BINS` bins of relative time) and per
+with that phase; over longer windows, the last fifth, third and half of the run, the mean error, and over
+the third its least-squares slope, spread and fraction of evaluations >= H_MIN). Decisions are allowed per tenth of the run (:data:`BINS` bins of relative time) and per
 δ of :data:`DELTAS`: a bin is allowed when, on held-out seeds, the upper bound (Wilson, one-sided 90%)
 of the misclassification of the decisions first made there, and that of all decisions made so far,
 stay <= δ. A δ between two of :data:`DELTAS` uses the calibration of the largest one below it.
@@ -51,7 +52,11 @@ WILSON_Z = 1.2816                    # one-sided 90% upper bound on a misclassif
 # no model: its errors live on another scale, where H_MIN does not split the same branches.
 FAMILY_OF = {"digits": "digits", "cifar10": "cifar10", "synthetic-cifar": "cifar10"}
 FEATURES = ("frac_done", "last", "recent_mean", "min_so_far", "slope", "after_milestone",
-            "last_x_frac", "last_x_after", "frac_x_after")
+            "last_x_frac", "last_x_after", "frac_x_after",
+            # the level a noisy trajectory settles on, read over longer windows (a fifth, a third, half the run)
+            "mean_w20", "mean_w35", "mean_w50", "slope_w35", "above_w35", "sd_w35",
+            "mean_w20_x_frac", "mean_w35_x_frac", "mean_w50_x_frac", "slope_w35_x_left")
+WINDOWS = (0.2, 0.35, 0.5)           # the longer windows, as fractions of the run
 
 
 def features(epochs: Sequence[int], errors: Sequence[float], total_epochs: int,
@@ -59,7 +64,10 @@ def features(epochs: Sequence[int], errors: Sequence[float], total_epochs: int,
     """The feature vector (:data:`FEATURES`) of a trajectory at its last evaluation.
 
     Time is relative (a fraction of ``total_epochs``) so that runs of other lengths or evaluation
-    intervals read alike; "recent" is the last tenth of the run (one evaluation when they are sparser)."""
+    intervals read alike; "recent" is the last tenth of the run (one evaluation when they are sparser).
+    The longer windows (:data:`WINDOWS`) read the level a noisy trajectory drifts to (digits' low-error
+    runs wander across H_MIN for most of a run): their means, and over the middle one the least-squares
+    slope, the fraction of evaluations >= H_MIN and the spread."""
     ep = np.asarray(epochs, dtype=float)
     err = np.asarray(errors, dtype=float)
     now = ep[-1]
@@ -74,8 +82,14 @@ def features(epochs: Sequence[int], errors: Sequence[float], total_epochs: int,
     else:
         slope = 0.0
     after = float(bool(lr_milestones) and now >= min(lr_milestones))
+    means = [err[ep >= now - w * total_epochs].mean() for w in WINDOWS]
+    mid = ep >= now - WINDOWS[1] * total_epochs
+    t, e = ep[mid] / total_epochs, err[mid]
+    slope_mid = float(np.polyfit(t, e, 1)[0]) if mid.sum() >= 3 else 0.0
     return np.array([frac, err[-1], recent.mean(), err.min(), slope, after,
-                     err[-1] * frac, err[-1] * after, frac * after])
+                     err[-1] * frac, err[-1] * after, frac * after,
+                     *means, slope_mid, (e >= H_MIN).mean(), e.std(),
+                     *(m * frac for m in means), slope_mid * (1 - frac)])
 
 
 def time_bin(epoch: float, total_epochs: int) -> int | None:

@@ -118,3 +118,23 @@ def test_report_prints_the_stored_table(capsys):
     assert early.main(["report"]) == 0
     out = capsys.readouterr().out
     assert "epochs saved" in out and "digits" in out and "cifar10" in out
+
+
+def test_longer_windows_read_the_level_a_noisy_run_drifts_to():
+    """mean_w20/35/50 are the mean errors over the last fifth, third and half of the run; slope_w35 the
+    least-squares slope over the last 35% in relative time; above_w35 the fraction there >= H_MIN."""
+    rng = np.random.default_rng(0)
+    epochs = list(range(1, 21))                           # 20 of 30 epochs
+    errors = list(0.6 - 0.01 * np.arange(20) + rng.normal(0, 0.05, 20))
+    f = dict(zip(early.FEATURES, early.features(epochs, errors, 30)))
+    assert len(early.features(epochs, errors, 30)) == len(early.FEATURES)
+    e, err = np.array(epochs, float), np.array(errors)
+    for name, w in (("mean_w20", 0.2), ("mean_w35", 0.35), ("mean_w50", 0.5)):
+        assert f[name] == pytest.approx(err[e >= 20 - w * 30].mean())
+    mid = e >= 20 - 0.35 * 30
+    assert f["slope_w35"] == pytest.approx(np.polyfit(e[mid] / 30, err[mid], 1)[0])
+    assert f["above_w35"] == pytest.approx((err[mid] >= early.H_MIN).mean())
+    assert f["slope_w35_x_left"] == pytest.approx(f["slope_w35"] * (1 - 20 / 30))
+    # two evaluations in the window (CIFAR's every 10 epochs): no slope is fitted
+    g = dict(zip(early.FEATURES, early.features([50, 60], [0.5, 0.3], 100)))
+    assert g["slope_w35"] == 0.0 and g["mean_w20"] == pytest.approx(0.4)
