@@ -56,6 +56,15 @@ COST_BANDWIDTH = 1.0                # the cost model's kernel width in z = (λ -
 COST_PRIOR = 1.0                    # pseudo-trials at full cost in every kernel average (unseen z: cost 1)
 
 
+MIN_COST = 1e-3      # a run stopped at its first evaluation still cost something (the design divides by costs)
+
+
+def run_cost(epoch, epochs) -> float:
+    """The design's cost of a run that stopped after ``epoch`` of its ``epochs`` (decided early): the
+    fraction of the run it trained, in [:data:`MIN_COST`, 1]. The searcher and ``--extend`` both use it."""
+    return min(1.0, max(float(epoch) / float(epochs), MIN_COST))
+
+
 class BoundaryDesign:
     """Bayesian logistic boundary in λ (and λ_c smooth across an axis), with batch-aware D-optimal proposals."""
 
@@ -189,7 +198,7 @@ class BoundaryDesign:
 
     def add(self, lam: float, outcome: str, x: float | None = None, cost: float = 1.0) -> None:
         """One settled trial's outcome ("not_H", "H" or "T") at λ (and axis value ``x``); ``cost``: the
-        fraction of its epochs it trained (1: to the end; less: decided early)."""
+        fraction of its epochs it trained (1: to the end; less: decided early; :func:`run_cost`)."""
         if outcome not in OUTCOMES:
             raise ConfigError(f"boundary design: outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
         lam, cost = float(lam), float(cost)

@@ -146,6 +146,10 @@ def test_known_outcomes_are_the_ended_runs_branches():
     # a decided run counts by its branch (its error 0.7 is not a final error); unfinished and diverged: none
     assert [(k["lambda"], k["seed"], k["outcome"]) for k in known] == [(0.3, 0, "not_H"), (0.4, 0, "H"),
                                                                         (0.5, 1, "T"), (0.36, 4, "not_H")]
+    assert [k["cost"] for k in known] == [1.0, 1.0, 1.0, 1.0]      # no "epochs" column: nothing to go by
+    # with the run length known, a decided run costs the fraction it trained (design.run_cost), the others 1
+    known = extend.known_outcomes(rows.assign(epochs=4))
+    assert [k["cost"] for k in known] == [1.0, 1.0, 1.0, 0.25]
 
 
 @pytest.mark.slow      # ≈ 20 s: a live adaptive extension (the searcher's part is checked above without Ray)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pandas as pd
 
 from ..config import RUNTIME_FIELDS
+from ..design import run_cost
 from ..errors import ConfigError
 from ..storage import Location
 from ..tidy import load_experiment, missing_trials, outcome_rows
@@ -76,7 +78,8 @@ def known_outcomes(df: pd.DataFrame) -> tuple:
     width = f["width"].astype(float).fillna(1.0) if "width" in f else pd.Series(1.0, index=f.index)
     cost = pd.Series(1.0, index=f.index)         # the fraction of its epochs a run trained (decided: less)
     if "epochs" in f and f["decided"].any():
-        frac = (f["epoch"].astype(float) / f["epochs"].astype(float)).clip(1e-3, 1.0)
+        frac = pd.Series([run_cost(e, n) if pd.notna(e) and pd.notna(n) and n else math.nan
+                          for e, n in zip(f["epoch"], f["epochs"])], index=f.index)
         cost = cost.where(~f["decided"] | frac.isna(), frac)
     return tuple({"lambda": float(lam), "outcome": str(o), "seed": int(seed), "eta": float(eta), "width": float(w),
                   "cost": float(c)}

@@ -47,7 +47,7 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from ..boundary import fit_boundary
-from ..design import BoundaryDesign
+from ..design import BoundaryDesign, run_cost
 from .. import paper
 from ..batched import group_configs
 from ..config import TrialConfig, shape_key
@@ -1160,4 +1160,4 @@ class BoundarySearcher(PlanSearcher):
         epoch, epochs = result.get("epoch"), self._state.base.get("epochs")
         if result.get("status") != "decided" or not epoch or not epochs:
             return 1.0
-        return min(1.0, max(float(epoch) / float(epochs), 1e-3))
+        return run_cost(epoch, epochs)
