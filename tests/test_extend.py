@@ -79,6 +79,24 @@ def test_dry_run_names_what_it_adds(tmp_path, capsys):
     assert "extensions" not in _manifest(tmp_path)
 
 
+@pytest.mark.usefixtures("no_ray")
+def test_an_extension_may_switch_early_decisions_for_its_own_trials(tmp_path, capsys):
+    """--decide-early changes when a trial stops, not which trial it is: an extension may switch it for its new
+    trials; the finished ones are still known (not added again) and the first part keeps its own setting."""
+    _stored(tmp_path, *GRID, "--n", "2")
+    assert run_family("coexistence", tmp_path, *GRID, "--n", "3", "--decide-early", "0.05", "--extend",
+                      "--dry-run", name="s") == 0
+    assert "adds 2 trials (extend-1) to the 4 planned there" in capsys.readouterr().out
+    o = options.parse(coexistence.FAMILY, ["--storage", str(tmp_path), "--name", "s", *GRID, "--n", "3",
+                                           "--decide-early", "0.05", "--extend"])
+    parts, added = extend.plan_parts(coexistence.FAMILY, o, _manifest(tmp_path), coexistence.FAMILY.plan(o))
+    first, new = (p.spec.searcher.configs for p in parts)
+    assert added == 2 and {c["seed"] for c in new} == {2}
+    assert [c.get("decide_early") for c in first] == [None] * 4 and [c["decide_early"] for c in new] == [0.05] * 2
+    # the record names the switch; a --resume of the extended sweep is the latest command
+    assert extend.changed_axes(_manifest(tmp_path)["options"], options.plan_options(o))["decide_early"] == [None, 0.05]
+
+
 # ---- real digits sweeps ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -211,3 +229,11 @@ def test_extension_of_an_interrupted_sweep_finishes_it_too(tmp_path):
     last = df.sort_values("epoch").groupby("run").tail(1)
     assert sorted(last["seed"]) == [0, 1, 2] and (last["run_status"] == "completed").all()
     assert not df.duplicated(["run", "epoch"]).any()
+
+
+def test_the_docs_list_the_extensible_options_the_code_has():
+    """docs/SWEEPS.md names EXTENSIBLE's options, exactly (it once listed two the code no longer had)."""
+    import re
+    text = " ".join((ROOT / "docs" / "SWEEPS.md").read_text().split())
+    listed = re.search(r"`dgl_ray\.tune\.options\.EXTENSIBLE`: `([^`]*)`", text).group(1)
+    assert [k.strip() for k in listed.split(",")] == list(options.EXTENSIBLE)

@@ -22,14 +22,15 @@ from ..errors import ConfigError
 from ..storage import Location
 from ..tidy import load_experiment, missing_trials, outcome_rows
 from .manifest import Part, extensions, latest_part, next_folder
-from .options import EXTENSIBLE, plan_options, with_axes
+from .options import EXTENSIBLE, PER_PART, plan_options, with_axes
 from .searchers import GridSearcher
 
 
 def identity(cfg: dict) -> str:
     """A trial's identity: its trial fields and labels as canonical JSON, without the run-time keys, the
-    plan id and the sweep's name (``experiment``): what two parts must not both run."""
-    skip = {*RUNTIME_FIELDS, "plan_id", "experiment"}
+    plan id, the sweep's name (``experiment``) and the options a part may switch for its own trials
+    (``options.PER_PART``: whether it may be decided early): what two parts must not both run."""
+    skip = {*RUNTIME_FIELDS, *PER_PART, "plan_id", "experiment"}
     return json.dumps({k: v for k, v in cfg.items() if k not in skip}, sort_keys=True, default=str)
 
 

@@ -447,13 +447,17 @@ def plan_options(opts: SweepOptions) -> dict:
 # folder are found by their trial fields, dgl_ray.tune.extend) and how the plan is packed, ordered or searched.
 # Every other plan option defines the trials already in the folder: an extension that changes one is refused.
 AXES = ("etas", "widths", "seeds", "n", "lambdas", "adaptive")
-EXTENSIBLE = (*AXES, "group_size", "order", "adaptive_n0", "adaptive_step", "target_sd")
+# Trial options an extension may switch for its new trials only: an early decision changes when a trial stops,
+# not which trial it is (extend.identity leaves it out); each earlier part is re-planned with its own value.
+PER_PART = ("decide_early",)
+EXTENSIBLE = (*AXES, *PER_PART, "group_size", "order", "adaptive_n0", "adaptive_step", "target_sd")
 
 
 def with_axes(opts: SweepOptions, stored: dict) -> SweepOptions:
-    """``opts`` with the plan axes of ``stored`` (a manifest's options): the options an earlier part of an
-    extended sweep was planned with, once every other plan option is known to be the same."""
-    axes = {k: stored.get(k) for k in AXES if k in stored}
+    """``opts`` with the plan axes and the :data:`PER_PART` options of ``stored`` (a manifest's options): the
+    options an earlier part of an extended sweep was planned with, once every other plan option is known to
+    be the same."""
+    axes = {k: stored.get(k) for k in (*AXES, *PER_PART) if k in stored}
     shared = {k: v for k, v in axes.items() if k in SweepOptions.__dataclass_fields__}
     own = {k: v for k, v in axes.items() if k not in shared and k in opts.family_options}
     return opts.replace(**shared, **own, eta_list=tuple(float_list(axes.get("etas", opts.etas), "--etas")),
