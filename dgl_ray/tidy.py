@@ -59,6 +59,7 @@ import pandas as pd
 
 from .config import PACKING_KEYS, TrialConfig
 from . import provenance
+from .manifest import MANIFEST, extensions, part_folders
 from .paper import OUTCOMES, outcome_of
 from .rows import (FINAL_STATUSES, flat_config, member_rows, member_run, read_results_parquet, split_config,
                     trial_id_of)
@@ -401,9 +402,9 @@ def _experiment_dirs(root, depth: int = 2) -> list:
 
 
 def _manifest(folder) -> dict:
-    """The sweep's ``dgl_sweep.json`` (dgl_ray/tune/manifest.py), {} when it has none or it is unreadable."""
+    """The sweep's ``dgl_sweep.json`` (dgl_ray/manifest.py), {} when it has none or it is unreadable."""
     try:
-        manifest = json.loads((folder / "dgl_sweep.json").read_text())
+        manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
@@ -413,9 +414,9 @@ def _part_trial_dirs(folder, manifest: dict) -> list:
     """The trial folders of every part of the sweep: its own and, for a sweep grown in place (--extend),
     those of each extension's Tune experiment (``<name>/extend-<k>/``, listed in the manifest)."""
     trials = _trial_dirs(folder)
-    for ext in manifest.get("extensions") or ():
-        part = folder / str(ext.get("folder", ""))
-        if ext.get("folder") and part.exists() and part.is_dir():
+    for name in part_folders(manifest)[1:]:
+        part = folder / str(name)
+        if name and part.exists() and part.is_dir():
             trials += _trial_dirs(part)
     return trials
 
@@ -479,7 +480,7 @@ def _trial_counts(df: pd.DataFrame, folder: Path, manifest: dict | None = None) 
     if manifest.get("plan_kind") == "grid" and "members" in manifest:
         # an adaptive extension's trials are proposed as it runs and it may stop at its target before its
         # budget: its unspent budget is never "never started", and its runs (plan ids "b...") are not the grid's
-        adaptive = [e for e in manifest.get("extensions", []) if e.get("plan_kind", "grid") != "grid"]
+        adaptive = [e for e in extensions(manifest) if e.get("plan_kind", "grid") != "grid"]
         planned = int(manifest["members"]) - sum(int(e.get("added", 0)) for e in adaptive)
         if adaptive and len(started) and "plan_id" in df:
             plan_ids = df.groupby(df["run"].astype(str))["plan_id"].last().reindex(started.index).astype(str)

@@ -12,7 +12,8 @@ import pytest
 
 from dgl_ray.sweeps import coexistence, trap
 from dgl_ray.tidy import load_experiment, run_status_of
-from dgl_ray.tune import cli, extend, manifest, options, runner
+from dgl_ray import manifest
+from dgl_ray.tune import cli, extend, options
 from dgl_ray.tune.searchers import FINISHED, BoundarySearcher
 from tests._sweep_helpers import ROOT, interrupt_sweep, no_ray, one_line_error, parquet, run_family  # noqa: F401
 

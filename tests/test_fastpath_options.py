@@ -131,7 +131,8 @@ def test_sweep_refuses_tf32_on_cpu_before_ray(tmp_path, capsys, no_ray):
 
 def test_sweep_resume_with_another_switch_is_refused(tmp_path, capsys, no_ray):
     """The options are plan options: the manifest's check names a changed switch."""
-    from dgl_ray.tune import cli, manifest, options
+    from dgl_ray import manifest
+    from dgl_ray.tune import cli, options
     import importlib
     mod = importlib.import_module("dgl_ray.sweeps.coexistence")
     argv = ["--lambdas", "0.3", "--n", "1", "--epochs", "1", "--storage", str(tmp_path), "--name", "s"]

@@ -69,7 +69,8 @@ def test_a_leftover_manifest_tmp_does_not_block_the_plain_command(tmp_path, no_r
 
 def _start(tmp_path, family, name, *args):
     import importlib
-    from dgl_ray.tune import cli, manifest, options, plan
+    from dgl_ray import manifest
+    from dgl_ray.tune import cli, options, plan
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", name, *args])
     spec = mod.plan(o)

@@ -26,7 +26,7 @@ def _plant_manifest(storage, name):
     """The folder a started sweep leaves before its first trial: its manifest (written exactly as the
     CLI writes it, no Ray)."""
     from dgl_ray.tune import cli, options, plan
-    from dgl_ray.tune.manifest import write_manifest
+    from dgl_ray.manifest import write_manifest
     mod = _module()
     opts = options.parse(mod.FAMILY, ["--storage", str(storage), "--name", name, *SWEEP])
     spec = mod.plan(opts)

@@ -232,7 +232,8 @@ def test_dry_run_states_the_packing_and_resume_checks_it(tmp_path, capsys):
     assert "trial size: 5 Tune trials (40 trials packed)" in out
     # the resolved packing is part of the stored plan: a resume that would pack otherwise is refused
     import importlib
-    from dgl_ray.tune import cli, manifest, options, plan
+    from dgl_ray import manifest
+    from dgl_ray.tune import cli, options, plan
     mod = importlib.import_module("dgl_ray.sweeps.trap")
     o = options.parse(mod.FAMILY, ["--storage", str(tmp_path), "--name", "trap", "--n", "5"])
     spec = mod.plan(o)

@@ -166,3 +166,35 @@ def test_sweep_to_s3_sigint_resume_report_compare(s3, tmp_path, capsys, monkeypa
     assert analysis_main(["report", f"{storage}/s3sweep", "--compare", str(other), "--no-figures",
                           "--quiet", "--no-html"]) == 0
     assert "Comparison: s3sweep beside coex" in (tmp_path / "report-s3sweep" / "report.md").read_text()
+
+
+@pytest.mark.slow      # ≈ 90 s on 2 cores: two sweeps and a resume on S3
+def test_sweep_on_s3_grows_in_place_with_extend(s3, tmp_path, monkeypatch):
+    """--extend on S3: the new trials run in <name>/extend-1/ on the bucket, the finished ones do not rerun,
+    the manifest records the extension, results.parquet holds the union, --resume has nothing to rerun."""
+    storage = f"s3://bkt/grow{_q(s3)}"
+    p = subprocess.run(_sweep_cmd(storage), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    before = load_experiment(f"s3://bkt/grow/s3sweep{_q(s3)}")
+    grow = [*_sweep_cmd(storage)[:-2], "--n", "3", "--progress-interval", "30", "--extend"]
+    p = subprocess.run(grow, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "extension extend-1: 2 new trial(s)" in p.stdout
+    import json
+    import pyarrow.fs as pafs
+    fs = pafs.S3FileSystem(endpoint_override=s3, scheme="http")
+    with fs.open_input_stream("bkt/grow/s3sweep/dgl_sweep.json") as f:
+        manifest = json.loads(f.read())
+    assert [(e["folder"], e["added"]) for e in manifest["extensions"]] == [("extend-1", 2)]
+    assert fs.get_file_info("bkt/grow/s3sweep/extend-1").type == pafs.FileType.Directory
+    df = load_experiment(f"s3://bkt/grow/s3sweep{_q(s3)}")
+    assert df["run"].nunique() == 6 and set(df["run_status"]) == {"completed"}
+    cols = ["run", "epoch", "test_error", "wall_time"]
+    old = df[df["run"].isin(set(before["run"]))].sort_values(["run", "epoch"]).reset_index(drop=True)
+    assert old[cols].equals(before.sort_values(["run", "epoch"]).reset_index(drop=True)[cols])
+    p = subprocess.run([*grow[:-1], "--resume"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    again = load_experiment(f"s3://bkt/grow/s3sweep{_q(s3)}")
+    assert again.sort_values(["run", "epoch"]).reset_index(drop=True)[cols].equals(
+        df.sort_values(["run", "epoch"]).reset_index(drop=True)[cols])

@@ -110,7 +110,8 @@ def test_storage_estimate_of_a_resnet_checkpoint():
 def _sweep_folder(tmp_path, family="coexistence", *args):
     """Write the manifest a real start writes (cli.main does it right before Ray starts)."""
     import importlib
-    from dgl_ray.tune import cli, manifest, options, plan
+    from dgl_ray import manifest
+    from dgl_ray.tune import cli, options, plan
     mod = importlib.import_module(f"dgl_ray.sweeps.{family}")
     argv = ["--storage", str(tmp_path), "--name", family, *args]
     o = options.parse(mod.FAMILY, argv)

@@ -12,7 +12,7 @@ import sys
 from ..errors import ConfigError
 from . import extend, faults, preflight
 from .estimate import print_estimate
-from .manifest import extensions
+from ..manifest import extensions
 from .options import parse
 from .plan import check_order, members, pack_plan, plan_kind, print_plan
 from .runner import run_sweep

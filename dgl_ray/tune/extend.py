@@ -1,6 +1,6 @@
 """``--extend``: grow a sweep in place (more seeds, λ, η or widths, or more adaptive trials).
 
-A sweep is a list of parts (dgl_ray/tune/manifest.py): the first in ``<name>/``, each extension its own Tune
+A sweep is a list of parts (:class:`Part`; its record: dgl_ray/manifest.py): the first in ``<name>/``, each extension its own Tune
 experiment in ``<name>/extend-<k>/``. An extension's trials are the trials of the new command's plan that no
 part holds: a trial is known by its identity (every trial field and label; not the run-time keys, the plan
 id or the sweep's name), so a finished trial never reruns and an unfinished one is resumed in its own part.
@@ -19,11 +19,23 @@ import pandas as pd
 from ..config import RUNTIME_FIELDS
 from ..design import run_cost
 from ..errors import ConfigError
+from ..manifest import extensions, latest_part, next_folder
 from ..storage import Location
 from ..tidy import load_experiment, missing_trials, outcome_rows
-from .manifest import Part, extensions, latest_part, next_folder
 from .options import EXTENSIBLE, PER_PART, plan_options, with_axes
 from .searchers import GridSearcher
+
+
+@dataclasses.dataclass
+class Part:
+    """One part of a sweep: its Tune experiment folder (relative to ``<name>/``; "" = the folder itself), the
+    spec whose searcher hands out exactly the part's trials, the plan options it was planned with, and whether
+    this run continues it (``run=False``: an --extend whose earlier parts hold nothing left to run leaves their
+    Tune state as it is)."""
+    folder: str
+    spec: object            # dgl_ray.tune.runner.SweepSpec
+    options: dict
+    run: bool = True
 
 
 def identity(cfg: dict) -> str:

@@ -20,7 +20,7 @@ from ..registry import data_folder, missing_files
 from .options import SweepOptions, plan_options
 from ..storage import experiment_exists, storage_fs
 from .extend import changed_axes
-from .manifest import MANIFEST, latest_part, read_manifest, write_manifest
+from ..manifest import MANIFEST, latest_part, read_manifest, write_manifest
 from .runner import make_manifest, plan_fingerprint
 from .trainable import unpack_group
 

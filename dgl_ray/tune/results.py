@@ -15,7 +15,7 @@ from ..provenance import attach
 from ..rows import CKPT_FILE, SETTLED_STATUSES, member_file, member_run, read_results_parquet, trial_id_of
 from ..storage import Location, join, local_copy as _local_copy, storage_fs, write_parquet_atomic
 from ..tidy import for_parquet, load_experiment, normalise, run_status_of
-from .manifest import part_folders, read_manifest
+from ..manifest import part_folders, read_manifest
 
 
 def _latest_checkpoints(trial_dir: str, tid: str) -> list[tuple[str, str]]:
@@ -92,7 +92,7 @@ def fill_from_checkpoints(df: pd.DataFrame, exp: str) -> pd.DataFrame:
 
 def collect(storage: str, name: str, known_runs: set[str] | None,
             errored_tune_trials: set[str] = frozenset(), checked_parts=("",)) -> tuple[pd.DataFrame, str]:
-    """Read the sweep's Tune folders (every part of an extended sweep, dgl_ray/tune/manifest.py) into the tidy
+    """Read the sweep's Tune folders (every part of an extended sweep, dgl_ray/manifest.py) into the tidy
     frame, keep only runs Tune knows (``known_runs``: the Tune trial ids of the parts in ``checked_parts``, the
     parts this driver ran; None: every run), one row per (run, epoch) (a trial retried from a checkpoint
     reports some epochs twice: the last report wins), and write ``<name>/results.parquet``, the union of the

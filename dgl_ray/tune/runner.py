@@ -42,7 +42,7 @@ from ..storage import Location, join, storage_fs, write_bytes_atomic
 from . import faults
 from .faults import errored_without_rows, resume_command
 from .lock import sweep_lock
-from .manifest import Part
+from .extend import Part
 from .results import collect
 from .trackers import print_dashboard, tracker_callbacks
 from .trainable import any_trainable
@@ -236,7 +236,7 @@ class SweepOutcome:
 def run_sweep(opts, spec: SweepSpec, parts: list | None = None) -> SweepOutcome:
     """Run (or resume) the sweep described by ``spec`` with the shared options ``opts``, holding the
     sweep's lock (one driver per sweep, :mod:`dgl_ray.tune.lock`) from before Ray starts to the end.
-    ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.manifest.Part`, the last one ``spec``'s), run in
+    ``parts``: an extended sweep's parts (:class:`dgl_ray.tune.extend.Part`, the last one ``spec``'s), run in
     order, each its own Tune experiment; None: the sweep is one part, ``<name>/`` itself."""
     parts = parts or [Part("", spec, {})]
     with sweep_lock(opts.storage, opts.name):

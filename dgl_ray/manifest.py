@@ -4,13 +4,14 @@ command that started it and, for a sweep grown in place (``--extend``), one entr
 A sweep is one or more *parts*, each its own Ray Tune experiment: the first in ``<name>/`` itself, each
 extension's in ``<name>/extend-<k>/`` (a new Tune experiment beside the finished ones: their Tune state is
 never rewritten). ``results.parquet`` in ``<name>/`` holds the rows of every part.
+
+It sits with the storage layer, below both its writer (dgl_ray.tune) and its readers (dgl_ray.tidy reads every
+part's trial folders): the record's layout is known here only.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-
-from ..storage import read_text, write_text
+from .storage import read_text, write_text
 
 MANIFEST = "dgl_sweep.json"
 EXTENSION_FOLDER = "extend-{}"
@@ -44,22 +45,11 @@ def latest_part(manifest: dict) -> dict:
 
 
 def part_folders(manifest: dict | None) -> list[str]:
-    """The Tune experiment folders of the sweep's parts, relative to ``<name>/`` ("" = the folder itself)."""
-    return ["", *(e["folder"] for e in extensions(manifest))]
+    """The Tune experiment folders of the sweep's parts, relative to ``<name>/`` ("" = the folder itself; an
+    entry without a folder, hand-edited, names none)."""
+    return ["", *(str(e["folder"]) for e in extensions(manifest) if e.get("folder"))]
 
 
 def next_folder(manifest: dict | None) -> str:
     """The folder of the next extension."""
     return EXTENSION_FOLDER.format(len(extensions(manifest)) + 1)
-
-
-@dataclass
-class Part:
-    """One part of a sweep: its Tune experiment folder (relative to ``<name>/``; "" = the folder itself), the
-    spec whose searcher hands out exactly the part's trials, the plan options it was planned with, and whether
-    this run continues it (``run=False``: an --extend whose earlier parts hold nothing left to run leaves their
-    Tune state as it is)."""
-    folder: str
-    spec: object            # dgl_ray.tune.runner.SweepSpec
-    options: dict
-    run: bool = True
