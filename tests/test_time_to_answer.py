@@ -209,3 +209,25 @@ def test_digits_pools_refuses_an_unknown_pool(capsys):
     assert digits_pools.main(["--pools", "s1,s2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--pools 's1,s2'" in err[0] and "s1dense" in err[0]
+
+
+def test_the_live_grid_is_charged_up_to_its_answer_only():
+    """(c): the grid sweep runs all its seeds, its answer is its first n seeds per λ that meet the rule (as a
+    replayed grid stops); a rule no n meets is extrapolated, as in the replay."""
+    from argparse import Namespace
+    from dgl_ray.tidy import run_status_of
+    df = pd.read_parquet(S1)
+    df["status"] = df["status"].astype(str)
+    df["run_status"] = run_status_of(df)
+    df = df[df["seed"] < 20]
+    a = Namespace(target_sd=0.01, width_rel=None)
+    epochs, n, f = tta.grid_answer(df, 0, 20, 0.36, 0.56, a)
+    levels = df["lambda"].nunique()
+    assert n is not None and f == 1.0 and epochs == n * levels * 30 and epochs < len(df)
+    o = tta.outcome_rows(df)
+    fewer = o[o["seed"] < n - 1]
+    if n > 1:     # one seed fewer per λ did not meet it
+        est = tta.estimate(fewer["lambda"], [tta.high(str(v)) for v in fewer["outcome"]], 0.36, 0.56)
+        assert not tta.reached(est, a.target_sd, a.width_rel)
+    epochs, n, f = tta.grid_answer(df, 0, 20, 0.36, 0.56, Namespace(target_sd=1e-4, width_rel=0.25))
+    assert n is None and f > 1 and epochs == pytest.approx(20 * levels * 30 * f)
